@@ -1,0 +1,5 @@
+"""``python -m transpert`` is the ``transpert`` command."""
+
+from transpert.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""The ``transpert`` command line: a thin dispatcher over one module per subcommand.
+
+Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int`` and imports its
+heavy dependencies inside ``run``, so ``transpert --help`` stays fast. A subcommand with its own
+sub-subcommands (``transpert data list``) adds them in ``add_arguments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from transpert import __version__
+
+# name -> (module, one-line help). Order is the order shown by --help.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("transpert.cli.demo", "simulated atlas end to end: summaries, fit, predict, evaluate, leaderboard"),
+    "simulate": ("transpert.cli.simulate", "write a simulated multi-cell-line Perturb-seq atlas"),
+    "data": ("transpert.cli.data", "list, fetch and verify the datasets of the manifest"),
+    "summarize": ("transpert.cli.summarize", "pseudo-bulk and Wilcoxon DE summary profile of a dataset"),
+    "de": ("transpert.cli.de", "all-perturbation Wilcoxon DE table (cell-eval's layout)"),
+    "fit": ("transpert.cli.fit", "fit a TransPert model on reference and target-training data"),
+    "predict": ("transpert.cli.predict", "predict held-out perturbations and write challenge-format cells"),
+    "run": ("transpert.cli.run", "a whole reproducible run from a YAML config"),
+    "evaluate": ("transpert.cli.evaluate", "score a prediction against real cells (cell-eval's metrics)"),
+    "baseline": ("transpert.cli.baseline", "build the challenge's cell-mean baseline"),
+    "rank": ("transpert.cli.rank", "rank several predictions on the generalist metrics"),
+    "prep": ("transpert.cli.prep", "pack a prediction as a challenge submission (.vcc)"),
+}
+
+
+def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only the subcommand ``load`` has its module imported."""
+    parser = argparse.ArgumentParser(
+        prog="transpert",
+        description="Predict perturbation responses across cell lines with statistics, "
+        "and evaluate predictions as the Virtual Cell Challenge did.",
+    )
+    parser.add_argument("--version", action="version", version=f"transpert {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == load:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sp)
+            sp.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if a in SUBCOMMANDS), None)
+    parser = build_parser(load=command)
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=min(level, logging.INFO), format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    from transpert._errors import TranspertInputError
+
+    try:
+        return int(args._run(args) or 0)
+    except TranspertInputError as err:
+        print(f"transpert {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""transpert.kernels"""
