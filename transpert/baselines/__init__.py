@@ -1,1 +1,29 @@
-"""transpert.baselines"""
+"""Baselines that every TransPert run is measured against, behind the shared predictor interface:
+``fit(references: dict[str, summary], target_train: summary) -> self`` and
+``predict(perturbations) -> AnnData`` (obs = perturbations, var = target genes, layers ``mean``,
+``delta``, ``log2fc``, optional ``deg_probability``; log1p scale).
+"""
+
+from __future__ import annotations
+
+from ._base import Predictor, is_summary, log2fc_from_means, make_prediction
+from ._deg_frequency import DegFrequencyBaseline
+from ._linear import LinearBaseline, LinearTransferBaseline
+from ._registry import BASELINES, get_baseline
+from ._simple import CellMeanBaseline, ControlBaseline, ReferenceMeanBaseline, TrainMeanBaseline
+
+__all__ = [
+    "BASELINES",
+    "CellMeanBaseline",
+    "ControlBaseline",
+    "DegFrequencyBaseline",
+    "LinearBaseline",
+    "LinearTransferBaseline",
+    "Predictor",
+    "ReferenceMeanBaseline",
+    "TrainMeanBaseline",
+    "get_baseline",
+    "is_summary",
+    "log2fc_from_means",
+    "make_prediction",
+]

@@ -1,0 +1,199 @@
+"""What every predictor shares: checking summary profiles, aligning genes, building a prediction.
+
+A *summary profile* (see CONTRACTS.md, :func:`transpert.summarize.summarize`) is an AnnData with
+obs = perturbations, var = genes (``var["control_mean"]``) and layers ``mean``, ``delta``,
+``log2fc``, ``pvalue``, ``fdr`` ... all on the log1p scale (natural log1p of counts scaled to the
+file's median library size). A *prediction* is the same shape of object for the requested
+perturbations of the target line: layers ``mean`` (predicted log1p pseudo-bulk), ``delta``
+(``mean`` minus the target's control mean), ``log2fc`` (pdex's fold change of those means) and,
+when the method has one, ``deg_probability``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from transpert._errors import TranspertInputError
+
+logger = logging.getLogger("transpert.baselines")
+
+#: log1p values must stay below this (cell-eval's range check is ``[0, 15)``).
+LOG1P_MAX = np.nextafter(np.float32(15.0), np.float32(0.0))
+
+REQUIRED_LAYERS = ("mean", "delta")
+
+
+def is_summary(adata) -> bool:
+    """True when ``adata`` looks like a summary profile (layers ``mean``/``delta``, var ``control_mean``)."""
+    layers = getattr(adata, "layers", None)
+    var = getattr(adata, "var", None)
+    return (layers is not None and var is not None and all(k in layers for k in REQUIRED_LAYERS)
+            and "control_mean" in var.columns)
+
+
+def check_summary(summary, what: str, extra_layers: Iterable[str] = ()) -> None:
+    """Raise :class:`TranspertInputError` unless ``summary`` is a usable summary profile."""
+    if not is_summary(summary):
+        layers = sorted(getattr(summary, "layers", {}) or {})
+        raise TranspertInputError(
+            f"{what}: not a summary profile (needs layers {list(REQUIRED_LAYERS)} and "
+            f"var['control_mean']; found layers {layers}). Summarise cells with transpert.summarize.summarize."
+        )
+    for layer in extra_layers:
+        if layer not in summary.layers:
+            raise TranspertInputError(f"{what}: summary profile has no layer {layer!r} (found {sorted(summary.layers)})")
+    if summary.n_obs == 0:
+        raise TranspertInputError(f"{what}: summary profile has no perturbations")
+    if not summary.var_names.is_unique:
+        dup = summary.var_names[summary.var_names.duplicated()][0]
+        raise TranspertInputError(f"{what}: gene names are not unique (e.g. {dup!r})")
+    if not summary.obs_names.is_unique:
+        dup = summary.obs_names[summary.obs_names.duplicated()][0]
+        raise TranspertInputError(f"{what}: perturbation names are not unique (e.g. {dup!r})")
+
+
+def check_references(references: Mapping[str, object] | None, required: bool) -> dict:
+    """Validate a ``{line name: summary}`` mapping; ``required`` demands at least one line."""
+    references = dict(references or {})
+    if required and not references:
+        raise TranspertInputError("this method needs at least one reference summary profile (references={})")
+    for name, ref in references.items():
+        check_summary(ref, f"reference {name!r}")
+    return references
+
+
+def layer(summary, name: str) -> np.ndarray:
+    """A summary layer as a dense float64 array (summaries are perturbations x genes, small)."""
+    x = summary.layers[name]
+    if hasattr(x, "toarray"):
+        x = x.toarray()
+    return np.asarray(x, dtype=np.float64)
+
+
+def aligned_layer(summary, name: str, genes: pd.Index, perturbations: Iterable[str] | None = None) -> np.ndarray:
+    """``summary.layers[name]`` re-indexed to ``perturbations`` x ``genes``; NaN where absent."""
+    values = layer(summary, name)
+    rows = summary.obs_names if perturbations is None else pd.Index(list(perturbations))
+    r = summary.obs_names.get_indexer(rows)
+    c = summary.var_names.get_indexer(genes)
+    out = np.full((len(rows), len(genes)), np.nan)
+    rr, cc = np.nonzero(r >= 0)[0], np.nonzero(c >= 0)[0]
+    out[np.ix_(rr, cc)] = values[np.ix_(r[rr], c[cc])]
+    return out
+
+
+def log2fc_from_means(mean: np.ndarray, control_mean: np.ndarray) -> np.ndarray:
+    """pdex 0.3.0's fold change of log1p means: log2(expm1(mean) / expm1(control)).
+
+    0/0 gives 0, x/0 gives +inf, 0/y gives -inf (METRICS.md).
+    """
+    num = np.expm1(np.asarray(mean, dtype=np.float64))
+    den = np.broadcast_to(np.expm1(np.asarray(control_mean, dtype=np.float64)), num.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log2(num / den)
+    out[(num == 0) & (den == 0)] = 0.0
+    out[(num > 0) & (den == 0)] = np.inf
+    out[(num == 0) & (den > 0)] = -np.inf
+    return out
+
+
+def check_perturbations(perturbations, control: str | None = None) -> list[str]:
+    """The requested perturbations as a list of unique strings (a bare string is an error)."""
+    if isinstance(perturbations, str):
+        raise TranspertInputError(f"perturbations must be a list of names, got the string {perturbations!r}")
+    perts = [str(p) for p in perturbations]
+    if not perts:
+        raise TranspertInputError("no perturbations to predict (empty list)")
+    seen = pd.Index(perts)
+    if not seen.is_unique:
+        raise TranspertInputError(f"perturbations requested twice: {sorted(set(seen[seen.duplicated()]))[:5]}")
+    if control is not None and control in seen:
+        raise TranspertInputError(f"the control label {control!r} is not a perturbation to predict")
+    return perts
+
+
+def make_prediction(perturbations: list[str], genes: pd.Index, control_mean: np.ndarray, delta: np.ndarray,
+                    *, method: str, deg_probability: np.ndarray | None = None,
+                    source: Iterable[str] | None = None, params: dict | None = None):
+    """Assemble a pseudo-bulk prediction AnnData (log1p scale) from predicted deltas.
+
+    ``mean = clip(control_mean + delta, 0, <15)``; ``delta`` is then recomputed as
+    ``mean - control_mean`` so the two layers always agree. ``X`` holds ``mean``.
+    """
+    import anndata as ad
+
+    control_mean = np.asarray(control_mean, dtype=np.float64)
+    delta = np.asarray(delta, dtype=np.float64)
+    if not np.isfinite(delta).all():
+        raise TranspertInputError(f"{method}: predicted deltas contain NaN or inf")
+    mean = np.clip(control_mean[None, :] + delta, 0.0, float(LOG1P_MAX))
+    delta = mean - control_mean[None, :]
+    obs = pd.DataFrame(index=pd.Index(perturbations, name="perturbation"))
+    obs["source"] = list(source) if source is not None else method
+    var = pd.DataFrame({"control_mean": control_mean}, index=pd.Index(genes, name="gene"))
+    layers = {"mean": mean, "delta": delta, "log2fc": log2fc_from_means(mean, control_mean)}
+    if deg_probability is not None:
+        layers["deg_probability"] = np.clip(np.asarray(deg_probability, dtype=np.float64), 0.0, 1.0)
+    pred = ad.AnnData(X=mean.copy(), obs=obs, var=var, layers=layers)
+    pred.uns["transpert_prediction"] = {"method": method, "scale": "log1p", "params": dict(params or {})}
+    return pred
+
+
+class Predictor:
+    """Base of the baselines: scikit-learn conventions (parameters in ``__init__``, learned
+    attributes end in ``_``) and the shared ``fit(references, target_train)`` /
+    ``predict(perturbations)`` interface."""
+
+    #: registry name, set by subclasses
+    name = "predictor"
+    #: whether ``fit`` needs at least one reference summary
+    needs_references = False
+
+    def get_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def fit(self, references, target_train):
+        """Learn from reference summaries (``{line: summary}``) and the target's training summary."""
+        check_summary(target_train, "target_train", self._target_layers())
+        self.references_ = check_references(references, self.needs_references)
+        self.genes_ = pd.Index(target_train.var_names.astype(str))
+        self.control_mean_ = np.asarray(target_train.var["control_mean"], dtype=np.float64)
+        self.train_perturbations_ = list(target_train.obs_names.astype(str))
+        self._fit(self.references_, target_train)
+        return self
+
+    def predict(self, perturbations):
+        """Pseudo-bulk prediction (log1p scale) for ``perturbations`` on the target's genes."""
+        if not hasattr(self, "genes_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(references, target_train) first")
+        perts = check_perturbations(perturbations)
+        delta, extra = self._predict(perts)
+        return make_prediction(perts, self.genes_, self.control_mean_, delta, method=self.name,
+                               params=self.get_params(), **extra)
+
+    # subclasses implement these
+    def _target_layers(self) -> tuple[str, ...]:
+        return ()
+
+    def _fit(self, references: dict, target_train) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict(self, perturbations: list[str]) -> tuple[np.ndarray, dict]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def reference_delta_stack(references: dict, genes: pd.Index, perturbations: list[str]) -> np.ndarray:
+    """Reference deltas as lines x perturbations x target genes (NaN where a line lacks either)."""
+    return np.stack([aligned_layer(ref, "delta", genes, perturbations) for ref in references.values()])
+
+
+def nanmean_lines(stack: np.ndarray) -> np.ndarray:
+    """Mean over lines (axis 0) ignoring NaN; NaN where no line has a value."""
+    count = np.sum(~np.isnan(stack), axis=0)
+    total = np.nansum(stack, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
