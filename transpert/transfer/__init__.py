@@ -1,1 +1,34 @@
-"""transpert.transfer"""
+"""transpert.transfer: the TransPert model (statistical transfer of perturbation effects).
+
+Everything works on summary profiles (:mod:`transpert.summarize`) on the log1p scale.
+
+- :class:`TransPert`: the estimator (``fit(references, target_train)``, ``predict(perturbations)``,
+  ``save``/``load``), with inspectable ``weights_``, ``scale_curve_``, ``deg_report_``,
+  ``deg_calibration_``.
+- :func:`line_weights`: similarity weights between reference lines and the target.
+- :func:`aggregate`: similarity-weighted combination of reference effects.
+- :class:`DEGClassifier`: penalised logistic regression for "gene significant in the target".
+- :func:`select_scale`: the cross-validated global scaling.
+"""
+
+from transpert.transfer.aggregate import Aggregate, aggregate
+from transpert.transfer.deg_classifier import (FEATURES, DEGClassifier, average_precision,
+                                               calibration_table, deg_features)
+from transpert.transfer.estimator import TransPert
+from transpert.transfer.reference import ReferenceLine
+from transpert.transfer.scaling import select_scale
+from transpert.transfer.similarity import line_weights
+
+__all__ = [
+    "Aggregate",
+    "DEGClassifier",
+    "FEATURES",
+    "ReferenceLine",
+    "TransPert",
+    "aggregate",
+    "average_precision",
+    "calibration_table",
+    "deg_features",
+    "line_weights",
+    "select_scale",
+]

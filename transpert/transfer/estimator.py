@@ -1,0 +1,371 @@
+"""The TransPert estimator: transfer perturbation effects from reference lines to a target line.
+
+All inputs and outputs are summary profiles on the log1p scale (natural log1p of counts
+normalised to the median library size). The fit, step by step:
+
+1. align every reference line to the target's genes (:mod:`.reference`);
+2. weight the lines by how well their effects agree with the target's on the shared training
+   perturbations and how alike their controls are (:mod:`.similarity`) -> ``weights_``;
+3. K-fold over the target's training perturbations: in each fold, weights and the target's
+   mean effect from the other folds, reference aggregate for the held-out ones
+   (:mod:`.aggregate`), giving out-of-fold predictions of every training perturbation;
+4. choose the scale of the common and the perturbation-specific component on those
+   out-of-fold predictions by PDS (:mod:`.scaling`) -> ``scale_curve_``, ``common_scale_``,
+   ``specific_scale_``;
+5. the DEG classifier (:mod:`.deg_classifier`): evaluated fold by fold on held-out training
+   perturbations (``deg_report_``, ``deg_calibration_``), then fit on all of them.
+
+``predict`` combines the same pieces for any perturbations; a perturbation that no reference
+line measured gets the target's mean training effect (``source = "target_train_mean"``, with a
+warning).
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from transpert._errors import TranspertInputError
+from transpert._progress import Progress
+from transpert.transfer._inputs import (TARGET_LAYERS, check_perturbations, check_references,
+                                        check_summary, dense_layer)
+from transpert.transfer.aggregate import Aggregate, aggregate
+from transpert.transfer.deg_classifier import (DEGClassifier, average_precision,
+                                               calibration_table, de_logit, deg_features)
+from transpert.transfer.reference import ReferenceLine
+from transpert.transfer.scaling import (DEFAULT_COMMON_SCALES, DEFAULT_SPECIFIC_SCALES,
+                                        select_scale)
+from transpert.transfer.similarity import line_weights
+from transpert.transfer.target import TargetStats, knockdown_ratio
+
+SOURCE_REFERENCES = "references"
+SOURCE_FALLBACK = "target_train_mean"
+SCALE_COMPONENTS = ("both", "specific")
+
+
+def _log2fc_from_means(mean: np.ndarray, ctrl: np.ndarray) -> np.ndarray:
+    """pdex's log2 fold change of log1p means: log2(expm1(mean) / expm1(ctrl)), 0/0 = 0."""
+    num, den = np.expm1(mean), np.expm1(ctrl)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log2(num / den)
+    out[(num == 0) & (den == 0)] = 0.0
+    return out
+
+
+class TransPert:
+    """Statistical transfer of perturbation effects from reference cell lines (TransPert).
+
+    Parameters
+    ----------
+    weighting : {"softmax", "uniform"}
+        How line scores become weights (:func:`transpert.transfer.similarity.line_weights`).
+    temperature : float
+        Softmax temperature on the line score (smaller = more weight on the most similar line).
+    delta_weight, control_weight : float
+        Weights of effect agreement and control-profile similarity in the line score.
+    min_shared : int
+        Training perturbations a line must share with the target for its effect agreement to
+        count.
+    scale_components : {"both", "specific"}
+        Scale the common (target mean effect) and the specific component separately, or only
+        the specific one (common fixed at 1).
+    common_scales, specific_scales : sequence of float or None
+        Grids searched (None: :data:`~transpert.transfer.scaling.DEFAULT_COMMON_SCALES`,
+        :data:`~transpert.transfer.scaling.DEFAULT_SPECIFIC_SCALES`).
+    scale_metric : {"pds", "mae", "proxy"}
+        Criterion for the scale (see :mod:`transpert.transfer.scaling`).
+    cv_folds : int
+        Folds over the target's training perturbations (capped at their number).
+    fdr_threshold : float
+        A gene is significant when its FDR is below this (0.05, as the challenge).
+    deg_alpha : float
+        Ridge penalty of the DEG classifier (statsmodels scaling, standardised features).
+    deg_max_rows : int
+        Rows (perturbation x gene) the classifier is fit on at most (uniform subsample).
+    knockdown : bool
+        Predict the perturbed gene's own expression from the target's median knockdown ratio.
+    random_state : int
+        Seed of the folds and the subsampling.
+    threads : int or None
+        Cores for the PDS computation (see :mod:`transpert._parallel`).
+    show_progress : bool or None
+        Progress of the cross-validation (None: a bar on a terminal).
+    """
+
+    def __init__(self, weighting: str = "softmax", temperature: float = 0.05,
+                 delta_weight: float = 1.0, control_weight: float = 0.5, min_shared: int = 2,
+                 scale_components: str = "both", common_scales: Sequence[float] | None = None,
+                 specific_scales: Sequence[float] | None = None, scale_metric: str = "pds",
+                 cv_folds: int = 5, fdr_threshold: float = 0.05, deg_alpha: float = 1e-4,
+                 deg_max_rows: int = 300_000, knockdown: bool = True, random_state: int = 0,
+                 threads: int | None = None, show_progress: bool | None = False):
+        self.weighting = weighting
+        self.temperature = temperature
+        self.delta_weight = delta_weight
+        self.control_weight = control_weight
+        self.min_shared = min_shared
+        self.scale_components = scale_components
+        self.common_scales = common_scales
+        self.specific_scales = specific_scales
+        self.scale_metric = scale_metric
+        self.cv_folds = cv_folds
+        self.fdr_threshold = fdr_threshold
+        self.deg_alpha = deg_alpha
+        self.deg_max_rows = deg_max_rows
+        self.knockdown = knockdown
+        self.random_state = random_state
+        self.threads = threads
+        self.show_progress = show_progress
+
+    # ----------------------------------------------------------------- sklearn conventions
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor parameters (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "TransPert":
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise TranspertInputError(f"TransPert has no parameter {name!r}; parameters: {valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != default[k]]
+        return f"TransPert({', '.join(changed)})"
+
+    def _check_params(self) -> None:
+        if self.scale_components not in SCALE_COMPONENTS:
+            raise TranspertInputError(
+                f"scale_components must be one of {SCALE_COMPONENTS}, got {self.scale_components!r}")
+        if not (0 < self.fdr_threshold < 1):
+            raise TranspertInputError(f"fdr_threshold must be in (0, 1), got {self.fdr_threshold!r}")
+        if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
+            raise TranspertInputError(f"cv_folds must be an integer >= 2, got {self.cv_folds!r}")
+        if not isinstance(self.min_shared, int) or self.min_shared < 1:
+            raise TranspertInputError(f"min_shared must be an integer >= 1, got {self.min_shared!r}")
+
+    # ----------------------------------------------------------------------------- fit
+    def fit(self, references: Mapping, target_train) -> "TransPert":
+        """Fit on reference summary profiles ``{line: AnnData}`` and the target's training summary.
+
+        Summaries as :func:`transpert.summarize.summarize` writes them (log1p scale). The target
+        needs layers ``delta`` and ``fdr`` and var ``control_mean``; references also ``log2fc`` and
+        ``pvalue``. Returns ``self``.
+        """
+        self._check_params()
+        check_references(references)
+        check_summary(target_train, "target_train", TARGET_LAYERS, min_obs=2)
+        target_delta = dense_layer(target_train, "delta")
+        if not np.isfinite(target_delta).all():
+            r, c = np.argwhere(~np.isfinite(target_delta))[0]
+            raise TranspertInputError(
+                f"target_train: layer 'delta' must be finite; perturbation "
+                f"{target_train.obs_names[r]!r}, gene {target_train.var_names[c]!r} has "
+                f"{target_delta[r, c]!r}")
+        genes = pd.Index(target_train.var_names.astype(str))
+        perts = pd.Index(target_train.obs_names.astype(str))
+        self.target_ = TargetStats.from_summary(target_train, self.fdr_threshold)
+        self.lines_ = [ReferenceLine.from_summary(name, ref, genes, self.fdr_threshold)
+                       for name, ref in references.items()]
+        for line in self.lines_:
+            if len(line.gene_positions) == 0:
+                raise TranspertInputError(
+                    f"reference line {line.name!r} shares no gene with target_train "
+                    f"(e.g. reference {references[line.name].var_names[0]!r}, target {genes[0]!r})")
+        self.weights_ = self._weights(target_delta, perts, np.arange(len(perts)))
+        target_sig = np.nan_to_num(dense_layer(target_train, "fdr"), nan=1.0) < self.fdr_threshold
+
+        oof = self._out_of_fold(target_delta, target_sig, perts, genes)
+        common_grid = (1.0,) if self.scale_components == "specific" else \
+            tuple(self.common_scales if self.common_scales is not None else DEFAULT_COMMON_SCALES)
+        specific_grid = tuple(self.specific_scales if self.specific_scales is not None
+                              else DEFAULT_SPECIFIC_SCALES)
+        self.scale_curve_, self.common_scale_, self.specific_scale_ = select_scale(
+            oof["common"], oof["specific"], oof["fixed"], target_delta, list(perts), list(genes),
+            common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
+            baseline=oof["baseline"], threads=self.threads)
+        self._evaluate_classifier(oof, target_sig)
+        # the classifier used for prediction: all training perturbations, leave-one-out DE rate
+        X = deg_features(oof["agg"], de_logit(self.target_.de_count - target_sig, len(perts) - 1),
+                         self.target_.control_mean, self.target_.control_frac,
+                         genes.get_indexer(perts))
+        self.deg_classifier_ = DEGClassifier(self.deg_alpha, self.deg_max_rows,
+                                             self.random_state).fit(X, target_sig.ravel())
+        self.n_features_in_ = X.shape[1]
+        self.genes_ = genes
+        self.train_perturbations_ = perts
+        return self
+
+    def _weights(self, target_delta, perts, rows) -> pd.DataFrame:
+        return line_weights(self.lines_, target_delta[rows], perts[rows], self.target_.genes,
+                            self.target_.control_mean, method=self.weighting,
+                            delta_weight=self.delta_weight, control_weight=self.control_weight,
+                            temperature=self.temperature, min_shared=self.min_shared)
+
+    def _folds(self, n: int) -> list[np.ndarray]:
+        k = min(self.cv_folds, n)
+        order = np.random.default_rng(self.random_state).permutation(n)
+        return [np.sort(f) for f in np.array_split(order, k)]
+
+    def _out_of_fold(self, target_delta, target_sig, perts, genes) -> dict:
+        """Out-of-fold components, aggregates and baseline for every training perturbation."""
+        n, g = target_delta.shape
+        self.folds_ = self._folds(n)
+        common = np.empty((n, g))
+        specific = np.zeros((n, g))
+        fixed = np.full((n, g), np.nan)
+        baseline = np.empty((n, g))
+        agg_parts: dict[str, np.ndarray] = {}
+        n_lines = np.zeros(n, dtype=np.int64)
+        gene_col = genes.get_indexer(perts)
+        with Progress(len(self.folds_), "TransPert cross-validation", "fold",
+                      show=self.show_progress) as progress:
+            for held in self.folds_:
+                fit_rows = np.setdiff1d(np.arange(n), held)
+                weights = self._weights(target_delta, perts, fit_rows)["weight"]
+                agg = aggregate(self.lines_, weights, list(perts[held]), g)
+                train_mean = target_delta[fit_rows].mean(axis=0)
+                common[held] = train_mean
+                # the cell-mean baseline's delta: mean over the groups incl. control, minus control
+                baseline[held] = train_mean * len(fit_rows) / (len(fit_rows) + 1)
+                specific[held] = np.nan_to_num(agg.specific, nan=0.0)
+                none = agg.n_lines == 0
+                fixed[held[none]] = train_mean
+                if self.knockdown:
+                    ratio = knockdown_ratio(target_delta[fit_rows], perts[fit_rows], genes,
+                                            self.target_.control_mean)
+                    if np.isfinite(ratio):
+                        for i in held[gene_col[held] >= 0]:
+                            ctrl = self.target_.control_mean[gene_col[i]]
+                            fixed[i, gene_col[i]] = np.log1p(ratio * np.expm1(ctrl)) - ctrl
+                n_lines[held] = agg.n_lines
+                for s in ("delta", "specific", "log2fc", "neglog10p", "frac_sig", "sign",
+                          "weight_sum"):
+                    agg_parts.setdefault(s, np.empty((n, g)))[held] = getattr(agg, s)
+                progress.update(1)
+        oof_agg = Aggregate(perturbations=list(perts), n_lines=n_lines, lines=[[] for _ in perts],
+                            **agg_parts)
+        return {"common": common, "specific": specific, "fixed": fixed, "baseline": baseline,
+                "agg": oof_agg}
+
+    def _evaluate_classifier(self, oof: dict, target_sig: np.ndarray) -> None:
+        """AUPRC and calibration of the DEG classifier on held-out training perturbations."""
+        n, g = target_sig.shape
+        genes = self.target_.genes
+        gene_col = genes.get_indexer(pd.Index(oof["agg"].perturbations))
+        prob = np.empty((n, g))
+        for held in self.folds_:
+            fit_rows = np.setdiff1d(np.arange(n), held)
+            count = target_sig[fit_rows].sum(axis=0)
+            sub = _rows(oof["agg"], fit_rows)
+            X_fit = deg_features(sub, de_logit(count - target_sig[fit_rows], len(fit_rows) - 1),
+                                 self.target_.control_mean, self.target_.control_frac,
+                                 gene_col[fit_rows])
+            clf = DEGClassifier(self.deg_alpha, self.deg_max_rows, self.random_state).fit(
+                X_fit, target_sig[fit_rows].ravel())
+            X_held = deg_features(_rows(oof["agg"], held), de_logit(count, len(fit_rows)),
+                                  self.target_.control_mean, self.target_.control_frac,
+                                  gene_col[held])
+            prob[held] = clf.predict_proba(X_held).reshape(len(held), g)
+        per_pert = [average_precision(target_sig[i], prob[i]) for i in range(n)]
+        self.deg_report_ = {
+            "auprc": average_precision(target_sig.ravel(), prob.ravel()),
+            "prevalence": float(target_sig.mean()),
+            "mean_auprc_per_perturbation": float(np.nanmean(per_pert)) if np.isfinite(per_pert).any() else np.nan,
+            "n_perturbations": int(n), "n_folds": len(self.folds_),
+        }
+        self.deg_calibration_ = calibration_table(target_sig.ravel(), prob.ravel())
+
+    # ------------------------------------------------------------------------- predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "deg_classifier_"):
+            raise TranspertInputError("this TransPert is not fitted yet: call fit(references, target_train)")
+
+    def predict(self, perturbations: Sequence[str]):
+        """Predicted target summaries for ``perturbations`` (AnnData, log1p scale).
+
+        obs = perturbations with ``source`` (``"references"`` or ``"target_train_mean"`` when no
+        reference line measured it) and ``n_reference_lines``; var = target genes with
+        ``control_mean``; layers ``mean`` (control mean + delta, clipped at 0; also ``X``),
+        ``delta``, ``log2fc`` (pdex's, from the predicted and control means),
+        ``deg_probability``.
+        """
+        import anndata as ad
+
+        self._check_fitted()
+        perts = check_perturbations(perturbations)
+        t = self.target_
+        n, g = len(perts), len(t.genes)
+        weights = self.weights_["weight"]
+        agg = aggregate(self.lines_, weights, perts, g)
+        delta = self.common_scale_ * t.mean_delta[None, :] + \
+            self.specific_scale_ * np.nan_to_num(agg.specific, nan=0.0)
+        none = agg.n_lines == 0
+        delta[none] = t.mean_delta
+        gene_col = t.genes.get_indexer(pd.Index(perts))
+        if self.knockdown:
+            for i in np.flatnonzero(gene_col >= 0):
+                kd = t.knockdown_delta(gene_col[i])
+                if np.isfinite(kd):
+                    delta[i, gene_col[i]] = kd
+        if none.any():
+            missing = [p for p, m in zip(perts, none) if m]
+            warnings.warn(
+                f"{len(missing)} perturbation(s) are in no reference line and are predicted by "
+                f"the target's mean training effect (source 'target_train_mean'): "
+                f"{missing[:10]}{' ...' if len(missing) > 10 else ''}", UserWarning, stacklevel=2)
+        mean = np.clip(t.control_mean[None, :] + delta, 0.0, None)
+        delta = mean - t.control_mean[None, :]
+        X = deg_features(agg, de_logit(t.de_count, t.n_train), t.control_mean, t.control_frac,
+                         gene_col)
+        prob = self.deg_classifier_.predict_proba(X).reshape(n, g)
+        obs = pd.DataFrame({
+            "source": pd.Categorical(np.where(none, SOURCE_FALLBACK, SOURCE_REFERENCES),
+                                     categories=[SOURCE_REFERENCES, SOURCE_FALLBACK]),
+            "n_reference_lines": agg.n_lines.astype(np.int64),
+        }, index=pd.Index(perts, name="perturbation"))
+        var = pd.DataFrame({"control_mean": t.control_mean}, index=pd.Index(t.genes, name="gene"))
+        out = ad.AnnData(X=mean.astype(np.float32), obs=obs, var=var)
+        out.layers["mean"] = mean.astype(np.float32)
+        out.layers["delta"] = delta.astype(np.float32)
+        out.layers["log2fc"] = _log2fc_from_means(mean, t.control_mean).astype(np.float32)
+        out.layers["deg_probability"] = prob.astype(np.float32)
+        out.uns["transpert"] = {"method": "transpert", "scale": "log1p",
+                                "common_scale": self.common_scale_,
+                                "specific_scale": self.specific_scale_}
+        return out
+
+    # ----------------------------------------------------------------- save / load
+    def save(self, path) -> "TransPert":
+        """Write the fitted model to directory ``path`` (``model.json`` + ``arrays.npz``; no pickle)."""
+        from transpert.transfer.serialize import save_model
+
+        self._check_fitted()
+        save_model(self, path)
+        return self
+
+    @classmethod
+    def load(cls, path) -> "TransPert":
+        """Read a model written by :meth:`save`."""
+        from transpert.transfer.serialize import load_model
+
+        return load_model(cls, path)
+
+
+def _rows(agg: Aggregate, rows: np.ndarray) -> Aggregate:
+    """The aggregate restricted to some perturbations (rows)."""
+    return Aggregate(perturbations=[agg.perturbations[i] for i in rows],
+                     delta=agg.delta[rows], specific=agg.specific[rows], log2fc=agg.log2fc[rows],
+                     neglog10p=agg.neglog10p[rows], frac_sig=agg.frac_sig[rows],
+                     sign=agg.sign[rows], weight_sum=agg.weight_sum[rows],
+                     n_lines=agg.n_lines[rows], lines=[agg.lines[i] for i in rows])
