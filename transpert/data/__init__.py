@@ -1,1 +1,35 @@
-"""transpert.data"""
+"""transpert.data: getting cells in — manifest, download, schema mapping, reading, normalisation.
+
+- :func:`open_cells` / :class:`CellSource`: a dataset (path, manifest name or AnnData) backed on
+  disk, read in row chunks in the canonical schema (``target_gene``, control ``non-targeting``,
+  gene symbols as var names); :func:`read_cells` loads a small one fully.
+- :func:`detect_scale`, :func:`normalize_log1p`: the challenge's normalisation (median library
+  size, natural log1p), equal to scanpy's ``normalize_total`` + ``log1p``.
+- :class:`Schema`: where a file keeps the canonical fields.
+
+The simulator lives in :mod:`transpert.data.simulate` (imported on its own).
+"""
+
+from __future__ import annotations
+
+from transpert.data.normalize import (
+    detect_scale,
+    library_sizes_of,
+    median_library_size,
+    normalize_log1p,
+)
+from transpert.data.read import CellSource, open_cells, read_cells
+from transpert.data.schema import CONTROL_LABEL, PERT_COL, Schema
+
+__all__ = [
+    "CONTROL_LABEL",
+    "PERT_COL",
+    "CellSource",
+    "Schema",
+    "detect_scale",
+    "library_sizes_of",
+    "median_library_size",
+    "normalize_log1p",
+    "open_cells",
+    "read_cells",
+]

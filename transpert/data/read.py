@@ -1,0 +1,427 @@
+"""Reading cells: a backed h5ad (or an in-memory AnnData) in row chunks, in the canonical schema.
+
+:class:`CellSource` never holds the whole expression matrix: it keeps obs, var and the CSR row
+pointer (or CSC column pointer), and reads rows ``[start, stop)`` from disk on demand with h5py.
+CSR and dense X are read by slicing; CSC X by scanning its stored entries in blocks and keeping
+those in the requested rows (one pass over the file per chunk, so large CSC files are slow:
+convert them to CSR once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from transpert._errors import TranspertInputError
+from transpert._progress import Progress
+from transpert.data import normalize as _norm
+from transpert.data.schema import Schema
+
+logger = logging.getLogger(__name__)
+
+#: default chunk size aims at about this many stored entries (~128 MB as float32 + int32).
+TARGET_CHUNK_ENTRIES = 16 * 2**20
+MIN_CHUNK_ROWS = 64
+#: CSC files are scanned in blocks of this many stored entries.
+CSC_SCAN_BLOCK = 8 * 2**20
+
+
+# ---------------------------------------------------------------------- matrix backends
+class _H5Matrix:
+    """Row access to an expression matrix stored in an h5ad file (CSR, CSC or dense)."""
+
+    def __init__(self, path: Path, key: str):
+        import h5py
+
+        self.path = path
+        self.file = h5py.File(path, "r")
+        try:
+            node = self.file
+            for part in key.split("/"):
+                if part not in node:
+                    raise TranspertInputError(f"{path}: no matrix {key!r} in the file")
+                node = node[part]
+            self.node = node
+            if isinstance(node, h5py.Dataset):
+                self.format = "dense"
+                self.shape = tuple(int(s) for s in node.shape)
+                self.dtype = node.dtype
+                self.nnz = self.shape[0] * self.shape[1] if len(self.shape) == 2 else 0
+            else:
+                enc = node.attrs.get("encoding-type", node.attrs.get("h5sparse_format", ""))
+                enc = enc.decode() if isinstance(enc, bytes) else str(enc)
+                if enc in ("csr_matrix", "csr"):
+                    self.format = "csr"
+                elif enc in ("csc_matrix", "csc"):
+                    self.format = "csc"
+                else:
+                    raise TranspertInputError(f"{path}: matrix {key!r} has unsupported encoding {enc!r}")
+                shape = node.attrs.get("shape", node.attrs.get("h5sparse_shape"))
+                self.shape = tuple(int(s) for s in shape)
+                self.dtype = node["data"].dtype
+                self.indptr = node["indptr"][...].astype(np.int64)
+                self.nnz = int(self.indptr[-1])
+            if len(self.shape) != 2:
+                raise TranspertInputError(f"{path}: matrix {key!r} is not two-dimensional ({self.shape})")
+        except Exception:
+            self.file.close()
+            raise
+
+    def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
+        n_vars = self.shape[1]
+        if self.format == "dense":
+            return sp.csr_matrix(self.node[start:stop])
+        if self.format == "csr":
+            lo, hi = int(self.indptr[start]), int(self.indptr[stop])
+            data = self.node["data"][lo:hi]
+            indices = self.node["indices"][lo:hi]
+            indptr = self.indptr[start : stop + 1] - lo
+            return sp.csr_matrix((data, indices, indptr), shape=(stop - start, n_vars))
+        # CSC: scan stored entries block by block, keep those whose row is in [start, stop).
+        rows, cols, vals = [], [], []
+        data_ds, idx_ds = self.node["data"], self.node["indices"]
+        for lo in range(0, self.nnz, CSC_SCAN_BLOCK):
+            hi = min(lo + CSC_SCAN_BLOCK, self.nnz)
+            idx = idx_ds[lo:hi]
+            keep = np.flatnonzero((idx >= start) & (idx < stop))
+            if keep.size == 0:
+                continue
+            rows.append(idx[keep].astype(np.int64) - start)
+            cols.append(np.searchsorted(self.indptr, keep + lo, side="right") - 1)
+            vals.append(data_ds[lo:hi][keep])
+        if not rows:
+            return sp.csr_matrix((stop - start, n_vars), dtype=self.dtype)
+        # COO -> CSR keeps explicit zeros; CSC order makes the column indices sorted per row.
+        coo = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(stop - start, n_vars))
+        return coo.tocsr()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _MemoryMatrix:
+    """Row access to an in-memory matrix (AnnData.X or a layer)."""
+
+    def __init__(self, X):
+        self.X = X
+        self.shape = tuple(X.shape)
+        self.dtype = X.dtype
+        if sp.issparse(X):
+            self.format = X.format if X.format in ("csr", "csc") else "csr"
+            if X.format not in ("csr", "csc"):
+                self.X = X.tocsr()
+            self.nnz = int(self.X.nnz)
+        else:
+            self.format = "dense"
+            self.nnz = self.shape[0] * self.shape[1]
+
+    def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
+        block = self.X[start:stop]
+        return block.tocsr() if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------- scan statistics
+@dataclass
+class ScanStats:
+    """What one streaming pass over the (filtered) cells learns: values and library sizes."""
+
+    values: dict
+    library_sizes: np.ndarray  # float64 row sums of the stored values
+    nnz: int
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- CellSource
+class CellSource:
+    """One dataset's cells, backed on disk (or in memory), in the canonical schema.
+
+    Attributes: ``path`` (None for in-memory data), ``name`` (manifest name or file stem),
+    ``schema``, ``entry`` (manifest entry or None), ``n_obs``, ``n_vars``, ``var_names``,
+    ``var``, ``obs`` (canonical, after any cell filter), ``format`` (stored: csr/csc/dense),
+    ``dtype`` (stored), ``scale``. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, matrix, obs, var, *, path: Path | None, schema: Schema, name: str,
+                 entry: Any = None, show_progress: bool | None = False):
+        self._matrix = matrix
+        self.path = path
+        self.schema = schema
+        self.name = name
+        self.entry = entry
+        self.show_progress = show_progress
+        label = str(path) if path is not None else name
+        self._label = label
+        if obs.shape[0] != matrix.shape[0] or var.shape[0] != matrix.shape[1]:
+            raise TranspertInputError(
+                f"{label}: matrix shape {matrix.shape} does not match obs ({obs.shape[0]}) x var ({var.shape[0]})"
+            )
+        self.raw_obs = obs  # as stored, before the schema and filter (validation reads it)
+        self.raw_var = var
+        mask = schema.cell_mask(obs, label)
+        self._rows = None if mask is None else np.flatnonzero(mask)
+        kept = obs if mask is None else obs.iloc[self._rows]
+        self.obs = schema.canonical_obs(kept, label)
+        self.var = schema.canonical_var(var, label)
+        self._stats: ScanStats | None = None
+
+    # -- shape and names
+    @property
+    def n_obs(self) -> int:
+        return self.obs.shape[0]
+
+    @property
+    def n_vars(self) -> int:
+        return self.var.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_obs, self.n_vars)
+
+    @property
+    def var_names(self):
+        return self.var.index
+
+    @property
+    def format(self) -> str:
+        return self._matrix.format
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._matrix.dtype)
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else "memory"
+        return f"CellSource({self.name!r}, {self.n_obs} cells x {self.n_vars} genes, {self.format}, {where})"
+
+    # -- chunking
+    def default_chunk_rows(self) -> int:
+        """Rows per chunk so that a chunk holds about ``TARGET_CHUNK_ENTRIES`` stored entries."""
+        n_file = max(1, self._matrix.shape[0])
+        per_row = max(1.0, self._matrix.nnz / n_file)
+        return int(max(MIN_CHUNK_ROWS, min(n_file, TARGET_CHUNK_ENTRIES // per_row)))
+
+    def iter_chunks(self, chunk_rows: int | None = None, *, show_progress: bool | None = None
+                    ) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+        """Yield ``(start, stop, csr)``: raw stored values of cells ``[start, stop)`` of ``obs``.
+
+        Rows are in ``obs`` order (after the cell filter); every chunk has ``chunk_rows`` rows but
+        the last. Values are as stored (any scale, stored dtype, explicit zeros kept).
+        """
+        chunk_rows = self.default_chunk_rows() if chunk_rows is None else int(chunk_rows)
+        if chunk_rows < 1:
+            raise TranspertInputError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        show = self.show_progress if show_progress is None else show_progress
+        with Progress(self.n_obs, f"reading {self.name}", unit="cells", show=show) as progress:
+            for start, stop, block in self._iter_blocks(chunk_rows):
+                yield start, stop, block
+                progress.update(stop - start)
+
+    def _iter_blocks(self, chunk_rows: int) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+        m = self._matrix
+        if self._rows is None:
+            for start in range(0, m.shape[0], chunk_rows):
+                stop = min(start + chunk_rows, m.shape[0])
+                yield start, stop, m.read_rows(start, stop)
+            return
+        # Filtered: read the file in blocks of chunk_rows file rows (skipping blocks with no kept
+        # cell), keep the filtered rows, and re-cut them into chunks of exactly chunk_rows rows.
+        rows = self._rows
+        pending: list[sp.csr_matrix] = []
+        n_pending = 0
+        emitted = 0
+        first, last = int(rows[0]), int(rows[-1]) + 1
+        for fstart in range(first, last, chunk_rows):
+            fstop = min(fstart + chunk_rows, last)
+            lo, hi = np.searchsorted(rows, [fstart, fstop])
+            if lo == hi:
+                continue
+            block = m.read_rows(fstart, fstop)[rows[lo:hi] - fstart]
+            pending.append(block)
+            n_pending += block.shape[0]
+            while n_pending >= chunk_rows:
+                merged = sp.vstack(pending, format="csr") if len(pending) > 1 else pending[0]
+                out, rest = merged[:chunk_rows], merged[chunk_rows:]
+                yield emitted, emitted + chunk_rows, out
+                emitted += chunk_rows
+                pending, n_pending = ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
+        if n_pending:
+            merged = sp.vstack(pending, format="csr") if len(pending) > 1 else pending[0]
+            yield emitted, emitted + n_pending, merged
+
+    # -- one streaming pass: value facts and library sizes
+    def scan(self, chunk_rows: int | None = None) -> ScanStats:
+        """One pass over the cells: value summary (NaN, inf, negatives, fractions, range) and
+        per-cell library sizes (float64 row sums). Cached."""
+        if self._stats is None:
+            summary = _norm.value_summary(np.empty(0, dtype=self.dtype))
+            sizes = np.empty(self.n_obs, dtype=np.float64)
+            nnz = 0
+            show = self.show_progress
+            with Progress(self.n_obs, f"scanning {self.name}", unit="cells", show=show) as progress:
+                for start, stop, block in self._iter_blocks(chunk_rows or self.default_chunk_rows()):
+                    summary = _norm.merge_summaries(summary, _norm.value_summary(block.data))
+                    sizes[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+                    nnz += block.nnz
+                    progress.update(stop - start)
+            self._stats = ScanStats(values=summary, library_sizes=sizes, nnz=nnz)
+        return self._stats
+
+    @property
+    def scale(self) -> str:
+        """``"counts"`` or ``"log1p"``: declared by the schema, else detected in a streaming pass."""
+        if self.schema.counts is not None:
+            return "counts" if self.schema.counts else "log1p"
+        return _norm.scale_from_summary(self.scan().values, self._label)
+
+    # -- normalisation
+    def normalization(self) -> dict:
+        """How :meth:`iter_log1p_chunks` normalises: scale, median rule and target library size."""
+        scale = self.scale
+        if scale == "log1p":
+            return {"input_scale": "log1p", "method": "none (already log1p)"}
+        wdt = _norm.working_dtype(self.dtype)
+        stats = self.scan()
+        # Declared counts must really be counts: the same rule as detection.
+        detected = _norm.scale_from_summary(stats.values, self._label)
+        if detected != "counts":
+            raise TranspertInputError(
+                f"{self._label}: the schema says X holds raw counts but it has non-integer values "
+                f"(e.g. {stats.values['first_fractional']!r})"
+            )
+        include_zero = self.format != "dense"  # scanpy 1.11's rule, see normalize.py
+        target = _norm.median_library_size(stats.library_sizes.astype(wdt), include_zero)
+        return {"input_scale": "counts", "method": "normalize_total(target_sum=median)+log1p",
+                "target_sum": float(target), "median_over": "all cells" if include_zero else "non-empty cells",
+                "working_dtype": str(wdt)}
+
+    def iter_log1p_chunks(self, chunk_rows: int | None = None, *, show_progress: bool | None = None
+                          ) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+        """Yield ``(start, stop, csr float32)`` on the log1p scale (median library size, log1p).
+
+        Counts take two streaming passes: library sizes and their median (cached after the first
+        call), then each chunk normalised with them, equal to scanpy on the whole file. log1p
+        data is passed through as float32.
+        """
+        info = self.normalization()
+        if info["input_scale"] == "log1p":
+            for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
+                yield start, stop, block.astype(np.float32)
+            return
+        wdt = _norm.working_dtype(self.dtype)
+        sizes = self.scan().library_sizes.astype(wdt)
+        target = wdt.type(info["target_sum"])
+        for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
+            yield start, stop, _norm.normalize_log1p(block, library_sizes=sizes[start:stop],
+                                                     target_sum=target, check=False)
+
+    # -- lifetime
+    def close(self) -> None:
+        self._matrix.close()
+
+    def __enter__(self) -> "CellSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- entry points
+def _read_frame(group):
+    from anndata.io import read_elem
+
+    return read_elem(group)
+
+
+def _schema_for(schema, entry) -> Schema:
+    """The user's Schema wins; a user dict is laid over the manifest entry's mapping."""
+    if isinstance(schema, Schema):
+        return schema
+    base = dict(entry.schema) if entry is not None else {}
+    if schema is not None:
+        base.update(schema)
+    return Schema.from_dict(base)
+
+
+def open_cells(source, *, schema: Schema | dict | None = None, manifest=None,
+               show_progress: bool | None = False) -> CellSource:
+    """Open a dataset's cells without loading the matrix.
+
+    ``source``: an h5ad path, a manifest dataset name (local ``path`` or fetched into the cache),
+    an AnnData (in memory, or backed: then its file is opened), or a :class:`CellSource`
+    (returned as is). ``schema``: a :class:`Schema`, or a dict laid over the manifest's mapping;
+    default: the manifest's mapping for a name, the canonical names for a path.
+    """
+    if isinstance(source, CellSource):
+        if schema is not None:
+            raise TranspertInputError("open_cells: pass a schema when opening, not with a CellSource")
+        return source
+    entry = None
+    try:
+        import anndata as ad
+    except ImportError:  # pragma: no cover - anndata is a core dependency
+        ad = None
+    if ad is not None and isinstance(source, ad.AnnData):
+        if source.isbacked:
+            source = Path(source.filename)
+        else:
+            sch = _schema_for(schema, None)
+            X = source.X if sch.matrix == "X" else source.layers[sch.matrix.split("/", 1)[1]]
+            return CellSource(_MemoryMatrix(X), source.obs, source.var, path=None, schema=sch,
+                              name="AnnData", show_progress=show_progress)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists() and not str(source).endswith(".h5ad"):
+            from transpert.data.manifest import load_manifest
+
+            man = manifest if manifest is not None and not isinstance(manifest, (str, os.PathLike)) \
+                else load_manifest(manifest)
+            entry = man.get(str(source))
+            path = entry.local_file()
+        if not path.exists():
+            raise TranspertInputError(f"{path}: no such file")
+    else:
+        raise TranspertInputError(f"open_cells: cannot read cells from a {type(source).__name__}")
+    sch = _schema_for(schema, entry)
+    matrix = _H5Matrix(path, sch.matrix)
+    try:
+        obs = _read_frame(matrix.file["obs"])
+        var = _read_frame(matrix.file["var"])
+        name = entry.name if entry is not None else path.stem
+        return CellSource(matrix, obs, var, path=path, schema=sch, name=name, entry=entry,
+                          show_progress=show_progress)
+    except Exception:
+        matrix.close()
+        raise
+
+
+def read_cells(source, *, schema: Schema | dict | None = None, manifest=None):
+    """Load a (small) dataset fully into memory as canonical AnnData with CSR X (stored values).
+
+    Same sources and schema as :func:`open_cells`; the scale is unchanged (counts stay counts).
+    """
+    import anndata as ad
+
+    with open_cells(source, schema=schema, manifest=manifest) as cells:
+        blocks = [block for _, _, block in cells.iter_chunks()]
+        if blocks:
+            X = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+        else:
+            X = sp.csr_matrix(cells.shape, dtype=cells.dtype)
+        adata = ad.AnnData(X=X, obs=cells.obs.copy(), var=cells.var.copy())
+        adata.uns["transpert_source"] = {
+            "name": cells.name,
+            "path": "" if cells.path is None else str(cells.path),
+            "schema": {k: v for k, v in cells.schema.to_dict().items() if v is not None and not isinstance(v, dict)},
+        }
+        return adata
