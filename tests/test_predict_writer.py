@@ -1,0 +1,181 @@
+"""The challenge-format prediction writer: format, cap, determinism, and that the DE test on the
+written cells recovers the predicted DEG set and ordering (scipy's Wilcoxon + statsmodels' BH,
+and cell-eval 0.8.2 itself)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from scipy.stats import mannwhitneyu
+from statsmodels.stats.multitest import multipletests
+
+from transpert._errors import TranspertInputError
+from transpert.baselines import make_prediction
+from transpert.predict import write_prediction
+
+N_GENES = 40
+GENES = [f"g{i}" for i in range(N_GENES)]
+PERTS = ["A", "B", "C"]
+
+
+def _log1p_cells(rng, n, rates):
+    counts = rng.poisson(rates, size=(n, len(rates))).astype(np.float64)
+    lib = counts.sum(1, keepdims=True)
+    return np.log1p(counts / lib * np.median(lib))
+
+
+@pytest.fixture
+def setting():
+    rng = np.random.default_rng(0)
+    rates = rng.uniform(0.3, 6.0, N_GENES)
+    ctrl_x = _log1p_cells(rng, 300, rates)
+    controls = ad.AnnData(sp.csr_matrix(ctrl_x.astype(np.float32)),
+                          obs=pd.DataFrame({"target_gene": "non-targeting"}, index=[f"c{i}" for i in range(300)]),
+                          var=pd.DataFrame(index=GENES))
+    control_mean = np.asarray(controls.X.mean(0), dtype=np.float64).ravel()
+    # predicted effects: perturbation i moves 4 + i genes, up and down, by different amounts
+    delta = np.zeros((3, N_GENES))
+    prob = np.zeros((3, N_GENES))
+    for i in range(3):
+        de = rng.choice(N_GENES, 4 + i, replace=False)
+        delta[i, de] = rng.choice([-1, 1], de.size) * rng.uniform(0.3, 1.2, de.size) * np.maximum(control_mean[de], 0.5)
+        prob[i, de] = 0.9
+        delta[i, rng.choice(np.setdiff1d(np.arange(N_GENES), de), 5)] = 0.05  # small, not called DE
+    pred = make_prediction(PERTS, pd.Index(GENES), control_mean, delta, method="test", deg_probability=prob)
+    counts = pd.DataFrame({"target_gene": PERTS, "n_cells": [150, 200, 120]})
+    return pred, controls, counts, rates
+
+
+def _de(x, labels, control="non-targeting"):
+    """Per-perturbation Wilcoxon vs controls (pdex 0.3.0's test) and BH within each perturbation."""
+    ctrl = x[labels == control]
+    out = {}
+    for p in sorted(set(labels) - {control}):
+        grp = x[labels == p]
+        pvals = np.array([mannwhitneyu(grp[:, j], ctrl[:, j], method="asymptotic", use_continuity=True).pvalue
+                          if np.ptp(np.r_[grp[:, j], ctrl[:, j]]) > 0 else 1.0 for j in range(x.shape[1])])
+        fdr = multipletests(pvals, method="fdr_bh")[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lfc = np.log2(np.expm1(grp.mean(0)) / np.expm1(ctrl.mean(0)))
+        out[p] = (fdr, lfc)
+    return out
+
+
+def test_written_cells_format_and_recover_predicted_degs(setting, tmp_path):
+    pred, controls, counts, _ = setting
+    genes = list(reversed(GENES))  # a different order than the prediction's
+    out = write_prediction(pred, controls, counts, genes, tmp_path / "pred.h5ad", seed=1)
+    back = ad.read_h5ad(tmp_path / "pred.h5ad")
+    assert list(back.var_names) == genes
+    assert sp.isspmatrix_csr(back.X) or isinstance(back.X, sp.csr_array)
+    assert back.X.dtype == np.float32 and back.X.data.min() >= 0 and back.X.data.max() < 15
+    assert np.any(back.X.data != np.round(back.X.data))  # reads as log1p, not counts
+    n = back.obs["target_gene"].value_counts()
+    assert n["A"] == 150 and n["B"] == 200 and n["C"] == 120 and n["non-targeting"] == 300
+    assert (out.X != back.X).nnz == 0
+
+    x = back.X.toarray().astype(np.float64)
+    labels = back.obs["target_gene"].astype(str).to_numpy()
+    order = pd.Index(GENES).get_indexer(genes)
+    de = _de(x, labels)
+    for i, p in enumerate(PERTS):
+        want = pred.layers["deg_probability"][i, order] >= 0.5
+        fdr, lfc = de[p]
+        # the DE test on the written cells calls exactly the predicted DE genes
+        np.testing.assert_array_equal(fdr < 0.05, want, err_msg=p)
+        # their written means are the predicted means (float32 storage: 1e-6 relative)
+        np.testing.assert_allclose(x[labels == p][:, want].mean(0), pred.layers["mean"][i, order][want], rtol=1e-5)
+        # and their order by |log2FC| (cell-eval's DES ranking) is the predicted one
+        want_order = np.argsort(-np.abs(pred.layers["log2fc"][i, order][want]), kind="stable")
+        got_order = np.argsort(-np.abs(lfc[want]), kind="stable")
+        np.testing.assert_array_equal(got_order, want_order)
+
+
+def test_seeded_and_capped(setting, tmp_path, caplog):
+    pred, controls, counts, _ = setting
+    a = write_prediction(pred, controls, counts, GENES, tmp_path / "a.h5ad", seed=3)
+    b = write_prediction(pred, controls, counts, GENES, tmp_path / "b.h5ad", seed=3)
+    c = write_prediction(pred, controls, counts, GENES, tmp_path / "c.h5ad", seed=4)
+    assert (a.X != b.X).nnz == 0 and (a.X != c.X).nnz > 0
+    with caplog.at_level("WARNING", logger="transpert.predict"):
+        capped = write_prediction(pred, controls, counts, GENES, tmp_path / "cap.h5ad", max_cells=385)
+    assert capped.n_obs <= 385
+    n = capped.obs["target_gene"].value_counts()
+    # 770 requested -> factor 0.5
+    assert (n["A"], n["B"], n["C"], n["non-targeting"]) == (75, 100, 60, 150)
+    assert "exceed the cap" in caplog.text
+    assert capped.uns["transpert_cells"]["cap_factor"] == pytest.approx(0.5)
+
+
+def test_counts_input_controls_are_normalised(setting, tmp_path):
+    """Raw-count controls are normalised to log1p (median library size) like scanpy does."""
+    import scanpy as sc
+
+    pred, _, counts, rates = setting
+    rng = np.random.default_rng(5)
+    raw = rng.poisson(rates, size=(200, N_GENES)).astype(np.float32)
+    cells = ad.AnnData(sp.csr_matrix(raw), obs=pd.DataFrame({"target_gene": "non-targeting"},
+                       index=[f"k{i}" for i in range(200)]), var=pd.DataFrame(index=GENES))
+    out = write_prediction(pred, cells, counts, GENES, tmp_path / "p.h5ad")
+    ref = cells.copy()
+    sc.pp.normalize_total(ref)
+    sc.pp.log1p(ref)
+    ctrl = out[out.obs["target_gene"] == "non-targeting"].X.toarray()
+    np.testing.assert_allclose(ctrl, ref.X.toarray(), rtol=1e-6)
+
+
+def test_bad_input(setting, tmp_path):
+    pred, controls, counts, _ = setting
+    with pytest.raises(TranspertInputError, match="'D'"):
+        write_prediction(pred, controls, pd.DataFrame({"target_gene": ["A", "D"], "n_cells": [3, 4]}),
+                         GENES, tmp_path / "x.h5ad")
+    with pytest.raises(TranspertInputError, match="n_cells"):
+        write_prediction(pred, controls, pd.DataFrame({"target_gene": ["A"], "n_cells": [0.5]}), GENES,
+                         tmp_path / "x.h5ad")
+    with pytest.raises(TranspertInputError, match="not measured"):
+        write_prediction(pred, controls, counts, GENES + ["zz"], tmp_path / "x.h5ad")
+    with pytest.raises(TranspertInputError, match="too small"):
+        write_prediction(pred, controls, counts, GENES, tmp_path / "x.h5ad", max_cells=3)
+    assert not (tmp_path / "x.h5ad").exists()
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="cell-eval prep needs zstd")
+def test_cell_eval_prep_and_run_accept_the_file(setting, tmp_path):
+    """A written prediction passes `cell-eval prep` and `cell-eval run` (0.8.2) unchanged."""
+    pred, controls, counts, rates = setting
+    write_prediction(pred, controls, counts, GENES, tmp_path / "pred.h5ad")
+    pd.Series(GENES).to_csv(tmp_path / "genes.csv", index=False, header=False)
+    # a 'real' file: controls plus cells with the true shifts, as raw counts
+    rng = np.random.default_rng(9)
+    blocks, labels = [rng.poisson(rates, size=(300, N_GENES))], ["non-targeting"] * 300
+    for p, n in zip(PERTS, counts["n_cells"]):
+        blocks.append(rng.poisson(rates * rng.uniform(0.5, 2, N_GENES), size=(n, N_GENES)))
+        labels += [p] * n
+    real = ad.AnnData(sp.csr_matrix(np.vstack(blocks).astype(np.float32)),
+                      obs=pd.DataFrame({"target_gene": labels}, index=[f"r{i}" for i in range(len(labels))]),
+                      var=pd.DataFrame(index=GENES))
+    real.write_h5ad(tmp_path / "real.h5ad")
+    cell_eval = [sys.executable, "-m", "cell_eval"]
+    prep = subprocess.run(cell_eval + ["prep", "-i", str(tmp_path / "pred.h5ad"), "-g", str(tmp_path / "genes.csv"),
+                                       "-o", str(tmp_path / "pred.vcc")], capture_output=True, text=True)
+    assert prep.returncode == 0, prep.stderr[-2000:]
+    assert (tmp_path / "pred.vcc").stat().st_size > 0
+    run = subprocess.run(cell_eval + ["run", "-ap", str(tmp_path / "pred.h5ad"), "-ar", str(tmp_path / "real.h5ad"),
+                                      "--profile", "vcc", "-o", str(tmp_path / "ce")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = pd.read_csv(tmp_path / "ce" / "results.csv")
+    assert list(results["perturbation"]) == PERTS
+    assert results[["mae", "overlap_at_N", "discrimination_score_l1"]].notna().all().all()
+    # cell-eval's own DE (pdex) on the written cells calls exactly the predicted DE genes
+    pred_de = pd.read_csv(tmp_path / "ce" / "pred_de.csv")
+    for i, p in enumerate(PERTS):
+        called = set(pred_de.loc[(pred_de["target"] == p) & (pred_de["fdr"] < 0.05), "feature"])
+        assert called == {g for g, x in zip(GENES, pred.layers["deg_probability"][i]) if x >= 0.5}, p

@@ -1,0 +1,267 @@
+"""Expand a pseudo-bulk prediction to cells in the Virtual Cell Challenge format.
+
+The challenge scores cells, not pseudo-bulks: its DE test (pdex's Wilcoxon rank-sum of each
+perturbation's cells against the file's own control cells) decides which genes a prediction
+calls significant, and ranks them by |log2FC| of the two groups' means. So the cells are built to
+make that test recover what the model predicted:
+
+* every perturbation's cells start as target control cells drawn with replacement (seeded), so a
+  gene the model does not call DE has the control distribution and is not significant;
+* on the genes predicted DE (``deg_probability >= deg_threshold``, or ``|delta| > min_abs_delta``
+  for a method without DEG probabilities) the cells are moved so that their mean equals the
+  predicted log1p mean exactly: up by adding a constant (every cell moves, so the shift is
+  detected), down by scaling (zeros stay zeros, values shrink towards 0);
+* the control cells themselves are written unchanged, so the file's control mean is the target's.
+
+Then the written means on the DE genes are the predicted means and their log2FC ordering is the
+predicted one. Output is log1p scale, float32 CSR, values in [0, 15).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from transpert._errors import TranspertInputError
+from transpert._io import write_h5ad_atomic
+
+logger = logging.getLogger("transpert.predict")
+
+#: largest value written: cell-eval requires log1p values in [0, 15)
+LOG1P_MAX = float(np.nextafter(np.float32(15.0), np.float32(0.0)))
+#: the challenge's limit on the number of cells in a submission
+CHALLENGE_MAX_CELLS = 100_000
+
+
+def read_counts(counts, *, pert_col: str = "target_gene", counts_col: str = "n_cells") -> pd.DataFrame:
+    """The ``target_gene,n_cells`` table (path or DataFrame) as a DataFrame, checked."""
+    name = str(counts) if isinstance(counts, (str, os.PathLike)) else "counts table"
+    if isinstance(counts, (str, os.PathLike)):
+        if not Path(counts).exists():
+            raise TranspertInputError(f"{name}: file not found")
+        counts = pd.read_csv(counts)
+    counts = pd.DataFrame(counts)
+    for col in (pert_col, counts_col):
+        if col not in counts.columns:
+            raise TranspertInputError(f"{name}: no column {col!r} (columns: {list(counts.columns)})")
+    n = pd.to_numeric(counts[counts_col], errors="coerce")
+    bad = n.isna() | (n < 1) | (n != np.floor(n))
+    if bad.any():
+        row = counts.loc[bad].iloc[0]
+        raise TranspertInputError(f"{name}: column {counts_col!r} must hold positive integers; "
+                                  f"{row[pert_col]!r} has {row[counts_col]!r}")
+    out = pd.DataFrame({pert_col: counts[pert_col].astype(str), counts_col: n.astype(np.int64)})
+    if out[pert_col].duplicated().any():
+        raise TranspertInputError(f"{name}: perturbation {out[pert_col][out[pert_col].duplicated()].iloc[0]!r} listed twice")
+    return out.reset_index(drop=True)
+
+
+def read_gene_list(genes) -> list[str]:
+    """Gene order: a list, or a one-column CSV without header (the challenge's ``gene_names.csv``)."""
+    if isinstance(genes, (str, os.PathLike)):
+        if not Path(genes).exists():
+            raise TranspertInputError(f"{genes}: gene list file not found")
+        genes = pd.read_csv(genes, header=None).iloc[:, 0].astype(str).tolist()
+    genes = [str(g) for g in genes]
+    if len(set(genes)) != len(genes):
+        dup = pd.Index(genes)[pd.Index(genes).duplicated()][0]
+        raise TranspertInputError(f"gene list: {dup!r} appears twice")
+    if not genes:
+        raise TranspertInputError("gene list is empty")
+    return genes
+
+
+def _control_matrix(target_controls, genes: list[str], pert_col: str, control: str,
+                    target_sum: float | None) -> sp.csr_matrix:
+    """Control cells as log1p float64 CSR in ``genes`` order (normalised here if raw counts)."""
+    import anndata as ad
+
+    if not isinstance(target_controls, ad.AnnData):
+        raise TranspertInputError(f"target_controls must be an AnnData of control cells, got {type(target_controls).__name__}")
+    adata = target_controls
+    if pert_col in adata.obs.columns:
+        labels = adata.obs[pert_col].astype(str).to_numpy()
+        if (labels != control).any():
+            if not (labels == control).any():
+                raise TranspertInputError(f"target_controls: no cell has {pert_col} == {control!r}")
+            adata = adata[labels == control]
+    if adata.n_obs == 0:
+        raise TranspertInputError("target_controls: no control cells")
+    missing = pd.Index(genes).difference(adata.var_names)
+    if len(missing):
+        raise TranspertInputError(f"target_controls: {len(missing)} genes of the gene list are not measured "
+                                  f"(e.g. {list(missing[:3])})")
+    x = adata.X
+    x = sp.csr_matrix(x, dtype=np.float64) if not sp.issparse(x) else sp.csr_matrix(x).astype(np.float64)
+    x = x[:, adata.var_names.get_indexer(genes)]
+    from transpert.data import detect_scale, normalize_log1p
+
+    if detect_scale(x) == "counts":
+        logger.info("target controls are raw counts: normalising to %s and log1p",
+                    "the controls' median library size" if target_sum is None else f"{target_sum:g} per cell")
+        x = sp.csr_matrix(normalize_log1p(x, target_sum=target_sum), dtype=np.float64)
+    x.sort_indices()
+    x.eliminate_zeros()
+    return x
+
+
+def _cap(n_cells: np.ndarray, n_controls: int, max_cells: int | None) -> tuple[np.ndarray, int, float]:
+    """Scale the per-perturbation and control counts down proportionally to fit ``max_cells``."""
+    total = int(n_cells.sum()) + n_controls
+    if max_cells is None or total <= max_cells:
+        return n_cells, n_controls, 1.0
+    factor = max_cells / total
+    scaled = np.maximum(1, np.floor(n_cells * factor)).astype(np.int64)
+    ctrl = max(1, int(np.floor(n_controls * factor)))
+    if int(scaled.sum()) + ctrl > max_cells:
+        raise TranspertInputError(f"max_cells={max_cells} is too small for {len(n_cells)} perturbations "
+                                  "and the controls (at least one cell each)")
+    return scaled, ctrl, factor
+
+
+def _shift_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Move each column of ``block`` (cells x DE genes, log1p) so its mean equals ``target``."""
+    current = block.mean(axis=0)
+    up = target >= current
+    block[:, up] += (target - current)[up][None, :]
+    down = ~up
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(current[down] > 0, target[down] / current[down], 0.0)
+    block[:, down] *= ratio[None, :]
+    np.clip(block, 0.0, LOG1P_MAX, out=block)
+    return block
+
+
+def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
+                           pert_col: str = "target_gene", counts_col: str = "n_cells",
+                           deg_threshold: float = 0.5, min_abs_delta: float = 0.0,
+                           rng: np.random.Generator) -> tuple[list[sp.csr_matrix], list[str], pd.DataFrame]:
+    """Cells for every perturbation of ``counts`` (log1p float32 CSR blocks), their labels, and a
+    per-perturbation table (cells written, DE genes shifted)."""
+    gene_index = pd.Index(genes)
+    cols = prediction.var_names.get_indexer(gene_index)
+    mean = np.asarray(prediction.layers["mean"], dtype=np.float64)
+    control_mean = np.asarray(controls.mean(axis=0)).ravel()
+    # genes of the list the prediction lacks: predicted as no change (the control mean)
+    pred_mean = np.where(cols[None, :] >= 0, mean[:, np.maximum(cols, 0)], control_mean[None, :])
+    pred_mean = np.clip(pred_mean, 0.0, LOG1P_MAX)
+    prob = None
+    if "deg_probability" in prediction.layers:
+        p = np.asarray(prediction.layers["deg_probability"], dtype=np.float64)
+        prob = np.where(cols[None, :] >= 0, p[:, np.maximum(cols, 0)], 0.0)
+    delta = np.asarray(prediction.layers["delta"], dtype=np.float64)
+    delta = np.where(cols[None, :] >= 0, delta[:, np.maximum(cols, 0)], 0.0)
+    rows = prediction.obs_names.get_indexer(counts[pert_col])
+    blocks, labels, report = [], [], []
+    n_ctrl, n_genes = controls.shape[0], len(genes)
+    for pert, n, r in zip(counts[pert_col], counts[counts_col], rows):
+        idx = rng.integers(0, n_ctrl, size=int(n))
+        base = controls[idx]
+        de = (prob[r] >= deg_threshold) if prob is not None else (np.abs(delta[r]) > min_abs_delta)
+        de_cols = np.flatnonzero(de)
+        if de_cols.size:
+            shifted = _shift_block(base[:, de_cols].toarray(), pred_mean[r, de_cols])
+            keep = np.ones(n_genes)
+            keep[de_cols] = 0.0
+            base = base @ sp.diags(keep)  # the other genes stay resampled controls
+            rr, cc = np.nonzero(shifted)
+            base = base + sp.csr_matrix((shifted[rr, cc], (rr, de_cols[cc])), shape=base.shape)
+        base = sp.csr_matrix(base, dtype=np.float32)
+        base.eliminate_zeros()
+        blocks.append(base)
+        labels.extend([pert] * int(n))
+        report.append((pert, int(n), int(de_cols.size)))
+    table = pd.DataFrame(report, columns=[pert_col, "n_cells_written", "n_de_genes_shifted"])
+    return blocks, labels, table
+
+
+def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_path, *,
+                     pert_col: str = "target_gene", control: str = "non-targeting",
+                     counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
+                     deg_threshold: float = 0.5, min_abs_delta: float = 0.0, seed: int = 0,
+                     target_sum: float | None = None):
+    """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns the AnnData.
+
+    Parameters
+    ----------
+    pseudobulk_prediction : AnnData from a predictor's ``predict`` (obs = perturbations, var =
+        genes, layers ``mean``/``delta`` on the log1p scale, optional ``deg_probability``).
+    target_controls : AnnData of the target line's control cells (raw counts, normalised here to
+        ``target_sum`` or their median library size, or log1p); other cells are ignored when
+        ``obs[pert_col]`` is present.
+    counts : ``target_gene,n_cells`` CSV path or DataFrame: the cells to write per perturbation
+        (a row for the control label is ignored: all control cells are written).
+    genes : gene order of the output (list or header-less CSV such as ``gene_names.csv``).
+    out_path : the .h5ad written (atomically).
+    max_cells : cap on all cells written, controls included (the challenge's 100,000); when the
+        request is larger every count is scaled down by the same factor, with a warning.
+    deg_threshold, min_abs_delta : which genes are moved (see the module docstring).
+    seed : seeds the resampling of control cells; same inputs and seed give the same file.
+
+    Returns the AnnData written: ``X`` log1p float32 CSR in [0, 15), ``obs[pert_col]``, control
+    cells included, ``var_names`` = ``genes``; ``uns["transpert_cells"]`` records the settings and
+    a per-perturbation table of cells written and genes shifted.
+    """
+    import anndata as ad
+
+    from transpert.baselines._base import check_perturbations
+
+    if not (hasattr(pseudobulk_prediction, "layers") and "mean" in pseudobulk_prediction.layers
+            and "delta" in pseudobulk_prediction.layers):
+        raise TranspertInputError("pseudobulk_prediction: needs layers 'mean' and 'delta' (a predictor's output)")
+    check_perturbations(list(pseudobulk_prediction.obs_names), control=control)
+    genes = read_gene_list(genes)
+    table = read_counts(counts, pert_col=pert_col, counts_col=counts_col)
+    if (table[pert_col] == control).any():
+        logger.info("counts table lists the control %r: ignored, every control cell is written", control)
+        table = table[table[pert_col] != control].reset_index(drop=True)
+    absent = ~table[pert_col].isin(pseudobulk_prediction.obs_names)
+    if absent.any():
+        raise TranspertInputError(f"counts table asks for {int(absent.sum())} perturbations the prediction "
+                                  f"does not have (e.g. {table[pert_col][absent].iloc[0]!r})")
+    shared = pd.Index(genes).intersection(pseudobulk_prediction.var_names)
+    if len(shared) == 0:
+        raise TranspertInputError("the prediction shares no gene with the gene list")
+    if len(shared) < len(genes):
+        logger.warning("%d of %d genes of the gene list are not predicted; written as unchanged controls",
+                       len(genes) - len(shared), len(genes))
+    controls = _control_matrix(target_controls, genes, pert_col, control, target_sum)
+    n_cells, n_ctrl, factor = _cap(table[counts_col].to_numpy(), controls.shape[0], max_cells)
+    if factor < 1.0:
+        logger.warning("requested %d cells (perturbations %d + controls %d) exceed the cap of %d: every "
+                       "count scaled by %.4f to %d cells", int(table[counts_col].sum()) + controls.shape[0],
+                       int(table[counts_col].sum()), controls.shape[0], max_cells, factor,
+                       int(n_cells.sum()) + n_ctrl)
+    rng = np.random.default_rng(seed)
+    if n_ctrl < controls.shape[0]:
+        controls_out = controls[np.sort(rng.choice(controls.shape[0], n_ctrl, replace=False))]
+    else:
+        controls_out = controls
+    scaled = table.assign(**{counts_col: n_cells})
+    blocks, labels, report = build_prediction_cells(
+        pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
+        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, rng=rng)
+    blocks.append(sp.csr_matrix(controls_out, dtype=np.float32))
+    labels.extend([control] * controls_out.shape[0])
+    x = sp.vstack(blocks, format="csr", dtype=np.float32)
+    x.sort_indices()
+    x.eliminate_zeros()
+    obs = pd.DataFrame({pert_col: pd.Categorical(labels)}, index=[f"cell{i}" for i in range(len(labels))])
+    out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
+    report["n_cells_requested"] = table[counts_col].to_numpy()
+    method = pseudobulk_prediction.uns.get("transpert_prediction", {}).get("method", "unknown")
+    out.uns["transpert_cells"] = {
+        "method": str(method), "seed": int(seed), "scale": "log1p", "deg_threshold": float(deg_threshold),
+        "min_abs_delta": float(min_abs_delta), "max_cells": -1 if max_cells is None else int(max_cells),
+        "cap_factor": float(factor), "n_control_cells": int(controls_out.shape[0]),
+        "per_perturbation": report.astype({pert_col: str}),
+    }
+    write_h5ad_atomic(out, out_path)
+    logger.info("wrote %s: %d cells (%d perturbations + %d controls) x %d genes", out_path, out.n_obs,
+                len(table), controls_out.shape[0], out.n_vars)
+    return out
