@@ -4,16 +4,33 @@ Everything here works on the log1p scale (median-library-size normalised counts,
 log1p); raw-count inputs are normalised per file on the way in, as cell-eval does.
 """
 
+from transpert.evaluate._metrics import GENERALIST, PROFILES
 from transpert.evaluate._pds import (
     discrimination_scores,
     distance_matrix,
     norm_matched_pds,
     pds_scale_curve,
 )
+from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair, Metric, MetricValues
+from transpert.evaluate._runner import EvaluationResult, evaluate, evaluate_prepared, prepare
+from transpert.evaluate._score import aggregate, score
 
 __all__ = [
+    "GENERALIST",
+    "PROFILES",
+    "REGISTRY",
+    "BulkPair",
+    "DEPair",
+    "EvaluationResult",
+    "Metric",
+    "MetricValues",
+    "aggregate",
     "discrimination_scores",
     "distance_matrix",
+    "evaluate",
+    "evaluate_prepared",
     "norm_matched_pds",
     "pds_scale_curve",
+    "prepare",
+    "score",
 ]

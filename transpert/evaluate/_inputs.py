@@ -1,0 +1,241 @@
+"""Input handling for evaluation, as cell-eval 0.8.2 does it, without densifying.
+
+- Scale detection (``cell_eval.utils.guess_is_lognorm``): no stored value with a fractional
+  part > 1e-3 means raw counts, which are normalised per file exactly as scanpy's
+  ``normalize_total(target_sum=None)`` + ``log1p`` do it (float32); otherwise the values must
+  lie in [0, 15).
+- Pair checks (``PerturbationAnndataPair``): identical var_names in identical order, the same
+  set of labels in the perturbation column, the control label present in both files.
+- Pseudo-bulks: per-label means of the log1p matrix, accumulated in float64 over the stored
+  values of a CSR matrix (one pass, no dense copy) and rounded to float32, which is what
+  cell-eval's polars ``group_by().mean()`` over the densified float32 matrix returns.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numba import njit
+
+from transpert._errors import TranspertInputError
+
+FRACTION_EPSILON = 1e-3  # cell-eval's threshold for "has a fractional part"
+LOG1P_MAX = 15.0  # cell-eval rejects fractional data with values >= 15
+
+
+@dataclass
+class Cells:
+    """One file's cells after validation: log1p matrix (CSR float32 or dense) and labels."""
+
+    name: str  # file name or "real"/"pred" for in-memory objects, used in messages
+    X: sp.csr_matrix | np.ndarray  # log1p scale
+    labels: np.ndarray  # str label of every cell
+    var_names: pd.Index
+    scale: str  # scale the input was in: "counts" or "log1p"
+
+
+def describe_source(source, which: str) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return f"{which} AnnData"
+
+
+def read_anndata(source, which: str):
+    """AnnData from a path (read into memory, sparse kept sparse) or an AnnData (not copied)."""
+    import anndata as ad
+
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.exists(source):
+            raise TranspertInputError(f"{which} file not found: {source}")
+        return ad.read_h5ad(source)
+    if isinstance(source, ad.AnnData):
+        return source
+    raise TranspertInputError(
+        f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
+    )
+
+
+def _values(X) -> np.ndarray:
+    return X.data if sp.issparse(X) else np.asarray(X).ravel()
+
+
+def detect_scale(X, name: str) -> str:
+    """``"counts"`` or ``"log1p"`` by cell-eval's rule; raises on out-of-range fractional data."""
+    values = _values(X)
+    if values.size and np.isnan(values).any():
+        raise TranspertInputError(f"{name}: X contains NaN values; remove or impute them")
+    if values.size and (values < 0).any():
+        raise TranspertInputError(
+            f"{name}: X has negative values (min {float(values.min()):.4g}); expected raw "
+            "counts or log1p-normalised expression, both >= 0"
+        )
+    frac = np.modf(values)[0] if values.size else values
+    if not (frac > FRACTION_EPSILON).any():
+        return "counts"
+    vmax = float(values.max())
+    if vmax >= LOG1P_MAX:
+        raise TranspertInputError(
+            f"{name}: X has fractional values (so it is not raw counts) but its maximum is "
+            f"{vmax:.4g} >= {LOG1P_MAX:g}: log1p-normalised data must lie in [0, {LOG1P_MAX:g}). "
+            "Pass raw integer counts, or log1p of median-library-size normalised counts; values "
+            "this large suggest mixed scales (some cells raw, some log1p)"
+        )
+    return "log1p"
+
+
+@njit(cache=True)
+def _row_sums_f64_into_dtype(indptr, data, out):  # pragma: no cover - compiled
+    # scanpy's _normalize_csr: float64 accumulator per row, stored in the data's dtype.
+    for i in range(indptr.size - 1):
+        s = 0.0
+        for j in range(indptr[i], indptr[i + 1]):
+            s += data[j]
+        out[i] = s
+
+
+def normalize_log1p(X):
+    """scanpy ``normalize_total(target_sum=None)`` then ``log1p``, bit for bit; returns a copy.
+
+    Counts scale in, log1p scale out (float32 for integer or float32 input). CSR/CSC input
+    gives CSR output (target = median of all cells' totals, as scanpy's CSR path), dense gives
+    dense (median of the non-zero totals, scanpy's dense path).
+    """
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)  # CSC -> CSR, as scanpy does
+        data = X.data
+        if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
+            data = data.astype(np.float32)
+        else:
+            data = data.copy()
+        counts = np.zeros(X.shape[0], dtype=data.dtype)
+        _row_sums_f64_into_dtype(X.indptr, data, counts)
+        target = np.median(counts)
+        factor = counts / target
+        factor = factor + (factor == 0)
+        data = np.true_divide(data, np.repeat(factor, np.diff(X.indptr)))
+        np.log1p(data, out=data)
+        return sp.csr_matrix((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+    X = np.asarray(X)
+    if np.issubdtype(X.dtype, np.integer) or X.dtype == np.bool_:
+        X = X.astype(np.float32)
+    counts = X.sum(axis=1)
+    target = np.median(counts[counts > 0])
+    factor = counts / target
+    factor = factor + (factor == 0)
+    out = np.true_divide(X, factor[:, None])
+    np.log1p(out, out=out)
+    return out
+
+
+def prepare_cells(source, which: str, pert_col: str, control: str) -> tuple[Cells, object]:
+    """Read, check the perturbation column, detect the scale, normalise counts. Log1p out."""
+    name = describe_source(source, which)
+    adata = read_anndata(source, which)
+    if pert_col not in adata.obs.columns:
+        raise TranspertInputError(
+            f"{name}: perturbation column {pert_col!r} not in obs (columns: "
+            f"{', '.join(map(str, adata.obs.columns))}); pass the right column name"
+        )
+    labels = adata.obs[pert_col].to_numpy(str)
+    X = adata.X
+    if X is None:
+        raise TranspertInputError(f"{name}: X is empty")
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        if X.dtype == np.float16:
+            X = X.astype(np.float32)
+    else:
+        X = np.asarray(X)
+        if X.dtype == np.float16:
+            X = X.astype(np.float32)
+    scale = detect_scale(X, name)
+    if scale == "counts":
+        X = normalize_log1p(X)
+    cells = Cells(name=name, X=X, labels=labels, var_names=pd.Index(adata.var_names.astype(str)),
+                  scale=scale)
+    return cells, adata
+
+
+def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
+    """cell-eval's pair checks with messages that say what to fix; returns the sorted labels."""
+    if len(real.var_names) != len(pred.var_names):
+        raise TranspertInputError(
+            f"{pred.name} has {len(pred.var_names)} genes but {real.name} has "
+            f"{len(real.var_names)}: the prediction must have exactly the real file's genes, in "
+            "the same order"
+        )
+    if not np.array_equal(real.var_names.to_numpy(), pred.var_names.to_numpy()):
+        differ = np.flatnonzero(real.var_names.to_numpy() != pred.var_names.to_numpy())
+        i = int(differ[0])
+        same_set = set(real.var_names) == set(pred.var_names)
+        hint = ("same genes in a different order: reorder the prediction's var to the real "
+                "file's order" if same_set else "the gene sets differ")
+        raise TranspertInputError(
+            f"gene names differ between {real.name} and {pred.name} at position {i} "
+            f"({real.var_names[i]!r} vs {pred.var_names[i]!r}; {len(differ)} positions differ): "
+            + hint
+        )
+    real_set = set(np.unique(real.labels))
+    pred_set = set(np.unique(pred.labels))
+    if control not in real_set:
+        raise TranspertInputError(
+            f"{real.name}: control label {control!r} not found in the perturbation column; "
+            "pass the control label used in the file"
+        )
+    if control not in pred_set:
+        raise TranspertInputError(
+            f"{pred.name}: control label {control!r} not found: the prediction must contain "
+            "control cells (copy the real or training control cells into it)"
+        )
+    if real_set != pred_set:
+        only_real = sorted(real_set - pred_set)
+        only_pred = sorted(pred_set - real_set)
+        raise TranspertInputError(
+            f"perturbation labels differ between {real.name} and {pred.name}: "
+            f"missing from the prediction: {only_real[:10]}{' ...' if len(only_real) > 10 else ''}; "
+            f"not in the real file: {only_pred[:10]}{' ...' if len(only_pred) > 10 else ''}. "
+            "Both files must have exactly the same set of labels"
+        )
+    labels = np.array(sorted(real_set))
+    if labels.size < 2:
+        raise TranspertInputError(f"{real.name}: no perturbation besides the control {control!r}")
+    return labels
+
+
+@njit(cache=True)
+def _csr_group_sums(indptr, indices, data, codes, n_groups, n_genes):  # pragma: no cover
+    sums = np.zeros((n_groups, n_genes), dtype=np.float64)
+    for i in range(indptr.size - 1):
+        k = codes[i]
+        for j in range(indptr[i], indptr[i + 1]):
+            sums[k, indices[j]] += data[j]
+    return sums
+
+
+@njit(cache=True)
+def _dense_group_sums(X, codes, n_groups):  # pragma: no cover - compiled
+    n, g = X.shape
+    sums = np.zeros((n_groups, g), dtype=np.float64)
+    for i in range(n):
+        k = codes[i]
+        for j in range(g):
+            sums[k, j] += X[i, j]
+    return sums
+
+
+def group_means(X, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(len(groups), n_genes) float32 means of X's rows per label (float64 accumulation).
+
+    Scale in = scale out (log1p here). Explicitly stored zeros are harmless.
+    """
+    codes = pd.Index(groups).get_indexer(labels).astype(np.int64)
+    n = np.bincount(codes, minlength=len(groups)).astype(np.float64)
+    if sp.issparse(X):
+        sums = _csr_group_sums(X.indptr, X.indices, X.data, codes, len(groups), X.shape[1])
+    else:
+        sums = _dense_group_sums(np.ascontiguousarray(X), codes, len(groups))
+    return (sums / n[:, None]).astype(np.float32)

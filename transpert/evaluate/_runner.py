@@ -1,0 +1,226 @@
+"""The one runner: validate inputs, build pseudo-bulks and DE once per file, run the metrics.
+
+``evaluate(real, pred)`` reproduces ``cell-eval run`` (0.8.2) for the registered metrics:
+``results`` (one row per perturbation, cell-eval's columns), ``agg_results`` (polars
+``describe`` layout) and, with a baseline, ``score`` (``cell-eval score``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from transpert._errors import TranspertInputError
+from transpert._parallel import numba_threads
+from transpert.evaluate import _metrics  # noqa: F401  (registers the metrics)
+from transpert.evaluate._de import arrays_from_summary, arrays_from_table, summarize_cells
+from transpert.evaluate._inputs import Cells, check_pair, group_means, prepare_cells
+from transpert.evaluate._metrics import PROFILES
+from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
+from transpert.evaluate._score import aggregate, column_mean, score
+
+logger = logging.getLogger("transpert.evaluate")
+
+
+@dataclass
+class Prepared:
+    """One file reduced to what the metrics need: pseudo-bulks and (lazily) DE."""
+
+    cells: Cells | None
+    groups: np.ndarray  # sorted labels, control included
+    means: np.ndarray  # (len(groups), G) float32, log1p scale
+    n_cells: np.ndarray  # cells per group
+    summary: object = None  # DE summary profile (AnnData) once computed
+    de_table: pd.DataFrame | None = None  # or a precomputed cell-eval/pdex DE table
+    de_arrays: tuple | None = None
+
+
+def prepare(source, which: str, *, pert_col: str, control: str, threads: int | None) -> Prepared:
+    """Read one file, check its scale, normalise counts, take per-label means (log1p)."""
+    cells, _ = prepare_cells(source, which, pert_col, control)
+    groups = np.array(sorted(set(np.unique(cells.labels))))
+    with numba_threads(threads):
+        means = group_means(cells.X, cells.labels, groups)
+    n_cells = pd.Series(cells.labels).value_counts().reindex(groups).to_numpy()
+    return Prepared(cells=cells, groups=groups, means=means, n_cells=n_cells)
+
+
+def release(prep: Prepared) -> None:
+    """Drop the cell matrix once pseudo-bulks and DE are built (labels and genes are kept)."""
+    if prep.cells is not None:
+        prep.cells.X = None
+
+
+def _de_arrays(prep: Prepared, labels, genes, *, pert_col, control, threads, name):
+    if prep.de_arrays is None:
+        if prep.de_table is not None:
+            prep.de_arrays = arrays_from_table(prep.de_table, labels, genes, name)
+        else:
+            if prep.summary is None:
+                prep.summary = summarize_cells(prep.cells, pert_col, control, threads)
+            prep.de_arrays = arrays_from_summary(prep.summary, labels, genes, name)
+    return prep.de_arrays
+
+
+@dataclass
+class EvaluationResult:
+    """What ``evaluate`` returns. ``results``/``defined``: per perturbation (``defined`` is
+    False where cell-eval has a null: the metric has no value for that perturbation, as
+    opposed to NaN). ``agg_results``: cell-eval's describe layout. ``score``: with a baseline."""
+
+    profile: str
+    metrics: tuple[str, ...]
+    results: pd.DataFrame
+    defined: pd.DataFrame
+    agg_results: pd.DataFrame
+    flags: pd.DataFrame
+    bulk: BulkPair
+    de: DEPair | None
+    real: Prepared
+    pred: Prepared
+    score: pd.DataFrame | None = None
+    baseline: "EvaluationResult | None" = None
+    timings: dict = field(default_factory=dict)
+
+    def means(self) -> dict[str, float]:
+        """Mean of each results column (polars semantics: nulls skipped, NaN propagates)."""
+        return {c: column_mean(self.results[c].to_numpy(dtype=np.float64), self.defined[c].to_numpy())
+                for c in self.results.columns if c != "perturbation"}
+
+
+def _flags(labels, de: DEPair | None, real: Prepared, pred: Prepared) -> pd.DataFrame:
+    """Per-perturbation facts that explain nulls and NaNs instead of hiding them."""
+    idx_r = pd.Index(real.groups).get_indexer(labels)
+    idx_p = pd.Index(pred.groups).get_indexer(labels)
+    out = pd.DataFrame({"perturbation": labels, "n_cells_real": real.n_cells[idx_r],
+                        "n_cells_pred": pred.n_cells[idx_p]})
+    if de is not None:
+        n_real = de.real_sig.sum(axis=1)
+        n_pred = de.pred_sig.sum(axis=1)
+        n_genes = de.real_sig.shape[1]
+        out["n_de_real"] = n_real
+        out["n_de_pred"] = n_pred
+        notes = []
+        for r, p in zip(n_real, n_pred):
+            f = []
+            if r == 0:
+                f.append("no real DE genes: overlap 0 by definition; pr_auc/roc_auc undefined (NaN); "
+                         "de_spearman_lfc_sig, de_direction_match, de_sig_genes_recall null")
+            elif r == 1:
+                f.append("one real DE gene: de_spearman_lfc_sig NaN")
+            if r == n_genes:
+                f.append("every gene DE in real: pr_auc/roc_auc undefined (NaN)")
+            if p == 0:
+                f.append("no predicted DE genes")
+            if p == n_genes:
+                f.append("every gene DE in prediction (typical of constant cells)")
+            notes.append("; ".join(f))
+        out["flags"] = notes
+    return out
+
+
+def _run_metrics(names, bulk: BulkPair, de: DEPair | None):
+    columns: dict[str, np.ndarray] = {}
+    defined: dict[str, np.ndarray] = {}
+    # cell-eval computes DE metrics first, then the AnnData metrics: that is its column order.
+    ordered = [m for m in names if REGISTRY[m].kind == "de"] + \
+              [m for m in names if REGISTRY[m].kind == "bulk"]
+    for name in ordered:
+        metric = REGISTRY[name]
+        out = metric(de if metric.kind == "de" else bulk)
+        for col, mv in out.items():
+            columns[col] = mv.values
+            defined[col] = mv.defined
+    return columns, defined
+
+
+def _resolve_metrics(profile: str, metrics) -> tuple[str, ...]:
+    if metrics is not None:
+        unknown = [m for m in metrics if m not in REGISTRY]
+        if unknown:
+            raise TranspertInputError(f"unknown metrics {unknown}; known: {sorted(REGISTRY)}")
+        return tuple(metrics)
+    if profile not in PROFILES:
+        raise TranspertInputError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    return PROFILES[profile]
+
+
+def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", metrics=None,
+                      pert_col: str = "target_gene", control: str = "non-targeting",
+                      threads: int | None = None) -> EvaluationResult:
+    """Metrics for two prepared files (see :func:`evaluate`)."""
+    names = _resolve_metrics(profile, metrics)
+    t0 = time.perf_counter()
+    if real.cells is not None and pred.cells is not None:
+        labels_all = check_pair(real.cells, pred.cells, control)
+    else:
+        labels_all = real.groups
+    labels = labels_all[labels_all != control]
+    genes = real.cells.var_names.to_numpy() if real.cells is not None else None
+    ri = pd.Index(real.groups).get_indexer(labels)
+    pi = pd.Index(pred.groups).get_indexer(labels)
+    rc = int(np.flatnonzero(real.groups == control)[0])
+    pc = int(np.flatnonzero(pred.groups == control)[0])
+    bulk = BulkPair(labels=labels, genes=genes, real_means=real.means[ri], pred_means=pred.means[pi],
+                    real_control=real.means[rc], pred_control=pred.means[pc])
+    de = None
+    timings = {}
+    if any(REGISTRY[m].kind == "de" for m in names):
+        t = time.perf_counter()
+        kw = dict(pert_col=pert_col, control=control, threads=threads)
+        real_lfc, real_fdr = _de_arrays(real, labels, genes, name="real", **kw)
+        pred_lfc, pred_fdr = _de_arrays(pred, labels, genes, name="pred", **kw)
+        de = DEPair(labels, genes, real_lfc, real_fdr, pred_lfc, pred_fdr)
+        timings["de_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with numba_threads(threads):
+        columns, defined = _run_metrics(names, bulk, de)
+    timings["metrics_s"] = time.perf_counter() - t
+    results = pd.DataFrame({"perturbation": labels, **columns})
+    for col in ("de_nsig_counts_real", "de_nsig_counts_pred"):
+        if col in results:
+            results[col] = results[col].astype(np.int64)
+    defined_df = pd.DataFrame({"perturbation": np.ones(len(labels), dtype=bool), **defined})
+    agg = aggregate(results, defined_df)
+    timings["total_s"] = time.perf_counter() - t0
+    return EvaluationResult(profile=profile, metrics=names, results=results, defined=defined_df,
+                            agg_results=agg, flags=_flags(labels, de, real, pred), bulk=bulk,
+                            de=de, real=real, pred=pred, timings=timings)
+
+
+def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
+             pert_col: str = "target_gene", control: str = "non-targeting",
+             threads: int | None = None) -> EvaluationResult:
+    """Score a prediction against real cells exactly as ``cell-eval run`` 0.8.2 does.
+
+    Parameters
+    ----------
+    real, pred, baseline
+        h5ad paths or AnnData (not modified). Raw integer counts are normalised per file
+        (median library size, log1p); fractional data must already be log1p, in [0, 15).
+        The prediction must have the real file's genes in the same order, the same labels,
+        and control cells. ``baseline`` (e.g. from :func:`build_baseline`) adds ``score``.
+    profile
+        ``"vcc"`` (mae, discrimination_score_l1, overlap_at_N) or ``"full"`` (every metric
+        of cell-eval's full profile except pearson_edistance and clustering_agreement).
+    metrics
+        Explicit metric names instead of a profile.
+    threads
+        Cores for the DE engine and kernels (None: all available).
+    """
+    names = _resolve_metrics(profile, metrics)
+    kw = dict(pert_col=pert_col, control=control, threads=threads)
+    real_p = prepare(real, "real", **kw)
+    pred_p = prepare(pred, "pred", **kw)
+    result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, **kw)
+    release(pred_p)
+    if baseline is not None:
+        base_p = prepare(baseline, "baseline", **kw)
+        result.baseline = evaluate_prepared(real_p, base_p, profile=profile, metrics=names, **kw)
+        release(base_p)
+        result.score = score(result.means(), result.baseline.means())
+    return result
