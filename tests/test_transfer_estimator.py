@@ -1,0 +1,181 @@
+"""The TransPert estimator: interface, fallbacks, save/load, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transpert._errors import TranspertInputError
+from transpert.transfer import TransPert
+from transpert.transfer._testing import synthetic_lines
+
+FAST = {"specific_scales": (0.5, 1.0, 1.5), "common_scales": (0.5, 1.0), "cv_folds": 3}
+
+
+@pytest.fixture(scope="module")
+def data():
+    refs, target, truth = synthetic_lines(seed=21, n_perturbations=40, n_genes=120,
+                                          lines={"A": {"shared": 0.9}, "B": {"shared": 0.5}})
+    refs["B"] = refs["B"][10:, 30:].copy()  # B lacks P0..P9 and the first 30 genes
+    return refs, target[:28].copy(), target, truth
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    refs, train, _, _ = data
+    return TransPert(**FAST).fit(refs, train)
+
+
+def test_prediction_layout(model, data):
+    _, train, target, _ = data
+    perts = ["P35", "P2", "P30"]
+    pred = model.predict(perts)
+    assert list(pred.obs_names) == perts
+    assert list(pred.var_names) == list(train.var_names)
+    assert set(pred.layers) == {"mean", "delta", "log2fc", "deg_probability"}
+    assert pred.obs["source"].tolist() == ["references"] * 3
+    assert pred.obs["n_reference_lines"].tolist() == [2, 1, 2]
+    np.testing.assert_array_equal(pred.var["control_mean"], train.var["control_mean"])
+    mean, delta = pred.layers["mean"], pred.layers["delta"]
+    ctrl = train.var["control_mean"].to_numpy()
+    assert (mean >= 0).all()
+    np.testing.assert_allclose(mean, ctrl + delta, atol=1e-6)  # float32 layers
+    np.testing.assert_array_equal(pred.X, mean)
+    # log2fc is pdex's: log2(expm1(mean) / expm1(control mean))
+    with np.errstate(divide="ignore"):
+        expected = np.log2(np.expm1(mean.astype(np.float64)) / np.expm1(ctrl))
+    ok = np.isfinite(expected)
+    np.testing.assert_allclose(pred.layers["log2fc"][ok], expected[ok], rtol=1e-4, atol=1e-4)
+    p = pred.layers["deg_probability"]
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_prediction_follows_the_chosen_scales(model, data):
+    refs, _, _, _ = data
+    pred = model.predict(["P35"])
+    t = model.target_
+    w = model.weights_["weight"]
+    # brute force: weighted mean of each line's delta minus its mean delta, over the lines
+    spec = np.zeros(len(t.genes))
+    den = np.zeros(len(t.genes))
+    for name, ref in refs.items():
+        cols = t.genes.get_indexer(ref.var_names)
+        d = np.asarray(ref["P35"].layers["delta"], dtype=np.float32)[0].astype(np.float64)
+        m = np.asarray(ref.layers["delta"], dtype=np.float32).astype(np.float64).mean(axis=0)
+        spec[cols] += w[name] * (d - m)
+        den[cols] += w[name]
+    spec /= den
+    delta = model.common_scale_ * t.mean_delta + model.specific_scale_ * spec
+    j = t.genes.get_loc("P35") if "P35" in t.genes else None
+    mean = np.clip(t.control_mean + delta, 0, None)
+    keep = np.ones(len(t.genes), bool)
+    if j is not None:
+        keep[j] = False
+    np.testing.assert_allclose(pred.layers["mean"][0, keep], mean[keep], rtol=1e-5, atol=1e-5)
+
+
+def test_knockdown_of_the_perturbed_gene(model, data):
+    _, train, target, _ = data
+    pred = model.predict(["P15"])  # P15 is also a gene (first half of the labels)
+    j = list(train.var_names).index("P15")
+    ctrl = train.var["control_mean"].iloc[j]
+    # the simulated CRISPRi leaves 30% of the expression; the model's ratio is estimated from train
+    ratio = model.target_.knockdown_ratio
+    assert ratio == pytest.approx(0.3, abs=0.05)
+    assert pred.layers["mean"][0, j] == pytest.approx(np.log1p(ratio * np.expm1(ctrl)), rel=1e-5)
+
+
+def test_perturbation_in_no_reference_falls_back_with_warning(model):
+    with pytest.warns(UserWarning, match="target_train_mean"):
+        pred = model.predict(["P35", "UNSEEN"])
+    assert pred.obs["source"].tolist() == ["references", "target_train_mean"]
+    assert pred.obs["n_reference_lines"].tolist() == [2, 0]
+    t = model.target_
+    expected = np.clip(t.control_mean + t.mean_delta, 0, None)
+    np.testing.assert_allclose(pred.layers["mean"][1], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_genes_missing_from_every_line(data):
+    refs, train, _, _ = data
+    refs = {"A": refs["A"][:, 5:].copy()}  # nobody measured the first five genes
+    model = TransPert(**FAST).fit(refs, train)
+    pred = model.predict(["P35"])
+    t = model.target_
+    # unmeasured genes: only the common component (no specific effect)
+    np.testing.assert_allclose(
+        pred.layers["delta"][0, :5],
+        np.clip(t.control_mean[:5] + model.common_scale_ * t.mean_delta[:5], 0, None) - t.control_mean[:5],
+        atol=1e-6)
+
+
+def test_save_load_round_trip_is_identical(model, tmp_path):
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["format"] == "transpert.TransPert" and meta["lines"] == ["A", "B"]
+    loaded = TransPert.load(tmp_path / "m")
+    assert loaded.get_params() == {**model.get_params(), "specific_scales": [0.5, 1.0, 1.5],
+                                   "common_scales": [0.5, 1.0]}
+    pd.testing.assert_frame_equal(loaded.weights_, model.weights_)
+    pd.testing.assert_frame_equal(loaded.scale_curve_, model.scale_curve_)
+    perts = ["P35", "P2", "P30", "P0"]
+    a, b = model.predict(perts), loaded.predict(perts)
+    for layer in a.layers:
+        np.testing.assert_array_equal(a.layers[layer], b.layers[layer])
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+
+
+def test_fit_is_deterministic(data):
+    refs, train, _, _ = data
+    a = TransPert(**FAST).fit(refs, train).predict(["P33"])
+    b = TransPert(**FAST).fit(refs, train).predict(["P33"])
+    for layer in a.layers:
+        np.testing.assert_array_equal(a.layers[layer], b.layers[layer])
+
+
+def test_params_follow_sklearn_conventions():
+    m = TransPert(temperature=0.1)
+    assert m.get_params()["temperature"] == 0.1
+    assert m.set_params(cv_folds=3) is m and m.cv_folds == 3
+    assert "temperature=0.1" in repr(m)
+    with pytest.raises(TranspertInputError, match="no parameter"):
+        m.set_params(nope=1)
+    with pytest.raises(TranspertInputError, match="not fitted"):
+        m.predict(["P1"])
+    assert not any(k.endswith("_") for k in vars(m))  # nothing learned before fit
+
+
+def test_bad_input_errors(data, tmp_path):
+    refs, train, _, _ = data
+    with pytest.raises(TranspertInputError, match="non-empty dict"):
+        TransPert().fit({}, train)
+    bad = train.copy()
+    del bad.layers["fdr"]
+    with pytest.raises(TranspertInputError, match="target_train: layer 'fdr' is missing"):
+        TransPert().fit(refs, bad)
+    bad = refs["A"].copy()
+    bad.var = bad.var.drop(columns="control_mean")
+    with pytest.raises(TranspertInputError, match="reference line 'A'.*control_mean"):
+        TransPert().fit({"A": bad}, train)
+    bad = train.copy()
+    bad.layers["delta"] = np.asarray(bad.layers["delta"]).copy()
+    bad.layers["delta"][3, 4] = np.nan
+    with pytest.raises(TranspertInputError, match="perturbation 'P3', gene"):
+        TransPert().fit(refs, bad)
+    other = refs["A"].copy()
+    other.var_names = [f"X{i}" for i in range(other.n_vars)]
+    with pytest.raises(TranspertInputError, match="shares no gene"):
+        TransPert().fit({"A": other}, train)
+    with pytest.raises(TranspertInputError, match="scale_components"):
+        TransPert(scale_components="all").fit(refs, train)
+    with pytest.raises(TranspertInputError, match="at least 2"):
+        TransPert().fit(refs, train[:1].copy())
+    model = TransPert(**FAST).fit(refs, train)
+    with pytest.raises(TranspertInputError, match="more than once"):
+        model.predict(["P1", "P1"])
+    with pytest.raises(TranspertInputError, match="single string"):
+        model.predict("P1")
+    with pytest.raises(TranspertInputError, match="not a saved TransPert"):
+        TransPert.load(tmp_path)
