@@ -91,12 +91,50 @@ def test_written_cells_format_and_recover_predicted_degs(setting, tmp_path):
         fdr, lfc = de[p]
         # the DE test on the written cells calls exactly the predicted DE genes
         np.testing.assert_array_equal(fdr < 0.05, want, err_msg=p)
+        # genes left alone are a stratified sample of the controls: nowhere near significant
+        assert fdr[~want].min() > 0.9
         # their written means are the predicted means (float32 storage: 1e-6 relative)
         np.testing.assert_allclose(x[labels == p][:, want].mean(0), pred.layers["mean"][i, order][want], rtol=1e-5)
         # and their order by |log2FC| (cell-eval's DES ranking) is the predicted one
         want_order = np.argsort(-np.abs(pred.layers["log2fc"][i, order][want]), kind="stable")
         got_order = np.argsort(-np.abs(lfc[want]), kind="stable")
         np.testing.assert_array_equal(got_order, want_order)
+
+
+def test_quantile_kernel_is_a_stratified_sample():
+    """Brute-force check: the i-th smallest sampled value of each gene lies in the i-th stratum of
+    the sorted control values, and every cell gets one value per gene."""
+    from transpert.kernels._quantile_cells import quantile_sample_csc
+
+    rng = np.random.default_rng(7)
+    x = rng.poisson(rng.uniform(0.1, 3, 12), size=(57, 12)).astype(np.float64)
+    csc = sp.csc_matrix(x)
+    data = csc.data.copy()
+    for j in range(12):
+        data[csc.indptr[j]:csc.indptr[j + 1]].sort()
+    for n_out in (20, 57, 130):
+        rows, cols, vals = quantile_sample_csc(csc.indptr.astype(np.int64), data, 57, n_out, 11)
+        out = sp.csr_matrix((vals, (rows, cols)), shape=(n_out, 12)).toarray()
+        assert len(set(zip(rows, cols))) == len(rows)  # no cell gets two values of a gene
+        for j in range(12):
+            full = np.sort(x[:, j])
+            got = np.sort(out[:, j])
+            for i in range(n_out):
+                lo, hi = int(np.floor(i * 57 / n_out)), int(np.ceil((i + 1) * 57 / n_out)) - 1
+                assert full[lo] <= got[i] <= full[hi]
+        again = quantile_sample_csc(csc.indptr.astype(np.int64), data, 57, n_out, 11)
+        assert all(np.array_equal(a, b) for a, b in zip((rows, cols, vals), again))
+
+
+def test_resample_mode_keeps_whole_control_cells(setting, tmp_path):
+    pred, controls, counts, _ = setting
+    out = write_prediction(pred, controls, counts, GENES, tmp_path / "r.h5ad", cells="resample")
+    de = pred.layers["deg_probability"][0] >= 0.5
+    ctrl_rows = {tuple(r) for r in controls.X.toarray()[:, ~de].round(5)}
+    a_cells = out[out.obs["target_gene"] == "A"].X.toarray()[:, ~de].round(5)
+    assert all(tuple(r) in ctrl_rows for r in a_cells)
+    with pytest.raises(TranspertInputError, match="quantile"):
+        write_prediction(pred, controls, counts, GENES, tmp_path / "r.h5ad", cells="other")
 
 
 def test_seeded_and_capped(setting, tmp_path, caplog):

@@ -5,8 +5,14 @@ perturbation's cells against the file's own control cells) decides which genes a
 calls significant, and ranks them by |log2FC| of the two groups' means. So the cells are built to
 make that test recover what the model predicted:
 
-* every perturbation's cells start as target control cells drawn with replacement (seeded), so a
-  gene the model does not call DE has the control distribution and is not significant;
+* every perturbation's cells start from the target's control cells, so a gene the model does not
+  call DE has the control distribution and is not significant. Two ways (``cells=``):
+  ``"quantile"`` (default) reads each gene's control values at evenly spaced quantiles
+  (stratified per gene, seeded; see :mod:`transpert.kernels._quantile_cells`), so the rank-sum
+  test finds U ≈ n m / 2 for every gene left alone and never calls it by chance, at the price of
+  cells whose genes are no longer jointly those of one real cell (no metric of cell-eval's
+  ``vcc`` profile looks at that); ``"resample"`` draws whole control cells with replacement,
+  keeping real cells, but then a few untouched genes are called significant by chance;
 * on the genes predicted DE (``deg_probability >= deg_threshold``, or ``|delta| > min_abs_delta``
   for a method without DEG probabilities) the cells are moved so that their mean equals the
   predicted log1p mean exactly: up by adding a constant (every cell moves, so the shift is
@@ -137,9 +143,36 @@ def _shift_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
     return block
 
 
+class _ControlSampler:
+    """Draws ``n`` cells from the control cells (log1p CSR), ``"quantile"`` or ``"resample"``."""
+
+    def __init__(self, controls: sp.csr_matrix, mode: str, rng: np.random.Generator):
+        if mode not in ("quantile", "resample"):
+            raise TranspertInputError(f"cells must be 'quantile' or 'resample', got {mode!r}")
+        self.controls, self.mode, self.rng = controls, mode, rng
+        if mode == "quantile":
+            csc = controls.tocsc()
+            csc.sort_indices()
+            data = csc.data.copy()
+            for j in range(csc.shape[1]):  # each column's non-zero values ascending
+                a, b = csc.indptr[j], csc.indptr[j + 1]
+                data[a:b].sort()
+            self.indptr, self.sorted_data = csc.indptr.astype(np.int64), data
+
+    def draw(self, n: int) -> sp.csr_matrix:
+        n_ctrl, n_genes = self.controls.shape
+        if self.mode == "resample":
+            return self.controls[self.rng.integers(0, n_ctrl, size=n)]
+        from transpert.kernels._quantile_cells import quantile_sample_csc
+
+        rows, cols, vals = quantile_sample_csc(self.indptr, self.sorted_data, n_ctrl, n,
+                                               int(self.rng.integers(0, 2**31 - 1)))
+        return sp.csr_matrix((vals, (rows, cols)), shape=(n, n_genes))
+
+
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
                            pert_col: str = "target_gene", counts_col: str = "n_cells",
-                           deg_threshold: float = 0.5, min_abs_delta: float = 0.0,
+                           deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
                            rng: np.random.Generator) -> tuple[list[sp.csr_matrix], list[str], pd.DataFrame]:
     """Cells for every perturbation of ``counts`` (log1p float32 CSR blocks), their labels, and a
     per-perturbation table (cells written, DE genes shifted)."""
@@ -158,10 +191,10 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
     delta = np.where(cols[None, :] >= 0, delta[:, np.maximum(cols, 0)], 0.0)
     rows = prediction.obs_names.get_indexer(counts[pert_col])
     blocks, labels, report = [], [], []
-    n_ctrl, n_genes = controls.shape[0], len(genes)
+    n_genes = len(genes)
+    sampler = _ControlSampler(controls, cells, rng)
     for pert, n, r in zip(counts[pert_col], counts[counts_col], rows):
-        idx = rng.integers(0, n_ctrl, size=int(n))
-        base = controls[idx]
+        base = sampler.draw(int(n))
         de = (prob[r] >= deg_threshold) if prob is not None else (np.abs(delta[r]) > min_abs_delta)
         de_cols = np.flatnonzero(de)
         if de_cols.size:
@@ -183,8 +216,8 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
 def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_path, *,
                      pert_col: str = "target_gene", control: str = "non-targeting",
                      counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
-                     deg_threshold: float = 0.5, min_abs_delta: float = 0.0, seed: int = 0,
-                     target_sum: float | None = None):
+                     deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
+                     seed: int = 0, target_sum: float | None = None):
     """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns the AnnData.
 
     Parameters
@@ -201,7 +234,8 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     max_cells : cap on all cells written, controls included (the challenge's 100,000); when the
         request is larger every count is scaled down by the same factor, with a warning.
     deg_threshold, min_abs_delta : which genes are moved (see the module docstring).
-    seed : seeds the resampling of control cells; same inputs and seed give the same file.
+    cells : ``"quantile"`` or ``"resample"``: how control cells are drawn (module docstring).
+    seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
     Returns the AnnData written: ``X`` log1p float32 CSR in [0, 15), ``obs[pert_col]``, control
     cells included, ``var_names`` = ``genes``; ``uns["transpert_cells"]`` records the settings and
@@ -245,7 +279,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     scaled = table.assign(**{counts_col: n_cells})
     blocks, labels, report = build_prediction_cells(
         pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
-        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, rng=rng)
+        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, rng=rng)
     blocks.append(sp.csr_matrix(controls_out, dtype=np.float32))
     labels.extend([control] * controls_out.shape[0])
     x = sp.vstack(blocks, format="csr", dtype=np.float32)
@@ -257,7 +291,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     method = pseudobulk_prediction.uns.get("transpert_prediction", {}).get("method", "unknown")
     out.uns["transpert_cells"] = {
         "method": str(method), "seed": int(seed), "scale": "log1p", "deg_threshold": float(deg_threshold),
-        "min_abs_delta": float(min_abs_delta), "max_cells": -1 if max_cells is None else int(max_cells),
+        "min_abs_delta": float(min_abs_delta), "cells": cells, "max_cells": -1 if max_cells is None else int(max_cells),
         "cap_factor": float(factor), "n_control_cells": int(controls_out.shape[0]),
         "per_perturbation": report.astype({pert_col: str}),
     }
