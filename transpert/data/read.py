@@ -166,6 +166,9 @@ class CellSource:
             raise TranspertInputError(
                 f"{label}: matrix shape {matrix.shape} does not match obs ({obs.shape[0]}) x var ({var.shape[0]})"
             )
+        if schema.x_format is not None and schema.x_format != matrix.format:
+            logger.warning("%s: schema says X is %s but it is stored as %s", label, schema.x_format,
+                           matrix.format)
         self.raw_obs = obs  # as stored, before the schema and filter (validation reads it)
         self.raw_var = var
         mask = schema.cell_mask(obs, label)

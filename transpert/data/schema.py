@@ -52,6 +52,9 @@ class Schema:
         ``"X"`` or ``"layers/<name>"``: where the expression matrix is stored.
     counts
         ``True`` if X holds raw counts, ``False`` if log1p, ``None`` to detect.
+    x_format
+        ``"csr"``, ``"csc"`` or ``"dense"`` as the provider stores X (documentation; a file
+        stored otherwise is read anyway, with a warning).
     cell_filter
         optional filter on obs keeping one context, e.g. ``'condition == "stimulated"'``
         (``==``, ``!=``, ``in``, ``not in`` against literals, joined by ``and``), or a mapping
@@ -70,6 +73,7 @@ class Schema:
     gene_ids: str | None = "auto"
     matrix: str = "X"
     counts: bool | None = None
+    x_format: str | None = None
     cell_filter: str | Mapping[str, Any] | None = None
     duplicate_genes: str = "error"
 
@@ -80,6 +84,8 @@ class Schema:
             )
         if not (self.matrix == "X" or self.matrix.startswith("layers/")):
             raise TranspertInputError(f"schema matrix must be 'X' or 'layers/<name>', got {self.matrix!r}")
+        if self.x_format not in (None, "csr", "csc", "dense"):
+            raise TranspertInputError(f"schema x_format must be csr, csc or dense, got {self.x_format!r}")
         if self.cell_filter is not None:
             _parse_filter(self.cell_filter)  # fail early on a bad expression
 
