@@ -4,6 +4,8 @@ Everything here works on the log1p scale (median-library-size normalised counts,
 log1p); raw-count inputs are normalised per file on the way in, as cell-eval does.
 """
 
+from transpert.evaluate._baseline import build_baseline
+from transpert.evaluate._bootstrap import bootstrap_ci, generalist_ranking, paired_comparison
 from transpert.evaluate._metrics import GENERALIST, PROFILES
 from transpert.evaluate._pds import (
     discrimination_scores,
@@ -13,6 +15,8 @@ from transpert.evaluate._pds import (
 )
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair, Metric, MetricValues
 from transpert.evaluate._runner import EvaluationResult, evaluate, evaluate_prepared, prepare
+from transpert.evaluate._prep import prep
+from transpert.evaluate._report import pds_diagnostics, write_report
 from transpert.evaluate._score import aggregate, score
 
 __all__ = [
@@ -25,6 +29,13 @@ __all__ = [
     "Metric",
     "MetricValues",
     "aggregate",
+    "bootstrap_ci",
+    "build_baseline",
+    "generalist_ranking",
+    "paired_comparison",
+    "pds_diagnostics",
+    "prep",
+    "write_report",
     "discrimination_scores",
     "distance_matrix",
     "evaluate",

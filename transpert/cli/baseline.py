@@ -1,0 +1,24 @@
+"""``transpert baseline``: the challenge's cell-mean baseline, as ``cell-eval baseline`` builds it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train", required=True, help="training cells (h5ad; counts or log1p)")
+    parser.add_argument("--counts", required=True,
+                        help="CSV with the perturbation column and n_cells (e.g. pert_counts_Validation.csv)")
+    parser.add_argument("-o", "--output", required=True, help="baseline h5ad to write")
+    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
+    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
+    parser.add_argument("--counts-col", default="n_cells", help="cell-count column [%(default)s]")
+
+
+def run(args: argparse.Namespace) -> int:
+    from transpert.evaluate import build_baseline
+
+    adata = build_baseline(args.train, args.counts, args.output, pert_col=args.pert_col,
+                           control=args.control, counts_col=args.counts_col)
+    print(f"baseline: {adata.n_obs} cells x {adata.n_vars} genes written to {args.output}")
+    return 0

@@ -1,0 +1,44 @@
+"""``transpert evaluate``: score a prediction against real cells with cell-eval's metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--real", required=True, help="real cells (h5ad; raw counts or log1p)")
+    parser.add_argument("--pred", required=True, help="predicted cells (h5ad), with control cells")
+    parser.add_argument("--baseline", help="baseline prediction (h5ad, e.g. from `transpert "
+                        "baseline`): adds score.csv")
+    parser.add_argument("--profile", choices=["vcc", "full"], default="vcc",
+                        help="vcc: mae, discrimination_score_l1, overlap_at_N; full: every "
+                        "cell-eval metric except clustering/e-distance [default: %(default)s]")
+    parser.add_argument("-o", "--outdir", required=True, help="output directory")
+    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
+    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
+    parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
+    parser.add_argument("--n-boot", type=int, default=1000,
+                        help="bootstrap resamples for the intervals; 0 skips them [%(default)s]")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")
+    parser.add_argument("--de-csv", action="store_true",
+                        help="write the DE tables as cell-eval's long CSV (real_de.csv, "
+                        "pred_de.csv) instead of summary h5ad files (slower for large data)")
+    parser.add_argument("--no-report", action="store_true", help="skip report.md and plots")
+
+
+def run(args: argparse.Namespace) -> int:
+    from transpert.evaluate import evaluate
+    from transpert.evaluate._bootstrap import bootstrap_ci
+    from transpert.evaluate._output import write_outputs
+
+    result = evaluate(args.real, args.pred, profile=args.profile, baseline=args.baseline,
+                      pert_col=args.pert_col, control=args.control, threads=args.threads)
+    ci = bootstrap_ci(result, n_boot=args.n_boot, seed=args.seed) if args.n_boot > 0 else None
+    write_outputs(result, args.outdir, ci=ci, de_csv=args.de_csv, report=not args.no_report,
+                  threads=args.threads)
+    means = result.means()
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in means.items() if k in ("mae", "discrimination_score_l1", "overlap_at_N"))
+    if result.score is not None:
+        summary += f"; avg_score {float(result.score['from_baseline'].iloc[-1]):.4f}"
+    print(f"{len(result.results)} perturbations: {summary}; written to {args.outdir}")
+    return 0
