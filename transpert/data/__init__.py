@@ -6,12 +6,19 @@
 - :func:`detect_scale`, :func:`normalize_log1p`: the challenge's normalisation (median library
   size, natural log1p), equal to scanpy's ``normalize_total`` + ``log1p``.
 - :class:`Schema`: where a file keeps the canonical fields.
+- :func:`load_manifest`, :func:`fetch`, :func:`verify`: the datasets of ``data_manifest.yaml``,
+  downloaded resumably into the cache and checked against their checksums.
+- :func:`validate_cells`: clear errors before any work; :func:`harmonize_genes`: one gene list
+  for several datasets (Ensembl IDs first, then symbols).
 
 The simulator lives in :mod:`transpert.data.simulate` (imported on its own).
 """
 
 from __future__ import annotations
 
+from transpert.data.fetch import DownloadError, fetch, resolve_cache_dir, verify
+from transpert.data.genes import GeneHarmonization, harmonize_genes
+from transpert.data.manifest import DatasetEntry, Manifest, load_manifest
 from transpert.data.normalize import (
     detect_scale,
     library_sizes_of,
@@ -20,16 +27,35 @@ from transpert.data.normalize import (
 )
 from transpert.data.read import CellSource, open_cells, read_cells
 from transpert.data.schema import CONTROL_LABEL, PERT_COL, Schema
+from transpert.data.validate import (
+    ValidationError,
+    ValidationReport,
+    validate_cells,
+    validate_same_genes,
+)
 
 __all__ = [
     "CONTROL_LABEL",
     "PERT_COL",
     "CellSource",
+    "DatasetEntry",
+    "DownloadError",
+    "GeneHarmonization",
+    "Manifest",
     "Schema",
+    "ValidationError",
+    "ValidationReport",
     "detect_scale",
+    "fetch",
+    "harmonize_genes",
     "library_sizes_of",
+    "load_manifest",
     "median_library_size",
     "normalize_log1p",
     "open_cells",
     "read_cells",
+    "resolve_cache_dir",
+    "validate_cells",
+    "validate_same_genes",
+    "verify",
 ]

@@ -356,6 +356,68 @@ def _schema_for(schema, entry) -> Schema:
     return Schema.from_dict(base)
 
 
+@dataclass
+class _Parts:
+    """A dataset resolved but not yet mapped: matrix backend, raw obs/var, schema, origin."""
+
+    matrix: Any
+    obs: Any
+    var: Any
+    path: Path | None
+    schema: Schema
+    name: str
+    entry: Any = None
+
+
+def _open_parts(source, schema, manifest) -> _Parts:
+    """Resolve a path / manifest name / AnnData to its matrix backend, raw obs and var, schema."""
+    entry = None
+    import anndata as ad
+
+    if isinstance(source, ad.AnnData):
+        if source.isbacked:
+            source = Path(source.filename)
+        else:
+            sch = _schema_for(schema, None)
+            if sch.matrix == "X":
+                X = source.X
+            else:
+                layer = sch.matrix.split("/", 1)[1]
+                if layer not in source.layers:
+                    raise TranspertInputError(f"AnnData: no layer {layer!r} (layers: {list(source.layers)})")
+                X = source.layers[layer]
+            return _Parts(_MemoryMatrix(X), source.obs, source.var, None, sch, "AnnData")
+    if not isinstance(source, (str, os.PathLike)):
+        raise TranspertInputError(f"cannot read cells from a {type(source).__name__}")
+    path = Path(source)
+    if not path.exists() and not str(source).endswith(".h5ad"):
+        from transpert.data.manifest import Manifest, load_manifest
+
+        man = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        entry = man.get(str(source))
+        path = entry.local_file()
+    if not path.exists():
+        raise TranspertInputError(f"{path}: no such file")
+    sch = _schema_for(schema, entry)
+    matrix = _H5Matrix(path, sch.matrix)
+    try:
+        obs = _read_frame(matrix.file["obs"])
+        var = _read_frame(matrix.file["var"])
+    except Exception:
+        matrix.close()
+        raise
+    return _Parts(matrix, obs, var, path, sch, entry.name if entry is not None else path.stem, entry)
+
+
+def _cells_from_parts(parts: _Parts, show_progress: bool | None = False) -> CellSource:
+    try:
+        return CellSource(parts.matrix, parts.obs, parts.var, path=parts.path, schema=parts.schema,
+                          name=parts.name, entry=parts.entry, show_progress=show_progress)
+    except Exception:
+        parts.matrix.close()
+        raise
+
+
 def open_cells(source, *, schema: Schema | dict | None = None, manifest=None,
                show_progress: bool | None = False) -> CellSource:
     """Open a dataset's cells without loading the matrix.
@@ -363,49 +425,14 @@ def open_cells(source, *, schema: Schema | dict | None = None, manifest=None,
     ``source``: an h5ad path, a manifest dataset name (local ``path`` or fetched into the cache),
     an AnnData (in memory, or backed: then its file is opened), or a :class:`CellSource`
     (returned as is). ``schema``: a :class:`Schema`, or a dict laid over the manifest's mapping;
-    default: the manifest's mapping for a name, the canonical names for a path.
+    default: the manifest's mapping for a name, the canonical names for a path. ``manifest``: a
+    :class:`~transpert.data.manifest.Manifest` or an extra manifest file.
     """
     if isinstance(source, CellSource):
         if schema is not None:
             raise TranspertInputError("open_cells: pass a schema when opening, not with a CellSource")
         return source
-    entry = None
-    try:
-        import anndata as ad
-    except ImportError:  # pragma: no cover - anndata is a core dependency
-        ad = None
-    if ad is not None and isinstance(source, ad.AnnData):
-        if source.isbacked:
-            source = Path(source.filename)
-        else:
-            sch = _schema_for(schema, None)
-            X = source.X if sch.matrix == "X" else source.layers[sch.matrix.split("/", 1)[1]]
-            return CellSource(_MemoryMatrix(X), source.obs, source.var, path=None, schema=sch,
-                              name="AnnData", show_progress=show_progress)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists() and not str(source).endswith(".h5ad"):
-            from transpert.data.manifest import load_manifest
-
-            man = manifest if manifest is not None and not isinstance(manifest, (str, os.PathLike)) \
-                else load_manifest(manifest)
-            entry = man.get(str(source))
-            path = entry.local_file()
-        if not path.exists():
-            raise TranspertInputError(f"{path}: no such file")
-    else:
-        raise TranspertInputError(f"open_cells: cannot read cells from a {type(source).__name__}")
-    sch = _schema_for(schema, entry)
-    matrix = _H5Matrix(path, sch.matrix)
-    try:
-        obs = _read_frame(matrix.file["obs"])
-        var = _read_frame(matrix.file["var"])
-        name = entry.name if entry is not None else path.stem
-        return CellSource(matrix, obs, var, path=path, schema=sch, name=name, entry=entry,
-                          show_progress=show_progress)
-    except Exception:
-        matrix.close()
-        raise
+    return _cells_from_parts(_open_parts(source, schema, manifest), show_progress)
 
 
 def read_cells(source, *, schema: Schema | dict | None = None, manifest=None):
