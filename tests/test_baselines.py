@@ -193,3 +193,14 @@ def test_registry_and_interface(small):
     pred = TrainMeanBaseline().fit({}, big).predict(["Z"])
     assert pred.layers["mean"].min() == 0.0
     np.testing.assert_allclose(pred.layers["delta"], pred.layers["mean"] - ctrl[None, :])
+
+
+def test_methods_without_de_model_state_their_number_of_degs():
+    genes = ["a", "b", "c", "d"]
+    fdr = np.array([[0.01, 0.01, 0.5, 0.5], [0.01, 0.9, 0.5, 1.0], [0.01, 0.04, 0.01, 1.0]])
+    train = make_summary(np.zeros((3, 4)), np.ones(4), ["p", "q", "r"], genes, fdr=fdr)
+    for cls in (ControlBaseline, TrainMeanBaseline, CellMeanBaseline, DegFrequencyBaseline):
+        pred = cls().fit({}, train).predict(["x"])
+        assert int(pred.obs["n_de_genes"].iloc[0]) == 2  # median of 2, 1, 3 DEGs
+    assert "n_de_genes" not in ControlBaseline().fit({}, make_summary(np.zeros((3, 4)), np.ones(4), ["p", "q", "r"],
+                                                                      genes)).predict(["x"]).obs

@@ -217,3 +217,25 @@ def test_cell_eval_prep_and_run_accept_the_file(setting, tmp_path):
     for i, p in enumerate(PERTS):
         called = set(pred_de.loc[(pred_de["target"] == p) & (pred_de["fdr"] < 0.05), "feature"])
         assert called == {g for g, x in zip(GENES, pred.layers["deg_probability"][i]) if x >= 0.5}, p
+
+
+def test_n_de_genes_selects_top_genes(setting, tmp_path):
+    """With obs['n_de_genes'] the writer moves that many genes, the most probable (or largest |delta|)."""
+    pred, controls, counts, _ = setting
+    p2 = pred.copy()
+    p2.obs["n_de_genes"] = 2
+    out = write_prediction(p2, controls, counts, GENES, tmp_path / "n.h5ad")
+    table = out.uns["transpert_cells"]["per_perturbation"]
+    assert list(table["n_de_genes_shifted"]) == [2, 2, 2]
+    del p2.layers["deg_probability"]
+    p2.obs["n_de_genes"] = 3
+    out = write_prediction(p2, controls, counts, GENES, tmp_path / "m.h5ad")
+    x = out.X.toarray()
+    labels = out.obs["target_gene"].astype(str).to_numpy()
+    ctrl = x[labels == "non-targeting"]
+    for i, p in enumerate(PERTS):
+        top = np.argsort(-np.abs(pred.layers["delta"][i]), kind="stable")[:3]
+        np.testing.assert_allclose(x[labels == p][:, top].mean(0), pred.layers["mean"][i, top], rtol=1e-5)
+        others = np.setdiff1d(np.arange(N_GENES), top)
+        # untouched genes: the stratified control sample, mean within a few percent of the controls
+        np.testing.assert_allclose(x[labels == p][:, others].mean(0), ctrl[:, others].mean(0), rtol=0.05, atol=0.01)

@@ -118,11 +118,15 @@ def check_perturbations(perturbations, control: str | None = None) -> list[str]:
 
 def make_prediction(perturbations: list[str], genes: pd.Index, control_mean: np.ndarray, delta: np.ndarray,
                     *, method: str, deg_probability: np.ndarray | None = None,
-                    source: Iterable[str] | None = None, params: dict | None = None):
+                    source: Iterable[str] | None = None, params: dict | None = None,
+                    n_de_genes: int | None = None):
     """Assemble a pseudo-bulk prediction AnnData (log1p scale) from predicted deltas.
 
     ``mean = clip(control_mean + delta, 0, <15)``; ``delta`` is then recomputed as
     ``mean - control_mean`` so the two layers always agree. ``X`` holds ``mean``.
+    ``n_de_genes``, when given, goes to ``obs["n_de_genes"]``: how many genes the prediction
+    calls DE per perturbation (the writer then moves that many, ranked by ``deg_probability`` or,
+    without it, by ``|delta|``).
     """
     import anndata as ad
 
@@ -134,6 +138,8 @@ def make_prediction(perturbations: list[str], genes: pd.Index, control_mean: np.
     delta = mean - control_mean[None, :]
     obs = pd.DataFrame(index=pd.Index(perturbations, name="perturbation"))
     obs["source"] = list(source) if source is not None else method
+    if n_de_genes is not None:
+        obs["n_de_genes"] = np.full(len(perturbations), int(n_de_genes), dtype=np.int64)
     var = pd.DataFrame({"control_mean": control_mean}, index=pd.Index(genes, name="gene"))
     layers = {"mean": mean, "delta": delta, "log2fc": log2fc_from_means(mean, control_mean)}
     if deg_probability is not None:
@@ -163,6 +169,11 @@ class Predictor:
         self.genes_ = pd.Index(target_train.var_names.astype(str))
         self.control_mean_ = np.asarray(target_train.var["control_mean"], dtype=np.float64)
         self.train_perturbations_ = list(target_train.obs_names.astype(str))
+        # how many genes a perturbation typically changes in the target: the methods without a
+        # DE model call that many genes DE (their largest |delta|); None when the summary has no FDR
+        self.n_de_genes_ = None
+        if "fdr" in target_train.layers:
+            self.n_de_genes_ = int(np.median((np.nan_to_num(layer(target_train, "fdr"), nan=1.0) < 0.05).sum(axis=1)))
         self._fit(self.references_, target_train)
         return self
 
@@ -172,6 +183,7 @@ class Predictor:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(references, target_train) first")
         perts = check_perturbations(perturbations)
         delta, extra = self._predict(perts)
+        extra.setdefault("n_de_genes", self.n_de_genes_)
         return make_prediction(perts, self.genes_, self.control_mean_, delta, method=self.name,
                                params=self.get_params(), **extra)
 

@@ -8,7 +8,9 @@ every requested perturbation alike (log1p scale):
   (``fdr < alpha``), shrunk towards 0 for genes barely expressed in the target's controls
   (``control_mean < min_mean``), which the Wilcoxon test cannot call significant;
 * ``delta[g]`` = the mean training delta of g over the perturbations where g *was* significant
-  (its typical effect when it responds), 0 where g never was.
+  (its typical effect when it responds), 0 where g never was;
+* ``n_de_genes`` = the median number of DEGs of a training perturbation: the writer calls that
+  many genes DE, the most frequent ones (a set of expected size, rather than a probability cut).
 
 So the genes predicted DE, their direction and their order by magnitude come from the training
 DEG frequency and the typical significant effect, nothing perturbation-specific.

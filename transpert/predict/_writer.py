@@ -13,11 +13,16 @@ make that test recover what the model predicted:
   cells whose genes are no longer jointly those of one real cell (no metric of cell-eval's
   ``vcc`` profile looks at that); ``"resample"`` draws whole control cells with replacement,
   keeping real cells, but then a few untouched genes are called significant by chance;
-* on the genes predicted DE (``deg_probability >= deg_threshold``, or ``|delta| > min_abs_delta``
-  for a method without DEG probabilities) the cells are moved so that their mean equals the
+* on the genes predicted DE the cells are moved so that their mean equals the
   predicted log1p mean exactly: up by adding a constant (every cell moves, so the shift is
   detected), down by scaling (zeros stay zeros, values shrink towards 0);
 * the control cells themselves are written unchanged, so the file's control mean is the target's.
+
+Which genes are "predicted DE", per perturbation: when the prediction has
+``obs["n_de_genes"]`` (a method's expected number of DEGs), that many genes ranked by
+``deg_probability`` (or ``|delta|`` without it), leaving out genes scored 0; otherwise genes with
+``deg_probability >= deg_threshold``; for a method with neither, genes with
+``|delta| > min_abs_delta``.
 
 Then the written means on the DE genes are the predicted means and their log2FC ordering is the
 predicted one. Output is log1p scale, float32 CSR, values in [0, 15).
@@ -170,6 +175,17 @@ class _ControlSampler:
         return sp.csr_matrix((vals, (rows, cols)), shape=(n, n_genes))
 
 
+def _de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
+    """Columns of the genes predicted DE for one perturbation (see the module docstring)."""
+    if n_de is not None:
+        score = prob if prob is not None else np.abs(delta)
+        order = np.argsort(-score, kind="stable")[:n_de]
+        return np.sort(order[score[order] > 0])
+    if prob is not None:
+        return np.flatnonzero(prob >= deg_threshold)
+    return np.flatnonzero(np.abs(delta) > min_abs_delta)
+
+
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
                            pert_col: str = "target_gene", counts_col: str = "n_cells",
                            deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
@@ -189,14 +205,19 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
         prob = np.where(cols[None, :] >= 0, p[:, np.maximum(cols, 0)], 0.0)
     delta = np.asarray(prediction.layers["delta"], dtype=np.float64)
     delta = np.where(cols[None, :] >= 0, delta[:, np.maximum(cols, 0)], 0.0)
+    n_de = None
+    if "n_de_genes" in prediction.obs.columns:
+        n_de = pd.to_numeric(prediction.obs["n_de_genes"], errors="coerce").to_numpy()
+        if np.isnan(n_de).any() or (n_de < 0).any():
+            raise TranspertInputError("prediction: obs['n_de_genes'] must hold non-negative integers")
     rows = prediction.obs_names.get_indexer(counts[pert_col])
     blocks, labels, report = [], [], []
     n_genes = len(genes)
     sampler = _ControlSampler(controls, cells, rng)
     for pert, n, r in zip(counts[pert_col], counts[counts_col], rows):
         base = sampler.draw(int(n))
-        de = (prob[r] >= deg_threshold) if prob is not None else (np.abs(delta[r]) > min_abs_delta)
-        de_cols = np.flatnonzero(de)
+        de_cols = _de_genes(prob[r] if prob is not None else None, delta[r],
+                            None if n_de is None else int(n_de[r]), deg_threshold, min_abs_delta)
         if de_cols.size:
             shifted = _shift_block(base[:, de_cols].toarray(), pred_mean[r, de_cols])
             keep = np.ones(n_genes)
@@ -233,7 +254,8 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     out_path : the .h5ad written (atomically).
     max_cells : cap on all cells written, controls included (the challenge's 100,000); when the
         request is larger every count is scaled down by the same factor, with a warning.
-    deg_threshold, min_abs_delta : which genes are moved (see the module docstring).
+    deg_threshold, min_abs_delta : which genes are moved when the prediction has no
+        ``obs["n_de_genes"]`` (see the module docstring).
     cells : ``"quantile"`` or ``"resample"``: how control cells are drawn (module docstring).
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
