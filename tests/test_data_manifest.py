@@ -3,9 +3,7 @@ and the real test files read through their manifest entries."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
 from transpert.data import open_cells, read_cells

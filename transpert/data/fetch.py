@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from transpert._errors import ChecksumMismatchError, TranspertInputError
+from transpert._errors import ChecksumMismatchError
 from transpert._progress import Progress
 
 logger = logging.getLogger(__name__)
