@@ -1,1 +1,33 @@
-"""transpert.kernels"""
+"""Numba kernels on plain arrays (CSR/CSC parts, group codes); callers allocate the outputs.
+
+- :func:`pseudobulk_csr`: per (group, gene) sums, non-zero counts and scipy-style float32 means.
+- :func:`count_csr_block`, :func:`scatter_csr_block`: gather a block of genes, column-major and zero-free, as
+  order-preserving keys plus group codes.
+- :func:`ranksum_block`: Mann-Whitney U and asymptotic p of every group against a reference
+  group (or the rest) for every gene of a block, with scipy's semantics.
+- :func:`mwu_pvalue`, :func:`ndtr`: scalar pieces, usable on their own.
+"""
+
+from transpert.kernels._gather import (
+    count_csr_block,
+    scatter_csr_block,
+    value_key,
+)
+from transpert.kernels._pdex import expm1_f32, log2_ratio_pdex
+from transpert.kernels._pseudobulk import pseudobulk_csr
+from transpert.kernels._regroup import regroup_segments
+from transpert.kernels._ranksum import ranksum_block
+from transpert.kernels._stats import mwu_pvalue, ndtr
+
+__all__ = [
+    "count_csr_block",
+    "expm1_f32",
+    "log2_ratio_pdex",
+    "mwu_pvalue",
+    "ndtr",
+    "pseudobulk_csr",
+    "ranksum_block",
+    "regroup_segments",
+    "scatter_csr_block",
+    "value_key",
+]

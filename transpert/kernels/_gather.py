@@ -1,0 +1,88 @@
+"""Gathering gene blocks out of row-ordered (CSR) storage.
+
+A gene block is the column-major, zero-free form the rank-sum kernel reads: for each gene of
+[g0, g1), the keys and group codes of its non-zero values in cells that belong to a group.
+Keys are the value's IEEE bits mapped so that unsigned integer order is numeric order
+(positive: set the sign bit; negative: flip all bits); ``zero_key`` is the key of 0.0.
+Explicit zeros (including -0.0) are dropped: they belong to the zero block.
+
+Rows are split into ``n_parts`` contiguous parts, one per thread; part p writes each gene's
+entries after those of parts < p, so a gene's entries are the same set whatever the thread
+count (and the rank-sum kernel sorts them anyway).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from transpert.kernels._ranges import row_range
+
+
+@njit(cache=True)
+def value_key(b, sign, ones):
+    """Order-preserving unsigned key of IEEE bits ``b`` (uint64 arithmetic)."""
+    b = np.uint64(b)
+    if b >= sign:
+        return ones - b
+    return b + sign
+
+
+@njit(cache=True, parallel=True)
+def count_csr_block(bits, indices, indptr, row_codes, g0, g1, sorted_indices, sign, n_parts):
+    """Non-zero entries per (row part, gene) of block [g0, g1) among rows with code >= 0."""
+    n_rows = indptr.shape[0] - 1
+    nb = g1 - g0
+    counts = np.zeros((n_parts, nb), dtype=np.int64)
+    for p in prange(n_parts):
+        r_lo = n_rows * p // n_parts
+        r_hi = n_rows * (p + 1) // n_parts
+        for r in range(r_lo, r_hi):
+            if row_codes[r] < 0:
+                continue
+            a, b = row_range(indices, indptr[r], indptr[r + 1], g0, g1, sorted_indices)
+            for k in range(a, b):
+                g = indices[k]
+                if g < g0 or g >= g1:
+                    continue
+                v = np.uint64(bits[k])
+                if v == 0 or v == sign:  # +0.0 / -0.0
+                    continue
+                counts[p, g - g0] += 1
+    return counts
+
+
+@njit(cache=True, parallel=True)
+def scatter_csr_block(bits, indices, indptr, row_codes, g0, g1, sorted_indices, sign, ones,
+                      counts, gene_pos, keys_out, codes_out):
+    """Write block [g0, g1)'s entries into ``keys_out``/``codes_out``.
+
+    ``gene_pos[g - g0]`` is where this call starts writing gene g (advanced by the caller
+    afterwards); ``counts`` comes from :func:`count_csr_block` on the same rows.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_parts = counts.shape[0]
+    nb = g1 - g0
+    for p in prange(n_parts):
+        pos = gene_pos.copy()
+        for q in range(p):
+            for g in range(nb):
+                pos[g] += counts[q, g]
+        r_lo = n_rows * p // n_parts
+        r_hi = n_rows * (p + 1) // n_parts
+        for r in range(r_lo, r_hi):
+            c = row_codes[r]
+            if c < 0:
+                continue
+            a, b = row_range(indices, indptr[r], indptr[r + 1], g0, g1, sorted_indices)
+            for k in range(a, b):
+                g = indices[k]
+                if g < g0 or g >= g1:
+                    continue
+                v = np.uint64(bits[k])
+                if v == 0 or v == sign:
+                    continue
+                i = pos[g - g0]
+                keys_out[i] = value_key(v, sign, ones)
+                codes_out[i] = c
+                pos[g - g0] = i + 1

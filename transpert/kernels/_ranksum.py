@@ -1,0 +1,196 @@
+"""Mann-Whitney U of every group against one reference group (or against the rest), per gene.
+
+Input is a *gene block*: for each gene, the non-zero values of the cells that belong to a group,
+as order-preserving integer keys (see :mod:`transpert.kernels._keys`) and their group codes.
+Zeros are never stored: all zeros of a gene form one tie block whose size per group is known
+(group size minus its non-zeros), so they enter U and the tie term by formula.
+
+For group g against reference r, U_g = sum over g's values x of (#r below x + #r equal to x / 2).
+One sorted scan over the gene's non-zeros with a running count of reference values below gives
+every group's U at once; U is accumulated doubled, in int64, so it is exact. The tie term of the
+pooled sample g ∪ r is sum over tie blocks of t^3 - t with t counted in g ∪ r only:
+    tie_g = sum_blocks (c_r^3 - c_r) + sum_{blocks holding g} [(c_g + c_r)^3 - (c_g + c_r) - (c_r^3 - c_r)]
+so each group only pays for the blocks it appears in (usually singletons: no cost at all).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from transpert.kernels._sort import sort_gene
+from transpert.kernels._stats import mwu_pvalue
+
+
+@njit(cache=True)
+def _cube_minus(t):
+    t = float(t)
+    return t * t * t - t
+
+
+@njit(cache=True, error_model="numpy")
+def _scan_vs_reference(keys, codes, n_cells, ref, zero_key, continuity, cnt, touched, u_col, p_col):
+    """One gene, sorted ``keys``/``codes``: U and p of every group against group ``ref``.
+
+    ``cnt``/``touched`` are per-thread scratch of length n_codes (cnt all zero on entry and exit).
+    Writes doubled U (as float, halved at the end) and p into ``u_col``/``p_col`` (length n_codes).
+    """
+    n_codes = n_cells.shape[0]
+    m = keys.shape[0]
+    u2 = np.zeros(n_codes, dtype=np.int64)
+    nnz = np.zeros(n_codes, dtype=np.int64)
+    tie = np.zeros(n_codes, dtype=np.float64)
+    for k in range(m):
+        nnz[codes[k]] += 1
+    z_ref = n_cells[ref] - nnz[ref]  # reference cells at zero
+    below = 0  # reference values strictly below the current block
+    below_zero = -1
+    ref_tie = 0.0
+    i = 0
+    while i < m:
+        kv = keys[i]
+        if below_zero < 0 and kv > zero_key:
+            # passing the (implicit) zero block: reference zeros are below every positive value
+            below_zero = below
+            below += z_ref
+        j = i + 1
+        while j < m and keys[j] == kv:
+            j += 1
+        if j == i + 1:
+            c = codes[i]
+            if c == ref:
+                below += 1
+            else:
+                u2[c] += 2 * below
+        else:
+            c_ref = 0
+            nt = 0
+            for k in range(i, j):
+                c = codes[k]
+                if c == ref:
+                    c_ref += 1
+                else:
+                    if cnt[c] == 0:
+                        touched[nt] = c
+                        nt += 1
+                    cnt[c] += 1
+            ref_term = _cube_minus(c_ref)
+            for q in range(nt):
+                c = touched[q]
+                u2[c] += cnt[c] * (2 * below + c_ref)
+                tie[c] += _cube_minus(cnt[c] + c_ref) - ref_term
+                cnt[c] = 0
+            ref_tie += ref_term
+            below += c_ref
+        i = j
+    if below_zero < 0:
+        below_zero = below
+    ref_zero_term = _cube_minus(z_ref)
+    ref_tie += ref_zero_term
+    n_ref = n_cells[ref]
+    for c in range(n_codes):
+        if c == ref or n_cells[c] == 0:
+            continue
+        z = n_cells[c] - nnz[c]
+        u2[c] += z * (2 * below_zero + z_ref)
+        tie_c = ref_tie + (tie[c] + (_cube_minus(z + z_ref) - ref_zero_term))
+        u1 = u2[c] / 2.0
+        u_col[c] = u1
+        p_col[c] = mwu_pvalue(u1, n_cells[c], n_ref, tie_c, continuity)
+
+
+@njit(cache=True, error_model="numpy")
+def _scan_vs_rest(keys, codes, n_cells, zero_key, continuity, cnt, touched, u_col, p_col):
+    """One gene, sorted: U and p of every group against all other cells (one-vs-rest).
+
+    With the pooled ranking of all cells, R_g = sum of g's average ranks and
+    U_g = R_g - n_g (n_g + 1) / 2; the tie term is the same for every group.
+    """
+    n_codes = n_cells.shape[0]
+    m = keys.shape[0]
+    n_total = 0
+    for c in range(n_codes):
+        n_total += n_cells[c]
+    r2 = np.zeros(n_codes, dtype=np.int64)  # doubled rank sums
+    nnz = np.zeros(n_codes, dtype=np.int64)
+    for k in range(m):
+        nnz[codes[k]] += 1
+    z_all = n_total - m
+    below = 0
+    below_zero = -1
+    tie_all = 0.0
+    i = 0
+    while i < m:
+        kv = keys[i]
+        if below_zero < 0 and kv > zero_key:
+            below_zero = below
+            below += z_all
+        j = i + 1
+        while j < m and keys[j] == kv:
+            j += 1
+        t = j - i
+        avg2 = 2 * below + t + 1  # doubled average rank of the block
+        if t == 1:
+            r2[codes[i]] += avg2
+        else:
+            nt = 0
+            for k in range(i, j):
+                c = codes[k]
+                if cnt[c] == 0:
+                    touched[nt] = c
+                    nt += 1
+                cnt[c] += 1
+            for q in range(nt):
+                c = touched[q]
+                r2[c] += cnt[c] * avg2
+                cnt[c] = 0
+            tie_all += _cube_minus(t)
+        below += t
+        i = j
+    if below_zero < 0:
+        below_zero = below
+    tie_all += _cube_minus(z_all)
+    zero_avg2 = 2 * below_zero + z_all + 1
+    for c in range(n_codes):
+        nc = n_cells[c]
+        if nc == 0 or nc == n_total:
+            continue
+        r2[c] += (nc - nnz[c]) * zero_avg2
+        u1 = (r2[c] - nc * (nc + 1)) / 2.0
+        u_col[c] = u1
+        p_col[c] = mwu_pvalue(u1, nc, n_total - nc, tie_all, continuity)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_out, p_out, col0):
+    """Rank-sum tests for every gene of a block, genes in parallel.
+
+    keys, codes : the block's non-zero entries, gene after gene (``gene_ptr``, length
+        n_block_genes + 1); keys are order-preserving unsigned integers of the values (equal
+        keys <=> equal values), codes the cell's group in [0, n_codes). Unsorted within a gene;
+        sorted here on copies.
+    n_cells : int64[n_codes], cells per group (zeros included).
+    ref : reference group code, or -1 for one-vs-rest.
+    zero_key : the key the value 0 would have (negative values sort below it).
+    u_out, p_out : float64[n_codes, n_genes] outputs (caller fills with NaN); column ``col0 + j``
+        receives gene j of the block. Rows of the reference / empty groups are left untouched.
+    """
+    n_codes = n_cells.shape[0]
+    n_genes = gene_ptr.shape[0] - 1
+    for j in prange(n_genes):
+        lo = gene_ptr[j]
+        hi = gene_ptr[j + 1]
+        skeys, scodes = sort_gene(keys[lo:hi], codes[lo:hi])
+        cnt = np.zeros(n_codes, dtype=np.int64)
+        touched = np.empty(n_codes, dtype=np.int64)
+        u_col = np.full(n_codes, np.nan)
+        p_col = np.full(n_codes, np.nan)
+        if ref >= 0:
+            _scan_vs_reference(skeys, scodes, n_cells, ref, zero_key, continuity, cnt, touched,
+                               u_col, p_col)
+        else:
+            _scan_vs_rest(skeys, scodes, n_cells, zero_key, continuity, cnt, touched, u_col, p_col)
+        for c in range(n_codes):
+            if u_col[c] == u_col[c]:
+                u_out[c, col0 + j] = u_col[c]
+                p_out[c, col0 + j] = p_col[c]

@@ -1,0 +1,294 @@
+"""The summaries engine: pseudo-bulk and rank-sum statistics for every group, in-memory or streamed.
+
+Two passes over the cells (row order, CSR):
+  A. pseudo-bulk: per (group, gene) sums of the log1p values (and of raw counts when the input
+     is counts), non-zero counts, scipy-style float32 sums (for pdex-compatible means);
+     the non-zero counts also size the gene blocks.
+  B. rank sums: gene blocks gathered column-major (keys + group codes, zeros left out), ranked
+     one block at a time; streamed input is first written to a block store (memory or scratch
+     file) chunk by chunk, so memory is bounded by the budget, not by the number of cells.
+Cores: numba threads inside the kernels (default), or one numba thread per joblib worker
+(``backend="joblib"``/``"dask"``: blocks are independent jobs). Every result is independent of
+the number of threads, workers and chunks: sums are accumulated in row order by one thread, and
+U / tie terms are exact integers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from transpert._errors import TranspertInputError
+from transpert._parallel import numba_threads, resolve_threads
+from transpert._progress import Progress
+from transpert.summarize._blocks import BlockStore, plan_blocks
+from transpert.summarize._groups import Groups
+
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
+# streamed entries stay in memory when they take at most budget / STORE_FRACTION, else a scratch file
+STORE_FRACTION = 3
+BACKENDS = ("threads", "joblib", "dask")
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_memory(budget) -> int:
+    """Bytes from an int or a string such as ``"2GB"``, ``"500M"`` (binary units)."""
+    if budget is None:
+        return DEFAULT_MEMORY_BUDGET
+    if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool):
+        value = int(budget)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(budget))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise TranspertInputError(f"memory_budget: cannot read {budget!r} (e.g. 2GB, 500MB, 1073741824)")
+        value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 64 * 2**20:
+        raise TranspertInputError(f"memory_budget must be at least 64MB, got {budget!r}")
+    return value
+
+
+@dataclass
+class KeyFormat:
+    """How values become order-preserving unsigned keys (see ``kernels._gather``)."""
+
+    bits_dtype: np.dtype
+    sign: np.uint64
+    ones: np.uint64
+    zero_key: int
+
+    @classmethod
+    def for_dtype(cls, dtype) -> "KeyFormat":
+        if np.dtype(dtype) == np.float32:
+            return cls(np.dtype(np.uint32), np.uint64(1 << 31), np.uint64(2**32 - 1), 1 << 31)
+        if np.dtype(dtype) == np.float64:
+            return cls(np.dtype(np.uint64), np.uint64(1 << 63), np.uint64(2**64 - 1), 1 << 63)
+        raise TranspertInputError(f"expression values must be float32 or float64, got {dtype}")
+
+
+@dataclass
+class Accumulators:
+    """Raw results of the two passes, indexed by group code (rows) and gene (columns)."""
+
+    groups: Groups
+    n_genes: int
+    sums: np.ndarray
+    nonzero: np.ndarray
+    sums32: np.ndarray
+    raw_sums: np.ndarray | None = None
+    u: np.ndarray | None = None
+    p: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, groups: Groups, n_genes: int, raw: bool) -> "Accumulators":
+        g = len(groups.labels)
+        return cls(groups, n_genes, np.zeros((g, n_genes)), np.zeros((g, n_genes), np.int64),
+                   np.zeros((g, n_genes), np.float32), np.zeros((g, n_genes)) if raw else None)
+
+
+def canonical_csr(X) -> sp.csr_matrix:
+    """CSR with sorted, duplicate-free indices, copying only when needed (input never modified)."""
+    if sp.issparse(X):
+        X = X.tocsr() if X.format != "csr" else X
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        return X
+    return sp.csr_matrix(np.asarray(X))
+
+
+def _scale32(groups: Groups) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return (1.0 / np.maximum(groups.n_cells, 1)).astype(np.float32)
+
+
+def accumulate_pseudobulk(acc: Accumulators, X: sp.csr_matrix, row_codes: np.ndarray,
+                          raw: sp.csr_matrix | None, n_parts: int) -> None:
+    """Pass A on one CSR chunk of log1p values (``raw``: the same rows' counts, or None)."""
+    from transpert.kernels import pseudobulk_csr
+
+    f32 = X.dtype == np.float32
+    pseudobulk_csr(X.data, X.indices, X.indptr, row_codes, acc.n_genes, True, n_parts,
+                   acc.sums, acc.nonzero, _scale32(acc.groups),
+                   acc.sums32 if f32 else np.zeros((0, 0), np.float32))
+    if raw is not None:
+        pseudobulk_csr(raw.data, raw.indices, raw.indptr, row_codes, acc.n_genes, True, n_parts,
+                       acc.raw_sums, np.zeros((0, 0), np.int64), _scale32(acc.groups),
+                       np.zeros((0, 0), np.float32))
+    if not f32:
+        acc.sums32 = None
+
+
+def gather_block(X: sp.csr_matrix, row_codes, g0, g1, fmt: KeyFormat, n_parts: int):
+    """Gene block [g0, g1) of a canonical CSR as (keys, codes, gene_ptr)."""
+    from transpert.kernels import count_csr_block, scatter_csr_block
+
+    bits = X.data.view(fmt.bits_dtype)
+    counts = count_csr_block(bits, X.indices, X.indptr, row_codes, g0, g1, True, fmt.sign, n_parts)
+    gene_ptr = np.concatenate([[0], np.cumsum(counts.sum(axis=0))]).astype(np.int64)
+    keys = np.empty(int(gene_ptr[-1]), dtype=fmt.bits_dtype)
+    codes = np.empty(int(gene_ptr[-1]), dtype=np.int32)
+    scatter_csr_block(bits, X.indices, X.indptr, row_codes, g0, g1, True, fmt.sign, fmt.ones,
+                      counts, gene_ptr[:-1].copy(), keys, codes)
+    return keys, codes, gene_ptr
+
+
+def _rank_job(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity):
+    """One block as an independent job (joblib / Dask worker): one numba thread."""
+    from transpert.kernels import ranksum_block
+
+    nb = gene_ptr.shape[0] - 1
+    u = np.full((n_cells.shape[0], nb), np.nan)
+    p = np.full((n_cells.shape[0], nb), np.nan)
+    with numba_threads(1):
+        ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u, p, 0)
+    return u, p
+
+
+def run_blocks(acc: Accumulators, block_iter, n_blocks: int, fmt: KeyFormat, threads: int,
+               backend: str, continuity: bool, show_progress) -> None:
+    """Pass B's ranking: ``block_iter`` yields (g0, g1, keys, codes, gene_ptr)."""
+    from transpert.kernels import ranksum_block
+
+    g = acc.groups
+    acc.u = np.full((len(g.labels), acc.n_genes), np.nan)
+    acc.p = np.full((len(g.labels), acc.n_genes), np.nan)
+    with Progress(n_blocks, "rank-sum tests", unit="gene blocks", show=show_progress) as bar:
+        if backend == "threads":
+            with numba_threads(threads):
+                for g0, _g1, keys, codes, gene_ptr in block_iter:
+                    ranksum_block(keys, codes, gene_ptr, g.n_cells, g.ref, fmt.zero_key, continuity,
+                                  acc.u, acc.p, g0)
+                    bar.update(1)
+            return
+        import joblib
+
+        def jobs():
+            for g0, g1, keys, codes, gene_ptr in block_iter:
+                yield g0, g1, joblib.delayed(_rank_job)(keys, codes, gene_ptr, g.n_cells, g.ref,
+                                                        fmt.zero_key, continuity)
+
+        spans = []
+
+        def tasks():
+            for g0, g1, task in jobs():
+                spans.append((g0, g1))
+                yield task
+
+        if backend == "dask":
+            ctx = joblib.parallel_config(backend="dask")
+            n_jobs = -1
+        else:
+            ctx = joblib.parallel_config(backend="loky", inner_max_num_threads=1)
+            n_jobs = threads
+        with ctx:
+            results = joblib.Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="n_jobs")(tasks())
+            for i, (u, p) in enumerate(results):
+                g0, g1 = spans[i]
+                acc.u[:, g0:g1] = u
+                acc.p[:, g0:g1] = p
+                bar.update(1)
+
+
+def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend, de: bool,
+                      continuity: bool, show_progress) -> Accumulators:
+    """Both passes on an in-memory log1p matrix ``X`` (``raw``: its counts, or None)."""
+    n_threads = resolve_threads(threads)
+    X = canonical_csr(X)
+    raw = canonical_csr(raw) if raw is not None else None
+    acc = Accumulators.new(groups, X.shape[1], raw is not None)
+    with numba_threads(n_threads) as n_parts:
+        accumulate_pseudobulk(acc, X, groups.codes, raw, n_parts)
+    acc.info["passes"] = 1
+    if not de:
+        return acc
+    fmt = KeyFormat.for_dtype(X.dtype)
+    budget = parse_memory(memory_budget)
+    max_entries = max(1, budget // 4 // (2 * (fmt.bits_dtype.itemsize + 4)))
+    blocks = plan_blocks(acc.nonzero.sum(axis=0), max_entries)
+    acc.info["gene_blocks"] = len(blocks)
+
+    def block_iter():
+        for g0, g1 in blocks:
+            with numba_threads(n_threads) as n_parts:
+                keys, codes, gene_ptr = gather_block(X, groups.codes, g0, g1, fmt, n_parts)
+            yield g0, g1, keys, codes, gene_ptr
+
+    run_blocks(acc, block_iter(), len(blocks), fmt, n_threads, backend, continuity, show_progress)
+    return acc
+
+
+def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, de: bool,
+                     continuity: bool, show_progress, chunk_rows=None, scratch_dir=None) -> Accumulators:
+    """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory)."""
+    from transpert.kernels import count_csr_block, regroup_segments, scatter_csr_block
+
+    n_threads = resolve_threads(threads)
+    budget = parse_memory(memory_budget)
+    counts_input = cells.scale == "counts"
+    if chunk_rows is None:
+        # the data layer's chunks hold ~16M entries (~0.4 GB with their copies here) at a 2 GB budget
+        chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
+    acc = Accumulators.new(groups, cells.n_vars, counts_input)
+
+    def chunks():
+        log1p = cells.iter_log1p_chunks(chunk_rows, show_progress=False)
+        if not counts_input:
+            for start, stop, L in log1p:
+                yield start, stop, canonical_csr(L), None
+            return
+        for (start, stop, L), (_s, _e, R) in zip(log1p, cells.iter_chunks(chunk_rows, show_progress=False)):
+            yield start, stop, canonical_csr(L), canonical_csr(R)
+
+    with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
+            numba_threads(n_threads) as n_parts:
+        for start, stop, L, R in chunks():
+            accumulate_pseudobulk(acc, L, groups.codes[start:stop], R, n_parts)
+            bar.update(stop - start)
+    acc.info.update(passes=1, chunk_rows=chunk_rows)
+    if not de:
+        return acc
+
+    fmt = KeyFormat.for_dtype(np.float32)
+    entry_bytes = fmt.bits_dtype.itemsize + 4
+    gene_nnz = acc.nonzero.sum(axis=0)
+    max_entries = max(1, budget // 4 // (3 * entry_bytes))
+    blocks = plan_blocks(gene_nnz, max_entries)
+    block_sizes = [int(gene_nnz[g0:g1].sum()) for g0, g1 in blocks]
+    in_memory = int(gene_nnz.sum()) * entry_bytes <= budget // STORE_FRACTION
+    acc.info.update(gene_blocks=len(blocks), store="memory" if in_memory else "scratch file")
+    with BlockStore(blocks, block_sizes, fmt.bits_dtype, in_memory, scratch_dir) as store:
+        with Progress(cells.n_obs, "gathering gene blocks", unit="cells", show=show_progress) as bar, \
+                numba_threads(n_threads) as n_parts:
+            for start, stop, L, _R in chunks():
+                rc = groups.codes[start:stop]
+                bits = L.data.view(fmt.bits_dtype)
+                counts = count_csr_block(bits, L.indices, L.indptr, rc, 0, acc.n_genes, True,
+                                         fmt.sign, n_parts)
+                per_gene = counts.sum(axis=0)
+                ptr = np.concatenate([[0], np.cumsum(per_gene)]).astype(np.int64)
+                keys = np.empty(int(ptr[-1]), dtype=fmt.bits_dtype)
+                codes = np.empty(int(ptr[-1]), dtype=np.int32)
+                scatter_csr_block(bits, L.indices, L.indptr, rc, 0, acc.n_genes, True, fmt.sign,
+                                  fmt.ones, counts, ptr[:-1].copy(), keys, codes)
+                for b, (g0, g1) in enumerate(blocks):
+                    store.write(b, keys[ptr[g0]:ptr[g1]], codes[ptr[g0]:ptr[g1]], per_gene[g0:g1])
+                del keys, codes, L
+                bar.update(stop - start)
+        acc.info["passes"] = 2
+
+        def block_iter():
+            for b, (g0, g1) in enumerate(blocks):
+                k_in, c_in, seg = store.read(b)
+                keys = np.empty_like(k_in)
+                codes = np.empty_like(c_in)
+                gene_ptr = regroup_segments(k_in, c_in, seg, keys, codes)
+                del k_in, c_in
+                yield g0, g1, keys, codes, gene_ptr
+
+        run_blocks(acc, block_iter(), len(blocks), fmt, n_threads, backend, continuity, show_progress)
+    return acc

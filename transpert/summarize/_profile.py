@@ -1,0 +1,128 @@
+"""The summary profile AnnData: assembling it, saving and loading it.
+
+Layout (CONTRACTS.md): obs = perturbations (control and reference group excluded), obs
+``n_cells``; var = genes, var ``control_mean`` (log1p scale) and ``control_frac_expressing``;
+layers ``mean`` (log1p-scale pseudo-bulk), ``delta`` (mean - control_mean), ``log2fc``,
+``statistic`` (U of the perturbation group), ``pvalue``, ``fdr``, ``frac_expressing``; with raw
+counts input also ``counts_sum``, ``counts_mean``; ``mean_f32`` (scipy's float32 mean, what pdex
+builds its fold changes from) when the log1p values are float32. ``X`` is the ``mean`` layer.
+uns ``transpert``: source, checksum, normalisation, labels, version and parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from transpert._errors import TranspertInputError
+
+REQUIRED_LAYERS = ("mean", "delta", "log2fc", "statistic", "pvalue", "fdr", "frac_expressing")
+
+
+def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: str, de: bool):
+    """Summary AnnData from the engine's accumulators (float64 layers, float32 ``mean_f32``)."""
+    import anndata as ad
+
+    from transpert.summarize._effects import bh_fdr, log2fc
+
+    g = acc.groups
+    rows = g.tested
+    n = g.n_cells.astype(np.float64)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_all = acc.sums / n
+        frac_all = acc.nonzero / n
+    ctrl = g.control
+    control_mean = mean_all[ctrl]
+    mean = mean_all[rows]
+    layers = {
+        "mean": mean,
+        "delta": mean - control_mean[None, :],
+        "log2fc": log2fc(mean, control_mean, log2fc_method),
+        "frac_expressing": frac_all[rows],
+    }
+    if de:
+        layers["statistic"] = acc.u[rows]
+        layers["pvalue"] = acc.p[rows]
+        layers["fdr"] = bh_fdr(acc.p[rows], fdr_method)
+    if acc.raw_sums is not None:
+        layers["counts_sum"] = acc.raw_sums[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            layers["counts_mean"] = acc.raw_sums[rows] / n[rows]
+    var = pd.DataFrame({"control_mean": control_mean,
+                        "control_frac_expressing": frac_all[ctrl]}, index=pd.Index(var_names, dtype=str))
+    if acc.sums32 is not None:
+        layers["mean_f32"] = acc.sums32[rows]
+        var["control_mean_f32"] = acc.sums32[ctrl]
+    if acc.raw_sums is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var["control_counts_mean"] = acc.raw_sums[ctrl] / n[ctrl]
+    obs = pd.DataFrame({"n_cells": g.n_cells[rows].astype(np.int64)},
+                       index=pd.Index(g.labels[rows], dtype=str))
+    obs.index.name = None
+    var.index.name = None
+    summary = ad.AnnData(X=layers["mean"].copy(), obs=obs, var=var, layers=layers)
+    summary.uns["transpert"] = uns
+    return summary
+
+
+def file_checksum(path, algorithm: str = "sha256", block: int = 2**24) -> str:
+    """Hex digest of a file, read in blocks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_summary(summary, path) -> Path:
+    """Save a summary profile as h5ad, atomically (uns parameters stored as JSON text)."""
+    from transpert._io import write_h5ad_atomic
+
+    validate_summary(summary, where="write_summary")
+    out = summary.copy()
+    meta = out.uns.get("transpert", {})
+    out.uns["transpert"] = json.dumps(meta, default=_json_default)
+    return write_h5ad_atomic(out, path)
+
+
+def read_summary(path):
+    """Load a summary profile written by :func:`write_summary` (checks its layout)."""
+    import anndata as ad
+
+    path = Path(path)
+    if not path.exists():
+        raise TranspertInputError(f"{path}: no such file")
+    summary = ad.read_h5ad(path)
+    meta = summary.uns.get("transpert")
+    if isinstance(meta, str):
+        summary.uns["transpert"] = json.loads(meta)
+    validate_summary(summary, where=str(path))
+    return summary
+
+
+def validate_summary(summary, where: str = "<memory>") -> None:
+    """Raise if ``summary`` lacks the contract's obs/var columns or layers."""
+    if "n_cells" not in summary.obs.columns:
+        raise TranspertInputError(f"{where}: summary obs has no 'n_cells' column")
+    if "control_mean" not in summary.var.columns:
+        raise TranspertInputError(f"{where}: summary var has no 'control_mean' column")
+    missing = [k for k in ("mean", "delta", "log2fc", "frac_expressing") if k not in summary.layers]
+    if missing:
+        raise TranspertInputError(f"{where}: summary has no layer(s) {', '.join(missing)}")
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.ndarray,)):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
