@@ -192,3 +192,23 @@ def test_bad_input_errors():
         summarize(adata, fdr="bonferroni", show_progress=False)
     with pytest.raises(TranspertInputError, match="memory_budget"):
         summarize(adata, memory_budget="lots", show_progress=False)
+
+
+def test_cli_summarize_and_de(tmp_path):
+    from transpert.cli import main
+
+    adata, X, labels, _ = _log1p_cells(seed=11, n=300, g=7)
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    out = tmp_path / "summary.h5ad"
+    assert main(["summarize", str(path), "-o", str(out), "--threads", "1", "--no-progress"]) == 0
+    direct = summarize(adata, threads=1, show_progress=False)
+    back = read_summary(out)
+    np.testing.assert_array_equal(back.layers["pvalue"], direct.layers["pvalue"])
+    csv = tmp_path / "de.csv"
+    assert main(["de", str(path), "-o", str(csv), "--no-progress"]) == 0
+    table = pd.read_csv(csv)
+    assert tuple(table.columns) == DE_COLUMNS
+    expected = de_table(direct)
+    np.testing.assert_allclose(table["p_value"], expected["p_value"], rtol=1e-14)  # CSV text round trip
+    assert main(["summarize", str(path), "-o", str(out), "--control", "NTC", "--no-progress"]) == 2

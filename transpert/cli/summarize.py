@@ -1,0 +1,38 @@
+"""``transpert summarize INPUT -o SUMMARY.h5ad``: a dataset's summary profile."""
+
+from __future__ import annotations
+
+
+def add_common(parser) -> None:
+    """Options shared by ``summarize`` and ``de``."""
+    parser.add_argument("input", help="h5ad path or manifest dataset name (raw counts or log1p)")
+    parser.add_argument("--pert-col", default="target_gene", help="obs column with perturbation labels")
+    parser.add_argument("--control", default="non-targeting", help="control label")
+    parser.add_argument("--reference", default=None,
+                        help="reference group for the test: the control (default), 'rest', or a label")
+    parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
+    parser.add_argument("--memory-budget", default="2GB", help="memory bound for streaming (e.g. 2GB, 500MB)")
+    parser.add_argument("--backend", choices=("threads", "joblib"), default="threads",
+                        help="numba threads, or joblib worker processes (one gene block per job)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_arguments(parser) -> None:
+    add_common(parser)
+    parser.add_argument("-o", "--output", required=True, help="summary profile to write (.h5ad)")
+    parser.add_argument("--fdr", choices=("per_perturbation", "table"), default="per_perturbation")
+    parser.add_argument("--log2fc", choices=("exact", "clipped"), default="exact")
+    parser.add_argument("--no-de", action="store_true", help="pseudo-bulk only (no rank-sum test)")
+
+
+def run(args) -> int:
+    from transpert.summarize import summarize, write_summary
+
+    summary = summarize(args.input, pert_col=args.pert_col, control=args.control,
+                        reference=args.reference, threads=args.threads,
+                        memory_budget=args.memory_budget, fdr=args.fdr, log2fc=args.log2fc,
+                        de=not args.no_de, backend=args.backend,
+                        show_progress=False if args.no_progress else None)
+    write_summary(summary, args.output)
+    print(f"wrote {args.output}: {summary.n_obs} perturbations x {summary.n_vars} genes")
+    return 0
