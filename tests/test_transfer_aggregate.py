@@ -58,7 +58,7 @@ def test_weighted_mean_over_available_lines(ragged, stat):
     refs, lines, genes = ragged
     weights = {"A": 0.5, "B": 0.3, "C": 0.2}
     perts = ["P0", "P3", "P7", "P12", "P13", "P15", "NOT_IN_ANY"]
-    agg = aggregate(lines, weights, perts, len(genes))
+    agg = aggregate(lines, weights, perts, len(genes), shrinkage="none")
     expected = _brute(refs, weights, perts, genes, stat)
     got = getattr(agg, stat)
     assert np.array_equal(np.isnan(got), np.isnan(expected))
@@ -86,3 +86,26 @@ def test_zero_weight_line_counts_but_does_not_contribute(ragged):
     agg = aggregate(lines, {"A": 1.0, "B": 0.0, "C": 0.0}, ["P12"], len(genes))
     assert agg.n_lines.tolist() == [2]
     assert np.isnan(agg.delta).all()  # only B and C perturbed P12
+
+
+@pytest.mark.parametrize("shrinkage", ["js", "significant"])
+def test_shrinkage_of_specific_effects(ragged, shrinkage):
+    from scipy import stats
+
+    refs, lines, genes = ragged
+    a = refs["A"]
+    agg = aggregate([lines[0]], {"A": 1.0}, ["P4"], len(genes), shrinkage=shrinkage)
+    raw = aggregate([lines[0]], {"A": 1.0}, ["P4"], len(genes), shrinkage="none")
+    p = np.asarray(a["P4"].layers["pvalue"], dtype=np.float64)[0]
+    if shrinkage == "js":
+        z = stats.norm.isf(np.maximum(p, 1e-50) / 2)
+        factor = np.clip(1 - 1 / z**2, 0, 1)
+    else:
+        factor = (np.asarray(a["P4"].layers["fdr"])[0] < 0.05).astype(float)
+    got = agg.specific[0, :40]
+    # p-values pass through float32 -log10 p: relative precision ~1e-6 on the factor
+    np.testing.assert_allclose(got, raw.specific[0, :40] * factor, rtol=1e-5, atol=1e-7)
+    assert (factor == 0).any() and (factor > 0.9).any()  # both regimes are exercised
+    np.testing.assert_array_equal(agg.delta, raw.delta)  # only the specific part is shrunk
+    with pytest.raises(Exception, match="shrinkage"):
+        aggregate([lines[0]], {"A": 1.0}, ["P4"], len(genes), shrinkage="lasso")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from transpert._errors import TranspertInputError
 from transpert.transfer import TransPert
@@ -65,7 +66,10 @@ def test_prediction_follows_the_chosen_scales(model, data):
         cols = t.genes.get_indexer(ref.var_names)
         d = np.asarray(ref["P35"].layers["delta"], dtype=np.float32)[0].astype(np.float64)
         m = np.asarray(ref.layers["delta"], dtype=np.float32).astype(np.float64).mean(axis=0)
-        spec[cols] += w[name] * (d - m)
+        # default shrinkage "js": positive-part James-Stein factor from the line's p-value
+        p = np.asarray(ref["P35"].layers["pvalue"], dtype=np.float64)[0]
+        z = stats.norm.isf(np.maximum(p, 1e-50) / 2)  # the model caps -log10 p at 50
+        spec[cols] += w[name] * (d - m) * np.clip(1 - 1 / z**2, 0, 1)
         den[cols] += w[name]
     spec /= den
     delta = model.common_scale_ * t.mean_delta + model.specific_scale_ * spec

@@ -9,8 +9,16 @@ to the target's training data and records it).
 
 Statistics (log1p scale for deltas):
 
-* ``delta``: weighted mean delta; ``specific``: weighted mean of ``delta - line mean delta``
-  (the perturbation-specific part, with each line's generic response removed);
+* ``delta``: weighted mean delta; ``specific``: weighted mean of ``f * (delta - line mean
+  delta)``, the perturbation-specific part with each line's generic response removed, shrunk by
+  a factor ``f`` in [0, 1] from the line's own test of that delta (``shrinkage``):
+
+  - ``"js"``: positive-part James-Stein, ``f = max(0, 1 - 1/z^2)`` with ``z`` the two-sided
+    normal quantile of the p-value. A delta that is pure noise has ``E[z^2] = 1``: it is
+    mostly set to 0, while clear effects are kept nearly whole. Noise in the references would
+    otherwise be transferred to every gene (it costs MAE and blurs the direction of the effect);
+  - ``"significant"``: ``f = 1`` where the line's FDR is below the threshold, else 0;
+  - ``"none"``: ``f = 1``;
 * ``log2fc`` (capped, see :mod:`transpert.transfer.reference`), ``neglog10p``;
 * ``frac_sig``: weighted fraction of lines where the gene is significant (fdr < threshold);
 * ``sign``: weighted mean of sign(delta), in [-1, 1]; ``|sign|`` is the lines' agreement on the
@@ -24,8 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from transpert._errors import TranspertInputError
 from transpert.transfer.reference import ReferenceLine
 
+SHRINKAGE = ("js", "significant", "none")
 STATISTICS = ("delta", "specific", "log2fc", "neglog10p", "frac_sig", "sign")
 
 
@@ -45,13 +55,29 @@ class Aggregate:
     lines: list[list[str]]  # per perturbation: their names
 
 
+def shrink_factor(line: ReferenceLine, rows: np.ndarray, shrinkage: str) -> np.ndarray | float:
+    """The factor applied to the line's specific effects on ``rows`` (see the module docstring)."""
+    if shrinkage == "none":
+        return 1.0
+    if shrinkage == "significant":
+        return line.sig[rows].astype(np.float64)
+    from scipy.special import ndtri
+
+    p = np.power(10.0, -line.neglog10p[rows].astype(np.float64))
+    z = -ndtri(p / 2.0)  # two-sided: |z| with P(|Z| > |z|) = p (accurate for tiny p)
+    with np.errstate(divide="ignore"):
+        return np.clip(1.0 - 1.0 / (z * z), 0.0, 1.0)
+
+
 def aggregate(lines: Sequence[ReferenceLine], weights: Mapping[str, float],
-              perturbations: Sequence[str], n_genes: int) -> Aggregate:
+              perturbations: Sequence[str], n_genes: int, shrinkage: str = "js") -> Aggregate:
     """Weighted mean of each reference statistic for ``perturbations`` over ``n_genes`` target genes.
 
     ``weights`` maps line name -> non-negative weight (need not sum to 1); lines with weight 0
     contribute nothing but still count in ``n_lines`` when they perturbed p.
     """
+    if shrinkage not in SHRINKAGE:
+        raise TranspertInputError(f"shrinkage must be one of {SHRINKAGE}, got {shrinkage!r}")
     perts = list(perturbations)
     n = len(perts)
     sums = {s: np.zeros((n, n_genes)) for s in STATISTICS}
@@ -77,7 +103,8 @@ def aggregate(lines: Sequence[ReferenceLine], weights: Mapping[str, float],
         d0 = np.where(ok, d, 0.0)
         values = {
             "delta": d0,
-            "specific": np.where(ok, d - line.mean_delta[None, :], 0.0),
+            "specific": np.where(ok, (d - line.mean_delta[None, :])
+                                 * shrink_factor(line, rows, shrinkage), 0.0),
             "log2fc": np.where(ok, line.log2fc[rows], 0.0),
             "neglog10p": np.where(ok, line.neglog10p[rows], 0.0),
             "frac_sig": np.where(ok, line.sig[rows], 0.0),

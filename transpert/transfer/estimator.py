@@ -70,6 +70,9 @@ class TransPert:
     min_shared : int
         Training perturbations a line must share with the target for its effect agreement to
         count.
+    shrinkage : {"js", "significant", "none"}
+        How each reference's perturbation-specific effects are shrunk by their own significance
+        before they are combined (:func:`transpert.transfer.aggregate.aggregate`).
     scale_components : {"both", "specific"}
         Scale the common (target mean effect) and the specific component separately, or only
         the specific one (common fixed at 1).
@@ -98,6 +101,7 @@ class TransPert:
 
     def __init__(self, weighting: str = "softmax", temperature: float = 0.05,
                  delta_weight: float = 1.0, control_weight: float = 0.5, min_shared: int = 2,
+                 shrinkage: str = "js",
                  scale_components: str = "both", common_scales: Sequence[float] | None = None,
                  specific_scales: Sequence[float] | None = None, scale_metric: str = "pds",
                  cv_folds: int = 5, fdr_threshold: float = 0.05, deg_alpha: float = 1e-4,
@@ -108,6 +112,7 @@ class TransPert:
         self.delta_weight = delta_weight
         self.control_weight = control_weight
         self.min_shared = min_shared
+        self.shrinkage = shrinkage
         self.scale_components = scale_components
         self.common_scales = common_scales
         self.specific_scales = specific_scales
@@ -147,6 +152,10 @@ class TransPert:
         if self.scale_components not in SCALE_COMPONENTS:
             raise TranspertInputError(
                 f"scale_components must be one of {SCALE_COMPONENTS}, got {self.scale_components!r}")
+        from transpert.transfer.aggregate import SHRINKAGE
+
+        if self.shrinkage not in SHRINKAGE:
+            raise TranspertInputError(f"shrinkage must be one of {SHRINKAGE}, got {self.shrinkage!r}")
         if not (0 < self.fdr_threshold < 1):
             raise TranspertInputError(f"fdr_threshold must be in (0, 1), got {self.fdr_threshold!r}")
         if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
@@ -233,7 +242,7 @@ class TransPert:
             for held in self.folds_:
                 fit_rows = np.setdiff1d(np.arange(n), held)
                 weights = self._weights(target_delta, perts, fit_rows)["weight"]
-                agg = aggregate(self.lines_, weights, list(perts[held]), g)
+                agg = aggregate(self.lines_, weights, list(perts[held]), g, self.shrinkage)
                 train_mean = target_delta[fit_rows].mean(axis=0)
                 common[held] = train_mean
                 # the cell-mean baseline's delta: mean over the groups incl. control, minus control
@@ -307,7 +316,7 @@ class TransPert:
         t = self.target_
         n, g = len(perts), len(t.genes)
         weights = self.weights_["weight"]
-        agg = aggregate(self.lines_, weights, perts, g)
+        agg = aggregate(self.lines_, weights, perts, g, self.shrinkage)
         delta = self.common_scale_ * t.mean_delta[None, :] + \
             self.specific_scale_ * np.nan_to_num(agg.specific, nan=0.0)
         none = agg.n_lines == 0
