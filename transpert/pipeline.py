@@ -77,7 +77,11 @@ def read_input(source, *, what: str, pert_col: str = "target_gene", control: str
     else:
         path = Path(source)
         if not path.exists():
-            raise TranspertInputError(f"{what}: file not found: {path}")
+            if _is_manifest_name(source):
+                logger.info("%s: dataset %r of the manifest; summarising", what, source)
+                return summarize_cells(str(source), pert_col=pert_col, control=control, threads=threads,
+                                       show_progress=show_progress), str(source)
+            raise TranspertInputError(f"{what}: no such file, and no dataset of that name in the manifest: {path}")
         adata = ad.read_h5ad(path, backed="r")
         if is_summary(adata):
             adata.file.close()
@@ -93,12 +97,25 @@ def read_input(source, *, what: str, pert_col: str = "target_gene", control: str
                            show_progress=show_progress), adata
 
 
+def _is_manifest_name(source) -> bool:
+    from transpert.data.manifest import load_manifest
+
+    try:
+        return str(source) in load_manifest()
+    except TranspertInputError:
+        return False
+
+
 def control_cells(cells, *, what: str, pert_col: str = "target_gene", control: str = "non-targeting"):
-    """The control cells of ``cells`` (path or AnnData), in memory, with ``obs[pert_col]``."""
+    """The control cells of ``cells`` (path, manifest name or AnnData), in memory, with ``obs[pert_col]``."""
     import anndata as ad
 
     if isinstance(cells, ad.AnnData):
         adata = cells
+    elif not Path(cells).exists() and _is_manifest_name(cells):
+        from transpert.data import read_cells
+
+        adata = read_cells(str(cells))
     else:
         adata = ad.read_h5ad(cells, backed="r")
     if pert_col not in adata.obs.columns:
@@ -253,3 +270,150 @@ def split_perturbations(perturbations, n_heldout: int | float, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     held = set(rng.choice(perts, n, replace=False))
     return [p for p in perts if p not in held], [p for p in perts if p in held]
+
+
+# ------------------------------------------------------------------------------ a whole run
+RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
+            "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells",
+            "deg_threshold", "n_boot"}
+
+
+def read_config(path) -> dict:
+    """Read and check a run configuration (YAML); relative paths are relative to the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise TranspertInputError(f"{path}: config file not found")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise TranspertInputError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(config, dict):
+        raise TranspertInputError(f"{path}: the config must be a mapping of keys to values")
+    unknown = sorted(set(config) - RUN_KEYS)
+    if unknown:
+        raise TranspertInputError(f"{path}: unknown keys {unknown}; known: {sorted(RUN_KEYS)}")
+    for key in ("target_train", "counts", "output"):
+        if not config.get(key):
+            raise TranspertInputError(f"{path}: key {key!r} is required")
+    methods = config.get("methods") or list(METHODS)
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise TranspertInputError(f"{path}: unknown methods {bad}; known: {', '.join(METHODS)}")
+    config["methods"] = list(methods)
+    base = path.parent
+
+    def resolve(value):
+        if value is None:
+            return None
+        p = Path(str(value))
+        if p.is_absolute():
+            return str(p)
+        return str(base / p) if (base / p).exists() or p.suffix else str(value)  # else a manifest name
+
+    refs = config.get("references") or {}
+    if isinstance(refs, list):
+        from transpert.cli._common import reference_sources
+
+        refs = reference_sources([str(r) for r in refs])
+    config["references"] = {str(k): resolve(v) for k, v in refs.items()}
+    for key in ("target_train", "target_controls", "counts", "genes", "real"):
+        config[key] = resolve(config.get(key))
+    config["output"] = str(base / config["output"]) if not Path(config["output"]).is_absolute() else config["output"]
+    return config
+
+
+def run_config(config_path, *, echo=print, show_progress: bool | None = None) -> dict:
+    """``transpert run``: summaries, fit, predict, write cells, evaluate (when ``real`` is given),
+    report; the config, the versions and the timings recorded next to the outputs."""
+    import json
+    import shutil
+    import time
+
+    from transpert._io import write_csv_atomic, write_h5ad_atomic
+    from transpert.predict import read_counts, read_gene_list, write_prediction
+
+    t0 = time.perf_counter()
+    cfg = read_config(config_path)
+    out = Path(cfg["output"])
+    (out / "summaries").mkdir(parents=True, exist_ok=True)
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, out / "config.yaml")
+    kw = dict(pert_col=cfg.get("pert_col") or "target_gene", control=cfg.get("control") or "non-targeting",
+              threads=cfg.get("threads"))
+    seed = int(cfg.get("seed") or 0)
+    timings = {}
+
+    echo(f"[1/4] summaries: {len(cfg['references'])} reference lines and the target's training data ...")
+    t = time.perf_counter()
+    refs = {}
+    for name, src in cfg["references"].items():
+        refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress, **kw)
+        write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+    target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
+                                      show_progress=show_progress, **kw)
+    write_h5ad_atomic(target, out / "summaries" / "target_train.h5ad")
+    timings["summaries_s"] = time.perf_counter() - t
+
+    counts = read_counts(cfg["counts"], pert_col=kw["pert_col"])
+    perts = [p for p in counts[kw["pert_col"]] if p != kw["control"]]
+    genes = read_gene_list(cfg["genes"]) if cfg.get("genes") else list(target.var_names)
+    controls_src = cfg.get("target_controls") or target_cells
+    if controls_src is None:
+        raise TranspertInputError(f"{config_path}: target_train is a summary profile: give target_controls (cells)")
+    controls = control_cells(controls_src, what="target controls", pert_col=kw["pert_col"], control=kw["control"])
+
+    echo(f"[2/4] fit and predict {len(perts)} perturbations with {', '.join(cfg['methods'])} ...")
+    t = time.perf_counter()
+    predictions = {}
+    params = cfg.get("params") or {}
+    for method in cfg["methods"]:
+        model, pred = fit_predict(method, refs, target, perts, params.get(method))
+        write_h5ad_atomic(pred, out / "predictions" / f"{method}.pseudobulk.h5ad")
+        if method == "transpert":
+            model.save(out / "model")
+        path = out / "predictions" / f"{method}.h5ad"
+        max_cells = cfg.get("max_cells", 100_000)
+        write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
+                         max_cells=None if max_cells in (None, -1) else int(max_cells),
+                         cells=cfg.get("cells") or "quantile", deg_threshold=float(cfg.get("deg_threshold", 0.5)),
+                         seed=seed)
+        predictions[method] = str(path)
+        echo(f"      {method}: {path}")
+    timings["predict_s"] = time.perf_counter() - t
+
+    board = None
+    if cfg.get("real"):
+        echo("[3/4] evaluating against the real cells ...")
+        t = time.perf_counter()
+        from transpert.evaluate import build_baseline
+
+        base_path = out / "predictions" / "cell-eval_cell-mean_baseline.h5ad"
+        if target_cells is None:
+            raise TranspertInputError(f"{config_path}: evaluation needs the target's training cells "
+                                      "(target_train as cells) for the cell-mean baseline")
+        source = target_cells
+        if isinstance(source, str) and not Path(source).exists():  # a manifest dataset
+            from transpert.data import read_cells
+
+            source = read_cells(source)
+        base = build_baseline(source, counts, pert_col=kw["pert_col"], control=kw["control"])
+        write_h5ad_atomic(base, base_path)
+        board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
+                                 seed=seed, show_progress=show_progress, **kw)
+        write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
+        (out / "leaderboard.md").write_text(leaderboard_markdown(board.table) + "\n")
+        for name, res in board.results.items():
+            (out / "evaluation").mkdir(exist_ok=True)
+            write_csv_atomic(res.results, out / "evaluation" / f"{name}_results.csv", index=False)
+            write_csv_atomic(board.intervals[name], out / "evaluation" / f"{name}_intervals.csv", index=False)
+        timings["evaluate_s"] = time.perf_counter() - t
+    else:
+        echo("[3/4] no 'real' in the config: evaluation skipped")
+    echo("[4/4] recording the config, versions and timings ...")
+    timings["total_s"] = time.perf_counter() - t0
+    record = {"config": cfg, "versions": versions(), "timings": {k: round(v, 3) for k, v in timings.items()},
+              "predictions": predictions}
+    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
+    return {"out_dir": out, "leaderboard": board, "predictions": predictions, "timings": timings}

@@ -1,0 +1,78 @@
+"""``transpert predict``: predict held-out perturbations and write challenge-format cells.
+
+One step (``--method`` with ``--reference``/``--target-train``) or two (``--model`` from
+``transpert fit``). The perturbations predicted are those of the ``--counts`` table.
+"""
+
+from __future__ import annotations
+
+METHOD_HELP = ("transpert, control, cell-mean, train-mean, reference-mean, linear, linear-transfer, "
+               "deg-frequency")
+
+
+def add_arguments(parser) -> None:
+    from transpert.cli._common import add_input_arguments
+
+    parser.add_argument("--method", default="transpert", help=f"one of: {METHOD_HELP} (default: %(default)s)")
+    parser.add_argument("--model", metavar="MODEL", help="a TransPert model saved by `transpert fit` (no refit)")
+    add_input_arguments(parser, target_required=True)
+    parser.add_argument("--counts", required=True, metavar="COUNTS.csv",
+                        help="target_gene,n_cells table: the perturbations to predict and their cells")
+    parser.add_argument("--genes", metavar="GENES.csv",
+                        help="gene order of the output (one column, no header); default: the target's genes")
+    parser.add_argument("--target-controls", metavar="CELLS.h5ad",
+                        help="the target's control cells, needed when --target-train is a summary profile")
+    parser.add_argument("-o", "--output", required=True, metavar="PRED.h5ad", help="the prediction written")
+    parser.add_argument("--pseudobulk", metavar="PB.h5ad", help="also write the pseudo-bulk prediction here")
+    parser.add_argument("--max-cells", type=int, default=100_000,
+                        help="cap on cells written, controls included; counts scaled down to fit "
+                        "(default: %(default)s, the challenge's; -1: no cap)")
+    parser.add_argument("--cells", choices=("quantile", "resample"), default="quantile",
+                        help="how control cells are drawn for each perturbation (default: %(default)s)")
+    parser.add_argument("--deg-threshold", type=float, default=0.5,
+                        help="deg_probability from which a gene is moved (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the cell sampling (default: %(default)s)")
+
+
+def run(args) -> int:
+    import logging
+
+    from transpert import pipeline as pl
+    from transpert._errors import TranspertInputError
+    from transpert._io import write_h5ad_atomic
+    from transpert.cli._common import parse_params, read_references, reference_sources
+    from transpert.predict import read_counts, read_gene_list, write_prediction
+
+    log = logging.getLogger("transpert.predict")
+    kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
+    counts = read_counts(args.counts, pert_col=args.pert_col)
+    perts = [p for p in counts[args.pert_col] if p != args.control]
+    target_summary, target_cells = pl.read_input(args.target_train, what=f"target-train ({args.target_train})", **kw)
+    if args.model:
+        if args.method not in ("transpert",):
+            raise TranspertInputError("--model is a TransPert model: leave --method at 'transpert'")
+        from transpert.transfer import TransPert
+
+        model = TransPert.load(args.model)
+        log.info("loaded TransPert model %s", args.model)
+        prediction = model.predict(perts)
+    else:
+        refs = read_references(reference_sources(args.reference), **kw)
+        _, prediction = pl.fit_predict(args.method, refs, target_summary, perts, parse_params(args.param))
+    if args.pseudobulk:
+        write_h5ad_atomic(prediction, args.pseudobulk)
+    controls_source = args.target_controls or target_cells
+    if controls_source is None:
+        raise TranspertInputError("--target-train is a summary profile: give the target's control cells "
+                                  "with --target-controls")
+    controls = pl.control_cells(controls_source, what="target controls", pert_col=args.pert_col,
+                                control=args.control)
+    genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
+    out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
+                           control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,
+                           deg_threshold=args.deg_threshold, cells=args.cells, seed=args.seed)
+    info = out.uns["transpert_cells"]
+    print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
+          f"controls) x {out.n_vars} genes, log1p float32"
+          + (f"; cell counts scaled by {info['cap_factor']:.4f} to respect --max-cells" if info["cap_factor"] < 1 else ""))
+    return 0

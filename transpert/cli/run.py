@@ -1,0 +1,38 @@
+"""``transpert run CONFIG.yaml``: a whole reproducible run (summaries, fit, predict, evaluate, report).
+
+Config keys (paths relative to the config file; a reference that is not a file is a dataset name
+of the manifest)::
+
+    output: run1                      # directory written (config.yaml, run.json, ...)
+    references: {K562: k562.h5ad, RPE1: rpe1_summary.h5ad}
+    target_train: h1_train.h5ad       # cells (or a summary + target_controls: cells)
+    counts: pert_counts.csv           # target_gene,n_cells: what to predict
+    genes: gene_names.csv             # optional output gene order
+    real: h1_heldout.h5ad             # optional: evaluate against these cells
+    methods: [transpert, cell-mean, linear]   # default: all
+    params: {transpert: {temperature: 0.05}}
+    seed: 0
+    pert_col: target_gene
+    control: non-targeting
+    max_cells: 100000
+    cells: quantile
+    n_boot: 1000
+"""
+
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", metavar="CONFIG.yaml", help="the run configuration (see --help of the module)")
+
+
+def run(args) -> int:
+    from transpert import pipeline as pl
+
+    result = pl.run_config(args.config, echo=lambda s: print(s, flush=True))
+    if result["leaderboard"] is not None:
+        print()
+        print(result["leaderboard"].to_text())
+    print(f"\noutputs in {result['out_dir']}/ (config.yaml, run.json with versions and timings, "
+          "summaries/, predictions/" + (", leaderboard.csv, evaluation/)" if result["leaderboard"] is not None else ")"))
+    return 0
