@@ -179,8 +179,8 @@ def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
             f"({real.var_names[i]!r} vs {pred.var_names[i]!r}; {len(differ)} positions differ): "
             + hint
         )
-    real_set = set(np.unique(real.labels))
-    pred_set = set(np.unique(pred.labels))
+    real_set = {str(x) for x in np.unique(real.labels)}
+    pred_set = {str(x) for x in np.unique(pred.labels)}
     if control not in real_set:
         raise TranspertInputError(
             f"{real.name}: control label {control!r} not found in the perturbation column; "
