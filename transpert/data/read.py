@@ -26,8 +26,9 @@ from transpert.data.schema import Schema
 
 logger = logging.getLogger(__name__)
 
-#: default chunk size aims at about this many stored entries (~128 MB as float32 + int32).
-TARGET_CHUNK_ENTRIES = 16 * 2**20
+#: default chunk size aims at about this many stored entries (~64 MB as float32 + int32; the
+#: normalisation's temporaries make the peak a few times that).
+TARGET_CHUNK_ENTRIES = 8 * 2**20
 MIN_CHUNK_ROWS = 64
 #: CSC files are scanned in blocks of this many stored entries.
 CSC_SCAN_BLOCK = 8 * 2**20
