@@ -190,3 +190,16 @@ def test_real_papalexi(test_data_dir):
     labels = adata.obs["target_gene"].to_numpy()
     assert stat1[labels == "STAT1"].mean() == pytest.approx(2.81, abs=0.01)
     assert stat1[labels == "non-targeting"].mean() == pytest.approx(12.79, abs=0.01)
+
+
+def test_real_datlinger_streamed_log1p_matches_scanpy_on_the_context(test_data_dir):
+    # the median library size is the filtered context's own, as scanpy on that subset
+    import scanpy as sc
+
+    with open_cells("datlinger_jurkat_unstimulated") as cells:
+        got = sp.vstack([c for *_, c in cells.iter_log1p_chunks(chunk_rows=700)]).toarray()
+    ref = ad.read_h5ad(test_data_dir / DATLINGER)
+    ref = ref[ref.obs["condition"] == "unstimulated"].copy()
+    sc.pp.normalize_total(ref, target_sum=None)
+    sc.pp.log1p(ref)
+    np.testing.assert_allclose(got, ref.X.toarray(), rtol=0, atol=1e-6)
