@@ -1,0 +1,260 @@
+"""Accuracy benchmark (issue 5): TransPert against every baseline, cross-validated over the target's
+perturbations, on the simulator and on real Datlinger et al. 2021 Jurkat data.
+
+For every task and fold: the target's perturbations are split into training and held-out, the
+target's control cells into two halves (one for training, one as the held-out "real" controls);
+reference lines and the target's training cells are summarised; every method is fitted on the
+summaries, predicts the held-out perturbations, and its prediction is written as challenge-format
+cells (transpert.predict.write_prediction) and evaluated against the held-out real cells with
+cell-eval 0.8.2's metrics (transpert.evaluate), next to cell-eval's cell-mean baseline built from
+the fold's training cells.
+
+Per task, per-perturbation metrics are pooled over folds; the challenge score (x100) and the
+generalist mean rank are computed on the pooled perturbations, with 95% percentile bootstrap
+intervals from resampling perturbations (the same resamples for every method, so ``p_beats``
+- the fraction of resamples in which TransPert scores higher than a method - is a paired
+comparison).
+
+Tasks:
+- ``simulator``: transpert.data.simulate.simulate_atlas (3 references, similarity 0.8/0.6/0.4).
+- ``datlinger_unstim_to_stim`` / ``datlinger_stim_to_unstim``: one context as the reference line,
+  the other as the target; 20 targets, guides pooled per target (``obs.target``), control
+  ``control``.
+
+Run:  python benchmarks/bench_accuracy.py [--quick] [--tasks ...] [--out benchmarks/_results]
+Prints one JSON line per task and a leaderboard per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit  # noqa: E402
+
+from transpert import pipeline as pl  # noqa: E402
+
+CONTROL = "non-targeting"
+DATLINGER = ["tests/data/datlinger2021_jurkat_stim_unstim_subset.h5ad",
+             "/work/shared/data/real/datlinger2021_jurkat_stim_unstim_subset.h5ad"]
+BEST = {"mae": 0.0}  # every other metric used here: higher is better
+
+
+def _canonical(adata, pert_col: str, control: str):
+    import anndata as ad
+
+    labels = adata.obs[pert_col].astype(str).to_numpy()
+    labels = np.where(labels == control, CONTROL, labels)
+    out = ad.AnnData(X=adata.X.copy(), obs=pd.DataFrame({"target_gene": labels}, index=adata.obs_names.copy()),
+                     var=pd.DataFrame(index=adata.var_names.copy()))
+    return out
+
+
+def task_simulator(seed: int, quick: bool):
+    from transpert.data.simulate import simulate_atlas
+
+    atlas = simulate_atlas(seed=seed, n_genes=800 if quick else 1500, n_perturbations=30 if quick else 60,
+                           cells_per_perturbation=50 if quick else 80, n_control_cells=400 if quick else 600)
+    refs = {name: atlas.lines[name] for name in atlas.reference_lines}
+    return refs, atlas.lines[atlas.target_line]
+
+
+def task_datlinger(reference: str, target: str):
+    import anndata as ad
+
+    path = next((p for p in DATLINGER if Path(p).exists()), None)
+    if path is None:
+        raise SystemExit(f"Datlinger subset not found in {DATLINGER}")
+    cells = ad.read_h5ad(path)
+    cond = cells.obs["condition"].astype(str).to_numpy()
+    ref = _canonical(cells[cond == reference], "target", "control")
+    tgt = _canonical(cells[cond == target], "target", "control")
+    return {reference: ref}, tgt
+
+
+def _subset(adata, mask):
+    out = adata[mask].copy()
+    out.obs_names_make_unique()
+    return out
+
+
+def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, log):
+    """Cross-validation over the target's perturbations; per-method pooled per-perturbation metrics."""
+    from transpert import evaluate as ev
+    from transpert.evaluate import build_baseline
+    from transpert.predict import write_prediction
+
+    labels = target.obs["target_gene"].astype(str).to_numpy()
+    perts = np.array(sorted(set(labels) - {CONTROL}))
+    rng = np.random.default_rng(seed)
+    folds = np.array_split(rng.permutation(perts), n_folds)
+    ref_summaries = {name: pl.summarize_cells(cells, show_progress=False) for name, cells in refs.items()}
+    pooled = {m: [] for m in methods}
+    base_rows = []
+    for k, held in enumerate(folds):
+        t0 = time.perf_counter()
+        ctrl = np.flatnonzero(labels == CONTROL)
+        real_ctrl = np.zeros(len(labels), bool)
+        real_ctrl[rng.choice(ctrl, len(ctrl) // 2, replace=False)] = True
+        train = _subset(target, (~np.isin(labels, held) & (labels != CONTROL)) | ((labels == CONTROL) & ~real_ctrl))
+        real = _subset(target, np.isin(labels, held) | real_ctrl)
+        counts = (pd.Series(labels[np.isin(labels, held)]).value_counts().rename_axis("target_gene")
+                  .rename("n_cells").reset_index().sort_values("target_gene"))
+        train_summary = pl.summarize_cells(train, show_progress=False)
+        kw = dict(pert_col="target_gene", control=CONTROL, threads=None)
+        real_p = ev.prepare(real, "real", **kw)
+        base_p = ev.prepare(build_baseline(train, counts), "baseline", **kw)
+        base = ev.evaluate_prepared(real_p, base_p, metrics=pl.GENERALIST_METRICS, **kw)
+        base_rows.append(_values(base).assign(fold=k))
+        for method in methods:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _, pred = pl.fit_predict(method, ref_summaries, train_summary, list(held))
+            path = workdir / f"fold{k}_{method}.h5ad"
+            write_prediction(pred, train, counts, list(target.var_names), path, seed=seed, max_cells=None)
+            res = ev.evaluate_prepared(real_p, ev.prepare(str(path), method, **kw), metrics=pl.GENERALIST_METRICS, **kw)
+            pooled[method].append(_values(res).assign(fold=k))
+            path.unlink()
+        log(f"  fold {k + 1}/{n_folds}: {len(held)} held out, {time.perf_counter() - t0:.1f} s")
+    return {m: pd.concat(v, ignore_index=True) for m, v in pooled.items()}, pd.concat(base_rows, ignore_index=True)
+
+
+def _values(result) -> pd.DataFrame:
+    """Per-perturbation metric values, NaN where cell-eval has a null."""
+    out = pd.DataFrame({"perturbation": result.results["perturbation"].to_numpy()})
+    for m in pl.GENERALIST_METRICS:
+        v = result.results[m].to_numpy(dtype=np.float64)
+        out[m] = np.where(result.defined[m].to_numpy(), v, np.nan)
+    return out
+
+
+def _nanmean(x, axis=0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x, axis=axis)
+
+
+def _score(user: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """cell-eval's score_agg_metrics on (..., 3) means of (mae, pds, des): avg of clipped scores."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.stack([1 - user[..., 0] / base[..., 0],
+                      (user[..., 1] - base[..., 1]) / (1 - base[..., 1]),
+                      (user[..., 2] - base[..., 2]) / (1 - base[..., 2])], axis=-1)
+    s = np.clip(np.nan_to_num(s, nan=0.0), 0, None)
+    return s.mean(axis=-1)
+
+
+def leaderboard(pooled: dict, base: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
+    methods = list(pooled)
+    metrics = list(pl.GENERALIST_METRICS)
+    vals = np.stack([pooled[m][metrics].to_numpy() for m in methods])  # (M, N, 7)
+    bvals = base[metrics].to_numpy()
+    n = vals.shape[1]
+    vcc = [metrics.index(c) for c in pl.VCC_METRICS]
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    point_means = _nanmean(vals, axis=1)  # (M, 7)
+    point_score = 100 * _score(point_means[:, vcc], _nanmean(bvals, axis=0)[vcc])
+
+    def ranks(means):  # (M, 7) -> (M,) mean rank, 1 = best, NaN aggregate ranks last
+        r = []
+        for j, m in enumerate(metrics):
+            key = means[:, j] if BEST.get(m) == 0.0 else -means[:, j]
+            r.append(rankdata(np.where(np.isnan(key), np.inf, key), method="average"))
+        return np.mean(r, axis=0)
+
+    boot_scores = np.empty((n_boot, len(methods)))
+    boot_ranks = np.empty((n_boot, len(methods)))
+    for b, i in enumerate(idx):
+        means = _nanmean(vals[:, i, :], axis=1)
+        boot_scores[b] = 100 * _score(means[:, vcc], _nanmean(bvals[i], axis=0)[vcc])
+        boot_ranks[b] = ranks(means)
+    point_rank = ranks(point_means)
+    tp = methods.index("transpert") if "transpert" in methods else None
+    rows = []
+    for k, m in enumerate(methods):
+        row = {"method": m, "score": point_score[k],
+               "score_ci_low": np.quantile(boot_scores[:, k], 0.025), "score_ci_high": np.quantile(boot_scores[:, k], 0.975),
+               **{c: point_means[k, j] for j, c in enumerate(metrics)},
+               "mean_rank": point_rank[k], "mean_rank_ci_low": np.quantile(boot_ranks[:, k], 0.025),
+               "mean_rank_ci_high": np.quantile(boot_ranks[:, k], 0.975)}
+        if tp is not None and k != tp:
+            row["p_transpert_beats_score"] = float(np.mean(boot_scores[:, tp] > boot_scores[:, k]))
+            row["p_transpert_beats_rank"] = float(np.mean(boot_ranks[:, tp] < boot_ranks[:, k]))
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(["score", "mean_rank"], ascending=[False, True]).reset_index(drop=True)
+    return table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    head = ["method", "score x100 [95% CI]", "MAE", "PDS", "DES", "pearson_delta", "sp_lfc_sig", "pr_auc",
+            "sp_nsig", "mean rank [95% CI]", "P(TransPert better): score / rank"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    f = lambda v: "nan" if pd.isna(v) else f"{v:.3f}"  # noqa: E731
+    for _, r in table.iterrows():
+        p = "" if pd.isna(r.get("p_transpert_beats_score", np.nan)) else \
+            f"{r['p_transpert_beats_score']:.2f} / {r['p_transpert_beats_rank']:.2f}"
+        out.append("| " + " | ".join([
+            f"`{r['method']}`", f"{r['score']:.2f} [{r['score_ci_low']:.2f}, {r['score_ci_high']:.2f}]",
+            *(f(r[m]) for m in pl.GENERALIST_METRICS),
+            f"{r['mean_rank']:.2f} [{r['mean_rank_ci_low']:.1f}, {r['mean_rank_ci_high']:.1f}]", p]) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=["simulator", "datlinger_unstim_to_stim", "datlinger_stim_to_unstim"])
+    parser.add_argument("--methods", nargs="+", default=list(pl.METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="a smaller simulator and fewer bootstrap resamples")
+    parser.add_argument("--out", default="benchmarks/_results", help="where tables are written")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    for task in args.tasks:
+        t0 = time.perf_counter()
+        if task == "simulator":
+            refs, target = task_simulator(args.seed, args.quick)
+            n_folds = 3
+        elif task == "datlinger_unstim_to_stim":
+            refs, target = task_datlinger("unstimulated", "stimulated")
+            n_folds = 4
+        elif task == "datlinger_stim_to_unstim":
+            refs, target = task_datlinger("stimulated", "unstimulated")
+            n_folds = 4
+        else:
+            raise SystemExit(f"unknown task {task!r}")
+        log(f"{task}: {len(refs)} reference line(s), target {target.n_obs} cells, {n_folds}-fold CV")
+        with tempfile.TemporaryDirectory() as tmp:
+            pooled, base = run_folds(refs, target, n_folds=n_folds, seed=args.seed, methods=args.methods,
+                                     workdir=Path(tmp), log=log)
+        table = leaderboard(pooled, base, n_boot=200 if args.quick else args.n_boot, seed=args.seed)
+        table.to_csv(out / f"accuracy_{task}.csv", index=False)
+        (out / f"accuracy_{task}.md").write_text(markdown(table) + "\n")
+        print(f"\n## {task}\n\n{markdown(table)}\n", file=sys.stderr, flush=True)
+        tp = table.set_index("method")
+        emit({"benchmark": "accuracy", "task": task, "n_folds": n_folds, "seed": args.seed,
+              "n_perturbations": int(len(next(iter(pooled.values())))), "wall_s": round(time.perf_counter() - t0, 1),
+              "score": {m: round(float(tp.loc[m, "score"]), 3) for m in tp.index},
+              "score_ci": {m: [round(float(tp.loc[m, "score_ci_low"]), 3), round(float(tp.loc[m, "score_ci_high"]), 3)]
+                           for m in tp.index},
+              "mean_rank": {m: round(float(tp.loc[m, "mean_rank"]), 3) for m in tp.index},
+              "transpert_best_score": bool(tp["score"].idxmax() == "transpert"),
+              "transpert_best_rank": bool(tp["mean_rank"].idxmin() == "transpert")})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
