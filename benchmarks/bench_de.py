@@ -1,0 +1,176 @@
+"""Speed of all-perturbation Wilcoxon DE and pseudo-bulk: transpert vs illico, pdex, scanpy.
+
+Generates once (cached under ``benchmarks/_data/``, git-ignored) a VCC-sized log1p float32 CSR
+h5ad with ``transpert.data.simulate.write_large_dataset`` (300k cells x 18,080 genes, 300
+perturbations x ~870 cells + 38k controls, ~11% non-zero), then times each tool in its own
+subprocess at the same thread count, one JSON line per tool and a summary line:
+
+- ``floor``: one numba pass reading every non-zero once (column sums), in memory;
+- ``transpert_pseudobulk``: ``summarize(adata, de=False)``, in memory;
+- ``transpert_de``: ``summarize(adata)`` (pseudo-bulk + Wilcoxon for every perturbation), in memory;
+- ``transpert_stream``: ``summarize(path)`` streamed from the backed file (memory budget 2 GB),
+  reading included; also on a file with half the cells, to show peak memory does not grow;
+- ``illico``: ``illico.asymptotic_wilcoxon(adata, reference=control, use_rust=False)`` (0.6.0;
+  its Rust kernels fail with numpy 2.4 here), in memory;
+- ``pdex``: ``pdex(adata, mode="ref")`` (0.3.0, cell-eval 0.8.2's DE) on the first
+  ``--pdex-perts`` perturbations + all controls, extrapolated linearly to all perturbations;
+- ``scanpy``: ``rank_genes_groups(method="wilcoxon", tie_correct=True, reference=control)`` on
+  the first ``--scanpy-perts`` perturbations, extrapolated linearly.
+
+In-memory tools are timed after loading the file (``load_s`` reported apart) and after a
+warm-up call on 2,000 cells, so JIT compilation is not timed. Peak RSS covers the whole child.
+
+    /work/venv/bin/python benchmarks/bench_de.py [--threads 2] [--scale 1.0] [--tools ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, run_child  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "_data"
+TOOLS = ("floor", "transpert_pseudobulk", "transpert_de", "transpert_stream", "transpert_stream_half",
+         "illico", "pdex", "scanpy")
+
+CHILD = r"""
+import json, os, sys, time
+import numpy as np
+path, tool, threads, n_sub = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+CTRL = "non-targeting"
+res = {"tool": tool}
+
+def load():
+    import anndata as ad
+    t = time.perf_counter(); a = ad.read_h5ad(path); res["load_s"] = time.perf_counter() - t
+    return a
+
+def subset(a, k):
+    labs = sorted(set(a.obs["target_gene"].astype(str)) - {CTRL})
+    k = min(k, len(labs))
+    res["perturbations_run"] = k
+    res["extrapolation"] = len(labs) / k
+    return a[a.obs["target_gene"].astype(str).isin(set(labs[:k]) | {CTRL})].copy()
+
+def timed(fn, *args, **kw):
+    t = time.perf_counter(); out = fn(*args, **kw); return time.perf_counter() - t, out
+
+if tool == "floor":
+    from numba import njit, prange, set_num_threads
+    set_num_threads(threads)
+    @njit(parallel=True)  # code given with -c: no file for numba's cache
+    def colsum(data, indices, indptr, n_genes, n_parts):
+        out = np.zeros((n_parts, n_genes))
+        n = indptr.shape[0] - 1
+        for p in prange(n_parts):
+            for r in range(n * p // n_parts, n * (p + 1) // n_parts):
+                for k in range(indptr[r], indptr[r + 1]):
+                    out[p, indices[k]] += data[k]
+        return out.sum(axis=0)
+    a = load(); X = a.X
+    colsum(X.data[:10], X.indices[:10], X.indptr[:2].copy(), X.shape[1], threads)
+    res["seconds"], _ = timed(colsum, X.data, X.indices, X.indptr, X.shape[1], threads)
+elif tool in ("transpert_de", "transpert_pseudobulk"):
+    from transpert.summarize import summarize
+    a = load()
+    summarize(a[:2000].copy(), threads=threads, show_progress=False)
+    res["seconds"], s = timed(summarize, a, threads=threads, show_progress=False,
+                              de=tool == "transpert_de")
+    res["engine"] = s.uns["transpert"]["engine"]
+elif tool.startswith("transpert_stream"):
+    import anndata as ad
+    from transpert.summarize import summarize
+    small = ad.read_h5ad(path, backed="r")[:2000].to_memory()
+    summarize(small, threads=threads, show_progress=False)
+    del small
+    res["seconds"], s = timed(summarize, path, threads=threads, show_progress=False,
+                              memory_budget="2GB", checksum=False)
+    res["engine"] = s.uns["transpert"]["engine"]
+elif tool == "illico":
+    from illico import asymptotic_wilcoxon
+    a = load()
+    # illico's Rust kernels fail under this environment's numpy 2.4 ("'ndarray' object is not
+    # an instance of 'ndarray'"), so its numba kernels are timed (use_rust=False)
+    res["use_rust"] = False
+    asymptotic_wilcoxon(a[:2000].copy(), is_log1p=True, group_keys="target_gene", reference=CTRL,
+                        n_threads=threads, use_rust=False)
+    res["seconds"], _ = timed(asymptotic_wilcoxon, a, is_log1p=True, group_keys="target_gene",
+                              reference=CTRL, n_threads=threads, use_rust=False)
+elif tool == "pdex":
+    from pdex import pdex
+    a = load(); sub = subset(a, n_sub); del a
+    pdex(sub[:2000].copy(), groupby="target_gene", mode="ref", threads=threads, is_log1p=True, epsilon=0.0, reference=CTRL)
+    t, _ = timed(pdex, sub, groupby="target_gene", mode="ref", threads=threads, is_log1p=True,
+                 epsilon=0.0, reference=CTRL)
+    res["measured_s"] = t; res["seconds"] = t * res["extrapolation"]
+elif tool == "scanpy":
+    import scanpy as sc
+    a = load(); sub = subset(a, n_sub); del a
+    sub.obs["target_gene"] = sub.obs["target_gene"].astype("category")
+    w = sub[:2000].copy()
+    sc.tl.rank_genes_groups(w, "target_gene", reference=CTRL, method="wilcoxon", tie_correct=True)
+    t, _ = timed(sc.tl.rank_genes_groups, sub, "target_gene", reference=CTRL, method="wilcoxon",
+                 tie_correct=True)
+    res["measured_s"] = t; res["seconds"] = t * res["extrapolation"]
+print(json.dumps(res))
+"""
+
+
+def dataset(n_cells: int, n_genes: int, n_perts: int, seed: int = 0) -> Path:
+    """The cached log1p CSR file for this size (written once)."""
+    from transpert.data.simulate import write_large_dataset
+
+    path = DATA / f"de_{n_cells}x{n_genes}_p{n_perts}_s{seed}_log1p.h5ad"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        write_large_dataset(path, n_cells=n_cells, n_genes=n_genes, n_perturbations=n_perts,
+                            scale="log1p", seed=seed)
+        print(f"# wrote {path.name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="fraction of the VCC size (cells, genes and perturbations), e.g. 0.05 for a quick run")
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    ap.add_argument("--pdex-perts", type=int, default=6)
+    ap.add_argument("--scanpy-perts", type=int, default=2)
+    args = ap.parse_args(argv)
+    n_cells = max(2000, int(300_000 * args.scale))
+    n_genes = max(200, int(18_080 * args.scale))
+    n_perts = max(5, int(300 * args.scale))
+    path = dataset(n_cells, n_genes, n_perts)
+    half = dataset(n_cells // 2, n_genes, n_perts) if "transpert_stream_half" in args.tools else None
+    results = {}
+    for tool in args.tools:
+        target = half if tool == "transpert_stream_half" else path
+        n_sub = args.pdex_perts if tool == "pdex" else args.scanpy_perts
+        r = run_child(CHILD, [str(target), tool, str(args.threads), str(n_sub)])
+        r.update(threads=args.threads, cells=n_cells // 2 if target is half else n_cells,
+                 genes=n_genes, perturbations=n_perts)
+        results[tool] = r
+        emit(r)
+    ref = results.get("transpert_de", {}).get("seconds")
+    floor = results.get("floor", {}).get("seconds")
+    summary = {"benchmark": "bench_de", "threads": args.threads, "cells": n_cells, "genes": n_genes,
+               "perturbations": n_perts, "tools": {}}
+    for tool, r in results.items():
+        summary["tools"][tool] = {
+            "seconds": r.get("seconds"), "peak_rss_mb": r.get("peak_rss_mb"),
+            "extrapolated": "extrapolation" in r,
+            "ratio_to_transpert_de": r["seconds"] / ref if ref else None,
+            "ratio_to_floor": r["seconds"] / floor if floor else None,
+        }
+    emit(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
