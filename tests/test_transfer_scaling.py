@@ -53,12 +53,18 @@ def test_fixed_entries_are_not_scaled():
 def test_estimator_recovers_the_effect_scale_of_a_clean_reference():
     refs, target, _ = synthetic_lines(seed=12, n_perturbations=60, n_genes=200, target_scale=2.0,
                                       noise_sd=0.005, lines={"A": {"shared": 1.0, "scale": 1.0}})
-    model = TransPert(scale_components="specific").fit(refs, target[:45].copy())
+    model = TransPert(scale_components="specific", gene_slopes=False, low_rank=0,
+                      scale_metric="pds").fit(refs, target[:45].copy())
     assert model.common_scale_ == 1.0
     assert model.specific_scale_ == 2.0
     curve = model.scale_curve_
     assert (curve["common_scale"] == 1.0).all()
     assert list(curve["specific_scale"]) == sorted(curve["specific_scale"])
+    # the full model: the per-gene slopes absorb the factor 2, the global scale stays near 1
+    full = TransPert().fit(refs, target[:45].copy())
+    effective = full.specific_scale_ * (full.stack_weights_["gene_wise"] * np.median(full.gene_slopes_)
+                                        + full.stack_weights_["low_rank"])
+    assert effective == pytest.approx(2.0, rel=0.15)
 
 
 def test_bad_scale_arguments():

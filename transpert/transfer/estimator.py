@@ -9,7 +9,10 @@ normalised to the median library size). The fit, step by step:
 3. K-fold over the target's training perturbations: in each fold, weights and the target's
    mean effect from the other folds, reference aggregate for the held-out ones
    (:mod:`.aggregate`), giving out-of-fold predictions of every training perturbation;
-4. choose the scale of the common and the perturbation-specific component on those
+4. the specific component's model: per-gene transfer slopes (:mod:`.gene_slopes`,
+   ``gene_slopes_``) and a low-rank map of reference effects onto target effects
+   (:mod:`.low_rank`), stacked by non-negative least squares on out-of-fold predictions
+   (``stack_weights_``); then choose the scale of the common and the perturbation-specific component on those
    out-of-fold predictions by PDS (:mod:`.scaling`) -> ``scale_curve_``, ``common_scale_``,
    ``specific_scale_``;
 5. the DEG classifier (:mod:`.deg_classifier`): evaluated fold by fold on held-out training
@@ -36,6 +39,8 @@ from transpert.transfer._inputs import (TARGET_LAYERS, check_perturbations, chec
 from transpert.transfer.aggregate import Aggregate, aggregate
 from transpert.transfer.deg_classifier import (DEGClassifier, average_precision,
                                                calibration_table, de_logit, deg_features)
+from transpert.transfer.gene_slopes import fit_gene_slopes
+from transpert.transfer.low_rank import apply_low_rank, fit_low_rank, stack_weights
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.scaling import (DEFAULT_COMMON_SCALES, DEFAULT_SPECIFIC_SCALES,
                                         select_scale)
@@ -73,6 +78,16 @@ class TransPert:
     shrinkage : {"js", "significant", "none"}
         How each reference's perturbation-specific effects are shrunk by their own significance
         before they are combined (:func:`transpert.transfer.aggregate.aggregate`).
+    gene_slopes : bool
+        Multiply each gene's specific effect by its transfer slope, learnt on the training
+        perturbations and shrunk toward the global slope (:mod:`transpert.transfer.gene_slopes`).
+    gene_slope_penalty : float
+        Strength of that shrinkage (in units of the median gene's signal; 0 = none).
+    low_rank : int
+        Rank of the low-rank map from reference effects to target effects
+        (:mod:`transpert.transfer.low_rank`); 0 leaves it out.
+    low_rank_ridge : float
+        Ridge penalty of that map (relative to the median squared singular value kept).
     scale_components : {"both", "specific"}
         Scale the common (target mean effect) and the specific component separately, or only
         the specific one (common fixed at 1).
@@ -101,9 +116,10 @@ class TransPert:
 
     def __init__(self, weighting: str = "softmax", temperature: float = 0.05,
                  delta_weight: float = 1.0, control_weight: float = 0.5, min_shared: int = 2,
-                 shrinkage: str = "js",
+                 shrinkage: str = "js", gene_slopes: bool = True, gene_slope_penalty: float = 1.0,
+                 low_rank: int = 10, low_rank_ridge: float = 0.1,
                  scale_components: str = "both", common_scales: Sequence[float] | None = None,
-                 specific_scales: Sequence[float] | None = None, scale_metric: str = "pds",
+                 specific_scales: Sequence[float] | None = None, scale_metric: str = "proxy",
                  cv_folds: int = 5, fdr_threshold: float = 0.05, deg_alpha: float = 1e-4,
                  deg_max_rows: int = 300_000, knockdown: bool = True, random_state: int = 0,
                  threads: int | None = None, show_progress: bool | None = False):
@@ -113,6 +129,10 @@ class TransPert:
         self.control_weight = control_weight
         self.min_shared = min_shared
         self.shrinkage = shrinkage
+        self.gene_slopes = gene_slopes
+        self.gene_slope_penalty = gene_slope_penalty
+        self.low_rank = low_rank
+        self.low_rank_ridge = low_rank_ridge
         self.scale_components = scale_components
         self.common_scales = common_scales
         self.specific_scales = specific_scales
@@ -156,6 +176,13 @@ class TransPert:
 
         if self.shrinkage not in SHRINKAGE:
             raise TranspertInputError(f"shrinkage must be one of {SHRINKAGE}, got {self.shrinkage!r}")
+        if not isinstance(self.low_rank, int) or self.low_rank < 0:
+            raise TranspertInputError(f"low_rank must be an integer >= 0, got {self.low_rank!r}")
+        if not (self.low_rank_ridge >= 0):
+            raise TranspertInputError(f"low_rank_ridge must be >= 0, got {self.low_rank_ridge!r}")
+        if not (self.gene_slope_penalty >= 0):
+            raise TranspertInputError(
+                f"gene_slope_penalty must be >= 0, got {self.gene_slope_penalty!r}")
         if not (0 < self.fdr_threshold < 1):
             raise TranspertInputError(f"fdr_threshold must be in (0, 1), got {self.fdr_threshold!r}")
         if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
@@ -195,6 +222,7 @@ class TransPert:
         target_sig = np.nan_to_num(dense_layer(target_train, "fdr"), nan=1.0) < self.fdr_threshold
 
         oof = self._out_of_fold(target_delta, target_sig, perts, genes)
+        self._fit_specific_model(oof, target_delta)
         common_grid = (1.0,) if self.scale_components == "specific" else \
             tuple(self.common_scales if self.common_scales is not None else DEFAULT_COMMON_SCALES)
         specific_grid = tuple(self.specific_scales if self.specific_scales is not None
@@ -264,8 +292,53 @@ class TransPert:
                 progress.update(1)
         oof_agg = Aggregate(perturbations=list(perts), n_lines=n_lines, lines=[[] for _ in perts],
                             **agg_parts)
-        return {"common": common, "specific": specific, "fixed": fixed, "baseline": baseline,
-                "agg": oof_agg}
+        return {"common": common, "specific": specific, "specific_raw": specific.copy(),
+                "fixed": fixed, "baseline": baseline, "agg": oof_agg}
+
+    def _fit_specific_model(self, oof: dict, target_delta: np.ndarray) -> None:
+        """Gene-wise slopes and the low-rank map, stacked; rescales the out-of-fold specific part.
+
+        Each fold's held-out rows get the two components fit on the other folds' rows; the
+        stacking weights are then fit on all out-of-fold rows, and the final components on all
+        training perturbations.
+        """
+        n, g = target_delta.shape
+        raw = oof["specific_raw"]
+        residual = target_delta - oof["common"]
+        gene_oof = np.zeros((n, g))
+        low_oof = np.zeros((n, g))
+        for held in self.folds_:
+            fit_rows = np.setdiff1d(np.arange(n), held)
+            beta = fit_gene_slopes(raw[fit_rows], residual[fit_rows], self.gene_slope_penalty)[0] \
+                if self.gene_slopes else 1.0
+            gene_oof[held] = raw[held] * beta
+            if self.low_rank > 0:
+                v, w = fit_low_rank(raw[fit_rows], residual[fit_rows], self.low_rank,
+                                    self.low_rank_ridge)
+                low_oof[held] = apply_low_rank(raw[held], v, w)
+        if self.gene_slopes:
+            self.gene_slopes_, self.gene_slope_global_ = fit_gene_slopes(
+                raw, residual, self.gene_slope_penalty)
+        else:
+            self.gene_slopes_, self.gene_slope_global_ = np.ones(g), 1.0
+        if self.low_rank > 0:
+            self.low_rank_basis_, self.low_rank_map_ = fit_low_rank(
+                raw, residual, self.low_rank, self.low_rank_ridge)
+            alpha, beta = stack_weights(gene_oof, low_oof, residual)
+        else:
+            self.low_rank_basis_, self.low_rank_map_ = np.zeros((g, 0)), np.zeros((0, g))
+            alpha, beta = 1.0, 0.0
+        self.stack_weights_ = {"gene_wise": float(alpha), "low_rank": float(beta)}
+        oof["specific"] = alpha * gene_oof + beta * low_oof
+
+    def _specific(self, agg_specific: np.ndarray) -> np.ndarray:
+        """The model's specific component from aggregated reference specific effects."""
+        raw = np.nan_to_num(agg_specific, nan=0.0)
+        out = self.stack_weights_["gene_wise"] * raw * self.gene_slopes_[None, :]
+        if self.stack_weights_["low_rank"] > 0:
+            out += self.stack_weights_["low_rank"] * apply_low_rank(
+                raw, self.low_rank_basis_, self.low_rank_map_)
+        return out
 
     def _evaluate_classifier(self, oof: dict, target_sig: np.ndarray) -> None:
         """AUPRC and calibration of the DEG classifier on held-out training perturbations."""
@@ -318,7 +391,7 @@ class TransPert:
         weights = self.weights_["weight"]
         agg = aggregate(self.lines_, weights, perts, g, self.shrinkage)
         delta = self.common_scale_ * t.mean_delta[None, :] + \
-            self.specific_scale_ * np.nan_to_num(agg.specific, nan=0.0)
+            self.specific_scale_ * self._specific(agg.specific)
         none = agg.n_lines == 0
         delta[none] = t.mean_delta
         gene_col = t.genes.get_indexer(pd.Index(perts))

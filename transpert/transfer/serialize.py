@@ -56,6 +56,9 @@ def save_model(model, path) -> Path:
     arrays = {f"target__{k}": v for k, v in model.target_.to_arrays().items()}
     for i, line in enumerate(model.lines_):
         arrays.update({f"ref{i}__{k}": v for k, v in line.to_arrays().items()})
+    arrays["gene_slopes"] = model.gene_slopes_
+    arrays["low_rank_basis"] = model.low_rank_basis_
+    arrays["low_rank_map"] = model.low_rank_map_
     arrays["folds"] = np.concatenate([np.full(len(f), k) for k, f in enumerate(model.folds_)])
     arrays["fold_rows"] = np.concatenate(model.folds_)
     meta = {
@@ -66,6 +69,8 @@ def save_model(model, path) -> Path:
         "target": _clean(model.target_.meta()),
         "weights": _frame_to_json(model.weights_),
         "scale_curve": _frame_to_json(model.scale_curve_),
+        "gene_slope_global": model.gene_slope_global_,
+        "stack_weights": model.stack_weights_,
         "common_scale": model.common_scale_, "specific_scale": model.specific_scale_,
         "deg_classifier": _clean(model.deg_classifier_.to_dict()),
         "deg_report": _clean(model.deg_report_),
@@ -117,6 +122,11 @@ def load_model(cls, path):
     model.genes_ = model.target_.genes
     model.weights_ = _frame_from_json(meta["weights"])
     model.scale_curve_ = _frame_from_json(meta["scale_curve"])
+    model.gene_slopes_ = arrays["gene_slopes"]
+    model.gene_slope_global_ = float(meta["gene_slope_global"])
+    model.low_rank_basis_ = arrays["low_rank_basis"]
+    model.low_rank_map_ = arrays["low_rank_map"]
+    model.stack_weights_ = {k: float(v) for k, v in meta["stack_weights"].items()}
     model.common_scale_ = float(meta["common_scale"])
     model.specific_scale_ = float(meta["specific_scale"])
     model.deg_classifier_ = DEGClassifier.from_dict(meta["deg_classifier"])
