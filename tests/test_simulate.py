@@ -132,6 +132,18 @@ def test_truth_shared_component_and_similarity_order(atlas):
         assert abs(corr[ref] - s) < 0.15, corr
 
 
+def test_perturbations_of_one_module_have_similar_effects(atlas):
+    info = atlas.truth.perturbations.query("line == 'target' and has_effect")
+    fx_ = atlas.truth.log_effects["target"].loc[info["target_gene"]]
+    values = fx_.to_numpy() * _offtarget_mask(fx_)
+    c = np.corrcoef(values)
+    module = info["module"].to_numpy()
+    same = module[:, None] == module[None, :]
+    off_diag = ~np.eye(len(module), dtype=bool)
+    assert (same & off_diag).any()
+    assert c[same & off_diag].mean() > c[~same].mean() + 0.3, (c[same & off_diag].mean(), c[~same].mean())
+
+
 def _pseudobulk_deltas(adata, perts) -> np.ndarray:
     X = _log1p_norm(adata.X)
     labels = _labels(adata)

@@ -144,7 +144,6 @@ def simulate_line_counts(rng: np.random.Generator, *, abundance: np.ndarray, phi
     factor); 5% of perturbed cells escape (no knockdown, no effect); the others get their own
     knockdown efficiency around the line's and downstream effects scaled in proportion.
     """
-    n_genes = abundance.size
     group = np.concatenate([np.full(n_control_cells, -1),
                             np.repeat(np.arange(n_cells_per_pert.size), n_cells_per_pert)])
     group = rng.permutation(group)
@@ -172,7 +171,6 @@ def simulate_line_counts(rng: np.random.Generator, *, abundance: np.ndarray, phi
     X = sp.csr_matrix(counts.astype(np.float32))
     X.sort_indices()
     guide = np.where(pert, rng.integers(0, 2, n), rng.integers(0, N_CONTROL_GUIDES, n))
-    del n_genes
     return X, group, guide, batch
 
 
