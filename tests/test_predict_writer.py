@@ -239,3 +239,17 @@ def test_n_de_genes_selects_top_genes(setting, tmp_path):
         others = np.setdiff1d(np.arange(N_GENES), top)
         # untouched genes: the stratified control sample, mean within a few percent of the controls
         np.testing.assert_allclose(x[labels == p][:, others].mean(0), ctrl[:, others].mean(0), rtol=0.05, atol=0.01)
+
+
+def test_move_all_matches_every_predicted_mean(setting, tmp_path):
+    pred, controls, counts, _ = setting
+    out = write_prediction(pred, controls, counts, GENES, tmp_path / "all.h5ad", move="all")
+    x = out.X.toarray().astype(np.float64)
+    labels = out.obs["target_gene"].astype(str).to_numpy()
+    ctrl_mean = x[labels == "non-targeting"].mean(0)
+    for i, p in enumerate(PERTS):
+        moved = pred.layers["mean"][i] != pred.var["control_mean"].to_numpy()
+        np.testing.assert_allclose(x[labels == p][:, moved].mean(0), pred.layers["mean"][i, moved], rtol=1e-5)
+        np.testing.assert_allclose(x[labels == p][:, ~moved].mean(0), ctrl_mean[~moved], rtol=0.05, atol=0.01)
+    with pytest.raises(TranspertInputError, match="move"):
+        write_prediction(pred, controls, counts, GENES, tmp_path / "x.h5ad", move="some")

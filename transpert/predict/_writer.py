@@ -189,6 +189,7 @@ def _de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
                            pert_col: str = "target_gene", counts_col: str = "n_cells",
                            deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
+                           move: str = "de",
                            rng: np.random.Generator) -> tuple[list[sp.csr_matrix], list[str], pd.DataFrame]:
     """Cells for every perturbation of ``counts`` (log1p float32 CSR blocks), their labels, and a
     per-perturbation table (cells written, DE genes shifted)."""
@@ -205,6 +206,8 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
         prob = np.where(cols[None, :] >= 0, p[:, np.maximum(cols, 0)], 0.0)
     delta = np.asarray(prediction.layers["delta"], dtype=np.float64)
     delta = np.where(cols[None, :] >= 0, delta[:, np.maximum(cols, 0)], 0.0)
+    if move not in ("de", "all"):
+        raise TranspertInputError(f"move must be 'de' or 'all', got {move!r}")
     n_de = None
     if "n_de_genes" in prediction.obs.columns:
         n_de = pd.to_numeric(prediction.obs["n_de_genes"], errors="coerce").to_numpy()
@@ -216,8 +219,11 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
     sampler = _ControlSampler(controls, cells, rng)
     for pert, n, r in zip(counts[pert_col], counts[counts_col], rows):
         base = sampler.draw(int(n))
-        de_cols = _de_genes(prob[r] if prob is not None else None, delta[r],
-                            None if n_de is None else int(n_de[r]), deg_threshold, min_abs_delta)
+        if move == "all":  # every gene to its predicted mean; significance follows the shift sizes
+            de_cols = np.flatnonzero(pred_mean[r] != control_mean)
+        else:
+            de_cols = _de_genes(prob[r] if prob is not None else None, delta[r],
+                                None if n_de is None else int(n_de[r]), deg_threshold, min_abs_delta)
         if de_cols.size:
             shifted = _shift_block(base[:, de_cols].toarray(), pred_mean[r, de_cols])
             keep = np.ones(n_genes)
@@ -238,7 +244,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
                      pert_col: str = "target_gene", control: str = "non-targeting",
                      counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
                      deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
-                     seed: int = 0, target_sum: float | None = None):
+                     move: str = "de", seed: int = 0, target_sum: float | None = None):
     """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns the AnnData.
 
     Parameters
@@ -257,6 +263,10 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     deg_threshold, min_abs_delta : which genes are moved when the prediction has no
         ``obs["n_de_genes"]`` (see the module docstring).
     cells : ``"quantile"`` or ``"resample"``: how control cells are drawn (module docstring).
+    move : ``"de"`` (default) moves only the genes predicted DE, so the DE test recovers the
+        predicted DEG set; ``"all"`` moves every gene to its predicted mean (the pseudo-bulk is
+        then exactly the prediction, which MAE and PDS reward, and which genes come out
+        significant depends on the size of their shifts, not on a DEG call).
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
     Returns the AnnData written: ``X`` log1p float32 CSR in [0, 15), ``obs[pert_col]``, control
@@ -301,7 +311,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     scaled = table.assign(**{counts_col: n_cells})
     blocks, labels, report = build_prediction_cells(
         pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
-        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, rng=rng)
+        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng)
     blocks.append(sp.csr_matrix(controls_out, dtype=np.float32))
     labels.extend([control] * controls_out.shape[0])
     x = sp.vstack(blocks, format="csr", dtype=np.float32)
@@ -310,10 +320,11 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     obs = pd.DataFrame({pert_col: pd.Categorical(labels)}, index=[f"cell{i}" for i in range(len(labels))])
     out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
     report["n_cells_requested"] = table[counts_col].to_numpy()
-    method = pseudobulk_prediction.uns.get("transpert_prediction", {}).get("method", "unknown")
+    uns = pseudobulk_prediction.uns
+    method = (uns.get("transpert_prediction") or uns.get("transpert") or {}).get("method", "unknown")
     out.uns["transpert_cells"] = {
         "method": str(method), "seed": int(seed), "scale": "log1p", "deg_threshold": float(deg_threshold),
-        "min_abs_delta": float(min_abs_delta), "cells": cells, "max_cells": -1 if max_cells is None else int(max_cells),
+        "min_abs_delta": float(min_abs_delta), "cells": cells, "move": move, "max_cells": -1 if max_cells is None else int(max_cells),
         "cap_factor": float(factor), "n_control_cells": int(controls_out.shape[0]),
         "per_perturbation": report.astype({pert_col: str}),
     }
