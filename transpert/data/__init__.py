@@ -11,7 +11,8 @@
 - :func:`validate_cells`: clear errors before any work; :func:`harmonize_genes`: one gene list
   for several datasets (Ensembl IDs first, then symbols).
 
-The simulator lives in :mod:`transpert.data.simulate` (imported on its own).
+- :func:`simulate_atlas`, :func:`write_large_dataset`: the simulated multi-cell-line atlas
+  (:mod:`transpert.data.simulate`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from transpert.data.normalize import (
 )
 from transpert.data.read import CellSource, open_cells, read_cells
 from transpert.data.schema import CONTROL_LABEL, PERT_COL, Schema
+from transpert.data.simulate import (
+    SimulatedAtlas,
+    SimulatedTruth,
+    load_atlas,
+    read_truth,
+    simulate_atlas,
+    write_large_dataset,
+)
 from transpert.data.validate import (
     ValidationError,
     ValidationReport,
@@ -43,19 +52,25 @@ __all__ = [
     "GeneHarmonization",
     "Manifest",
     "Schema",
+    "SimulatedAtlas",
+    "SimulatedTruth",
     "ValidationError",
     "ValidationReport",
     "detect_scale",
     "fetch",
     "harmonize_genes",
     "library_sizes_of",
+    "load_atlas",
     "load_manifest",
     "median_library_size",
     "normalize_log1p",
     "open_cells",
     "read_cells",
+    "read_truth",
     "resolve_cache_dir",
+    "simulate_atlas",
     "validate_cells",
     "validate_same_genes",
     "verify",
+    "write_large_dataset",
 ]
