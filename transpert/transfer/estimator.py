@@ -94,8 +94,13 @@ class TransPert:
     common_scales, specific_scales : sequence of float or None
         Grids searched (None: :data:`~transpert.transfer.scaling.DEFAULT_COMMON_SCALES`,
         :data:`~transpert.transfer.scaling.DEFAULT_SPECIFIC_SCALES`).
-    scale_metric : {"pds", "mae", "proxy"}
-        Criterion for the scale (see :mod:`transpert.transfer.scaling`).
+    scale_metric : {"proxy", "pds", "mae"}
+        Criterion for the scale (see :mod:`transpert.transfer.scaling`). The default,
+        ``"proxy"``, is the challenge score without DES (mean of the baseline-normalised PDS and
+        MAE): L1 PDS alone keeps rewarding larger predicted deltas (scale-sensitivity, see
+        METRICS.md) and so drives MAE up; on the simulator ``"pds"`` chose 2-4x inflated
+        effects that lost on MAE and Pearson delta. ``"pds"`` reproduces the challenge-era
+        practice.
     cv_folds : int
         Folds over the target's training perturbations (capped at their number).
     fdr_threshold : float
