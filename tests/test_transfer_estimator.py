@@ -188,3 +188,18 @@ def test_bad_input_errors(data, tmp_path):
         model.predict("P1")
     with pytest.raises(TranspertInputError, match="not a saved TransPert"):
         TransPert.load(tmp_path)
+
+
+def test_no_training_perturbation_in_any_reference(data):
+    refs, train, target, _ = data
+    only_test = {"A": refs["A"][28:].copy()}  # the reference perturbed only the test perturbations
+    with pytest.warns(UserWarning, match="cannot be learnt"):
+        model = TransPert(**FAST).fit(only_test, train)
+    assert (model.common_scale_, model.specific_scale_) == (1.0, 1.0)
+    assert model.weights_.loc["A", "n_perturbations_shared"] == 0
+    pred = model.predict(["P35"])
+    assert pred.obs["source"].tolist() == ["references"]
+    # the reference's specific effect is transferred (not silently dropped)
+    t = model.target_
+    assert np.abs(pred.layers["delta"][0] - (np.clip(t.control_mean + t.mean_delta, 0, None)
+                                             - t.control_mean)).max() > 0.1

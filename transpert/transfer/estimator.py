@@ -232,6 +232,16 @@ class TransPert:
             tuple(self.common_scales if self.common_scales is not None else DEFAULT_COMMON_SCALES)
         specific_grid = tuple(self.specific_scales if self.specific_scales is not None
                               else DEFAULT_SPECIFIC_SCALES)
+        if not np.any(oof["specific_raw"]):
+            # no training perturbation was measured by any reference line: nothing to learn the
+            # transfer from, so transfer as is (unit slopes and scales) and say so
+            warnings.warn(
+                "no target training perturbation is in any reference line: the transfer "
+                "(gene slopes, low-rank map, scales) cannot be learnt; using the weighted "
+                "reference effects unscaled", UserWarning, stacklevel=2)
+            self.gene_slopes_, self.gene_slope_global_ = np.ones(len(genes)), 1.0
+            self.stack_weights_ = {"gene_wise": 1.0, "low_rank": 0.0}
+            common_grid, specific_grid = (1.0,), (1.0,)
         self.scale_curve_, self.common_scale_, self.specific_scale_ = select_scale(
             oof["common"], oof["specific"], oof["fixed"], target_delta, list(perts), list(genes),
             common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
