@@ -22,7 +22,8 @@ def signatures():
 
 def test_classifier_beats_copying_k562_on_real_signatures(signatures):
     # 120 of the 585 targets keep the test quick; the benchmark runs all of them
-    r = signature_transfer_experiment(signatures, max_targets=120, n_boot=500, seed=1)
+    r = signature_transfer_experiment(signatures, max_targets=120, n_boot=500, max_rows=60_000,
+                                      seed=1)
     assert r["n_perturbations"] == 120
     # the whole bootstrap interval of the gain is above 0
     assert r["classifier_minus_copy_source_top"]["ci95"][0] > 0

@@ -65,7 +65,8 @@ def _rank_matrix(table: pd.DataFrame, line: str, lst: str, targets: pd.Index,
 def signature_transfer_experiment(table: pd.DataFrame, *, source: str = "K562",
                                   target: str = "RPE1", label_list: str = "up_top",
                                   n_folds: int = 5, n_boot: int = 1000, alpha: float = 1e-3,
-                                  max_targets: int | None = None, seed: int = 0) -> dict:
+                                  max_targets: int | None = None, max_rows: int = 300_000,
+                                  seed: int = 0) -> dict:
     """Cross-validated AUPRC of the classifier vs copying the source line's lists.
 
     Returns a dict with the mean per-perturbation AUPRC of ``classifier``, of
@@ -73,7 +74,8 @@ def signature_transfer_experiment(table: pd.DataFrame, *, source: str = "K562",
     of ``copy_source_full`` (its ranked top-1000 list), of the target's training frequency alone
     (``target_frequency``), and of a random ranking (``prevalence``), each with a 95% percentile
     bootstrap interval over held-out perturbations, plus the bootstrap interval of the difference
-    classifier - copy_source_top, and the classifier's coefficients (last fold's refit on all).
+    classifier - copy_source_top, and the classifier's coefficients (refit on all perturbations).
+    ``max_rows``: (perturbation, gene) rows each classifier fit uses at most (uniform subsample).
     """
     for line in (source, target):
         if line not in set(table["cell_line"]):
@@ -120,7 +122,7 @@ def signature_transfer_experiment(table: pd.DataFrame, *, source: str = "K562",
         # leave-one-out frequencies for the training rows: their own label is not a feature
         X = features(fit, top_c - tgt_top[fit], full_c - tgt_full[fit], len(fit) - 1)
         keep = candidate[fit].ravel()
-        clf = DEGClassifier(alpha=alpha, random_state=seed).fit(X[keep], tgt_top[fit].ravel()[keep])
+        clf = DEGClassifier(alpha=alpha, max_rows=max_rows, random_state=seed).fit(X[keep], tgt_top[fit].ravel()[keep])
         prob[held] = clf.predict_proba(features(held, top_c, full_c, len(fit))).reshape(len(held), -1)
 
     # per-perturbation AUPRC over candidate genes
@@ -155,7 +157,7 @@ def signature_transfer_experiment(table: pd.DataFrame, *, source: str = "K562",
     top_c, full_c = tgt_top.sum(axis=0), tgt_full.sum(axis=0)
     X = features(np.arange(n_t), top_c - tgt_top, full_c - tgt_full, n_t - 1)
     keep = candidate.ravel()
-    clf = DEGClassifier(alpha=alpha, random_state=seed).fit(X[keep], tgt_top.ravel()[keep])
+    clf = DEGClassifier(alpha=alpha, max_rows=max_rows, random_state=seed).fit(X[keep], tgt_top.ravel()[keep])
     result["coefficients"] = dict(zip(["intercept", *SIGNATURE_FEATURES], map(float, clf.coef_)))
     result.update({"source": source, "target": target, "label_list": label_list,
                    "n_perturbations": int(ok.sum()), "n_candidate_genes": len(genes),
