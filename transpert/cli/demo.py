@@ -21,7 +21,8 @@ def run(args) -> int:
     from transpert._errors import TranspertInputError
     from transpert.demo import run_demo
 
-    logging.getLogger("transpert").setLevel(max(logging.getLogger().level, logging.WARNING))
+    if not getattr(args, "verbose", 0):  # the numbered steps are the demo's log; -v adds transpert's own
+        logging.getLogger("transpert").setLevel(logging.WARNING)
     methods = tuple(args.methods) if args.methods else pl.METHODS
     unknown = [m for m in methods if m not in pl.METHODS]
     if unknown:
@@ -37,8 +38,8 @@ def run(args) -> int:
     print(result.leaderboard.to_text())
     print()
     print(f"done in {time.perf_counter() - t0:.1f} s. Outputs in {result.out_dir}/:")
-    print(f"  report.md, leaderboard.csv   the leaderboard and the fitted TransPert weights")
-    print(f"  predictions/*.h5ad           challenge-format predictions (one per method)")
-    print(f"  evaluation/                  per-perturbation metrics and bootstrap intervals")
-    print(f"  summaries/, atlas/           summary profiles and the simulated cells")
+    print("  report.md, leaderboard.csv   the leaderboard and the fitted TransPert weights")
+    print("  predictions/*.h5ad           challenge-format predictions (one per method)")
+    print("  evaluation/                  per-perturbation metrics and bootstrap intervals")
+    print("  summaries/, atlas/           summary profiles and the simulated cells")
     return 0
