@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--ctrl-cells", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--small", action="store_true", help="20 perturbations x 2,000 genes")
+    parser.add_argument("--transpert-only", action="store_true",
+                        help="time transpert alone (same seeded data; no comparison)")
     parser.add_argument("--workdir", default=None, help="keep the files here (default: temp dir)")
     args = parser.parse_args()
     if args.small:
@@ -90,8 +92,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
         real, pred = write_pair(tmp, args.perts, args.genes, args.cells, args.ctrl_cells, args.seed)
-        ce = run_child(CELL_EVAL, [str(real), str(pred), str(tmp / "ce")], env=THREAD_ENV)
         tp = run_child(TRANSPERT, [str(real), str(pred), str(tmp / "tp")], env=THREAD_ENV)
+        if args.transpert_only:
+            emit({"benchmark": "evaluate_vcc_transpert_only", "perturbations": args.perts,
+                  "genes": args.genes, "cells": args.perts * args.cells + args.ctrl_cells,
+                  "threads": 2, "transpert_wall_s": round(tp["wall_s"], 2),
+                  "transpert_peak_mb": round(tp["peak_rss_mb"])})
+            return
+        ce = run_child(CELL_EVAL, [str(real), str(pred), str(tmp / "ce")], env=THREAD_ENV)
         import pandas as pd
 
         a = pd.read_csv(tmp / "ce" / "results.csv").set_index("perturbation")

@@ -122,6 +122,9 @@ def test_normalize_matches_scanpy(fmt):
     got = got.toarray() if sp.issparse(got) else got
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
+    if fmt == "csr":
+        inplace = normalize_log1p(src.copy(), inplace=True)
+        np.testing.assert_array_equal(inplace.toarray(), expected)
 
 
 def test_group_means_match_pandas():

@@ -97,27 +97,31 @@ def _row_sums_f64_into_dtype(indptr, data, out):  # pragma: no cover - compiled
         out[i] = s
 
 
-def normalize_log1p(X):
+def normalize_log1p(X, inplace: bool = False):
     """scanpy ``normalize_total(target_sum=None)`` then ``log1p``, bit for bit; returns a copy.
 
     Counts scale in, log1p scale out (float32 for integer or float32 input). CSR/CSC input
     gives CSR output (target = median of all cells' totals, as scanpy's CSR path), dense gives
-    dense (median of the non-zero totals, scanpy's dense path).
+    dense (median of the non-zero totals, scanpy's dense path). ``inplace`` reuses a float CSR
+    matrix's data array (for matrices the caller owns: saves one copy of the data).
     """
     if sp.issparse(X):
         X = sp.csr_matrix(X)  # CSC -> CSR, as scanpy does
         data = X.data
         if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
             data = data.astype(np.float32)
-        else:
+        elif not inplace:
             data = data.copy()
         counts = np.zeros(X.shape[0], dtype=data.dtype)
         _row_sums_f64_into_dtype(X.indptr, data, counts)
         target = np.median(counts)
         factor = counts / target
         factor = factor + (factor == 0)
-        data = np.true_divide(data, np.repeat(factor, np.diff(X.indptr)))
+        np.true_divide(data, np.repeat(factor, np.diff(X.indptr)), out=data)
         np.log1p(data, out=data)
+        if inplace:
+            X.data = data
+            return X
         return sp.csr_matrix((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
     X = np.asarray(X)
     if np.issubdtype(X.dtype, np.integer) or X.dtype == np.bool_:
@@ -154,10 +158,19 @@ def prepare_cells(source, which: str, pert_col: str, control: str) -> tuple[Cell
             X = X.astype(np.float32)
     scale = detect_scale(X, name)
     if scale == "counts":
-        X = normalize_log1p(X)
+        # A file read here is ours: normalise its matrix in place instead of copying it.
+        X = normalize_log1p(X, inplace=isinstance(source, (str, os.PathLike)) and sp.issparse(X))
     cells = Cells(name=name, X=X, labels=labels, var_names=pd.Index(adata.var_names.astype(str)),
                   scale=scale)
     return cells, adata
+
+
+def check_control(cells: Cells, control: str) -> None:
+    if control not in set(np.unique(cells.labels).astype(str)):
+        raise TranspertInputError(
+            f"{cells.name}: control label {control!r} not found in the perturbation column; "
+            "pass the control label used in the file"
+        )
 
 
 def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from transpert._errors import TranspertInputError
 from transpert._parallel import numba_threads
 from transpert.evaluate import _metrics  # noqa: F401  (registers the metrics)
 from transpert.evaluate._de import arrays_from_summary, arrays_from_table, summarize_cells
-from transpert.evaluate._inputs import Cells, check_pair, group_means, prepare_cells
+from transpert.evaluate._inputs import Cells, check_control, check_pair, group_means, prepare_cells
 from transpert.evaluate._metrics import PROFILES
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
 from transpert.evaluate._score import aggregate, column_mean, score
@@ -214,12 +214,25 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
     """
     names = _resolve_metrics(profile, metrics)
     kw = dict(pert_col=pert_col, control=control, threads=threads)
+    needs_de = any(REGISTRY[m].kind == "de" for m in names)
     real_p = prepare(real, "real", **kw)
+    check_control(real_p.cells, control)
+    if needs_de:
+        # DE of each file as soon as it is read, so only one cell matrix is in memory at a time.
+        real_p.summary = summarize_cells(real_p.cells, pert_col, control, threads)
+        real_p.cells.X = None
     pred_p = prepare(pred, "pred", **kw)
-    result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, **kw)
+    check_pair(real_p.cells, pred_p.cells, control)
+    if needs_de:
+        pred_p.summary = summarize_cells(pred_p.cells, pert_col, control, threads)
     release(pred_p)
+    result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, **kw)
     if baseline is not None:
         base_p = prepare(baseline, "baseline", **kw)
+        check_pair(real_p.cells, base_p.cells, control)
+        if needs_de:
+            base_p.summary = summarize_cells(base_p.cells, pert_col, control, threads)
+        release(base_p)
         result.baseline = evaluate_prepared(real_p, base_p, profile=profile, metrics=names, **kw)
         release(base_p)
         result.score = score(result.means(), result.baseline.means())
