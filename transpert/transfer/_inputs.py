@@ -35,10 +35,8 @@ def dense_layer(adata, layer: str) -> np.ndarray:
 
 def check_summary(adata, name: str, layers: tuple[str, ...], *, min_obs: int = 1) -> None:
     """Check that ``adata`` is a usable summary profile; ``name`` labels it in messages."""
-    try:
-        import anndata
-    except ImportError:  # pragma: no cover - anndata is a hard dependency
-        raise
+    import anndata
+
     if not isinstance(adata, anndata.AnnData):
         raise TranspertInputError(
             f"{name}: expected an AnnData summary profile, got {type(adata).__name__}")

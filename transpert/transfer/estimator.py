@@ -12,15 +12,19 @@ normalised to the median library size). The fit, step by step:
 4. the specific component's model: per-gene transfer slopes (:mod:`.gene_slopes`,
    ``gene_slopes_``) and a low-rank map of reference effects onto target effects
    (:mod:`.low_rank`), stacked by non-negative least squares on out-of-fold predictions
-   (``stack_weights_``); then choose the scale of the common and the perturbation-specific component on those
-   out-of-fold predictions by PDS (:mod:`.scaling`) -> ``scale_curve_``, ``common_scale_``,
-   ``specific_scale_``;
+   (``stack_weights_``); then choose the scales of the common and the perturbation-specific
+   component on those out-of-fold predictions by the challenge-score proxy or PDS
+   (:mod:`.scaling`) -> ``scale_curve_``, ``common_scale_``, ``specific_scale_``;
 5. the DEG classifier (:mod:`.deg_classifier`): evaluated fold by fold on held-out training
    perturbations (``deg_report_``, ``deg_calibration_``), then fit on all of them.
 
-``predict`` combines the same pieces for any perturbations; a perturbation that no reference
-line measured gets the target's mean training effect (``source = "target_train_mean"``, with a
-warning).
+``predict`` combines the same pieces for any perturbations (a training perturbation is
+predicted from the references too, not copied); a perturbation that no reference line measured
+gets the target's mean training effect (``source = "target_train_mean"``, with a warning).
+
+Out-of-fold care: weights, the target's mean effect, the knockdown ratio, the gene slopes and the
+low-rank map are refit without each held-out fold; the two stacking weights and the scales are
+then chosen on all out-of-fold rows (a mild optimism of the reported curve, 2-4 numbers).
 """
 
 from __future__ import annotations
