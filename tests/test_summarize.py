@@ -134,6 +134,8 @@ def test_counts_input_is_normalised(tmp_path):
                       threads=1, show_progress=False)
     np.testing.assert_array_equal(s.layers["mean"], s_log.layers["mean"])
     np.testing.assert_array_equal(s.layers["pvalue"], s_log.layers["pvalue"])
+    declared = summarize(raw, threads=1, show_progress=False, scale="counts")
+    np.testing.assert_array_equal(s.layers["mean"], declared.layers["mean"])
     assert s.uns["transpert"]["normalization"]["input_scale"] == "counts"
     sums = pd.DataFrame(counts.astype(np.float64)).groupby(labels).sum()
     np.testing.assert_allclose(s.layers["counts_sum"], sums.loc[s.obs_names].to_numpy(), rtol=1e-12)

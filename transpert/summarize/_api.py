@@ -15,7 +15,8 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
               reference: str | None = None, threads: int | None = None, memory_budget=None,
               fdr: str = "per_perturbation", log2fc: str = "exact", show_progress: bool | None = None,
               de: bool = True, backend: str = "threads", continuity: bool = True,
-              checksum: bool = True, chunk_rows: int | None = None, scratch_dir=None):
+              checksum: bool = True, chunk_rows: int | None = None, scratch_dir=None,
+              scale: str | None = None):
     """Summary profile of a dataset: per-perturbation pseudo-bulk and Wilcoxon DE vs control.
 
     ``cells``: an AnnData in memory (computed in place, nothing copied but what must be), or a
@@ -37,6 +38,10 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
     Results are identical for any ``threads``, ``backend``, ``chunk_rows`` and in-memory vs
     streamed input.
 
+    ``scale`` (in-memory AnnData only): ``"log1p"`` or ``"counts"`` when the caller already
+    knows it, skipping :func:`transpert.data.detect_scale` (a full pass over the values, the
+    largest cost of an in-memory summary at VCC size); None detects it.
+
     Returns an AnnData (see :mod:`transpert.summarize._profile` for the layout).
     """
     import anndata as ad
@@ -51,7 +56,7 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
     opts = dict(threads=threads, memory_budget=memory_budget, backend=backend, de=de,
                 continuity=continuity, show_progress=show_progress)
     if isinstance(cells, ad.AnnData) and not cells.isbacked:
-        X, raw, normalization = _in_memory_matrix(cells.X)
+        X, raw, normalization = _in_memory_matrix(cells.X, scale)
         groups = make_groups(cells.obs, pert_col, control, reference)
         acc = compute_in_memory(X, raw, groups, **opts)
         var_names = cells.var_names
@@ -93,7 +98,7 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
     return build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de)
 
 
-def _in_memory_matrix(X):
+def _in_memory_matrix(X, scale=None):
     """(log1p matrix, raw counts or None, normalisation record) for an in-memory ``X``."""
     import scipy.sparse as sp
 
@@ -103,7 +108,10 @@ def _in_memory_matrix(X):
         raise TranspertInputError("summarize: the AnnData has no X")
     if not sp.issparse(X):
         X = np.asarray(X)
-    scale = detect_scale(X)
+    if scale is None:
+        scale = detect_scale(X)
+    elif scale not in ("counts", "log1p"):
+        raise TranspertInputError(f"scale must be 'counts', 'log1p' or None, got {scale!r}")
     if scale == "counts":
         return normalize_log1p(X), X, {"input_scale": "counts",
                                        "method": "normalize_total(target_sum=median)+log1p"}
