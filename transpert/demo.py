@@ -76,7 +76,8 @@ def _subset(adata, mask):
 def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_fraction: float = 1 / 3,
              methods=pl.METHODS, n_genes: int = 1000, n_perturbations: int = 48,
              cells_per_perturbation: int = 60, n_control_cells: int = 600, threads: int | None = None,
-             n_boot: int = 1000, echo=print, show_progress: bool | None = False) -> DemoResult:
+             n_boot: int = 1000, move: str = "de", echo=print,
+             show_progress: bool | None = False) -> DemoResult:
     """Run the demo; write everything under ``out_dir``; return the leaderboard and timings."""
     import anndata as ad
 
@@ -136,7 +137,7 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
         t = time.perf_counter()
         model, pred = pl.fit_predict(method, references, train_summary, heldout)
         path = out / "predictions" / f"{method}.h5ad"
-        write_prediction(pred, target_train, counts, genes, path, seed=seed, max_cells=None)
+        write_prediction(pred, target_train, counts, genes, path, seed=seed, max_cells=None, move=move)
         predictions[method] = str(path)
         fitted[method] = model
         echo(f"      {method:<16} {time.perf_counter() - t:5.1f} s")
@@ -160,7 +161,7 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     timings = {**{k: round(v, 2) for k, v in steps.timings.items()}, "total_s": round(total, 2)}
     params = {"seed": seed, "heldout_fraction": heldout_fraction, "methods": list(methods), "n_genes": n_genes,
               "n_perturbations": n_perturbations, "cells_per_perturbation": cells_per_perturbation,
-              "n_control_cells": n_control_cells, "n_boot": n_boot, "heldout": heldout}
+              "n_control_cells": n_control_cells, "n_boot": n_boot, "move": move, "heldout": heldout}
     tp = fitted.get("transpert")
     report = _report(board, params, timings, tp, atlas)
     files["report"] = str(out / "report.md")

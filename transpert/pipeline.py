@@ -377,7 +377,7 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
         max_cells = cfg.get("max_cells", 100_000)
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
                          max_cells=None if max_cells in (None, -1) else int(max_cells),
-                         cells=cfg.get("cells") or "quantile", deg_threshold=float(cfg.get("deg_threshold", 0.5)),
+                         cells=cfg.get("cells"), deg_threshold=float(cfg.get("deg_threshold", 0.5)),
                          seed=seed)
         predictions[method] = str(path)
         echo(f"      {method}: {path}")

@@ -158,6 +158,9 @@ class Predictor:
     name = "predictor"
     #: whether ``fit`` needs at least one reference summary
     needs_references = False
+    #: how the writer should build this method's cells (``transpert.predict.write_prediction``'s
+    #: ``cells``); None: the writer's default
+    write_cells: str | None = None
 
     def get_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
@@ -184,8 +187,11 @@ class Predictor:
         perts = check_perturbations(perturbations)
         delta, extra = self._predict(perts)
         extra.setdefault("n_de_genes", self.n_de_genes_)
-        return make_prediction(perts, self.genes_, self.control_mean_, delta, method=self.name,
+        pred = make_prediction(perts, self.genes_, self.control_mean_, delta, method=self.name,
                                params=self.get_params(), **extra)
+        if self.write_cells is not None:
+            pred.uns["transpert_prediction"]["cells"] = self.write_cells
+        return pred
 
     # subclasses implement these
     def _target_layers(self) -> tuple[str, ...]:

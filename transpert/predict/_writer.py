@@ -26,6 +26,22 @@ Which genes are "predicted DE", per perturbation: when the prediction has
 
 Then the written means on the DE genes are the predicted means and their log2FC ordering is the
 predicted one. Output is log1p scale, float32 CSR, values in [0, 15).
+
+``move=`` decides what happens to the genes *not* predicted DE:
+
+* ``"de"`` (default): they stay at the control sample, so their written mean is the control mean,
+  not the predicted one;
+* ``"pseudobulk"``: their written mean is also the predicted mean, but the shift is *concentrated
+  on as few cells as possible*: an increase is added to the cells that are already the highest
+  (each kept below 15), a decrease takes the highest values down to a common ceiling (a "water
+  level", zeros untouched). Why a separate mode: the challenge's metrics read the same cells in
+  two ways. MAE, PDS and Pearson delta read the pseudo-bulk *means* of the log1p values, which
+  this mode makes exactly the predicted pseudo-bulk for every gene; DES and the DE-based metrics
+  read the Wilcoxon *ranks*, and moving a few top cells further up (or the top few down to the
+  next values) changes the rank sum by little, so a gene the model does not call DE stays
+  non-significant while its mean is right. The DE genes are shifted in every cell as in ``"de"``;
+* ``"all"``: every gene is shifted in every cell like a DE gene (pseudo-bulk exact, but then most
+  genes with any predicted change come out significant, whatever the DEG call).
 """
 
 from __future__ import annotations
@@ -47,6 +63,12 @@ logger = logging.getLogger("transpert.predict")
 LOG1P_MAX = float(np.nextafter(np.float32(15.0), np.float32(0.0)))
 #: the challenge's limit on the number of cells in a submission
 CHALLENGE_MAX_CELLS = 100_000
+#: what ``move=`` accepts (see the module docstring)
+MOVES = ("de", "pseudobulk", "all")
+#: what ``cells=`` accepts (see :func:`write_prediction`)
+CELLS = ("quantile", "resample", "mean")
+#: genes per dense block when the non-DE genes are moved (``move="pseudobulk"``)
+_COLUMN_BLOCK = 2048
 
 
 def read_counts(counts, *, pert_col: str = "target_gene", counts_col: str = "n_cells") -> pd.DataFrame:
@@ -95,6 +117,15 @@ def _control_matrix(target_controls, genes: list[str], pert_col: str, control: s
     if not isinstance(target_controls, ad.AnnData):
         raise TranspertInputError(f"target_controls must be an AnnData of control cells, got {type(target_controls).__name__}")
     adata = target_controls
+    from transpert.data import detect_scale, normalize_log1p
+
+    if target_sum is None and pert_col in adata.obs.columns and \
+            (adata.obs[pert_col].astype(str) != control).any() and detect_scale(adata.X) == "counts":
+        # a whole training file: normalise to ITS median library size, as the summaries (and
+        # cell-eval, for the baseline) do, not to the control cells' own median; otherwise the
+        # written controls and the predicted means would be on different scales
+        totals = np.asarray(adata.X.sum(axis=1)).ravel()
+        target_sum = float(np.median(totals if sp.issparse(adata.X) else totals[totals > 0]))
     if pert_col in adata.obs.columns:
         labels = adata.obs[pert_col].astype(str).to_numpy()
         if (labels != control).any():
@@ -109,13 +140,12 @@ def _control_matrix(target_controls, genes: list[str], pert_col: str, control: s
                                   f"(e.g. {list(missing[:3])})")
     x = adata.X
     x = sp.csr_matrix(x, dtype=np.float64) if not sp.issparse(x) else sp.csr_matrix(x).astype(np.float64)
-    x = x[:, adata.var_names.get_indexer(genes)]
-    from transpert.data import detect_scale, normalize_log1p
-
     if detect_scale(x) == "counts":
         logger.info("target controls are raw counts: normalising to %s and log1p",
                     "the controls' median library size" if target_sum is None else f"{target_sum:g} per cell")
         x = sp.csr_matrix(normalize_log1p(x, target_sum=target_sum), dtype=np.float64)
+    # genes chosen after normalising: library sizes are over every gene of the file
+    x = sp.csr_matrix(x[:, adata.var_names.get_indexer(genes)])
     x.sort_indices()
     x.eliminate_zeros()
     return x
@@ -146,6 +176,46 @@ def _shift_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
     block[:, down] *= ratio[None, :]
     np.clip(block, 0.0, LOG1P_MAX, out=block)
     return block
+
+
+def _concentrate_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Move each column of ``block`` (cells x genes, log1p) so its mean equals ``target``, changing
+    as few cells as possible (``move="pseudobulk"``, see the module docstring).
+
+    Increase: the total shift ``n * (target - mean)`` is added to the column's largest values first,
+    each cell filled up to just below 15 before the next one takes the rest. Decrease: the largest
+    values are lowered to a common level ``L`` chosen so that ``sum(max(x - L, 0))`` is the total
+    decrease (values at or below ``L``, zeros included, are untouched). A target beyond what the
+    cells can hold (above 15 on average, or below 0) is clipped to what they can.
+    """
+    n = block.shape[0]
+    if n == 0 or block.shape[1] == 0:
+        return block
+    order = np.argsort(-block, axis=0, kind="stable")  # each column's cells, largest first
+    vals = np.take_along_axis(block, order, axis=0)
+    need = n * (target - vals.mean(axis=0))  # total change per column
+    new = vals.copy()
+    up = need > 0
+    if up.any():
+        room = LOG1P_MAX - vals[:, up]
+        before = np.vstack([np.zeros((1, room.shape[1])), np.cumsum(room, axis=0)[:-1]])
+        new[:, up] += np.clip(need[up][None, :] - before, 0.0, room)
+    down = need < 0
+    if down.any():
+        v = vals[:, down]
+        remove = np.minimum(-need[down], v.sum(axis=0))
+        prefix = np.cumsum(v, axis=0)  # sum of the k largest values, k = 1..n
+        k = np.arange(1, n + 1)[:, None]
+        nxt = np.vstack([v[1:], np.zeros((1, v.shape[1]))])  # the (k+1)-th largest value
+        removed_at_next = prefix - k * nxt  # lowering the k largest to the (k+1)-th value
+        # smallest k whose lowering to the next value removes enough; the level lies in between
+        kk = np.argmax(removed_at_next >= remove[None, :] - 1e-12, axis=0)
+        cols = np.arange(v.shape[1])
+        level = (prefix[kk, cols] - remove) / (kk + 1)
+        new[:, down] = np.minimum(v, np.maximum(level, 0.0)[None, :])
+    out = np.empty_like(block)
+    np.put_along_axis(out, order, new, axis=0)
+    return out
 
 
 class _ControlSampler:
@@ -206,8 +276,8 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
         prob = np.where(cols[None, :] >= 0, p[:, np.maximum(cols, 0)], 0.0)
     delta = np.asarray(prediction.layers["delta"], dtype=np.float64)
     delta = np.where(cols[None, :] >= 0, delta[:, np.maximum(cols, 0)], 0.0)
-    if move not in ("de", "all"):
-        raise TranspertInputError(f"move must be 'de' or 'all', got {move!r}")
+    if move not in MOVES:
+        raise TranspertInputError(f"move must be one of {MOVES}, got {move!r}")
     n_de = None
     if "n_de_genes" in prediction.obs.columns:
         n_de = pd.to_numeric(prediction.obs["n_de_genes"], errors="coerce").to_numpy()
@@ -216,21 +286,37 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
     rows = prediction.obs_names.get_indexer(counts[pert_col])
     blocks, labels, report = [], [], []
     n_genes = len(genes)
-    sampler = _ControlSampler(controls, cells, rng)
+    sampler = None if cells == "mean" else _ControlSampler(controls, cells, rng)
     for pert, n, r in zip(counts[pert_col], counts[counts_col], rows):
+        if cells == "mean":  # every cell is the predicted pseudo-bulk (cell-eval's baseline cells)
+            block = sp.csr_matrix(np.repeat(pred_mean[r][None, :], int(n), axis=0), dtype=np.float32)
+            block.eliminate_zeros()
+            blocks.append(block)
+            labels.extend([pert] * int(n))
+            report.append((pert, int(n), 0))
+            continue
         base = sampler.draw(int(n))
         if move == "all":  # every gene to its predicted mean; significance follows the shift sizes
             de_cols = np.flatnonzero(pred_mean[r] != control_mean)
         else:
             de_cols = _de_genes(prob[r] if prob is not None else None, delta[r],
                                 None if n_de is None else int(n_de[r]), deg_threshold, min_abs_delta)
-        if de_cols.size:
-            shifted = _shift_block(base[:, de_cols].toarray(), pred_mean[r, de_cols])
+        moved = [(de_cols, _shift_block)]
+        if move == "pseudobulk":
+            rest = np.setdiff1d(np.arange(n_genes), de_cols)
+            sample_mean = np.asarray(base[:, rest].mean(axis=0)).ravel()
+            rest = rest[np.abs(pred_mean[r, rest] - sample_mean) > 0]
+            moved += [(rest[i:i + _COLUMN_BLOCK], _concentrate_block)
+                      for i in range(0, rest.size, _COLUMN_BLOCK)]
+        for cols_, how in moved:
+            if not cols_.size:
+                continue
+            shifted = how(base[:, cols_].toarray(), pred_mean[r, cols_])
             keep = np.ones(n_genes)
-            keep[de_cols] = 0.0
-            base = base @ sp.diags(keep)  # the other genes stay resampled controls
+            keep[cols_] = 0.0
+            base = base @ sp.diags(keep)  # the other genes stay as they are
             rr, cc = np.nonzero(shifted)
-            base = base + sp.csr_matrix((shifted[rr, cc], (rr, de_cols[cc])), shape=base.shape)
+            base = base + sp.csr_matrix((shifted[rr, cc], (rr, cols_[cc])), shape=base.shape)
         base = sp.csr_matrix(base, dtype=np.float32)
         base.eliminate_zeros()
         blocks.append(base)
@@ -243,7 +329,7 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
 def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_path, *,
                      pert_col: str = "target_gene", control: str = "non-targeting",
                      counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
-                     deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
+                     deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str | None = None,
                      move: str = "de", seed: int = 0, target_sum: float | None = None):
     """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns the AnnData.
 
@@ -262,11 +348,19 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         request is larger every count is scaled down by the same factor, with a warning.
     deg_threshold, min_abs_delta : which genes are moved when the prediction has no
         ``obs["n_de_genes"]`` (see the module docstring).
-    cells : ``"quantile"`` or ``"resample"``: how control cells are drawn (module docstring).
+    cells : ``"quantile"`` or ``"resample"``: how control cells are drawn (module docstring);
+        ``"mean"``: every cell of a perturbation is its predicted pseudo-bulk, exactly as
+        ``cell-eval baseline`` writes the cell-mean baseline (no DE call is made then); ``None``
+        (default): what the prediction asks for in ``uns["transpert_prediction"]["cells"]`` (the
+        ``cell-mean`` baseline asks for ``"mean"``, so that written it *is* the challenge's
+        baseline and scores exactly 0 against it), else ``"quantile"``.
     move : ``"de"`` (default) moves only the genes predicted DE, so the DE test recovers the
-        predicted DEG set; ``"all"`` moves every gene to its predicted mean (the pseudo-bulk is
-        then exactly the prediction, which MAE and PDS reward, and which genes come out
-        significant depends on the size of their shifts, not on a DEG call).
+        predicted DEG set; ``"pseudobulk"`` also brings every other gene to its predicted mean,
+        concentrating that shift on a few cells so the gene stays non-significant (the written
+        pseudo-bulk is the prediction, for MAE and PDS, and the DE test still sees the DEG call,
+        for DES; module docstring); ``"all"`` moves every gene in every cell (pseudo-bulk exact,
+        but which genes come out significant then depends on the size of their shifts, not on a
+        DEG call).
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
     Returns the AnnData written: ``X`` log1p float32 CSR in [0, 15), ``obs[pert_col]``, control
@@ -303,6 +397,11 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
                        "count scaled by %.4f to %d cells", int(table[counts_col].sum()) + controls.shape[0],
                        int(table[counts_col].sum()), controls.shape[0], max_cells, factor,
                        int(n_cells.sum()) + n_ctrl)
+    if cells is None:
+        wanted = (pseudobulk_prediction.uns.get("transpert_prediction") or {}).get("cells")
+        cells = str(wanted) if wanted else "quantile"
+    if cells not in CELLS:
+        raise TranspertInputError(f"cells must be one of {CELLS}, got {cells!r}")
     rng = np.random.default_rng(seed)
     if n_ctrl < controls.shape[0]:
         controls_out = controls[np.sort(rng.choice(controls.shape[0], n_ctrl, replace=False))]

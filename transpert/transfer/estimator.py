@@ -13,7 +13,7 @@ normalised to the median library size). The fit, step by step:
    ``gene_slopes_``) and a low-rank map of reference effects onto target effects
    (:mod:`.low_rank`), stacked by non-negative least squares on out-of-fold predictions
    (``stack_weights_``); then choose the scales of the common and the perturbation-specific
-   component on those out-of-fold predictions by the challenge-score proxy or PDS
+   component on those out-of-fold predictions by a balanced challenge-score proxy or PDS
    (:mod:`.scaling`) -> ``scale_curve_``, ``common_scale_``, ``specific_scale_``;
 5. the DEG classifier (:mod:`.deg_classifier`): evaluated fold by fold on held-out training
    perturbations (``deg_report_``, ``deg_calibration_``), then fit on all of them.
@@ -98,13 +98,17 @@ class TransPert:
     common_scales, specific_scales : sequence of float or None
         Grids searched (None: :data:`~transpert.transfer.scaling.DEFAULT_COMMON_SCALES`,
         :data:`~transpert.transfer.scaling.DEFAULT_SPECIFIC_SCALES`).
-    scale_metric : {"proxy", "pds", "mae"}
-        Criterion for the scale (see :mod:`transpert.transfer.scaling`). The default,
-        ``"proxy"``, is the challenge score without DES (mean of the baseline-normalised PDS and
-        MAE): L1 PDS alone keeps rewarding larger predicted deltas (scale-sensitivity, see
-        METRICS.md) and so drives MAE up; on the simulator ``"pds"`` chose 2-4x inflated
-        effects that lost on MAE and Pearson delta. ``"pds"`` reproduces the challenge-era
-        practice.
+    scale_metric : {"balanced", "proxy", "pds", "mae"}
+        Criterion for the scale, evaluated on out-of-fold predictions of the training
+        perturbations (see :mod:`transpert.transfer.scaling`). The default, ``"balanced"``, is
+        the mean of the baseline-normalised PDS (clipped at 0, as the challenge) and MAE (not
+        clipped). Evidence (demo atlas, seed 0, pseudo-bulk of the 16 held-out perturbations):
+        ``"proxy"`` (both clipped, the challenge score without DES) and ``"pds"`` both chose a
+        3.75x specific scale, PDS 0.949 but MAE 0.037 (1.6x the cell-mean baseline's: once MAE
+        is worse than the baseline's the clipped criterion no longer sees it); ``"mae"`` chose
+        (0.75, 0.75), MAE 0.020 but PDS 0.895; ``"balanced"`` chose (0.25, 1.5): MAE 0.022,
+        PDS 0.938 and the best Pearson delta (0.69), the best of the three on the challenge
+        score and on the generalist ranking, which counts MAE and Pearson delta on their own.
     cv_folds : int
         Folds over the target's training perturbations (capped at their number).
     fdr_threshold : float
@@ -128,7 +132,7 @@ class TransPert:
                  shrinkage: str = "js", gene_slopes: bool = True, gene_slope_penalty: float = 1.0,
                  low_rank: int = 10, low_rank_ridge: float = 0.1,
                  scale_components: str = "both", common_scales: Sequence[float] | None = None,
-                 specific_scales: Sequence[float] | None = None, scale_metric: str = "proxy",
+                 specific_scales: Sequence[float] | None = None, scale_metric: str = "balanced",
                  cv_folds: int = 5, fdr_threshold: float = 0.05, deg_alpha: float = 1e-4,
                  deg_max_rows: int = 300_000, knockdown: bool = True, random_state: int = 0,
                  threads: int | None = None, show_progress: bool | None = False):
