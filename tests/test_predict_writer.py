@@ -128,7 +128,7 @@ def test_quantile_kernel_is_a_stratified_sample():
 
 def test_resample_mode_keeps_whole_control_cells(setting, tmp_path):
     pred, controls, counts, _ = setting
-    out = write_prediction(pred, controls, counts, GENES, tmp_path / "r.h5ad", cells="resample")
+    out = write_prediction(pred, controls, counts, GENES, tmp_path / "r.h5ad", cells="resample", move="de")
     de = pred.layers["deg_probability"][0] >= 0.5
     ctrl_rows = {tuple(r) for r in controls.X.toarray()[:, ~de].round(5)}
     a_cells = out[out.obs["target_gene"] == "A"].X.toarray()[:, ~de].round(5)
@@ -212,6 +212,14 @@ def test_cell_eval_prep_and_run_accept_the_file(setting, tmp_path):
     results = pd.read_csv(tmp_path / "ce" / "results.csv")
     assert list(results["perturbation"]) == PERTS
     assert results[["mae", "overlap_at_N", "discrimination_score_l1"]].notna().all().all()
+    # move='pseudobulk' (default): cell-eval's MAE is that of the predicted pseudo-bulk itself
+    import scanpy as sc
+
+    sc.pp.normalize_total(real)
+    sc.pp.log1p(real)
+    rx, rl = real.X.toarray(), real.obs["target_gene"].to_numpy()
+    want_mae = [np.abs(pred.layers["mean"][i] - rx[rl == p].mean(0)).mean() for i, p in enumerate(PERTS)]
+    np.testing.assert_allclose(results["mae"], want_mae, rtol=1e-4)
     # cell-eval's own DE (pdex) on the written cells calls exactly the predicted DE genes
     pred_de = pd.read_csv(tmp_path / "ce" / "pred_de.csv")
     for i, p in enumerate(PERTS):
@@ -224,12 +232,12 @@ def test_n_de_genes_selects_top_genes(setting, tmp_path):
     pred, controls, counts, _ = setting
     p2 = pred.copy()
     p2.obs["n_de_genes"] = 2
-    out = write_prediction(p2, controls, counts, GENES, tmp_path / "n.h5ad")
+    out = write_prediction(p2, controls, counts, GENES, tmp_path / "n.h5ad", move="de")
     table = out.uns["transpert_cells"]["per_perturbation"]
     assert list(table["n_de_genes_shifted"]) == [2, 2, 2]
     del p2.layers["deg_probability"]
     p2.obs["n_de_genes"] = 3
-    out = write_prediction(p2, controls, counts, GENES, tmp_path / "m.h5ad")
+    out = write_prediction(p2, controls, counts, GENES, tmp_path / "m.h5ad", move="de")
     x = out.X.toarray()
     labels = out.obs["target_gene"].astype(str).to_numpy()
     ctrl = x[labels == "non-targeting"]
@@ -253,3 +261,54 @@ def test_move_all_matches_every_predicted_mean(setting, tmp_path):
         np.testing.assert_allclose(x[labels == p][:, ~moved].mean(0), ctrl_mean[~moved], rtol=0.05, atol=0.01)
     with pytest.raises(TranspertInputError, match="move"):
         write_prediction(pred, controls, counts, GENES, tmp_path / "x.h5ad", move="some")
+
+
+def test_concentrate_block_against_brute_force():
+    """Each column's mean becomes the target; an increase fills the largest cells first (each up to
+    just below 15), a decrease lowers the largest values to one level (checked by bisection)."""
+    from transpert.predict._writer import LOG1P_MAX, _concentrate_block
+
+    rng = np.random.default_rng(3)
+    x = np.log1p(rng.poisson(rng.uniform(0.05, 4, 30), size=(60, 30))).astype(np.float64)
+    target = x.mean(0) * rng.uniform(0.2, 3.0, 30)
+    target[0], target[1] = 0.0, 14.0  # everything removed; more than one cell's room added
+    out = _concentrate_block(x.copy(), target)
+    np.testing.assert_allclose(out.mean(0), target, rtol=1e-12, atol=1e-12)
+    assert out.min() >= 0 and out.max() <= LOG1P_MAX
+    for j in range(30):
+        changed = out[:, j] != x[:, j]
+        if target[j] > x[:, j].mean():
+            # the cells changed are the largest ones, and all but the last are filled up to the cap
+            need = 60 * (target[j] - x[:, j].mean())
+            room = np.sort(LOG1P_MAX - x[:, j])  # largest values have the least room
+            assert changed.sum() == np.searchsorted(np.cumsum(room), need - 1e-9) + 1
+            assert x[changed, j].min() >= x[~changed, j].max() if (~changed).any() else True
+        elif target[j] < x[:, j].mean():
+            lo, hi = 0.0, x[:, j].max()  # bisection for the level L with mean(min(x, L)) = target
+            for _ in range(200):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if np.minimum(x[:, j], mid).mean() < target[j] else (lo, mid)
+            np.testing.assert_allclose(out[:, j], np.minimum(x[:, j], lo), atol=1e-9)
+
+
+def test_pseudobulk_mode_every_mean_and_only_the_predicted_degs(setting, tmp_path):
+    """move='pseudobulk': every gene's written mean is its predicted mean, and the DE test on the
+    written cells (scipy Wilcoxon + BH) still calls exactly the predicted DE genes."""
+    pred, controls, counts, _ = setting
+    p2 = pred.copy()
+    rng = np.random.default_rng(4)
+    # non-DE genes get small (+-5%) but real predicted changes of either sign; much larger decreases
+    # of a gene expressed in every cell cannot stay hidden from the rank test (module docstring)
+    small = p2.layers["deg_probability"] < 0.5
+    cm = p2.var["control_mean"].to_numpy()[None, :]
+    p2.layers["mean"] = np.where(small, np.clip(cm * rng.uniform(0.95, 1.05, small.shape), 0, None), p2.layers["mean"])
+    p2.layers["delta"] = p2.layers["mean"] - cm
+    out = write_prediction(p2, controls, counts, GENES, tmp_path / "pb.h5ad", move="pseudobulk", seed=2)
+    x = out.X.toarray().astype(np.float64)
+    assert out.X.data.min() >= 0 and out.X.data.max() < 15
+    labels = out.obs["target_gene"].astype(str).to_numpy()
+    de = _de(x, labels)
+    for i, p in enumerate(PERTS):
+        np.testing.assert_allclose(x[labels == p].mean(0), p2.layers["mean"][i], rtol=1e-5, atol=1e-6)
+        want = p2.layers["deg_probability"][i] >= 0.5
+        np.testing.assert_array_equal(de[p][0] < 0.05, want, err_msg=p)

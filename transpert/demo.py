@@ -76,7 +76,7 @@ def _subset(adata, mask):
 def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_fraction: float = 1 / 3,
              methods=pl.METHODS, n_genes: int = 1000, n_perturbations: int = 48,
              cells_per_perturbation: int = 60, n_control_cells: int = 600, threads: int | None = None,
-             n_boot: int = 1000, move: str = "de", echo=print,
+             n_boot: int = 1000, move: str = "pseudobulk", echo=print,
              show_progress: bool | None = False) -> DemoResult:
     """Run the demo; write everything under ``out_dir``; return the leaderboard and timings."""
     import anndata as ad

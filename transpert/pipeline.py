@@ -130,6 +130,21 @@ def control_cells(cells, *, what: str, pert_col: str = "target_gene", control: s
     return out
 
 
+def median_library_size(cells, *, what: str) -> float | None:
+    """The median total count per cell of a raw-count file (path, manifest name or AnnData), read
+    in row chunks; None when it is log1p. The summaries normalise a file to this target, so the
+    writer must normalise that file's control cells to it too (not to the controls' own median)."""
+    from transpert.data import open_cells
+
+    with open_cells(cells) as src:
+        if src.scale != "counts":
+            return None
+        totals = np.concatenate([np.asarray(x.sum(axis=1)).ravel() for _, _, x in src.iter_chunks()])
+    if totals.size == 0:
+        raise TranspertInputError(f"{what}: no cells")
+    return float(np.median(totals))
+
+
 def versions() -> dict:
     """Versions of transpert and the packages its results depend on."""
     out = {"python": platform.python_version()}
@@ -274,7 +289,7 @@ def split_perturbations(perturbations, n_heldout: int | float, seed: int = 0) ->
 
 # ------------------------------------------------------------------------------ a whole run
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
-            "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells",
+            "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells", "move",
             "deg_threshold", "n_boot"}
 
 
@@ -363,6 +378,8 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
     if controls_src is None:
         raise TranspertInputError(f"{config_path}: target_train is a summary profile: give target_controls (cells)")
     controls = control_cells(controls_src, what="target controls", pert_col=kw["pert_col"], control=kw["control"])
+    # controls taken from the training cells: normalised to the training file's median, as its summary
+    target_sum = median_library_size(controls_src, what="target controls") if controls_src is target_cells else None
 
     echo(f"[2/4] fit and predict {len(perts)} perturbations with {', '.join(cfg['methods'])} ...")
     t = time.perf_counter()
@@ -377,8 +394,9 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
         max_cells = cfg.get("max_cells", 100_000)
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
                          max_cells=None if max_cells in (None, -1) else int(max_cells),
-                         cells=cfg.get("cells"), deg_threshold=float(cfg.get("deg_threshold", 0.5)),
-                         seed=seed)
+                         cells=cfg.get("cells"), move=cfg.get("move") or "pseudobulk",
+                         deg_threshold=float(cfg.get("deg_threshold", 0.5)),
+                         seed=seed, target_sum=target_sum)
         predictions[method] = str(path)
         echo(f"      {method}: {path}")
     timings["predict_s"] = time.perf_counter() - t

@@ -27,8 +27,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-cells", type=int, default=100_000,
                         help="cap on cells written, controls included; counts scaled down to fit "
                         "(default: %(default)s, the challenge's; -1: no cap)")
-    parser.add_argument("--cells", choices=("quantile", "resample"), default="quantile",
-                        help="how control cells are drawn for each perturbation (default: %(default)s)")
+    parser.add_argument("--cells", choices=("quantile", "resample", "mean"), default=None,
+                        help="how control cells are drawn for each perturbation (default: the method's "
+                        "choice: 'mean' for cell-mean, as cell-eval writes its baseline; else 'quantile')")
+    parser.add_argument("--move", choices=("pseudobulk", "de", "all"), default="pseudobulk",
+                        help="which genes are moved to their predicted means: 'pseudobulk' every gene, the "
+                        "non-DE ones on a few cells so they stay non-significant; 'de' only the predicted "
+                        "DEGs; 'all' every gene in every cell (default: %(default)s)")
     parser.add_argument("--deg-threshold", type=float, default=0.5,
                         help="deg_probability from which a gene is moved (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cell sampling (default: %(default)s)")
@@ -68,9 +73,13 @@ def run(args) -> int:
     controls = pl.control_cells(controls_source, what="target controls", pert_col=args.pert_col,
                                 control=args.control)
     genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
+    # controls taken from the training cells: normalised to the training file's median, as its summary
+    target_sum = pl.median_library_size(controls_source, what="target controls") \
+        if controls_source is target_cells else None
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
                            control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,
-                           deg_threshold=args.deg_threshold, cells=args.cells, seed=args.seed)
+                           deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
+                           seed=args.seed, target_sum=target_sum)
     info = out.uns["transpert_cells"]
     print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
           f"controls) x {out.n_vars} genes, log1p float32"

@@ -29,9 +29,9 @@ predicted one. Output is log1p scale, float32 CSR, values in [0, 15).
 
 ``move=`` decides what happens to the genes *not* predicted DE:
 
-* ``"de"`` (default): they stay at the control sample, so their written mean is the control mean,
+* ``"de"``: they stay at the control sample, so their written mean is the control mean,
   not the predicted one;
-* ``"pseudobulk"``: their written mean is also the predicted mean, but the shift is *concentrated
+* ``"pseudobulk"`` (default): their written mean is also the predicted mean, but the shift is *concentrated
   on as few cells as possible*: an increase is added to the cells that are already the highest
   (each kept below 15), a decrease takes the highest values down to a common ceiling (a "water
   level", zeros untouched). Why a separate mode: the challenge's metrics read the same cells in
@@ -39,7 +39,10 @@ predicted one. Output is log1p scale, float32 CSR, values in [0, 15).
   this mode makes exactly the predicted pseudo-bulk for every gene; DES and the DE-based metrics
   read the Wilcoxon *ranks*, and moving a few top cells further up (or the top few down to the
   next values) changes the rank sum by little, so a gene the model does not call DE stays
-  non-significant while its mean is right. The DE genes are shifted in every cell as in ``"de"``;
+  non-significant while its mean is right. The DE genes are shifted in every cell as in ``"de"``.
+  Limit: this hides small shifts (a few per cent of a gene's mean, as a model predicts for genes
+  it does not call DE); a large decrease of a gene expressed in most cells cannot be made
+  without moving many ranks, and may then come out significant;
 * ``"all"``: every gene is shifted in every cell like a DE gene (pseudo-bulk exact, but then most
   genes with any predicted change come out significant, whatever the DEG call).
 """
@@ -259,7 +262,7 @@ def _de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
                            pert_col: str = "target_gene", counts_col: str = "n_cells",
                            deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
-                           move: str = "de",
+                           move: str = "pseudobulk",
                            rng: np.random.Generator) -> tuple[list[sp.csr_matrix], list[str], pd.DataFrame]:
     """Cells for every perturbation of ``counts`` (log1p float32 CSR blocks), their labels, and a
     per-perturbation table (cells written, DE genes shifted)."""
@@ -330,7 +333,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
                      pert_col: str = "target_gene", control: str = "non-targeting",
                      counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
                      deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str | None = None,
-                     move: str = "de", seed: int = 0, target_sum: float | None = None):
+                     move: str = "pseudobulk", seed: int = 0, target_sum: float | None = None):
     """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns the AnnData.
 
     Parameters
@@ -354,7 +357,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         (default): what the prediction asks for in ``uns["transpert_prediction"]["cells"]`` (the
         ``cell-mean`` baseline asks for ``"mean"``, so that written it *is* the challenge's
         baseline and scores exactly 0 against it), else ``"quantile"``.
-    move : ``"de"`` (default) moves only the genes predicted DE, so the DE test recovers the
+    move : ``"pseudobulk"`` (default) or ``"de"``: ``"de"`` moves only the genes predicted DE, so the DE test recovers the
         predicted DEG set; ``"pseudobulk"`` also brings every other gene to its predicted mean,
         concentrating that shift on a few cells so the gene stays non-significant (the written
         pseudo-bulk is the prediction, for MAE and PDS, and the DE test still sees the DEG call,
