@@ -9,7 +9,8 @@ cells (transpert.predict.write_prediction) and evaluated against the held-out re
 cell-eval 0.8.2's metrics (transpert.evaluate), next to cell-eval's cell-mean baseline built from
 the fold's training cells.
 
-Per task, per-perturbation metrics are pooled over folds; the challenge score (x100) and the
+Per task, the out-of-fold predictions of all folds are pooled into one prediction file per method
+and evaluated once (PDS ranks among all the task's perturbations); the challenge score (x100) and the
 generalist mean rank are computed on the pooled perturbations, with 95% percentile bootstrap
 intervals from resampling perturbations (the same resamples for every method, so ``p_beats``
 - the fraction of resamples in which TransPert scores higher than a method - is a paired
@@ -22,7 +23,7 @@ Tasks:
   ``control``.
 
 Run:  python benchmarks/bench_accuracy.py [--quick] [--tasks ...] [--out benchmarks/_results]
-Prints one JSON line per task and a leaderboard per task.
+Prints one JSON line (every task) on stdout and a leaderboard per task on stderr.
 """
 
 from __future__ import annotations
@@ -89,8 +90,23 @@ def _subset(adata, mask):
     return out
 
 
-def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, log, move: str = "de"):
-    """Cross-validation over the target's perturbations; per-method pooled per-perturbation metrics."""
+def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, log, move: str = "pseudobulk"):
+    """Cross-validation over the target's perturbations, evaluated once on the pooled out-of-fold
+    predictions; per-method per-perturbation metrics.
+
+    The target's control cells are split once into two halves: the "real" controls (evaluation)
+    and the training controls (every fold's training data, and the controls of every written
+    prediction). In fold k the other folds' perturbations and the training controls are the
+    training data; every method predicts fold k's perturbations and its prediction is written as
+    cells. The perturbation cells of all folds are then pooled into ONE prediction file per method
+    (plus the training controls) and evaluated once against ONE real file holding every held-out
+    perturbation, so PDS ranks each perturbation among all of them, as the challenge ranks among
+    all test perturbations. The cell-mean baseline is pooled the same way (each fold's rows from
+    that fold's training file).
+    """
+    import anndata as ad
+    import scipy.sparse as sp
+
     from transpert import evaluate as ev
     from transpert.evaluate import build_baseline
     from transpert.predict import write_prediction
@@ -100,37 +116,54 @@ def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, 
     rng = np.random.default_rng(seed)
     folds = np.array_split(rng.permutation(perts), n_folds)
     ref_summaries = {name: pl.summarize_cells(cells, show_progress=False) for name, cells in refs.items()}
-    pooled = {m: [] for m in methods}
-    pooled_pb: dict = {}
-    base_rows = []
+    ctrl = np.flatnonzero(labels == CONTROL)
+    real_ctrl = np.zeros(len(labels), bool)
+    real_ctrl[rng.choice(ctrl, len(ctrl) // 2, replace=False)] = True
+    real = _subset(target, (labels != CONTROL) | real_ctrl)
+    blocks: dict = {m: [] for m in ["baseline", *methods]}
+    predictions: dict = {m: [] for m in methods}
+    controls = {}
     for k, held in enumerate(folds):
         t0 = time.perf_counter()
-        ctrl = np.flatnonzero(labels == CONTROL)
-        real_ctrl = np.zeros(len(labels), bool)
-        real_ctrl[rng.choice(ctrl, len(ctrl) // 2, replace=False)] = True
         train = _subset(target, (~np.isin(labels, held) & (labels != CONTROL)) | ((labels == CONTROL) & ~real_ctrl))
-        real = _subset(target, np.isin(labels, held) | real_ctrl)
         counts = (pd.Series(labels[np.isin(labels, held)]).value_counts().rename_axis("target_gene")
                   .rename("n_cells").reset_index().sort_values("target_gene"))
         train_summary = pl.summarize_cells(train, show_progress=False)
-        kw = dict(pert_col="target_gene", control=CONTROL, threads=None)
-        real_p = ev.prepare(real, "real", **kw)
-        base_p = ev.prepare(build_baseline(train, counts), "baseline", **kw)
-        base = ev.evaluate_prepared(real_p, base_p, metrics=pl.GENERALIST_METRICS, **kw)
-        base_rows.append(_values(base).assign(fold=k))
+        written = {"baseline": build_baseline(train, counts)}
         for method in methods:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 _, pred = pl.fit_predict(method, ref_summaries, train_summary, list(held))
-            pooled_pb.setdefault(method, []).append(_pseudobulk_metrics(pred, real_p, held).assign(fold=k))
+            predictions[method].append(pred)
             path = workdir / f"fold{k}_{method}.h5ad"
-            write_prediction(pred, train, counts, list(target.var_names), path, seed=seed, max_cells=None, move=move)
-            res = ev.evaluate_prepared(real_p, ev.prepare(str(path), method, **kw), metrics=pl.GENERALIST_METRICS, **kw)
-            pooled[method].append(_values(res).assign(fold=k))
+            written[method] = write_prediction(pred, train, counts, list(target.var_names), path, seed=seed + k,
+                                               max_cells=None, move=move)
             path.unlink()
+        for name, cells in written.items():
+            is_ctrl = (cells.obs["target_gene"].astype(str) == CONTROL).to_numpy()
+            x = sp.csr_matrix(cells.X, dtype=np.float32)
+            blocks[name].append((x[~is_ctrl], cells.obs["target_gene"].astype(str).to_numpy()[~is_ctrl]))
+            controls.setdefault(name, x[is_ctrl])  # the training controls (fold 0's normalisation)
         log(f"  fold {k + 1}/{n_folds}: {len(held)} held out, {time.perf_counter() - t0:.1f} s")
-    return ({m: pd.concat(v, ignore_index=True) for m, v in pooled.items()}, pd.concat(base_rows, ignore_index=True),
-            {m: pd.concat(v, ignore_index=True) for m, v in pooled_pb.items()})
+    kw = dict(pert_col="target_gene", control=CONTROL, threads=None)
+    real_p = ev.prepare(real, "real", **kw)
+
+    def pooled_cells(name):
+        x = sp.vstack([b[0] for b in blocks[name]] + [controls[name]], format="csr")
+        lab = np.concatenate([b[1] for b in blocks[name]] + [np.full(controls[name].shape[0], CONTROL)])
+        return ad.AnnData(X=x, obs=pd.DataFrame({"target_gene": pd.Categorical(lab)},
+                                                index=[f"c{i}" for i in range(len(lab))]),
+                          var=pd.DataFrame(index=target.var_names.copy()))
+
+    base = _values(ev.evaluate_prepared(real_p, ev.prepare(pooled_cells("baseline"), "baseline", **kw),
+                                        metrics=pl.GENERALIST_METRICS, **kw))
+    pooled, pooled_pb = {}, {}
+    for method in methods:
+        res = ev.evaluate_prepared(real_p, ev.prepare(pooled_cells(method), method, **kw),
+                                   metrics=pl.GENERALIST_METRICS, **kw)
+        pooled[method] = _values(res)
+        pooled_pb[method] = _pseudobulk_metrics(ad.concat(predictions[method], merge="first"), real_p, perts)
+    return pooled, base, pooled_pb
 
 
 def _pseudobulk_metrics(pred, real_p, held) -> pd.DataFrame:
@@ -270,12 +303,13 @@ def main(argv=None) -> int:
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="a smaller simulator and fewer bootstrap resamples")
     parser.add_argument("--out", default="benchmarks/_results", help="where tables are written")
-    parser.add_argument("--move", choices=("de", "all"), default="de",
-                        help="write_prediction's move: only predicted DEGs (default) or every gene")
+    parser.add_argument("--move", choices=("pseudobulk", "de", "all"), default="pseudobulk",
+                        help="write_prediction's move (default: %(default)s)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    records = []
     for task in args.tasks:
         t0 = time.perf_counter()
         if task == "simulator":
@@ -295,7 +329,7 @@ def main(argv=None) -> int:
                                      workdir=Path(tmp), log=log, move=args.move)
         table = leaderboard(pooled, base, n_boot=200 if args.quick else args.n_boot, seed=args.seed)
         pb = pseudobulk_table(pooled_pb, n_boot=200 if args.quick else args.n_boot, seed=args.seed)
-        tag = task if args.move == "de" else f"{task}_move-all"
+        tag = task if args.move == "pseudobulk" else f"{task}_move-{args.move}"
         pb.to_csv(out / f"accuracy_{tag}_pseudobulk.csv", index=False)
         table.to_csv(out / f"accuracy_{tag}.csv", index=False)
         md = (f"{markdown(table)}\n\nPseudo-bulk predictions (before writing cells) vs the real held-out "
@@ -303,7 +337,7 @@ def main(argv=None) -> int:
         (out / f"accuracy_{tag}.md").write_text(md)
         print(f"\n## {task}\n\n{md}", file=sys.stderr, flush=True)
         tp = table.set_index("method")
-        emit({"benchmark": "accuracy", "task": task, "move": args.move, "n_folds": n_folds, "seed": args.seed,
+        records.append({"task": task, "n_folds": n_folds,
               "n_perturbations": int(len(next(iter(pooled.values())))), "wall_s": round(time.perf_counter() - t0, 1),
               "score": {m: round(float(tp.loc[m, "score"]), 3) for m in tp.index},
               "score_ci": {m: [round(float(tp.loc[m, "score_ci_low"]), 3), round(float(tp.loc[m, "score_ci_high"]), 3)]
@@ -316,6 +350,7 @@ def main(argv=None) -> int:
               if "transpert" in tp.index else None,
               "transpert_best_rank": bool(tp.loc["transpert", "mean_rank"] < tp["mean_rank"].drop("transpert").min())
               if "transpert" in tp.index else None})
+    emit({"benchmark": "accuracy", "move": args.move, "seed": args.seed, "tasks": records})
     return 0
 
 

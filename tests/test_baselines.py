@@ -70,6 +70,42 @@ def test_cell_mean_equals_cell_eval_baseline(tmp_path):
     np.testing.assert_allclose(pred.layers["mean"], np.tile(reference, (2, 1)), rtol=1e-6)  # float32 input
 
 
+def test_written_cell_mean_is_the_challenge_baseline_and_scores_zero(tmp_path):
+    """Written with the writer's defaults, the cell-mean prediction is cell-eval 0.8.2's baseline
+    (raw-count training file; the controls normalised with the whole file's median), so its
+    challenge score against that baseline is 0 (up to float32 rounding)."""
+    from transpert import evaluate as ev
+    from transpert.evaluate import build_baseline
+    from transpert.predict import write_prediction
+    from transpert.summarize import summarize
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat(["non-targeting", "A", "B", "C", "D", "E"], [80, 30, 25, 40, 30, 30])
+    rates = rng.uniform(0.2, 5, 50)
+    mult = {"A": 1.0, "B": 1.5, "C": 0.6, "D": 1.2, "E": 0.8}
+    counts_x = np.vstack([rng.poisson(rates * (mult.get(lab, 1.0) if j < 10 else 1.0), size=50)
+                          for lab in labels for j in [0]]).astype(np.float32)
+    obs = pd.DataFrame({"target_gene": labels}, index=[f"c{i}" for i in range(len(labels))])
+    cells = ad.AnnData(X=counts_x, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(50)]))
+    train = cells[np.isin(labels, ["non-targeting", "A", "B", "C"])].copy()
+    real = cells[np.isin(labels, ["non-targeting", "D", "E"])].copy()
+    counts = pd.DataFrame({"target_gene": ["D", "E"], "n_cells": [30, 30]})
+    pred = CellMeanBaseline().fit({}, summarize(train, show_progress=False)).predict(["D", "E"])
+    written = write_prediction(pred, train, counts, list(cells.var_names), tmp_path / "cm.h5ad", max_cells=None)
+    base = build_baseline(train, counts)
+    lab_w, lab_b = (a.obs["target_gene"].astype(str).to_numpy() for a in (written, base))
+    xw, xb = written.X.toarray(), np.asarray(base.X)
+    for group in ("non-targeting", "D", "E"):
+        np.testing.assert_allclose(np.sort(xw[lab_w == group], axis=0), np.sort(xb[lab_b == group], axis=0),
+                                   rtol=2e-6, atol=1e-6)
+    res = ev.evaluate(real, written, profile="vcc", baseline=base)
+    score = res.score.set_index("metric")["from_baseline"]
+    # DES and PDS exactly the baseline's; MAE equal up to float32 rounding of the mean vector
+    # (cell-eval averages float32 group means, the summary float64 ones): |score| < 1e-6
+    assert score["overlap_at_N"] == 0.0 and score["discrimination_score_l1"] == 0.0, score
+    assert 0.0 <= score["avg_score"] < 1e-6, score
+
+
 def test_train_mean_and_reference_mean(small):
     train, ref, genes, ctrl = small
     tm = TrainMeanBaseline().fit({}, train).predict(["P9"])

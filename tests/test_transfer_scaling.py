@@ -20,7 +20,7 @@ def _components(seed=0, n=30, g=120):
     return rng, common, specific, labels, genes
 
 
-@pytest.mark.parametrize("metric", ["pds", "mae", "proxy"])
+@pytest.mark.parametrize("metric", ["pds", "mae", "proxy", "balanced"])
 @pytest.mark.parametrize("k", [0.5, 1.75, 3.0])
 def test_known_scale_is_recovered(metric, k):
     rng, common, specific, labels, genes = _components()
@@ -75,3 +75,25 @@ def test_bad_scale_arguments():
         select_scale(common, specific, None, specific, labels, genes, specific_scales=[])
     with pytest.raises(TranspertInputError, match="baseline"):
         select_scale(common, specific, None, specific, labels, genes, metric="proxy")
+
+
+def test_balanced_curve_matches_brute_force_and_penalises_overshoot():
+    """The 'balanced' criterion is (clipped s_PDS + unclipped s_MAE) / 2, recomputed here from the
+    evaluation suite's PDS and numpy's MAE; unlike the clipped proxy it does not ignore an MAE
+    worse than the baseline's."""
+    rng, common, specific, labels, genes = _components(seed=3)
+    real = common + 1.0 * specific + rng.normal(0, 0.05, specific.shape)
+    baseline = np.broadcast_to(real.mean(axis=0), real.shape)
+    pds_b = discrimination_scores(baseline, real, labels, genes).mean()
+    mae_b = np.abs(baseline - real).mean()
+    curve, a, b = select_scale(common, specific, None, real, labels, genes, metric="balanced",
+                               baseline=baseline)
+    for _, row in curve.iterrows():
+        pred = row["common_scale"] * common + row["specific_scale"] * specific
+        s_pds = max(0.0, (discrimination_scores(pred, real, labels, genes).mean() - pds_b) / (1 - pds_b))
+        s_mae = 1 - np.abs(pred - real).mean() / mae_b
+        assert row["balanced"] == pytest.approx((s_pds + s_mae) / 2, rel=1e-9, abs=1e-12)
+        assert row["proxy"] == pytest.approx((s_pds + max(0.0, s_mae)) / 2, rel=1e-9, abs=1e-12)
+    best = curve.loc[curve["balanced"].idxmax()]
+    assert (a, b) == (best["common_scale"], best["specific_scale"])
+    assert b <= 1.5  # an inflated specific scale costs MAE, so it is not chosen
