@@ -134,6 +134,11 @@ def test_save_load_round_trip_is_identical(model, tmp_path):
     for layer in a.layers:
         np.testing.assert_array_equal(a.layers[layer], b.layers[layer])
     pd.testing.assert_frame_equal(a.obs, b.obs)
+    assert loaded.deg_threshold_ == model.deg_threshold_
+    pd.testing.assert_frame_equal(loaded.deg_threshold_curve_, model.deg_threshold_curve_)
+    # the DEG call the writer reads: genes at or above the cross-validated threshold
+    np.testing.assert_array_equal(a.obs["n_de_genes"],
+                                  (a.layers["deg_probability"] >= model.deg_threshold_).sum(axis=1))
 
 
 def test_fit_is_deterministic(data):

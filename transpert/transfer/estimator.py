@@ -16,7 +16,9 @@ normalised to the median library size). The fit, step by step:
    component on those out-of-fold predictions by a balanced challenge-score proxy or PDS
    (:mod:`.scaling`) -> ``scale_curve_``, ``common_scale_``, ``specific_scale_``;
 5. the DEG classifier (:mod:`.deg_classifier`): evaluated fold by fold on held-out training
-   perturbations (``deg_report_``, ``deg_calibration_``), then fit on all of them.
+   perturbations (``deg_report_``, ``deg_calibration_``), then fit on all of them; the
+   probability threshold of the DEG call chosen on the out-of-fold probabilities by DES
+   (:mod:`.deg_call`, ``deg_threshold_``).
 
 ``predict`` combines the same pieces for any perturbations (a training perturbation is
 predicted from the references too, not copied); a perturbation that no reference line measured
@@ -41,6 +43,7 @@ from transpert._progress import Progress
 from transpert.transfer._inputs import (TARGET_LAYERS, check_perturbations, check_references,
                                         check_summary, dense_layer)
 from transpert.transfer.aggregate import Aggregate, aggregate
+from transpert.transfer.deg_call import DEFAULT_DEG_THRESHOLDS, select_deg_threshold
 from transpert.transfer.deg_classifier import (DEGClassifier, average_precision,
                                                calibration_table, de_logit, deg_features)
 from transpert.transfer.gene_slopes import fit_gene_slopes
@@ -113,6 +116,12 @@ class TransPert:
         Folds over the target's training perturbations (capped at their number).
     fdr_threshold : float
         A gene is significant when its FDR is below this (0.05, as the challenge).
+    deg_thresholds : sequence of float or None
+        DEG-probability thresholds from which a gene is called DE in a prediction
+        (``obs["n_de_genes"]``, what the writer shifts in every cell); the one with the best
+        out-of-fold DES is chosen (:mod:`transpert.transfer.deg_call`; ``deg_threshold_``,
+        ``deg_threshold_curve_``). None: :data:`~transpert.transfer.deg_call.DEFAULT_DEG_THRESHOLDS`;
+        one value: that threshold.
     deg_alpha : float
         Ridge penalty of the DEG classifier (statsmodels scaling, standardised features).
     deg_max_rows : int
@@ -133,7 +142,8 @@ class TransPert:
                  low_rank: int = 10, low_rank_ridge: float = 0.1,
                  scale_components: str = "both", common_scales: Sequence[float] | None = None,
                  specific_scales: Sequence[float] | None = None, scale_metric: str = "balanced",
-                 cv_folds: int = 5, fdr_threshold: float = 0.05, deg_alpha: float = 1e-4,
+                 cv_folds: int = 5, fdr_threshold: float = 0.05,
+                 deg_thresholds: Sequence[float] | None = None, deg_alpha: float = 1e-4,
                  deg_max_rows: int = 300_000, knockdown: bool = True, random_state: int = 0,
                  threads: int | None = None, show_progress: bool | None = False):
         self.weighting = weighting
@@ -152,6 +162,7 @@ class TransPert:
         self.scale_metric = scale_metric
         self.cv_folds = cv_folds
         self.fdr_threshold = fdr_threshold
+        self.deg_thresholds = deg_thresholds
         self.deg_alpha = deg_alpha
         self.deg_max_rows = deg_max_rows
         self.knockdown = knockdown
@@ -254,7 +265,12 @@ class TransPert:
             oof["common"], oof["specific"], oof["fixed"], target_delta, list(perts), list(genes),
             common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
             baseline=oof["baseline"], threads=self.threads)
-        self._evaluate_classifier(oof, target_sig)
+        oof_prob = self._evaluate_classifier(oof, target_sig)
+        oof_delta = self.common_scale_ * oof["common"] + self.specific_scale_ * oof["specific"]
+        oof_delta = np.where(np.isfinite(oof["fixed"]), oof["fixed"], oof_delta)
+        self.deg_threshold_curve_, self.deg_threshold_ = select_deg_threshold(
+            oof_prob, oof_delta, target_sig, self.target_.control_mean,
+            DEFAULT_DEG_THRESHOLDS if self.deg_thresholds is None else tuple(self.deg_thresholds))
         # the classifier used for prediction: all training perturbations, leave-one-out DE rate
         X = deg_features(oof["agg"], de_logit(self.target_.de_count - target_sig, len(perts) - 1),
                          self.target_.control_mean, self.target_.control_frac,
@@ -363,8 +379,9 @@ class TransPert:
                 raw, self.low_rank_basis_, self.low_rank_map_)
         return out
 
-    def _evaluate_classifier(self, oof: dict, target_sig: np.ndarray) -> None:
-        """AUPRC and calibration of the DEG classifier on held-out training perturbations."""
+    def _evaluate_classifier(self, oof: dict, target_sig: np.ndarray) -> np.ndarray:
+        """AUPRC and calibration of the DEG classifier on held-out training perturbations;
+        returns the out-of-fold probabilities."""
         n, g = target_sig.shape
         genes = self.target_.genes
         gene_col = genes.get_indexer(pd.Index(oof["agg"].perturbations))
@@ -390,6 +407,7 @@ class TransPert:
             "n_perturbations": int(n), "n_folds": len(self.folds_),
         }
         self.deg_calibration_ = calibration_table(target_sig.ravel(), prob.ravel())
+        return prob
 
     # ------------------------------------------------------------------------- predict
     def _check_fitted(self) -> None:
@@ -403,7 +421,7 @@ class TransPert:
         reference line measured it) and ``n_reference_lines``; var = target genes with
         ``control_mean``; layers ``mean`` (control mean + delta, clipped at 0; also ``X``),
         ``delta``, ``log2fc`` (pdex's, from the predicted and control means),
-        ``deg_probability``.
+        ``deg_probability``; obs ``n_de_genes``: genes with ``deg_probability >= deg_threshold_``.
         """
         import anndata as ad
 
@@ -438,6 +456,8 @@ class TransPert:
             "source": pd.Categorical(np.where(none, SOURCE_FALLBACK, SOURCE_REFERENCES),
                                      categories=[SOURCE_REFERENCES, SOURCE_FALLBACK]),
             "n_reference_lines": agg.n_lines.astype(np.int64),
+            # genes called DE (what the writer shifts in every cell): the cross-validated threshold
+            "n_de_genes": (prob >= self.deg_threshold_).sum(axis=1).astype(np.int64),
         }, index=pd.Index(perts, name="perturbation"))
         var = pd.DataFrame({"control_mean": t.control_mean}, index=pd.Index(t.genes, name="gene"))
         out = ad.AnnData(X=mean.astype(np.float32), obs=obs, var=var)

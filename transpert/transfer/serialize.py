@@ -75,6 +75,8 @@ def save_model(model, path) -> Path:
         "deg_classifier": _clean(model.deg_classifier_.to_dict()),
         "deg_report": _clean(model.deg_report_),
         "deg_calibration": _frame_to_json(model.deg_calibration_),
+        "deg_threshold": model.deg_threshold_,
+        "deg_threshold_curve": _frame_to_json(model.deg_threshold_curve_),
         "n_features_in": model.n_features_in_,
     }
     with atomic_path(path / "arrays.npz") as tmp:
@@ -132,5 +134,7 @@ def load_model(cls, path):
     model.deg_classifier_ = DEGClassifier.from_dict(meta["deg_classifier"])
     model.deg_report_ = {k: (np.nan if v is None else v) for k, v in meta["deg_report"].items()}
     model.deg_calibration_ = _frame_from_json(meta["deg_calibration"])
+    model.deg_threshold_ = float(meta["deg_threshold"])
+    model.deg_threshold_curve_ = _frame_from_json(meta["deg_threshold_curve"])
     model.n_features_in_ = int(meta["n_features_in"])
     return model
