@@ -4,14 +4,16 @@ Everything works on summary profiles (:mod:`transpert.summarize`) on the log1p s
 
 - :class:`TransPert`: the estimator (``fit(references, target_train)``, ``predict(perturbations)``,
   ``save``/``load``), with inspectable ``weights_``, ``scale_curve_``, ``deg_report_``,
-  ``deg_calibration_``.
+  ``deg_calibration_``, ``deg_threshold_curve_``.
 - :func:`line_weights`: similarity weights between reference lines and the target.
 - :func:`aggregate`: similarity-weighted combination of reference effects.
 - :class:`DEGClassifier`: penalised logistic regression for "gene significant in the target".
 - :func:`select_scale`: the cross-validated global scaling.
+- :func:`select_deg_threshold`: the DEG-call threshold, chosen by cross-validated DES.
 """
 
 from transpert.transfer.aggregate import Aggregate, aggregate
+from transpert.transfer.deg_call import select_deg_threshold
 from transpert.transfer.deg_classifier import (FEATURES, DEGClassifier, average_precision,
                                                calibration_table, deg_features)
 from transpert.transfer.estimator import TransPert
@@ -30,5 +32,6 @@ __all__ = [
     "calibration_table",
     "deg_features",
     "line_weights",
+    "select_deg_threshold",
     "select_scale",
 ]
