@@ -1,18 +1,34 @@
 """Benchmark: ``cell-eval run --profile vcc`` (0.8.2) vs ``transpert evaluate`` on a VCC-shaped pair.
 
-Writes a seeded real/predicted pair of raw-count CSR h5ad files (18,080 genes by default), then
-runs both tools side by side, each in its own subprocess with 2 threads, and prints one JSON
-line: wall time and peak RSS of each, the speed-up and the memory ratio, and the largest
-per-perturbation difference between their results (a parity check on the big data).
+The pair is shaped like the Virtual Cell Challenge's files: 18,080 genes, 100 perturbations x
+~610 cells + ~8,900 controls (12.7%, the H1 share) = 70,000 cells per file, ~11% non-zero.
 
-    python benchmarks/bench_evaluate.py                 # 100 perturbations, 18,080 genes
-    python benchmarks/bench_evaluate.py --small         # quick check while developing
+- real: raw UMI counts (float32, integer-valued), as the challenge's real (H1) files are, from
+  ``transpert.data.simulate.write_large_dataset`` (H1-like depth and sparsity, perturbations
+  named after genes, cells shuffled);
+- pred: log1p-normalised float32 values, as challenge submissions are (``cell-eval prep``
+  writes the prediction's X as float32; models emit log1p expression): each real count is
+  redrawn as Poisson(count x noise[perturbation, gene]) with a seeded log-normal noise, then
+  normalised to the real file's median library size and log1p'd. So each tool exercises both
+  input paths: per-file normalisation of counts and log1p passed through.
+
+Both files are written once, chunk by chunk, and cached under ``benchmarks/_data/``. Each tool
+runs in its own subprocess with 2 threads (cell-eval ``--num-threads 2``; numba/BLAS/polars
+thread variables at 2), measured the same way (``_common.run_child``: wall time of the whole
+process, imports and file reading included, and its peak RSS). The script also measures what
+the imports alone cost (numba + anndata + scipy + pandas; transpert's evaluation imports;
+cell-eval's imports) and checks that both tools' per-perturbation metrics agree. One JSON line.
+
+    python benchmarks/bench_evaluate.py                   # full size, both tools (~20 min)
+    python benchmarks/bench_evaluate.py --quick           # 20 perturbations x 2,000 genes
+    python benchmarks/bench_evaluate.py --transpert-only  # transpert alone on the cached pair
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,36 +38,74 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit, run_child  # noqa: E402
 
+DATA = Path(__file__).parent / "_data"
 THREAD_ENV = {"NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2",
               "MKL_NUM_THREADS": "2", "POLARS_MAX_THREADS": "2"}
+PRED_NOISE = 0.3  # sd of the log-normal noise on the predicted counts
 
 
-def write_pair(directory: Path, n_perts: int, n_genes: int, cells: int, ctrl_cells: int, seed: int):
-    """Raw-count real and predicted files, written block by block (never one dense matrix)."""
-    import anndata as ad
-    import pandas as pd
-    import scipy.sparse as sp
+def write_pred(real: Path, out: Path, seed: int, target_sum: float) -> None:
+    """A log1p prediction derived from the real counts, streamed chunk by chunk into ``out``."""
+    import h5py
+    from anndata.io import write_elem
 
-    rng = np.random.default_rng(seed)
-    base = rng.gamma(0.3, 1.5, size=n_genes)  # ~ sparse single-cell profile, mean ~0.45 UMI/gene
-    perts = [f"PERT{i:03d}" for i in range(n_perts)]
-    effects = np.exp(rng.normal(0, 0.5, (n_perts, n_genes)) * (rng.random((n_perts, n_genes)) < 0.05))
-    for kind, noise in (("real", 0.0), ("pred", 0.3)):
-        blocks, labels = [], []
-        for i in range(-1, n_perts):
-            n = ctrl_cells if i < 0 else cells
-            lam = base if i < 0 else base * effects[i] * np.exp(rng.normal(0, noise, n_genes))
-            for s in range(0, n, 500):
-                m = min(500, n - s)
-                blocks.append(sp.csr_matrix(rng.poisson(lam, size=(m, n_genes)).astype(np.float32)))
-            labels += ["non-targeting" if i < 0 else perts[i]] * n
-        X = sp.vstack(blocks, format="csr")
-        obs = pd.DataFrame({"target_gene": pd.Categorical(labels)},
-                           index=[f"{kind}{i}" for i in range(len(labels))])
-        var = pd.DataFrame(index=[f"GENE{j:05d}" for j in range(n_genes)])
-        ad.AnnData(X=X, obs=obs, var=var).write_h5ad(directory / f"{kind}.h5ad")
-        del X, blocks
-    return directory / "real.h5ad", directory / "pred.h5ad"
+    from transpert._io import atomic_path
+    from transpert.data import open_cells
+
+    rng = np.random.default_rng(seed + 1)
+    with open_cells(real) as cells, atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        labels = cells.obs["target_gene"].astype(str).to_numpy()
+        groups, codes = np.unique(labels, return_inverse=True)
+        noise = np.exp(rng.normal(0.0, PRED_NOISE, (groups.size, cells.n_vars)))
+        f.attrs["encoding-type"] = "anndata"
+        f.attrs["encoding-version"] = "0.1.0"
+        X = f.create_group("X")
+        X.attrs["encoding-type"] = "csr_matrix"
+        X.attrs["encoding-version"] = "0.1.0"
+        X.attrs["shape"] = np.array([cells.n_obs, cells.n_vars], dtype=np.int64)
+        data = X.create_dataset("data", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=(1 << 20,))
+        indices = X.create_dataset("indices", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(1 << 20,))
+        indptr = [np.zeros(1, dtype=np.int64)]
+        for start, stop, block in cells.iter_chunks():
+            block = block.tocsr()
+            rows = np.repeat(codes[start:stop], np.diff(block.indptr))
+            block.data = rng.poisson(block.data.astype(np.float64) * noise[rows, block.indices]).astype(np.float32)
+            block.eliminate_zeros()
+            lib = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+            scale = np.repeat(target_sum / np.maximum(lib, 1.0), np.diff(block.indptr))
+            values = np.log1p(block.data * scale).astype(np.float32)
+            at = data.shape[0]
+            data.resize((at + values.size,))
+            indices.resize((at + values.size,))
+            data[at:] = values
+            indices[at:] = block.indices.astype(np.int32)
+            indptr.append(at + block.indptr[1:].astype(np.int64))
+        X.create_dataset("indptr", data=np.concatenate(indptr))
+        obs = cells.obs[["target_gene"]].copy()
+        obs["target_gene"] = obs["target_gene"].astype("category")
+        write_elem(f, "obs", obs)
+        write_elem(f, "var", cells.var[[]].copy())
+        for name in ("uns", "obsm", "varm", "layers", "obsp", "varp"):
+            write_elem(f, name, {})
+
+
+def cached_pair(n_cells: int, n_genes: int, n_perts: int, seed: int) -> tuple[Path, Path]:
+    """The real (counts) and predicted (log1p) files, generated once into ``benchmarks/_data``."""
+    from transpert.data.simulate import write_large_dataset
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    stem = f"evaluate_{n_cells}x{n_genes}_p{n_perts}_s{seed}"
+    real, pred = DATA / f"{stem}_real_counts.h5ad", DATA / f"{stem}_pred_log1p.h5ad"
+    if not real.exists():
+        write_large_dataset(real, n_cells=n_cells, n_genes=n_genes, n_perturbations=n_perts,
+                            scale="counts", seed=seed, threads=2)
+    if not pred.exists():
+        from transpert.data import open_cells
+
+        with open_cells(real) as cells:
+            target = float(np.median(cells.scan().library_sizes))
+        write_pred(real, pred, seed, target)
+    return real, pred
 
 
 CELL_EVAL = """
@@ -74,48 +128,67 @@ assert rc == 0
 print(json.dumps({"inner_s": time.perf_counter() - t}))
 """
 
+IMPORTS = {
+    # the stack every evaluation process pays before reading a byte
+    "numba_anndata_scipy_pandas": "import numba, anndata, scipy.sparse, pandas, json; print(json.dumps({}))",
+    "transpert_evaluate": ("import json, transpert.evaluate, transpert.summarize, transpert.kernels; "
+                           "print(json.dumps({}))"),
+    "cell_eval": "import json, cell_eval, pdex, polars; print(json.dumps({}))",
+}
+
+
+def load_average() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def compare(ce_dir: Path, tp_dir: Path) -> dict:
+    """Largest per-perturbation difference per metric column, and whether ranks/overlaps are equal."""
+    import pandas as pd
+
+    a = pd.read_csv(ce_dir / "results.csv").set_index("perturbation")
+    b = pd.read_csv(tp_dir / "results.csv").set_index("perturbation").loc[a.index, a.columns]
+    out = {"same_perturbations": bool(len(a) == len(b)), "columns": list(a.columns)}
+    for c in a.columns:
+        x, y = a[c].to_numpy(float), b[c].to_numpy(float)
+        out[f"max_abs_diff_{c}"] = float(np.nanmax(np.abs(x - y))) if len(x) else 0.0
+        out[f"nan_same_{c}"] = bool(np.array_equal(np.isnan(x), np.isnan(y)))
+    return out
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--perts", type=int, default=100)
     parser.add_argument("--genes", type=int, default=18080)
-    parser.add_argument("--cells", type=int, default=100, help="cells per perturbation")
-    parser.add_argument("--ctrl-cells", type=int, default=2000)
+    parser.add_argument("--cells", type=int, default=70_000, help="cells per file, controls included")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--small", action="store_true", help="20 perturbations x 2,000 genes")
-    parser.add_argument("--transpert-only", action="store_true",
-                        help="time transpert alone (same seeded data; no comparison)")
-    parser.add_argument("--workdir", default=None, help="keep the files here (default: temp dir)")
+    parser.add_argument("--quick", action="store_true", help="20 perturbations x 2,000 genes, 8,000 cells")
+    parser.add_argument("--transpert-only", action="store_true", help="time transpert alone")
+    parser.add_argument("--workdir", default=None, help="directory for the tools' outputs (temp dir)")
     args = parser.parse_args()
-    if args.small:
-        args.perts, args.genes, args.cells, args.ctrl_cells = 20, 2000, 50, 300
+    if args.quick:
+        args.perts, args.genes, args.cells = 20, 2000, 8000
+    real, pred = cached_pair(args.cells, args.genes, args.perts, args.seed)
+    record = {"benchmark": "evaluate_vcc" + ("_transpert_only" if args.transpert_only else ""),
+              "perturbations": args.perts, "genes": args.genes, "cells_per_file": args.cells,
+              "threads": 2, "real": real.name, "pred": pred.name,
+              "real_mb": round(os.path.getsize(real) / 2**20), "pred_mb": round(os.path.getsize(pred) / 2**20),
+              "load_before": load_average()}
+    for name, code in IMPORTS.items():
+        if name == "cell_eval" and args.transpert_only:
+            continue
+        record[f"imports_{name}_peak_mb"] = round(run_child(code, [], env=THREAD_ENV)["peak_rss_mb"])
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
-        real, pred = write_pair(tmp, args.perts, args.genes, args.cells, args.ctrl_cells, args.seed)
         tp = run_child(TRANSPERT, [str(real), str(pred), str(tmp / "tp")], env=THREAD_ENV)
-        if args.transpert_only:
-            emit({"benchmark": "evaluate_vcc_transpert_only", "perturbations": args.perts,
-                  "genes": args.genes, "cells": args.perts * args.cells + args.ctrl_cells,
-                  "threads": 2, "transpert_wall_s": round(tp["wall_s"], 2),
-                  "transpert_peak_mb": round(tp["peak_rss_mb"])})
-            return
-        ce = run_child(CELL_EVAL, [str(real), str(pred), str(tmp / "ce")], env=THREAD_ENV)
-        import pandas as pd
-
-        a = pd.read_csv(tmp / "ce" / "results.csv").set_index("perturbation")
-        b = pd.read_csv(tmp / "tp" / "results.csv").set_index("perturbation").loc[a.index, a.columns]
-        max_diff = float(np.nanmax(np.abs(a.to_numpy(float) - b.to_numpy(float))))
-        emit({
-            "benchmark": "evaluate_vcc",
-            "perturbations": args.perts, "genes": args.genes,
-            "cells": args.perts * args.cells + args.ctrl_cells, "threads": 2,
-            "cell_eval_wall_s": round(ce["wall_s"], 2), "cell_eval_peak_mb": round(ce["peak_rss_mb"]),
-            "transpert_wall_s": round(tp["wall_s"], 2), "transpert_peak_mb": round(tp["peak_rss_mb"]),
-            "speedup": round(ce["wall_s"] / tp["wall_s"], 1),
-            "memory_ratio": round(tp["peak_rss_mb"] / ce["peak_rss_mb"], 3),
-            "max_abs_metric_diff": max_diff,
-            "file_mb": round(os.path.getsize(real) / 2**20),
-        })
+        record.update(transpert_wall_s=round(tp["wall_s"], 2), transpert_peak_mb=round(tp["peak_rss_mb"]))
+        if not args.transpert_only:
+            ce = run_child(CELL_EVAL, [str(real), str(pred), str(tmp / "ce")], env=THREAD_ENV)
+            record.update(cell_eval_wall_s=round(ce["wall_s"], 2), cell_eval_peak_mb=round(ce["peak_rss_mb"]),
+                          speedup=round(ce["wall_s"] / tp["wall_s"], 1),
+                          memory_ratio=round(tp["peak_rss_mb"] / ce["peak_rss_mb"], 3),
+                          agreement=compare(tmp / "ce", tmp / "tp"))
+    record["load_after"] = load_average()
+    emit(record)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,13 @@
 """Input handling for evaluation, as cell-eval 0.8.2 does it, without densifying.
 
+Evaluation streams each file: :func:`open_input` opens it backed (obs, var and the row pointer
+only; ``transpert.data.open_cells``), :func:`validate_values` checks its values in one
+streaming pass (the same pass learns the scale and the library sizes the normalisation
+needs), and the runner hands the open source to the summaries engine, which reads it in row
+chunks within a memory budget. The in-memory helpers below (``detect_scale``,
+``normalize_log1p``, ``group_means``, ``prepare_cells``) serve the baseline builder, ``prep``
+and the tests.
+
 - Scale detection (``cell_eval.utils.guess_is_lognorm``): no stored value with a fractional
   part > 1e-3 means raw counts, which are normalised per file exactly as scanpy's
   ``normalize_total(target_sum=None)`` + ``log1p`` do it (float32); otherwise the values must
@@ -29,13 +37,25 @@ LOG1P_MAX = 15.0  # cell-eval rejects fractional data with values >= 15
 
 @dataclass
 class Cells:
-    """One file's cells after validation: log1p matrix (CSR float32 or dense) and labels."""
+    """One file's cells: labels and genes, and the log1p matrix when it is held in memory
+    (CSR float32 or dense; None for a streamed file)."""
 
     name: str  # file name or "real"/"pred" for in-memory objects, used in messages
-    X: sp.csr_matrix | np.ndarray  # log1p scale
+    X: sp.csr_matrix | np.ndarray | None  # log1p scale
     labels: np.ndarray  # str label of every cell
     var_names: pd.Index
-    scale: str  # scale the input was in: "counts" or "log1p"
+    scale: str | None  # scale the input was in: "counts" or "log1p" (None: not yet scanned)
+
+
+@dataclass
+class Opened:
+    """A file opened for streaming: the backed source and what the pair checks need."""
+
+    source: object  # transpert.data.CellSource
+    cells: Cells  # X None
+
+    def close(self) -> None:
+        self.source.close()
 
 
 def describe_source(source, which: str) -> str:
@@ -85,6 +105,79 @@ def detect_scale(X, name: str) -> str:
             "this large suggest mixed scales (some cells raw, some log1p)"
         )
     return "log1p"
+
+
+def open_input(source, which: str, pert_col: str, control: str) -> Opened:
+    """Open an h5ad path or an AnnData for streaming (``transpert.data.open_cells``): obs, var and
+    the row pointer are read, the matrix is not. Labels are the strings of ``obs[pert_col]``."""
+    import anndata as ad
+
+    from transpert.data import open_cells
+    from transpert.data.schema import CONTROL_LABEL, Schema
+
+    name = describe_source(source, which)
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.exists(source):
+            raise TranspertInputError(f"{which} file not found: {source}")
+    elif not isinstance(source, ad.AnnData):
+        raise TranspertInputError(
+            f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
+        )
+    # Labels are kept as they are (no control relabelling); var names as stored (gene IDs are
+    # not needed, duplicated names made unique as anndata does).
+    schema = Schema(pert_col=pert_col, control_label=CONTROL_LABEL, gene_ids=None,
+                    duplicate_genes="make_unique")
+    try:
+        cs = open_cells(source, schema=schema)
+    except TranspertInputError as err:
+        if f"perturbation column {pert_col!r} not in obs" in str(err):
+            raise TranspertInputError(f"{name}: perturbation column {pert_col!r} not in obs "
+                                      f"({err}); pass the right column name") from None
+        raise
+    labels = cs.obs["target_gene"].to_numpy(str)
+    empty = labels == ""
+    if empty.any():
+        cs.close()
+        raise TranspertInputError(
+            f"{name}: {int(empty.sum())} cells have an empty label in {pert_col!r}; label or drop them"
+        )
+    cells = Cells(name=name, X=None, labels=labels,
+                  var_names=pd.Index(np.asarray(cs.var_names).astype(str)), scale=None)
+    return Opened(source=cs, cells=cells)
+
+
+def validate_values(opened: Opened) -> str:
+    """One streaming pass over the values: NaN, negatives, range; returns the scale.
+
+    The data layer caches what the pass learns (value facts and library sizes), so the
+    summaries engine neither detects the scale again nor re-reads the file for the library
+    sizes when it normalises counts.
+    """
+    name = opened.cells.name
+    v = opened.source.scan().values
+    if v["n_nan"] or v["n_inf"]:
+        raise TranspertInputError(
+            f"{name}: X contains {v['n_nan']} NaN and {v['n_inf']} infinite values; remove or "
+            "impute them"
+        )
+    if v["n_negative"]:
+        raise TranspertInputError(
+            f"{name}: X has negative values (min {v['min']:.4g}); expected raw counts or "
+            "log1p-normalised expression, both >= 0"
+        )
+    if not v["n_fractional"]:
+        scale = "counts"
+    elif v["max"] >= LOG1P_MAX:
+        raise TranspertInputError(
+            f"{name}: X has fractional values (so it is not raw counts) but its maximum is "
+            f"{v['max']:.4g} >= {LOG1P_MAX:g}: log1p-normalised data must lie in [0, {LOG1P_MAX:g}). "
+            "Pass raw integer counts, or log1p of median-library-size normalised counts; values "
+            "this large suggest mixed scales (some cells raw, some log1p)"
+        )
+    else:
+        scale = "log1p"
+    opened.cells.scale = scale
+    return scale
 
 
 @njit(cache=True)

@@ -3,6 +3,13 @@
 ``evaluate(real, pred)`` reproduces ``cell-eval run`` (0.8.2) for the registered metrics:
 ``results`` (one row per perturbation, cell-eval's columns), ``agg_results`` (polars
 ``describe`` layout) and, with a baseline, ``score`` (``cell-eval score``).
+
+Each file is reduced to its summary in a stream: opened backed, its values validated in one
+pass (which also fixes the scale and the library sizes), then read in row chunks by the
+summaries engine within a memory budget (pass A: pseudo-bulks; pass B: rank sums). Only one
+file is being read at a time and no cell matrix is ever held whole; what stays in memory is
+the summary (perturbations x genes). All files are opened and their genes and labels checked
+before any is read, so a mismatch fails at once.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from transpert._errors import TranspertInputError
 from transpert._parallel import numba_threads
 from transpert.evaluate import _metrics  # noqa: F401  (registers the metrics)
 from transpert.evaluate._de import arrays_from_summary, arrays_from_table, summarize_cells
-from transpert.evaluate._inputs import Cells, check_control, check_pair, group_means, prepare_cells
+from transpert.evaluate._inputs import Cells, Opened, check_control, check_pair, open_input, validate_values
 from transpert.evaluate._metrics import PROFILES
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
 from transpert.evaluate._score import aggregate, column_mean, score
@@ -39,18 +46,54 @@ class Prepared:
     de_arrays: tuple | None = None
 
 
-def prepare(source, which: str, *, pert_col: str, control: str, threads: int | None) -> Prepared:
-    """Read one file, check its scale, normalise counts, take per-label means (log1p)."""
-    cells, _ = prepare_cells(source, which, pert_col, control)
+def reduce_input(opened: Opened, *, pert_col: str, control: str, threads: int | None,
+                 de: bool = True, memory_budget=None, chunk_rows: int | None = None) -> Prepared:
+    """Validate one opened file and stream it through the summaries engine (closes nothing).
+
+    Pseudo-bulks (log1p scale, float64 sums in row order rounded to float32: what cell-eval's
+    polars mean over the densified float32 matrix gives) and, with ``de``, the DE summary.
+    """
+    from transpert.summarize import summarize
+
+    validate_values(opened)
+    cells = opened.cells
+    summary = summarize(opened.source, pert_col="target_gene", control=control, threads=threads,
+                        memory_budget=memory_budget, de=de, checksum=False, chunk_rows=chunk_rows,
+                        show_progress=False)
     groups = np.array(sorted(set(np.unique(cells.labels))))
-    with numba_threads(threads):
-        means = group_means(cells.X, cells.labels, groups)
+    rows = pd.Index(summary.obs_names.astype(str)).get_indexer(groups)
+    means = np.empty((len(groups), len(cells.var_names)), dtype=np.float32)
+    is_ctrl = groups == control
+    means[is_ctrl] = summary.var["control_mean"].to_numpy(dtype=np.float64).astype(np.float32)
+    means[~is_ctrl] = np.asarray(summary.layers["mean"])[rows[~is_ctrl]].astype(np.float32)
     n_cells = pd.Series(cells.labels).value_counts().reindex(groups).to_numpy()
-    return Prepared(cells=cells, groups=groups, means=means, n_cells=n_cells)
+    return Prepared(cells=cells, groups=groups, means=means, n_cells=n_cells,
+                    summary=summary if de else None)
+
+
+def prepare(source, which: str, *, pert_col: str = "target_gene", control: str = "non-targeting",
+            threads: int | None = None, de: bool = True, memory_budget=None,
+            against: Prepared | None = None, chunk_rows: int | None = None) -> Prepared:
+    """One file (h5ad path or AnnData, counts or log1p) reduced to pseudo-bulks and DE.
+
+    Streamed (see the module docstring); log1p scale out. ``against``: a prepared real file
+    whose genes and labels this one must match (checked before the file is read).
+    ``memory_budget``: the summaries engine's budget (e.g. ``"1GB"``; default 2 GiB).
+    """
+    opened = open_input(source, which, pert_col, control)
+    try:
+        if against is not None:
+            check_pair(against.cells, opened.cells, control)
+        else:
+            check_control(opened.cells, control)
+        return reduce_input(opened, pert_col=pert_col, control=control, threads=threads, de=de,
+                            memory_budget=memory_budget, chunk_rows=chunk_rows)
+    finally:
+        opened.close()
 
 
 def release(prep: Prepared) -> None:
-    """Drop the cell matrix once pseudo-bulks and DE are built (labels and genes are kept)."""
+    """Drop any cell matrix held in memory (streamed files hold none; kept for callers)."""
     if prep.cells is not None:
         prep.cells.X = None
 
@@ -61,6 +104,10 @@ def _de_arrays(prep: Prepared, labels, genes, *, pert_col, control, threads, nam
             prep.de_arrays = arrays_from_table(prep.de_table, labels, genes, name)
         else:
             if prep.summary is None:
+                if prep.cells is None or prep.cells.X is None:
+                    raise TranspertInputError(
+                        f"{name}: prepared without DE (de=False) but a DE metric was asked for; "
+                        "prepare the file with de=True")
                 prep.summary = summarize_cells(prep.cells, pert_col, control, threads)
             prep.de_arrays = arrays_from_summary(prep.summary, labels, genes, name)
     return prep.de_arrays
@@ -194,7 +241,7 @@ def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", m
 
 def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
              pert_col: str = "target_gene", control: str = "non-targeting",
-             threads: int | None = None) -> EvaluationResult:
+             threads: int | None = None, memory_budget=None) -> EvaluationResult:
     """Score a prediction against real cells exactly as ``cell-eval run`` 0.8.2 does.
 
     Parameters
@@ -211,29 +258,34 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
         Explicit metric names instead of a profile.
     threads
         Cores for the DE engine and kernels (None: all available).
+    memory_budget
+        Memory the summaries engine may use per file (e.g. ``"1GB"``; None: its default, 2 GiB).
+        Files are streamed from disk one at a time, never read whole.
     """
     names = _resolve_metrics(profile, metrics)
     kw = dict(pert_col=pert_col, control=control, threads=threads)
-    needs_de = any(REGISTRY[m].kind == "de" for m in names)
-    real_p = prepare(real, "real", **kw)
-    check_control(real_p.cells, control)
-    if needs_de:
-        # DE of each file as soon as it is read, so only one cell matrix is in memory at a time.
-        real_p.summary = summarize_cells(real_p.cells, pert_col, control, threads)
-        real_p.cells.X = None
-    pred_p = prepare(pred, "pred", **kw)
-    check_pair(real_p.cells, pred_p.cells, control)
-    if needs_de:
-        pred_p.summary = summarize_cells(pred_p.cells, pert_col, control, threads)
-    release(pred_p)
+    reduce_kw = dict(kw, de=any(REGISTRY[m].kind == "de" for m in names),
+                     memory_budget=memory_budget)
+    opened: list[Opened] = []
+    try:
+        # Open everything and check genes and labels before reading any matrix.
+        for source, which in ((real, "real"), (pred, "pred"), (baseline, "baseline")):
+            if source is not None:
+                opened.append(open_input(source, which, pert_col, control))
+        check_control(opened[0].cells, control)
+        for other in opened[1:]:
+            check_pair(opened[0].cells, other.cells, control)
+        # One file at a time, each closed as soon as it is reduced.
+        prepared = []
+        for o in opened:
+            prepared.append(reduce_input(o, **reduce_kw))
+            o.close()
+    finally:
+        for o in opened:
+            o.close()
+    real_p, pred_p = prepared[0], prepared[1]
     result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, **kw)
     if baseline is not None:
-        base_p = prepare(baseline, "baseline", **kw)
-        check_pair(real_p.cells, base_p.cells, control)
-        if needs_de:
-            base_p.summary = summarize_cells(base_p.cells, pert_col, control, threads)
-        release(base_p)
-        result.baseline = evaluate_prepared(real_p, base_p, profile=profile, metrics=names, **kw)
-        release(base_p)
+        result.baseline = evaluate_prepared(real_p, prepared[2], profile=profile, metrics=names, **kw)
         result.score = score(result.means(), result.baseline.means())
     return result
