@@ -9,8 +9,15 @@ import scipy.sparse as sp
 import scipy.special
 import scipy.stats
 
-from transpert.kernels import mwu_pvalue, ndtr, pseudobulk_csr, ranksum_block
-from transpert.summarize._engine import KeyFormat, gather_block
+from transpert.kernels import (
+    mwu_pvalue,
+    ndtr,
+    plan_row_parts,
+    pseudobulk_csr,
+    ranksum_block,
+    value_facts,
+)
+from transpert.summarize._engine import KeyFormat, RowBlockGatherer, gather_block
 
 
 def test_ndtr_matches_scipy():
@@ -27,7 +34,9 @@ def test_mwu_pvalue_all_tied_is_one():
 
 
 def _rank_all(X, codes, ref, dtype=np.float32, threads_parts=2):
-    """Run gather + ranksum over the whole matrix as one block; returns (u, p) n_codes x genes."""
+    """Gather + rank the whole matrix as one block, both ways of gathering (a counting pass
+    over row parts, and the in-memory gatherer fed by pseudo-bulk counts, in two gene blocks);
+    checks they agree and returns (u, p), n_codes x genes."""
     X = sp.csr_matrix(X).astype(dtype) if not sp.issparse(X) else X.tocsr().astype(dtype)
     X.sort_indices()
     n_codes = codes.max() + 1
@@ -36,7 +45,22 @@ def _rank_all(X, codes, ref, dtype=np.float32, threads_parts=2):
     keys, kc, ptr = gather_block(X, codes, 0, X.shape[1], fmt, threads_parts)
     u = np.full((n_codes, X.shape[1]), np.nan)
     p = np.full((n_codes, X.shape[1]), np.nan)
-    ranksum_block(keys, kc, ptr, n_cells, ref, fmt.zero_key, True, u, p, 0)
+    ranksum_block(keys, kc, ptr, n_cells, ref, fmt.zero_key, True, u, p, 0, threads_parts)
+    plan = plan_row_parts(codes, X.indptr, n_codes, threads_parts)
+    sums = np.zeros((n_codes, X.shape[1]))
+    nz = np.zeros((n_codes, X.shape[1]), np.int64)
+    pseudobulk_csr(X.data, X.indices, X.indptr, codes, plan[1], plan[2], sums, nz,
+                   np.ones(n_codes, np.float32), np.zeros((0, 0), np.float32))
+    gatherer = RowBlockGatherer(X, codes, plan, nz, fmt)
+    u2 = np.full_like(u, np.nan)
+    p2 = np.full_like(p, np.nan)
+    half = X.shape[1] // 2
+    for g0, g1 in ((0, half), (half, X.shape[1])):
+        k2, c2, ptr2 = gatherer.block(g0, g1)
+        np.testing.assert_array_equal(ptr2, ptr[g0:g1 + 1] - ptr[g0])
+        ranksum_block(k2, c2, ptr2, n_cells, ref, fmt.zero_key, True, u2, p2, g0, 1)
+    np.testing.assert_array_equal(u2, u)
+    np.testing.assert_array_equal(p2, p)
     return u, p
 
 
@@ -116,7 +140,8 @@ def test_pseudobulk_vs_pandas_groupby():
     nz = np.zeros((6, g), np.int64)
     n_cells = np.bincount(codes[codes >= 0], minlength=6)
     s32 = np.zeros((6, g), np.float32)
-    pseudobulk_csr(A.data, A.indices, A.indptr, codes, g, True, 3, sums, nz,
+    _part_of, part_ptr, part_rows = plan_row_parts(codes, A.indptr, 6, 3)
+    pseudobulk_csr(A.data, A.indices, A.indptr, codes, part_ptr, part_rows, sums, nz,
                    (1.0 / n_cells).astype(np.float32), s32)
     frame = pd.DataFrame(X.astype(np.float64)).assign(code=codes)
     frame = frame[frame.code >= 0]
@@ -127,3 +152,56 @@ def test_pseudobulk_vs_pandas_groupby():
     # the float32 mean is scipy.sparse's own float32 mean, bit for bit
     for c in range(6):
         np.testing.assert_array_equal(s32[c], np.asarray(A[codes == c].mean(axis=0)).ravel())
+
+
+@pytest.mark.parametrize("n_parts", [1, 2, 5])
+def test_pseudobulk_identical_for_any_part_count(n_parts):
+    rng = np.random.default_rng(6)
+    X = np.where(rng.random((300, 20)) < 0.7, 0.0, rng.gamma(2.0, 1.0, (300, 20))).astype(np.float32)
+    codes = rng.integers(-1, 7, 300).astype(np.int64)
+    A = sp.csr_matrix(X)
+    out = []
+    for parts in (1, n_parts):
+        part_of, part_ptr, part_rows = plan_row_parts(codes, A.indptr, 7, parts)
+        # every labelled row in exactly one part, each part's rows in row order, whole groups
+        assert sorted(part_rows.tolist()) == np.flatnonzero(codes >= 0).tolist()
+        for p in range(parts):
+            rows = part_rows[part_ptr[p]:part_ptr[p + 1]]
+            assert np.all(np.diff(rows) > 0) and np.all(part_of[codes[rows]] == p)
+        sums = np.zeros((7, 20))
+        s32 = np.zeros((7, 20), np.float32)
+        pseudobulk_csr(A.data, A.indices, A.indptr, codes, part_ptr, part_rows, sums,
+                       np.zeros((0, 0), np.int64), np.full(7, 0.25, np.float32), s32)
+        out.append((sums, s32))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+def _value_facts_reference(v):
+    """numpy reference: counts, finite extremes and first indices, written the obvious way."""
+    finite = np.isfinite(v)
+    frac = finite & (np.modf(np.where(finite, v, 0))[0] > v.dtype.type(1e-3))
+    neg = finite & (v < 0)
+    idx = np.arange(v.size)
+    return ([int(np.isnan(v).sum()), int(np.isinf(v).sum()), int(neg.sum()), int(frac.sum())],
+            [float(v[finite].min()) if finite.any() else np.inf,
+             float(v[finite].max()) if finite.any() else -np.inf],
+            [int(idx[neg][0]) if neg.any() else -1, int(idx[frac][0]) if frac.any() else -1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_value_facts_vs_numpy(dtype):
+    rng = np.random.default_rng(7)
+    for trial in range(4):
+        v = rng.integers(0, 20, 5000).astype(dtype)
+        if trial >= 1:
+            pos = rng.choice(5000, 12, replace=False)
+            v[pos] = np.array([0.5, 1e-3, 1.0011, -2.0, -0.5, -0.0, np.nan, np.inf, -np.inf,
+                               3.0004, 14.9, 0.0009], dtype=dtype)
+        if trial == 3:
+            v[:] = np.nan
+        counts, extremes, firsts = value_facts(v, v.dtype.type(1e-3))
+        ref = _value_facts_reference(v)
+        assert counts.tolist() == ref[0]
+        assert extremes.tolist() == ref[1]
+        assert firsts.tolist() == ref[2]

@@ -60,6 +60,8 @@ def value_summary(values: np.ndarray) -> dict:
         if out["n_negative"]:
             out["first_negative"] = float(values[values < 0][0])
         return out
+    if values.dtype in (np.float32, np.float64):
+        return _value_summary_numba(values.ravel(), out)
     nan = np.isnan(values)
     inf = np.isinf(values)
     out["n_nan"] = int(nan.sum())
@@ -77,6 +79,20 @@ def value_summary(values: np.ndarray) -> dict:
         out["n_fractional"] = int(frac.sum())
         if out["n_fractional"]:
             out["first_fractional"] = float(finite[frac][0])
+    return out
+
+
+def _value_summary_numba(values: np.ndarray, out: dict) -> dict:
+    """:func:`value_summary` of a float32/float64 array in one parallel numba pass (no copies)."""
+    from transpert.kernels import value_facts
+
+    counts, extremes, firsts = value_facts(values, values.dtype.type(FRACTION_EPS))
+    out.update(n_nan=int(counts[0]), n_inf=int(counts[1]), n_negative=int(counts[2]),
+               n_fractional=int(counts[3]), min=float(extremes[0]), max=float(extremes[1]))
+    if firsts[0] >= 0:
+        out["first_negative"] = float(values[firsts[0]])
+    if firsts[1] >= 0:
+        out["first_fractional"] = float(values[firsts[1]])
     return out
 
 

@@ -1,23 +1,28 @@
 """Numba kernels on plain arrays (CSR/CSC parts, group codes); callers allocate the outputs.
 
 - :func:`pseudobulk_csr`: per (group, gene) sums, non-zero counts and scipy-style float32 means.
-- :func:`count_csr_block`, :func:`scatter_csr_block`: gather a block of genes, column-major and zero-free, as
+- :func:`plan_row_parts`: which thread reads which rows (whole groups per thread).
+- :func:`count_csr_block`, :func:`scatter_csr_block` (row chunks) and :func:`scatter_rows_block`
+  (in memory, no counting pass): gather a block of genes, column-major and zero-free, as
   order-preserving keys plus group codes.
 - :func:`ranksum_block`: Mann-Whitney U and asymptotic p of every group against a reference
   group (or the rest) for every gene of a block, with scipy's semantics.
 - :func:`mwu_pvalue`, :func:`ndtr`: scalar pieces, usable on their own.
+- :func:`value_facts`: one pass over stored values for scale detection (NaN, negatives, fractions).
 """
 
 from transpert.kernels._gather import (
     count_csr_block,
     scatter_csr_block,
+    scatter_rows_block,
     value_key,
 )
 from transpert.kernels._pdex import expm1_f32, log2_ratio_pdex
-from transpert.kernels._pseudobulk import pseudobulk_csr
+from transpert.kernels._pseudobulk import plan_row_parts, pseudobulk_csr
 from transpert.kernels._regroup import regroup_segments
 from transpert.kernels._ranksum import ranksum_block
 from transpert.kernels._stats import mwu_pvalue, ndtr
+from transpert.kernels._values import value_facts
 
 __all__ = [
     "count_csr_block",
@@ -25,9 +30,12 @@ __all__ = [
     "log2_ratio_pdex",
     "mwu_pvalue",
     "ndtr",
+    "plan_row_parts",
     "pseudobulk_csr",
     "ranksum_block",
     "regroup_segments",
     "scatter_csr_block",
+    "scatter_rows_block",
+    "value_facts",
     "value_key",
 ]

@@ -86,3 +86,41 @@ def scatter_csr_block(bits, indices, indptr, row_codes, g0, g1, sorted_indices, 
                 keys_out[i] = value_key(v, sign, ones)
                 codes_out[i] = c
                 pos[g - g0] = i + 1
+
+
+@njit(cache=True, parallel=True)
+def scatter_rows_block(bits, indices, indptr, row_codes, part_ptr, part_rows, cursor, g0, g1,
+                       sign, ones, part_pos, keys_out, codes_out):
+    """Write block [g0, g1)'s entries of an in-memory CSR with sorted indices, without a
+    counting pass.
+
+    Rows come in the parts of :func:`transpert.kernels.plan_row_parts` (one thread per part).
+    ``cursor[r]`` is where row r's entries of this block start (``indptr[:-1]`` before the first
+    block; advanced here, so consecutive blocks [0, g1), [g1, g2), ... never search a row).
+    ``part_pos[p, g - g0]`` is where part p writes gene g: the caller knows every part's
+    per-gene counts from the pseudo-bulk's non-zero counts. Writes into ``part_pos`` (scratch).
+    """
+    n_parts = part_ptr.shape[0] - 1
+    for p in prange(n_parts):
+        _scatter_rows(bits, indices, indptr, row_codes, part_rows[part_ptr[p]:part_ptr[p + 1]],
+                      cursor, g0, g1, sign, ones, part_pos[p], keys_out, codes_out)
+
+
+@njit(cache=True)
+def _scatter_rows(bits, indices, indptr, row_codes, rows, cursor, g0, g1, sign, ones, pos,
+                  keys_out, codes_out):
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        c = row_codes[r]
+        k = cursor[r]
+        end = indptr[r + 1]
+        while k < end and indices[k] < g1:
+            v = np.uint64(bits[k])
+            if v != 0 and v != sign:  # +0.0 / -0.0 belong to the zero block
+                j = indices[k] - g0
+                d = pos[j]
+                keys_out[d] = value_key(v, sign, ones)
+                codes_out[d] = c
+                pos[j] = d + 1
+            k += 1
+        cursor[r] = k

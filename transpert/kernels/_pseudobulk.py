@@ -1,7 +1,9 @@
 """Pseudo-bulk accumulation over CSR rows: per (group, gene) sums and non-zero counts.
 
-Threads split the *genes* (not the rows), so every (group, gene) sum is accumulated in row
-order by exactly one thread: results are bit-identical for any thread count.
+Threads split the *groups*: :func:`plan_row_parts` gives every group to one part (balanced by
+stored entries), and a part reads its groups' rows in row order. So every row is read once, by
+one thread, every (group, gene) sum is accumulated in row order by that thread, and results are
+bit-identical for any thread count. (Splitting genes instead made every thread walk every row.)
 """
 
 from __future__ import annotations
@@ -9,41 +11,86 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from transpert.kernels._ranges import row_range
+
+@njit(cache=True)
+def plan_row_parts(row_codes, indptr, n_groups, n_parts):
+    """Assign groups to ``n_parts`` parts and list each part's rows in row order.
+
+    Greedy longest-processing-time balance on each group's stored entries (plus one per row);
+    deterministic (stable order, ties to the lowest part). Rows with code < 0 are in no part.
+    Returns ``part_of`` (int64[n_groups]), ``part_ptr`` (int64[n_parts + 1]) and ``part_rows``
+    (int64 row numbers, part after part).
+    """
+    n_rows = indptr.shape[0] - 1
+    weight = np.zeros(n_groups, dtype=np.int64)
+    for r in range(n_rows):
+        c = row_codes[r]
+        if c >= 0:
+            weight[c] += indptr[r + 1] - indptr[r] + 1
+    order = np.argsort(-weight, kind="mergesort")
+    load = np.zeros(n_parts, dtype=np.int64)
+    part_of = np.zeros(n_groups, dtype=np.int64)
+    for i in range(n_groups):
+        c = order[i]
+        best = 0
+        for p in range(1, n_parts):
+            if load[p] < load[best]:
+                best = p
+        part_of[c] = best
+        load[best] += weight[c]
+    part_ptr = np.zeros(n_parts + 1, dtype=np.int64)
+    for r in range(n_rows):
+        c = row_codes[r]
+        if c >= 0:
+            part_ptr[part_of[c] + 1] += 1
+    for p in range(n_parts):
+        part_ptr[p + 1] += part_ptr[p]
+    fill = part_ptr[:-1].copy()
+    part_rows = np.empty(part_ptr[n_parts], dtype=np.int64)
+    for r in range(n_rows):
+        c = row_codes[r]
+        if c >= 0:
+            p = part_of[c]
+            part_rows[fill[p]] = r
+            fill[p] += 1
+    return part_of, part_ptr, part_rows
 
 
 @njit(cache=True, parallel=True)
-def pseudobulk_csr(data, indices, indptr, row_codes, n_genes, sorted_indices, n_parts,
-                   sums, nonzero, scale32, sums32):
+def pseudobulk_csr(data, indices, indptr, row_codes, part_ptr, part_rows, sums, nonzero,
+                   scale32, sums32):
     """Add rows' values into ``sums[code, gene]`` (float64) and non-zero counts into ``nonzero``.
 
-    Rows with code < 0 are skipped. ``nonzero`` may be an empty (0, 0) array to skip counting.
-    Explicit zeros add nothing and are not counted.
+    Rows are those of ``part_rows`` (see :func:`plan_row_parts`; one thread per part).
+    ``nonzero`` may be an empty (0, 0) array to skip counting. Explicit zeros add nothing and
+    are not counted. Any scale in, sums on the same scale out.
 
     ``sums32`` (float32, or empty to skip) accumulates ``float32(v * scale32[code])`` in a
     float32 accumulator, row after row: exactly how scipy's ``csr_matrix.mean(axis=0)`` computes
     a float32 mean (scale each value by float32(1/n), then a float32 sparse product with ones).
     pdex 0.3.0, hence cell-eval 0.8.2, builds its ``target_mean``/``ref_mean`` from that mean.
     """
-    n_rows = indptr.shape[0] - 1
+    n_parts = part_ptr.shape[0] - 1
     count = nonzero.shape[0] > 0
     f32 = sums32.shape[0] > 0
     for p in prange(n_parts):
-        g0 = n_genes * p // n_parts
-        g1 = n_genes * (p + 1) // n_parts
-        for r in range(n_rows):
-            c = row_codes[r]
-            if c < 0:
-                continue
-            a, b = row_range(indices, indptr[r], indptr[r + 1], g0, g1, sorted_indices)
-            for k in range(a, b):
+        _accumulate_rows(data, indices, indptr, row_codes, part_rows[part_ptr[p]:part_ptr[p + 1]],
+                         sums, nonzero, scale32, sums32, count, f32)
+
+
+@njit(cache=True)
+def _accumulate_rows(data, indices, indptr, row_codes, rows, sums, nonzero, scale32, sums32,
+                     count, f32):
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        c = row_codes[r]
+        s32 = scale32[c]
+        for k in range(indptr[r], indptr[r + 1]):
+            v = data[k]
+            if v != 0:
                 g = indices[k]
-                if g < g0 or g >= g1:
-                    continue
-                v = data[k]
-                if v != 0:
-                    sums[c, g] += v
-                    if count:
-                        nonzero[c, g] += 1
-                    if f32:
-                        sums32[c, g] = sums32[c, g] + np.float32(v) * scale32[c]
+                sums[c, g] += v
+                if count:
+                    nonzero[c, g] += 1
+                if f32:
+                    sums32[c, g] = sums32[c, g] + np.float32(v) * s32

@@ -1,7 +1,7 @@
 """Mann-Whitney U of every group against one reference group (or against the rest), per gene.
 
 Input is a *gene block*: for each gene, the non-zero values of the cells that belong to a group,
-as order-preserving integer keys (see :mod:`transpert.kernels._keys`) and their group codes.
+as order-preserving integer keys (see :mod:`transpert.kernels._gather`) and their group codes.
 Zeros are never stored: all zeros of a gene form one tie block whose size per group is known
 (group size minus its non-zeros), so they enter U and the tie term by formula.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from transpert.kernels._sort import sort_gene
+from transpert.kernels._sort import RADIX, sort_gene_into
 from transpert.kernels._stats import mwu_pvalue
 
 
@@ -162,41 +162,79 @@ def _scan_vs_rest(keys, codes, n_cells, zero_key, continuity, cnt, touched, u_co
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_out, p_out, col0):
-    """Rank-sum tests for every gene of a block, genes in parallel.
+def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_out, p_out, col0,
+                  n_parts):
+    """Rank-sum tests for every gene of a block, genes split over ``n_parts`` threads.
 
     keys, codes : the block's non-zero entries, gene after gene (``gene_ptr``, length
         n_block_genes + 1); keys are order-preserving unsigned integers of the values (equal
         keys <=> equal values), codes the cell's group in [0, n_codes). Unsorted within a gene;
-        sorted here on copies.
+        sorted here into per-thread scratch (the inputs are not modified).
     n_cells : int64[n_codes], cells per group (zeros included).
     ref : reference group code, or -1 for one-vs-rest.
     zero_key : the key the value 0 would have (negative values sort below it).
     u_out, p_out : float64[n_codes, n_genes] outputs (caller fills with NaN); column ``col0 + j``
         receives gene j of the block. Rows of the reference / empty groups are left untouched.
+    n_parts : threads; part p ranks a contiguous run of genes holding about 1 / n_parts of the
+        entries, with scratch allocated once here (never inside the parallel loop).
+    Each gene is computed by one thread from exact integer counts: results do not depend on
+    ``n_parts``.
     """
     n_genes = gene_ptr.shape[0] - 1
-    for j in prange(n_genes):
-        _rank_gene(keys[gene_ptr[j]:gene_ptr[j + 1]], codes[gene_ptr[j]:gene_ptr[j + 1]], n_cells,
-                   ref, zero_key, continuity, u_out, p_out, col0 + j)
+    n_codes = n_cells.shape[0]
+    total = gene_ptr[n_genes] - gene_ptr[0]
+    split = np.empty(n_parts + 1, dtype=np.int64)
+    split[0] = 0
+    j = 0
+    for p in range(1, n_parts):
+        target = gene_ptr[0] + total * p // n_parts
+        while j < n_genes and gene_ptr[j] < target:
+            j += 1
+        split[p] = j
+    split[n_parts] = n_genes
+    max_n = 1
+    for j in range(n_genes):
+        max_n = max(max_n, gene_ptr[j + 1] - gene_ptr[j])
+    a_k = np.empty((n_parts, max_n), dtype=keys.dtype)
+    b_k = np.empty((n_parts, max_n), dtype=keys.dtype)
+    a_c = np.empty((n_parts, max_n), dtype=codes.dtype)
+    b_c = np.empty((n_parts, max_n), dtype=codes.dtype)
+    hist = np.empty((n_parts, RADIX), dtype=np.int64)
+    cnt = np.zeros((n_parts, n_codes), dtype=np.int64)
+    touched = np.empty((n_parts, n_codes), dtype=np.int64)
+    u_col = np.empty((n_parts, n_codes))
+    p_col = np.empty((n_parts, n_codes))
+    for p in prange(n_parts):
+        _rank_genes(keys, codes, gene_ptr, split[p], split[p + 1], n_cells, ref, zero_key,
+                    continuity, u_out, p_out, col0, a_k[p], a_c[p], b_k[p], b_c[p], hist[p],
+                    cnt[p], touched[p], u_col[p], p_col[p])
 
 
 @njit(cache=True, error_model="numpy")
-def _rank_gene(keys, codes, n_cells, ref, zero_key, continuity, u_out, p_out, col):
-    """One gene of :func:`ranksum_block` (a plain function: array creation inside a ``prange``
-    body would become nested parallel loops, 8x slower when measured)."""
+def _rank_genes(keys, codes, gene_ptr, j0, j1, n_cells, ref, zero_key, continuity, u_out, p_out,
+                col0, a_k, a_c, b_k, b_c, hist, cnt, touched, u_col, p_col):
+    """Genes [j0, j1) of :func:`ranksum_block` on one thread's scratch (a plain function: array
+    creation inside a ``prange`` body becomes nested parallel loops, 8x slower when measured)."""
     n_codes = n_cells.shape[0]
-    skeys, scodes = sort_gene(keys, codes)
-    cnt = np.zeros(n_codes, dtype=np.int64)
-    touched = np.empty(n_codes, dtype=np.int64)
-    u_col = np.full(n_codes, np.nan)
-    p_col = np.full(n_codes, np.nan)
-    if ref >= 0:
-        _scan_vs_reference(skeys, scodes, n_cells, ref, zero_key, continuity, cnt, touched,
-                           u_col, p_col)
-    else:
-        _scan_vs_rest(skeys, scodes, n_cells, zero_key, continuity, cnt, touched, u_col, p_col)
-    for c in range(n_codes):
-        if u_col[c] == u_col[c]:
-            u_out[c, col] = u_col[c]
-            p_out[c, col] = p_col[c]
+    for j in range(j0, j1):
+        lo = gene_ptr[j]
+        hi = gene_ptr[j + 1]
+        n = hi - lo
+        if sort_gene_into(keys[lo:hi], codes[lo:hi], a_k, a_c, b_k, b_c, hist) == 0:
+            skeys = a_k[:n]
+            scodes = a_c[:n]
+        else:
+            skeys = b_k[:n]
+            scodes = b_c[:n]
+        u_col[:] = np.nan
+        p_col[:] = np.nan
+        if ref >= 0:
+            _scan_vs_reference(skeys, scodes, n_cells, ref, zero_key, continuity, cnt, touched,
+                               u_col, p_col)
+        else:
+            _scan_vs_rest(skeys, scodes, n_cells, zero_key, continuity, cnt, touched, u_col, p_col)
+        col = col0 + j
+        for c in range(n_codes):
+            if u_col[c] == u_col[c]:
+                u_out[c, col] = u_col[c]
+                p_out[c, col] = p_col[c]

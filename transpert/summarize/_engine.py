@@ -107,20 +107,67 @@ def _scale32(groups: Groups) -> np.ndarray:
 
 
 def accumulate_pseudobulk(acc: Accumulators, X: sp.csr_matrix, row_codes: np.ndarray,
-                          raw: sp.csr_matrix | None, n_parts: int) -> None:
-    """Pass A on one CSR chunk of log1p values (``raw``: the same rows' counts, or None)."""
-    from transpert.kernels import pseudobulk_csr
+                          raw: sp.csr_matrix | None, n_parts: int):
+    """Pass A on one CSR chunk of log1p values (``raw``: the same rows' counts, or None).
+
+    Returns the row plan (``part_of``, ``part_ptr``, ``part_rows``: which thread read which
+    groups' rows), which the in-memory gather reuses.
+    """
+    from transpert.kernels import plan_row_parts, pseudobulk_csr
 
     f32 = X.dtype == np.float32
-    pseudobulk_csr(X.data, X.indices, X.indptr, row_codes, acc.n_genes, True, n_parts,
+    plan = plan_row_parts(row_codes, X.indptr, len(acc.groups.labels), n_parts)
+    _part_of, part_ptr, part_rows = plan
+    pseudobulk_csr(X.data, X.indices, X.indptr, row_codes, part_ptr, part_rows,
                    acc.sums, acc.nonzero, _scale32(acc.groups),
                    acc.sums32 if f32 else np.zeros((0, 0), np.float32))
     if raw is not None:
-        pseudobulk_csr(raw.data, raw.indices, raw.indptr, row_codes, acc.n_genes, True, n_parts,
+        pseudobulk_csr(raw.data, raw.indices, raw.indptr, row_codes, part_ptr, part_rows,
                        acc.raw_sums, np.zeros((0, 0), np.int64), _scale32(acc.groups),
                        np.zeros((0, 0), np.float32))
     if not f32:
         acc.sums32 = None
+    return plan
+
+
+class RowBlockGatherer:
+    """Gene blocks of an in-memory canonical CSR, in gene order, with no counting pass.
+
+    The pseudo-bulk pass already counted every group's non-zeros per gene, so each thread's
+    write positions are known; a per-row cursor remembers where the previous block ended, so
+    over all blocks every stored entry is read once (no per-block row searches).
+    """
+
+    def __init__(self, X: sp.csr_matrix, row_codes: np.ndarray, plan, nonzero: np.ndarray,
+                 fmt: KeyFormat):
+        part_of, self.part_ptr, self.part_rows = plan
+        n_parts = self.part_ptr.shape[0] - 1
+        self.part_nnz = np.zeros((n_parts, nonzero.shape[1]), dtype=np.int64)
+        np.add.at(self.part_nnz, part_of, nonzero)
+        self.X, self.row_codes, self.fmt = X, row_codes, fmt
+        self.bits = X.data.view(fmt.bits_dtype)
+        self.cursor = X.indptr[:-1].astype(np.int64)
+        self.next_gene = 0
+
+    def block(self, g0: int, g1: int):
+        """(keys, codes, gene_ptr) of genes [g0, g1); blocks must come in order from gene 0."""
+        from transpert.kernels import scatter_rows_block
+
+        if g0 != self.next_gene:
+            raise RuntimeError(f"gene blocks must be gathered in order: expected {self.next_gene}, got {g0}")
+        counts = self.part_nnz[:, g0:g1]
+        gene_ptr = np.zeros(g1 - g0 + 1, dtype=np.int64)
+        np.cumsum(counts.sum(axis=0), out=gene_ptr[1:])
+        # part p writes gene g after the entries of parts < p
+        part_pos = gene_ptr[:-1][None, :] + np.cumsum(counts, axis=0) - counts
+        keys = np.empty(int(gene_ptr[-1]), dtype=self.fmt.bits_dtype)
+        codes = np.empty(int(gene_ptr[-1]), dtype=np.int32)
+        fmt, X = self.fmt, self.X
+        scatter_rows_block(self.bits, X.indices, X.indptr, self.row_codes, self.part_ptr,
+                           self.part_rows, self.cursor, g0, g1, fmt.sign, fmt.ones,
+                           np.ascontiguousarray(part_pos), keys, codes)
+        self.next_gene = g1
+        return keys, codes, gene_ptr
 
 
 def gather_block(X: sp.csr_matrix, row_codes, g0, g1, fmt: KeyFormat, n_parts: int):
@@ -145,7 +192,7 @@ def _rank_job(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity):
     u = np.full((n_cells.shape[0], nb), np.nan)
     p = np.full((n_cells.shape[0], nb), np.nan)
     with numba_threads(1):
-        ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u, p, 0)
+        ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u, p, 0, 1)
     return u, p
 
 
@@ -162,7 +209,7 @@ def run_blocks(acc: Accumulators, block_iter, n_blocks: int, fmt: KeyFormat, thr
             with numba_threads(threads):
                 for g0, _g1, keys, codes, gene_ptr in block_iter:
                     ranksum_block(keys, codes, gene_ptr, g.n_cells, g.ref, fmt.zero_key, continuity,
-                                  acc.u, acc.p, g0)
+                                  acc.u, acc.p, g0, threads)
                     bar.update(1)
             return
         import joblib
@@ -202,7 +249,7 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
     raw = canonical_csr(raw) if raw is not None else None
     acc = Accumulators.new(groups, X.shape[1], raw is not None)
     with numba_threads(n_threads) as n_parts:
-        accumulate_pseudobulk(acc, X, groups.codes, raw, n_parts)
+        plan = accumulate_pseudobulk(acc, X, groups.codes, raw, n_parts)
     acc.info["passes"] = 1
     if not de:
         return acc
@@ -211,11 +258,12 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
     max_entries = max(1, budget // 4 // (2 * (fmt.bits_dtype.itemsize + 4)))
     blocks = plan_blocks(acc.nonzero.sum(axis=0), max_entries)
     acc.info["gene_blocks"] = len(blocks)
+    gatherer = RowBlockGatherer(X, groups.codes, plan, acc.nonzero, fmt)
 
     def block_iter():
         for g0, g1 in blocks:
-            with numba_threads(n_threads) as n_parts:
-                keys, codes, gene_ptr = gather_block(X, groups.codes, g0, g1, fmt, n_parts)
+            with numba_threads(n_threads):
+                keys, codes, gene_ptr = gatherer.block(g0, g1)
             yield g0, g1, keys, codes, gene_ptr
 
     run_blocks(acc, block_iter(), len(blocks), fmt, n_threads, backend, continuity, show_progress)
