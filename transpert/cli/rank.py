@@ -12,6 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
     parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
     parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
+    parser.add_argument("--memory-budget", default=None,
+                        help="memory the DE engine may use per file, e.g. 1GB [default: 2GB]")
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap resamples for the paired comparison of the top two [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")
@@ -26,19 +28,20 @@ def run(args: argparse.Namespace) -> int:
     from transpert.evaluate._bootstrap import generalist_ranking, paired_comparison
     from transpert.evaluate._output import write_results_csv
     from transpert.evaluate._report import _md_table
-    from transpert.evaluate._runner import release
 
     names = [Path(p).stem for p in args.preds]
     if len(set(names)) != len(names):
         raise TranspertInputError(f"prediction file names must differ (stems: {names})")
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
-    real = prepare(args.real, "real", **kw)
+    # The real file is streamed and summarised once; each prediction is checked against it
+    # before it is read, then streamed, scored and dropped (only summaries stay in memory).
+    real = prepare(args.real, "real", memory_budget=args.memory_budget, **kw)
     results = {}
     outdir = Path(args.outdir)
     for name, path in zip(names, args.preds):
-        pred = prepare(path, path, **kw)
+        pred = prepare(path, path, against=real, memory_budget=args.memory_budget, **kw)
         results[name] = evaluate_prepared(real, pred, metrics=GENERALIST, profile="generalist", **kw)
-        release(pred)
+        pred.summary = None  # its DE arrays are kept; the full summary profile is not needed
         r = results[name]
         write_results_csv(r.results, r.defined, outdir / f"{name}_results.csv")
     ranking = generalist_ranking(results)
