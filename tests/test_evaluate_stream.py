@@ -146,3 +146,44 @@ def test_rank_summarises_real_once(paths, tmp_path, monkeypatch):
         for c in want.results.columns[1:]:
             np.testing.assert_allclose(got[c].to_numpy(float), want.results[c].to_numpy(float),
                                        rtol=1e-12, atol=0, err_msg=f"{name} {c}")
+
+
+def test_baseline_streamed_equals_scanpy_reference(tmp_path, monkeypatch):
+    """build_baseline streams the training file: rows = mean of pandas group means of the
+    scanpy-normalised file, then the control cells exactly as scanpy normalises them."""
+    sc = pytest.importorskip("scanpy")
+    from transpert.evaluate import build_baseline
+
+    train, _ = make_pair(13)
+    train.write_h5ad(tmp_path / "train.h5ad")
+    counts = pd.DataFrame({"target_gene": ["G1", "G3"], "n_cells": [2, 3]})
+    norm = train.copy()
+    sc.pp.normalize_total(norm)
+    sc.pp.log1p(norm)
+    dense = norm.X.toarray()
+    labels = train.obs["target_gene"].to_numpy(str)
+    b = pd.DataFrame(dense.astype(np.float64)).groupby(labels).mean().to_numpy().astype(np.float32)
+    b = b.astype(np.float64).mean(axis=0).astype(np.float32)
+    ctrl = labels == CONTROL
+
+    reads = []
+    original = _H5Matrix.read_rows
+
+    def spy(self, start, stop):
+        reads.append(stop - start)
+        return original(self, start, stop)
+
+    import transpert.data.read as rd
+
+    monkeypatch.setattr(rd, "TARGET_CHUNK_ENTRIES", 500)  # several chunks on this small file
+    monkeypatch.setattr(_H5Matrix, "read_rows", spy)
+    written = build_baseline(tmp_path / "train.h5ad", counts, tmp_path / "base.h5ad").to_memory()
+    monkeypatch.undo()
+    assert reads and max(reads) < train.n_obs
+    in_memory = build_baseline(train, counts)
+    for base in (written, in_memory):
+        X = np.asarray(base.X)
+        np.testing.assert_array_equal(X[:5], np.broadcast_to(b, (5, train.n_vars)))
+        np.testing.assert_array_equal(X[5:], dense[ctrl])
+        assert list(base.obs_names[5:]) == list(train.obs_names[ctrl])
+        assert list(base.obs["target_gene"][:5]) == ["G1", "G1", "G3", "G3", "G3"]

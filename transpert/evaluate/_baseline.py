@@ -5,8 +5,10 @@ mean over *all* label groups of the training file (control included) of each gro
 log1p expression; every perturbation of the counts CSV (control rows dropped) gets ``n_cells``
 rows equal to b (obs names ``p.0, p.1, ...``); the training control cells (log1p) are appended.
 
-The output is written to h5ad in row blocks, so the dense baseline matrix is never held in
-memory whole (cell-eval builds it with ``np.full``).
+The training file is streamed (``transpert.data.open_cells``: one validation pass, one pass
+for the pseudo-bulks, one for the control cells), never read whole, and the output is written
+to h5ad in row blocks, so the dense baseline matrix is never held in memory whole either
+(cell-eval reads the training file whole and builds the matrix with ``np.full``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import os
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
 from transpert._io import atomic_path
-from transpert.evaluate._inputs import group_means, prepare_cells
+from transpert.evaluate._inputs import check_control, open_input
 
 BLOCK_ROWS = 4096
+CONTROL_BLOCK_ROWS = 1024  # control cells densified this many at a time
 
 
 def read_counts(counts, *, pert_col: str, control: str, counts_col: str = "n_cells") -> pd.DataFrame:
@@ -48,53 +50,72 @@ def read_counts(counts, *, pert_col: str, control: str, counts_col: str = "n_cel
     return out[out[pert_col] != control].reset_index(drop=True)
 
 
-def baseline_vector(train, *, pert_col: str = "target_gene", control: str = "non-targeting"):
-    """(b, cells): the cell-mean baseline vector (float32, log1p) and the log1p training cells."""
-    cells, adata = prepare_cells(train, "train", pert_col, control)
-    cells.obs_names = adata.obs_names.astype(str).to_numpy()
-    groups = np.array(sorted(set(np.unique(cells.labels))))
-    if control not in set(groups):
-        raise TranspertInputError(
-            f"{cells.name}: control label {control!r} not found in {pert_col!r}; the baseline "
-            "appends the training control cells"
-        )
-    means = group_means(cells.X, cells.labels, groups)
+def baseline_vector(opened, *, control: str = "non-targeting", threads: int | None = None):
+    """The cell-mean baseline vector (float32, log1p scale) of an opened training file.
+
+    ``opened``: :func:`transpert.evaluate._inputs.open_input`'s result (streamed; validated and
+    summarised here, pseudo-bulks only).
+    """
+    from transpert.evaluate._runner import reduce_input
+
+    check_control(opened.cells, control)
+    prep = reduce_input(opened, pert_col="target_gene", control=control, threads=threads, de=False)
     # Mean of the per-group means (float32 like cell-eval's numpy mean over polars' f32 means).
-    return means.astype(np.float64).mean(axis=0).astype(np.float32), cells
+    return prep.means.astype(np.float64).mean(axis=0).astype(np.float32)
+
+
+def _control_blocks(opened, ctrl_rows: np.ndarray):
+    """Yield (offset, dense float32 block) of the control cells, log1p scale, in file order."""
+    done = 0
+    for start, stop, chunk in opened.source.iter_log1p_chunks():
+        lo, hi = np.searchsorted(ctrl_rows, [start, stop])
+        rows = ctrl_rows[lo:hi] - start
+        for s in range(0, rows.size, CONTROL_BLOCK_ROWS):
+            block = chunk[rows[s:s + CONTROL_BLOCK_ROWS]].toarray().astype(np.float32, copy=False)
+            yield done, block
+            done += block.shape[0]
 
 
 def build_baseline(train, counts, output=None, *, pert_col: str = "target_gene",
-                   control: str = "non-targeting", counts_col: str = "n_cells"):
+                   control: str = "non-targeting", counts_col: str = "n_cells",
+                   threads: int | None = None):
     """Build the cell-mean baseline prediction; log1p scale out.
 
     ``train``: h5ad path or AnnData (counts or log1p); ``counts``: CSV path or DataFrame with
     ``pert_col`` and ``counts_col``. With ``output`` the baseline is written there (block-wise)
-    and returned backed read-only; without, it is returned in memory.
+    and returned backed read-only; without, it is returned in memory. The training file is
+    streamed, never read whole.
     """
-    import anndata as ad
 
     table = read_counts(counts, pert_col=pert_col, control=control, counts_col=counts_col)
-    b, cells = baseline_vector(train, pert_col=pert_col, control=control)
+    opened = open_input(train, "train", pert_col, control)
+    try:
+        return _build(opened, table, output, pert_col=pert_col, control=control,
+                      counts_col=counts_col, threads=threads)
+    finally:
+        opened.close()
+
+
+def _build(opened, table, output, *, pert_col, control, counts_col, threads):
+    import anndata as ad
+
+    b = baseline_vector(opened, control=control, threads=threads)
+    cells = opened.cells
     ctrl_rows = np.flatnonzero(cells.labels == control)
     n_base = int(table[counts_col].sum())
     labels = np.concatenate([np.repeat(table[pert_col].to_numpy(), table[counts_col].to_numpy()),
                              np.full(ctrl_rows.size, control, dtype=object)])
-    obs_names = [f"p.{i}" for i in range(n_base)] + list(cells.obs_names[ctrl_rows])
+    obs_names = [f"p.{i}" for i in range(n_base)] + \
+        list(opened.source.obs.index.astype(str).to_numpy()[ctrl_rows])
     obs = pd.DataFrame({pert_col: pd.Categorical(labels.astype(str))}, index=obs_names)
     var = pd.DataFrame(index=cells.var_names)
     n_genes = len(var)
 
-    def control_block(start, stop):
-        rows = ctrl_rows[start:stop]
-        block = cells.X[rows]
-        return block.toarray() if sp.issparse(block) else np.asarray(block)
-
     if output is None:
         X = np.empty((n_base + ctrl_rows.size, n_genes), dtype=np.float32)
         X[:n_base] = b
-        for s in range(0, ctrl_rows.size, BLOCK_ROWS):
-            e = min(s + BLOCK_ROWS, ctrl_rows.size)
-            X[n_base + s:n_base + e] = control_block(s, e)
+        for at, block in _control_blocks(opened, ctrl_rows):
+            X[n_base + at:n_base + at + block.shape[0]] = block
         return ad.AnnData(X=X, obs=obs, var=var)
 
     import h5py
@@ -113,7 +134,6 @@ def build_baseline(train, counts, output=None, *, pert_col: str = "target_gene",
             for s in range(0, n_base, BLOCK_ROWS):
                 e = min(s + BLOCK_ROWS, n_base)
                 dset[s:e] = block[: e - s]
-            for s in range(0, ctrl_rows.size, BLOCK_ROWS):
-                e = min(s + BLOCK_ROWS, ctrl_rows.size)
-                dset[n_base + s:n_base + e] = control_block(s, e)
+            for at, block in _control_blocks(opened, ctrl_rows):
+                dset[n_base + at:n_base + at + block.shape[0]] = block
     return ad.read_h5ad(output, backed="r")

@@ -12,22 +12,6 @@ import pandas as pd
 from transpert._errors import TranspertInputError
 
 
-def summarize_cells(cells, pert_col: str, control: str, threads: int | None = None):
-    """Summary profile (``transpert.summarize.summarize``) of log1p-scale cells."""
-    import anndata as ad
-
-    from transpert.summarize import summarize
-
-    adata = ad.AnnData(
-        X=cells.X,
-        obs=pd.DataFrame({pert_col: pd.Categorical(cells.labels)},
-                         index=np.arange(len(cells.labels)).astype(str)),
-        var=pd.DataFrame(index=cells.var_names),
-    )
-    return summarize(adata, pert_col=pert_col, control=control, threads=threads,
-                     show_progress=False)
-
-
 def arrays_from_summary(summary, labels: np.ndarray, genes: np.ndarray, name: str):
     """float32 (log2fc, fdr) rows in ``labels`` order from a summary profile."""
     obs = pd.Index(summary.obs_names.astype(str))

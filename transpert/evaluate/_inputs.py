@@ -5,8 +5,7 @@ only; ``transpert.data.open_cells``), :func:`validate_values` checks its values 
 streaming pass (the same pass learns the scale and the library sizes the normalisation
 needs), and the runner hands the open source to the summaries engine, which reads it in row
 chunks within a memory budget. The in-memory helpers below (``detect_scale``,
-``normalize_log1p``, ``group_means``, ``prepare_cells``) serve the baseline builder, ``prep``
-and the tests.
+``normalize_log1p``, ``group_means``) serve ``prep`` and the tests.
 
 - Scale detection (``cell_eval.utils.guess_is_lognorm``): no stored value with a fractional
   part > 1e-3 means raw counts, which are normalised per file exactly as scanpy's
@@ -62,21 +61,6 @@ def describe_source(source, which: str) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     return f"{which} AnnData"
-
-
-def read_anndata(source, which: str):
-    """AnnData from a path (read into memory, sparse kept sparse) or an AnnData (not copied)."""
-    import anndata as ad
-
-    if isinstance(source, (str, os.PathLike)):
-        if not os.path.exists(source):
-            raise TranspertInputError(f"{which} file not found: {source}")
-        return ad.read_h5ad(source)
-    if isinstance(source, ad.AnnData):
-        return source
-    raise TranspertInputError(
-        f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
-    )
 
 
 def _values(X) -> np.ndarray:
@@ -226,36 +210,6 @@ def normalize_log1p(X, inplace: bool = False):
     out = np.true_divide(X, factor[:, None])
     np.log1p(out, out=out)
     return out
-
-
-def prepare_cells(source, which: str, pert_col: str, control: str) -> tuple[Cells, object]:
-    """Read, check the perturbation column, detect the scale, normalise counts. Log1p out."""
-    name = describe_source(source, which)
-    adata = read_anndata(source, which)
-    if pert_col not in adata.obs.columns:
-        raise TranspertInputError(
-            f"{name}: perturbation column {pert_col!r} not in obs (columns: "
-            f"{', '.join(map(str, adata.obs.columns))}); pass the right column name"
-        )
-    labels = adata.obs[pert_col].to_numpy(str)
-    X = adata.X
-    if X is None:
-        raise TranspertInputError(f"{name}: X is empty")
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        if X.dtype == np.float16:
-            X = X.astype(np.float32)
-    else:
-        X = np.asarray(X)
-        if X.dtype == np.float16:
-            X = X.astype(np.float32)
-    scale = detect_scale(X, name)
-    if scale == "counts":
-        # A file read here is ours: normalise its matrix in place instead of copying it.
-        X = normalize_log1p(X, inplace=isinstance(source, (str, os.PathLike)) and sp.issparse(X))
-    cells = Cells(name=name, X=X, labels=labels, var_names=pd.Index(adata.var_names.astype(str)),
-                  scale=scale)
-    return cells, adata
 
 
 def check_control(cells: Cells, control: str) -> None:

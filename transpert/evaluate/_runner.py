@@ -24,7 +24,7 @@ import pandas as pd
 from transpert._errors import TranspertInputError
 from transpert._parallel import numba_threads
 from transpert.evaluate import _metrics  # noqa: F401  (registers the metrics)
-from transpert.evaluate._de import arrays_from_summary, arrays_from_table, summarize_cells
+from transpert.evaluate._de import arrays_from_summary, arrays_from_table
 from transpert.evaluate._inputs import Cells, Opened, check_control, check_pair, open_input, validate_values
 from transpert.evaluate._metrics import PROFILES
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
@@ -104,11 +104,9 @@ def _de_arrays(prep: Prepared, labels, genes, *, pert_col, control, threads, nam
             prep.de_arrays = arrays_from_table(prep.de_table, labels, genes, name)
         else:
             if prep.summary is None:
-                if prep.cells is None or prep.cells.X is None:
-                    raise TranspertInputError(
-                        f"{name}: prepared without DE (de=False) but a DE metric was asked for; "
-                        "prepare the file with de=True")
-                prep.summary = summarize_cells(prep.cells, pert_col, control, threads)
+                raise TranspertInputError(
+                    f"{name}: prepared without DE (de=False) but a DE metric was asked for; "
+                    "prepare the file with de=True")
             prep.de_arrays = arrays_from_summary(prep.summary, labels, genes, name)
     return prep.de_arrays
 
