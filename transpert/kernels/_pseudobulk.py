@@ -4,6 +4,8 @@ Threads split the *groups*: :func:`plan_row_parts` gives every group to one part
 stored entries), and a part reads its groups' rows in row order. So every row is read once, by
 one thread, every (group, gene) sum is accumulated in row order by that thread, and results are
 bit-identical for any thread count. (Splitting genes instead made every thread walk every row.)
+A part reads one group's rows after the other, so the accumulator rows it writes stay in cache
+(row order across groups made three cache misses per stored value at 18k genes).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ def plan_row_parts(row_codes, indptr, n_groups, n_parts):
     Greedy longest-processing-time balance on each group's stored entries (plus one per row);
     deterministic (stable order, ties to the lowest part). Rows with code < 0 are in no part.
     Returns ``part_of`` (int64[n_groups]), ``part_ptr`` (int64[n_parts + 1]) and ``part_rows``
-    (int64 row numbers, part after part).
+    (int64 row numbers, part after part; within a part group after group, each group's rows
+    in row order).
     """
     n_rows = indptr.shape[0] - 1
     weight = np.zeros(n_groups, dtype=np.int64)
@@ -38,21 +41,33 @@ def plan_row_parts(row_codes, indptr, n_groups, n_parts):
                 best = p
         part_of[c] = best
         load[best] += weight[c]
-    part_ptr = np.zeros(n_parts + 1, dtype=np.int64)
+    # rows by (part, group, row): a group's rows in a run keep its accumulator rows in cache
+    group_ptr = np.zeros(n_groups + 1, dtype=np.int64)
     for r in range(n_rows):
         c = row_codes[r]
         if c >= 0:
-            part_ptr[part_of[c] + 1] += 1
+            group_ptr[c + 1] += 1
+    for c in range(n_groups):
+        group_ptr[c + 1] += group_ptr[c]
+    fill = group_ptr[:-1].copy()
+    by_group = np.empty(group_ptr[n_groups], dtype=np.int64)
+    for r in range(n_rows):
+        c = row_codes[r]
+        if c >= 0:
+            by_group[fill[c]] = r
+            fill[c] += 1
+    part_ptr = np.zeros(n_parts + 1, dtype=np.int64)
+    for c in range(n_groups):
+        part_ptr[part_of[c] + 1] += group_ptr[c + 1] - group_ptr[c]
     for p in range(n_parts):
         part_ptr[p + 1] += part_ptr[p]
-    fill = part_ptr[:-1].copy()
+    at = part_ptr[:-1].copy()
     part_rows = np.empty(part_ptr[n_parts], dtype=np.int64)
-    for r in range(n_rows):
-        c = row_codes[r]
-        if c >= 0:
-            p = part_of[c]
-            part_rows[fill[p]] = r
-            fill[p] += 1
+    for c in range(n_groups):
+        p = part_of[c]
+        for i in range(group_ptr[c], group_ptr[c + 1]):
+            part_rows[at[p]] = by_group[i]
+            at[p] += 1
     return part_of, part_ptr, part_rows
 
 

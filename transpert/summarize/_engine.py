@@ -31,6 +31,8 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30
 # streamed entries stay in memory when they take at most budget / STORE_FRACTION, else a scratch file
 STORE_FRACTION = 3
 BACKENDS = ("threads", "joblib", "dask")
+# genes scattered per sweep over the rows by the in-memory gather (see scatter_rows_block)
+SUB_GENES = 1024
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -139,7 +141,7 @@ class RowBlockGatherer:
     """
 
     def __init__(self, X: sp.csr_matrix, row_codes: np.ndarray, plan, nonzero: np.ndarray,
-                 fmt: KeyFormat):
+                 fmt: KeyFormat, sub_genes: int = SUB_GENES, reuse: bool = False):
         part_of, self.part_ptr, self.part_rows = plan
         n_parts = self.part_ptr.shape[0] - 1
         self.part_nnz = np.zeros((n_parts, nonzero.shape[1]), dtype=np.int64)
@@ -148,9 +150,15 @@ class RowBlockGatherer:
         self.bits = X.data.view(fmt.bits_dtype)
         self.cursor = X.indptr[:-1].astype(np.int64)
         self.next_gene = 0
+        self.sub_genes = sub_genes
+        # reuse: one buffer for every block (the previous block must be consumed by then);
+        # saves the page faults of a fresh allocation per block
+        self.reuse = reuse
+        self._keys = self._codes = None
 
     def block(self, g0: int, g1: int):
-        """(keys, codes, gene_ptr) of genes [g0, g1); blocks must come in order from gene 0."""
+        """(keys, codes, gene_ptr) of genes [g0, g1); blocks must come in order from gene 0.
+        With ``reuse`` the arrays are overwritten by the next call."""
         from transpert.kernels import scatter_rows_block
 
         if g0 != self.next_gene:
@@ -160,12 +168,19 @@ class RowBlockGatherer:
         np.cumsum(counts.sum(axis=0), out=gene_ptr[1:])
         # part p writes gene g after the entries of parts < p
         part_pos = gene_ptr[:-1][None, :] + np.cumsum(counts, axis=0) - counts
-        keys = np.empty(int(gene_ptr[-1]), dtype=self.fmt.bits_dtype)
-        codes = np.empty(int(gene_ptr[-1]), dtype=np.int32)
+        n = int(gene_ptr[-1])
+        if self.reuse:
+            if self._keys is None or self._keys.shape[0] < n:
+                self._keys = np.empty(n, dtype=self.fmt.bits_dtype)
+                self._codes = np.empty(n, dtype=np.int32)
+            keys, codes = self._keys[:n], self._codes[:n]
+        else:
+            keys = np.empty(n, dtype=self.fmt.bits_dtype)
+            codes = np.empty(n, dtype=np.int32)
         fmt, X = self.fmt, self.X
         scatter_rows_block(self.bits, X.indices, X.indptr, self.row_codes, self.part_ptr,
                            self.part_rows, self.cursor, g0, g1, fmt.sign, fmt.ones,
-                           np.ascontiguousarray(part_pos), keys, codes)
+                           np.ascontiguousarray(part_pos), keys, codes, self.sub_genes)
         self.next_gene = g1
         return keys, codes, gene_ptr
 
@@ -258,7 +273,9 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
     max_entries = max(1, budget // 4 // (2 * (fmt.bits_dtype.itemsize + 4)))
     blocks = plan_blocks(acc.nonzero.sum(axis=0), max_entries)
     acc.info["gene_blocks"] = len(blocks)
-    gatherer = RowBlockGatherer(X, groups.codes, plan, acc.nonzero, fmt)
+    # numba threads rank a block before the next is gathered, so one buffer serves them all;
+    # joblib/dask workers may still hold a block when the next one is gathered
+    gatherer = RowBlockGatherer(X, groups.codes, plan, acc.nonzero, fmt, reuse=backend == "threads")
 
     def block_iter():
         for g0, g1 in blocks:
