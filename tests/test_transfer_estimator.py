@@ -54,8 +54,49 @@ def test_prediction_layout(model, data):
     assert ((p >= 0) & (p <= 1)).all()
 
 
+def _brute_common(train) -> np.ndarray:
+    """Positive-part James-Stein mean delta per gene, written out independently."""
+    d = np.asarray(train.layers["delta"], dtype=np.float64)
+    n = d.shape[0]
+    out = np.zeros(d.shape[1])
+    for g in range(d.shape[1]):
+        m = d[:, g].mean()
+        if m != 0:
+            out[g] = m * min(1.0, max(0.0, 1 - d[:, g].var(ddof=1) / n / m**2))
+    return out
+
+
+def _brute_significant(train) -> tuple[np.ndarray, np.ndarray]:
+    """Mean |delta| over the perturbations where a gene is significant, and the sign of the sum."""
+    d = np.asarray(train.layers["delta"], dtype=np.float64)
+    sig = np.nan_to_num(np.asarray(train.layers["fdr"], dtype=np.float64), nan=1.0) < 0.05
+    mag, sign = np.zeros(d.shape[1]), np.zeros(d.shape[1])
+    for g in range(d.shape[1]):
+        rows = sig[:, g]
+        if rows.any():
+            mag[g] = np.abs(d[rows, g]).mean()
+            sign[g] = np.sign(d[rows, g].sum())
+    return mag, sign
+
+
+def test_target_statistics_against_brute_force(model, data):
+    _, train, _, _ = data
+    np.testing.assert_allclose(model.target_.common_delta, _brute_common(train), rtol=1e-10, atol=1e-12)
+    mag, sign = _brute_significant(train)
+    assert (mag > 0).any()  # the fixture has significant genes, so the floor is exercised
+    np.testing.assert_allclose(model.target_.sig_magnitude, mag, rtol=1e-10)
+    np.testing.assert_array_equal(model.target_.sig_sign, sign)
+    # a gene with a consistent effect keeps its mean; a pure-noise gene is shrunk to 0
+    from transpert.transfer.target import common_effect
+
+    x = np.column_stack([np.full(10, 0.5) + np.linspace(-0.01, 0.01, 10), np.tile([-1.0, 1.0], 5) + 0.01])
+    c = common_effect(x, "js")
+    assert c[0] == pytest.approx(0.5, rel=1e-3) and c[1] == 0.0
+    np.testing.assert_allclose(common_effect(x, "none"), x.mean(axis=0))
+
+
 def test_prediction_follows_the_chosen_scales(model, data):
-    refs, _, _, _ = data
+    refs, train, _, _ = data
     pred = model.predict(["P35"])
     t = model.target_
     w = model.weights_["weight"]
@@ -77,7 +118,14 @@ def test_prediction_follows_the_chosen_scales(model, data):
     sw = model.stack_weights_
     spec = sw["gene_wise"] * model.gene_slopes_ * spec + \
         sw["low_rank"] * (spec @ model.low_rank_basis_) @ model.low_rank_map_
-    delta = model.common_scale_ * t.mean_delta + model.specific_scale_ * spec
+    delta = model.common_scale_ * _brute_common(train) + model.specific_scale_ * spec
+    # genes called DE move by at least their significant training magnitude (deg_magnitude="floor")
+    mag, sign = _brute_significant(train)
+    called = np.asarray(pred.layers["deg_probability"][0], dtype=np.float64) >= model.deg_threshold_
+    called &= model._floors(model.deg_source_)
+    for g in np.flatnonzero(called & (mag > 0)):
+        direction = np.sign(delta[g]) if delta[g] != 0 else sign[g]
+        delta[g] = direction * max(abs(delta[g]), mag[g])
     j = t.genes.get_loc("P35") if "P35" in t.genes else None
     mean = np.clip(t.control_mean + delta, 0, None)
     keep = np.ones(len(t.genes), bool)
@@ -103,8 +151,10 @@ def test_perturbation_in_no_reference_falls_back_with_warning(model):
     assert pred.obs["source"].tolist() == ["references", "target_train_mean"]
     assert pred.obs["n_reference_lines"].tolist() == [2, 0]
     t = model.target_
-    expected = np.clip(t.control_mean + t.mean_delta, 0, None)
-    np.testing.assert_allclose(pred.layers["mean"][1], expected, rtol=1e-6, atol=1e-6)
+    expected = np.clip(t.control_mean + t.common_delta, 0, None)
+    called = pred.layers["deg_probability"][1] >= model.deg_threshold_
+    keep = ~called | (t.sig_magnitude == 0) | (not model._floors(model.deg_source_))
+    np.testing.assert_allclose(pred.layers["mean"][1, keep], expected[keep], rtol=1e-6, atol=1e-6)
 
 
 def test_genes_missing_from_every_line(data):
@@ -116,7 +166,7 @@ def test_genes_missing_from_every_line(data):
     # unmeasured genes: only the common component (no specific effect)
     np.testing.assert_allclose(
         pred.layers["delta"][0, :5],
-        np.clip(t.control_mean[:5] + model.common_scale_ * t.mean_delta[:5], 0, None) - t.control_mean[:5],
+        np.clip(t.control_mean[:5] + model.common_scale_ * t.common_delta[:5], 0, None) - t.control_mean[:5],
         atol=1e-6)
 
 
@@ -126,7 +176,8 @@ def test_save_load_round_trip_is_identical(model, tmp_path):
     assert meta["format"] == "transpert.TransPert" and meta["lines"] == ["A", "B"]
     loaded = TransPert.load(tmp_path / "m")
     assert loaded.get_params() == {**model.get_params(), "specific_scales": [0.5, 1.0, 1.5],
-                                   "common_scales": [0.5, 1.0]}
+                                   "common_scales": [0.5, 1.0],
+                                   "deg_sources": list(model.deg_sources)}
     pd.testing.assert_frame_equal(loaded.weights_, model.weights_)
     pd.testing.assert_frame_equal(loaded.scale_curve_, model.scale_curve_)
     perts = ["P35", "P2", "P30", "P0"]
@@ -135,6 +186,7 @@ def test_save_load_round_trip_is_identical(model, tmp_path):
         np.testing.assert_array_equal(a.layers[layer], b.layers[layer])
     pd.testing.assert_frame_equal(a.obs, b.obs)
     assert loaded.deg_threshold_ == model.deg_threshold_
+    assert loaded.deg_source_ == model.deg_source_ in ("classifier", "frequency")
     pd.testing.assert_frame_equal(loaded.deg_threshold_curve_, model.deg_threshold_curve_)
     # the DEG call the writer reads: genes at or above the cross-validated threshold
     np.testing.assert_array_equal(a.obs["n_de_genes"],

@@ -8,7 +8,12 @@ gene at all when DEGs are rare and uncertain (e.g. real data with 0-1 DEGs per p
 which guarantees DES = 0; a low threshold calls many false genes, which can push true ones out of
 the first ``k``. So the threshold is chosen like the scales: on out-of-fold predictions of the
 target's training perturbations (out-of-fold DEG probabilities and deltas), by the mean DES that
-the call would get against the training perturbations' own significant genes.
+the call would get against the training perturbations' own significant genes. Ties go to the
+threshold that calls *more* genes: DES never penalises an extra called gene by itself, only by
+pushing a true one out of the first ``k``, which the out-of-fold DES would have shown; so with
+no evidence either way (e.g. DES 0 at every threshold when a single training perturbation has
+a significant gene, so no held-out fold can recover it) the call that can still catch a
+recurring DEG is kept. Remaining ties (the same genes called) go to the earlier threshold.
 
 Inputs are ``(n_perturbations, n_genes)`` arrays; deltas on the log1p scale.
 """
@@ -22,7 +27,7 @@ import pandas as pd
 
 from transpert._errors import TranspertInputError
 
-#: thresholds searched by default, the challenge-era 0.5 first (ties go to the earlier one)
+#: thresholds searched by default, the challenge-era 0.5 first
 DEFAULT_DEG_THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
 
 
@@ -56,10 +61,20 @@ def des_of_call(called: np.ndarray, pred_delta: np.ndarray, real_sig: np.ndarray
     return out
 
 
+def best_row(curve: pd.DataFrame) -> int:
+    """Position of the best row of a curve with ``des`` and ``mean_called``: highest DES, then
+    most genes called, then the earliest row."""
+    des = curve["des"].to_numpy()
+    tied = np.flatnonzero(np.isclose(des, des.max(), rtol=0.0, atol=1e-12))
+    called = curve["mean_called"].to_numpy()[tied]
+    return int(tied[np.flatnonzero(called == called.max())[0]])
+
+
 def select_deg_threshold(prob: np.ndarray, pred_delta: np.ndarray, real_sig: np.ndarray,
                          control_mean: np.ndarray,
                          thresholds: Sequence[float] = DEFAULT_DEG_THRESHOLDS) -> tuple[pd.DataFrame, float]:
-    """The threshold of the grid with the highest mean out-of-fold DES (earliest on ties).
+    """The threshold of the grid with the highest mean out-of-fold DES (ties: the one calling
+    more genes, then the earlier one; see the module docstring).
 
     Returns ``(curve, threshold)``; the curve has one row per threshold: ``threshold``,
     ``des`` (mean over perturbations), ``mean_called`` (genes called per perturbation), ``chosen``.
@@ -73,6 +88,6 @@ def select_deg_threshold(prob: np.ndarray, pred_delta: np.ndarray, real_sig: np.
         rows.append({"threshold": t, "des": float(des_of_call(called, pred_delta, real_sig, control_mean).mean()),
                      "mean_called": float(called.sum(axis=1).mean())})
     curve = pd.DataFrame(rows)
-    best = int(np.argmax(curve["des"].to_numpy()))  # first maximum: the earliest threshold on ties
+    best = best_row(curve)
     curve["chosen"] = np.arange(len(curve)) == best
     return curve, float(curve["threshold"].iloc[best])

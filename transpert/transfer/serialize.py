@@ -21,7 +21,7 @@ from transpert._errors import TranspertInputError
 from transpert._io import atomic_path
 
 FORMAT = "transpert.TransPert"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def _clean(x):
@@ -75,7 +75,7 @@ def save_model(model, path) -> Path:
         "deg_classifier": _clean(model.deg_classifier_.to_dict()),
         "deg_report": _clean(model.deg_report_),
         "deg_calibration": _frame_to_json(model.deg_calibration_),
-        "deg_threshold": model.deg_threshold_,
+        "deg_threshold": model.deg_threshold_, "deg_source": model.deg_source_,
         "deg_threshold_curve": _frame_to_json(model.deg_threshold_curve_),
         "n_features_in": model.n_features_in_,
     }
@@ -135,6 +135,7 @@ def load_model(cls, path):
     model.deg_report_ = {k: (np.nan if v is None else v) for k, v in meta["deg_report"].items()}
     model.deg_calibration_ = _frame_from_json(meta["deg_calibration"])
     model.deg_threshold_ = float(meta["deg_threshold"])
+    model.deg_source_ = str(meta["deg_source"])
     model.deg_threshold_curve_ = _frame_from_json(meta["deg_threshold_curve"])
     model.n_features_in_ = int(meta["n_features_in"])
     return model

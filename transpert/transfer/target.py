@@ -2,8 +2,10 @@
 
 Per gene: control mean, fraction of control cells expressing it, how many training
 perturbations made it significant (``de_count`` of ``n_train``), the mean training delta (the
-target's generic response, the fallback prediction and the ``common`` component). And one
-number: the knockdown ratio, the median over training perturbations whose own gene is measured
+target's generic response), its shrunken version (``common_delta``, :func:`common_effect`: the
+``common`` component and the fallback prediction), and the size and direction the gene has when
+it *is* significant (``sig_magnitude``, ``sig_sign``, :func:`significant_effect`: what a gene
+called DE is predicted to move by at least). And one number: the knockdown ratio, the median over training perturbations whose own gene is measured
 of ``expm1(mean of that gene) / expm1(its control mean)`` — how far CRISPRi lowers the target
 gene's expression in this line, on the linear scale.
 """
@@ -34,6 +36,49 @@ def knockdown_ratio(delta: np.ndarray, perturbations: pd.Index, genes: pd.Index,
     return float(np.median(np.expm1(pert_mean) / np.expm1(ctrl)))
 
 
+#: how the common component (the target's mean training effect) is estimated
+COMMON_SHRINKAGE = ("js", "none")
+
+
+def common_effect(delta: np.ndarray, shrinkage: str = "js") -> np.ndarray:
+    """The target's generic response per gene from training deltas ``(n_perturbations, n_genes)``
+    (log1p scale in, log1p-scale delta out).
+
+    ``"none"``: the plain mean over perturbations. ``"js"``: each gene's mean shrunk towards 0 by
+    the positive-part James-Stein factor ``max(0, 1 - se^2 / mean^2)`` with ``se^2 = var / n``
+    (the squared standard error of that mean). Why: a gene whose mean effect is not larger than
+    its own sampling noise contributes only noise to the common component, and that noise is
+    *anti*-informative for the held-out perturbations: a mean over the other perturbations moves
+    away from each held-out perturbation's own noise, which pushes every held-out prediction away
+    from its true profile (PDS below chance when held-out folds are scored together; measured on
+    the Datlinger data, where the plain mean gives PDS 0.42-0.44 against 0.525 for any constant
+    prediction). Genes with a consistent mean effect keep it almost unshrunk.
+    """
+    if shrinkage not in COMMON_SHRINKAGE:
+        raise ValueError(f"common shrinkage must be one of {COMMON_SHRINKAGE}, got {shrinkage!r}")
+    mean = delta.mean(axis=0)
+    n = delta.shape[0]
+    if shrinkage == "none" or n < 2:
+        return mean
+    se2 = delta.var(axis=0, ddof=1) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(mean != 0, np.clip(1.0 - se2 / mean ** 2, 0.0, 1.0), 0.0)
+    return mean * factor
+
+
+def significant_effect(delta: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per gene, the mean |delta| over the training perturbations where it was significant and
+    the sign of its summed significant delta (0 and 0 where it never was). Log1p scale.
+
+    A gene the model calls DE is predicted to move by at least this magnitude: calling a gene DE
+    while predicting a shift far smaller than any shift that was ever detected for it is
+    self-contradictory (the written cells would not make it significant).
+    """
+    n_sig = sig.sum(axis=0)
+    magnitude = np.where(n_sig > 0, (np.abs(delta) * sig).sum(axis=0) / np.maximum(n_sig, 1), 0.0)
+    return magnitude, np.sign((delta * sig).sum(axis=0))
+
+
 @dataclass
 class TargetStats:
     genes: pd.Index
@@ -44,19 +89,26 @@ class TargetStats:
     n_train: int
     mean_delta: np.ndarray
     knockdown_ratio: float
+    common_delta: np.ndarray
+    sig_magnitude: np.ndarray
+    sig_sign: np.ndarray
 
     @classmethod
-    def from_summary(cls, target, fdr_threshold: float) -> "TargetStats":
+    def from_summary(cls, target, fdr_threshold: float,
+                     common_shrinkage: str = "js") -> "TargetStats":
         genes = pd.Index(target.var_names.astype(str))
         delta = dense_layer(target, "delta")
         ctrl = np.asarray(target.var["control_mean"], dtype=np.float64)
         frac, source = control_frac_expressing(target)
         sig = np.nan_to_num(dense_layer(target, "fdr"), nan=1.0) < fdr_threshold
+        magnitude, sign = significant_effect(delta, sig)
         return cls(genes=genes, control_mean=ctrl, control_frac=np.nan_to_num(frac, nan=0.0),
                    control_frac_source=source, de_count=sig.sum(axis=0).astype(np.float64),
                    n_train=target.n_obs, mean_delta=delta.mean(axis=0),
                    knockdown_ratio=knockdown_ratio(delta, pd.Index(target.obs_names.astype(str)),
-                                                   genes, ctrl))
+                                                   genes, ctrl),
+                   common_delta=common_effect(delta, common_shrinkage),
+                   sig_magnitude=magnitude, sig_sign=sign)
 
     def knockdown_delta(self, gene_col: int) -> float:
         """Predicted delta (log1p) of a perturbation's own gene ``gene_col`` (NaN: no estimate)."""
@@ -68,7 +120,8 @@ class TargetStats:
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"genes": np.asarray(self.genes, dtype=str), "control_mean": self.control_mean,
                 "control_frac": self.control_frac, "de_count": self.de_count,
-                "mean_delta": self.mean_delta}
+                "mean_delta": self.mean_delta, "common_delta": self.common_delta,
+                "sig_magnitude": self.sig_magnitude, "sig_sign": self.sig_sign}
 
     def meta(self) -> dict:
         return {"n_train": self.n_train, "knockdown_ratio": self.knockdown_ratio,
@@ -80,4 +133,6 @@ class TargetStats:
                    control_frac=arrays["control_frac"],
                    control_frac_source=meta["control_frac_source"], de_count=arrays["de_count"],
                    n_train=int(meta["n_train"]), mean_delta=arrays["mean_delta"],
-                   knockdown_ratio=float(meta["knockdown_ratio"]))
+                   knockdown_ratio=float(meta["knockdown_ratio"]),
+                   common_delta=arrays["common_delta"], sig_magnitude=arrays["sig_magnitude"],
+                   sig_sign=arrays["sig_sign"])
