@@ -11,8 +11,13 @@ subprocess at the same thread count, one JSON line per tool and a summary line:
   ``transpert_de_declared``: the same with ``scale="log1p"`` (no scale-detection pass);
 - ``transpert_stream``: ``summarize(path)`` streamed from the backed file (memory budget 2 GB),
   reading included; also on a file with half the cells, to show peak memory does not grow;
-- ``illico``: ``illico.asymptotic_wilcoxon(adata, reference=control, use_rust=False)`` (0.6.0;
-  its Rust kernels fail with numpy 2.4 here), in memory;
+- ``illico_rust``: ``illico.asymptotic_wilcoxon(adata, reference=control)`` (0.6.0, its default
+  Rust kernels), in memory. Its Rust kernels reject a CSR whose ``indptr`` is int64 while
+  ``indices`` is int32 (``TypeError: 'ndarray' object is not an instance of 'ndarray'``), which
+  is how anndata reads this file; ``indptr`` is cast to int32 before timing (the matrix has
+  < 2**31 entries), for both illico runs. ``--illico-python`` runs it with another interpreter
+  (e.g. a virtualenv with ``numpy<2.4``) to check the figure does not depend on numpy;
+- ``illico``: the same with ``use_rust=False`` (its numba kernels);
 - ``pdex``: ``pdex(adata, mode="ref")`` (0.3.0, cell-eval 0.8.2's DE) on the first
   ``--pdex-perts`` perturbations + all controls, extrapolated linearly to all perturbations;
 - ``scanpy``: ``rank_genes_groups(method="wilcoxon", tie_correct=True, reference=control)`` on
@@ -22,11 +27,15 @@ In-memory tools are timed after loading the file (``load_s`` reported apart) and
 warm-up call on 2,000 cells, so JIT compilation is not timed. Peak RSS covers the whole child.
 
     /work/venv/bin/python benchmarks/bench_de.py [--threads 2] [--scale 1.0] [--tools ...]
+        [--illico-python /work/venv-illico/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -36,7 +45,7 @@ from _common import emit, run_child  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "_data"
 TOOLS = ("floor", "transpert_pseudobulk", "transpert_de", "transpert_de_declared", "transpert_stream", "transpert_stream_half",
-         "illico", "pdex", "scanpy")
+         "illico", "illico_rust", "pdex", "scanpy")
 
 CHILD = r"""
 import json, os, sys, time
@@ -93,16 +102,22 @@ elif tool.startswith("transpert_stream"):
     res["seconds"], s = timed(summarize, path, threads=threads, show_progress=False,
                               memory_budget="2GB", checksum=False)
     res["engine"] = s.uns["transpert"]["engine"]
-elif tool == "illico":
+elif tool in ("illico", "illico_rust"):
     from illico import asymptotic_wilcoxon
     a = load()
-    # illico's Rust kernels fail under this environment's numpy 2.4 ("'ndarray' object is not
-    # an instance of 'ndarray'"), so its numba kernels are timed (use_rust=False)
-    res["use_rust"] = False
+    # illico's Rust kernels need indptr and indices of one integer type; anndata reads indptr
+    # as int64 and indices as int32 (< 2**31 entries: int32 holds every offset)
+    X = a.X
+    if X.indptr.dtype != X.indices.dtype and X.nnz < 2**31:
+        X.indptr = X.indptr.astype(X.indices.dtype)
+    res["indptr_dtype"] = str(X.indptr.dtype)
+    rust = tool == "illico_rust"
+    res["use_rust"] = rust
+    res["numpy"] = np.__version__
     asymptotic_wilcoxon(a[:2000].copy(), is_log1p=True, group_keys="target_gene", reference=CTRL,
-                        n_threads=threads, use_rust=False)
+                        n_threads=threads, use_rust=rust)
     res["seconds"], _ = timed(asymptotic_wilcoxon, a, is_log1p=True, group_keys="target_gene",
-                              reference=CTRL, n_threads=threads, use_rust=False)
+                              reference=CTRL, n_threads=threads, use_rust=rust)
 elif tool == "pdex":
     from pdex import pdex
     a = load(); sub = subset(a, n_sub); del a
@@ -145,6 +160,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     ap.add_argument("--pdex-perts", type=int, default=6)
     ap.add_argument("--scanpy-perts", type=int, default=2)
+    ap.add_argument("--illico-python", default=None,
+                    help="run illico_rust with this interpreter (another virtualenv) instead of this one")
     args = ap.parse_args(argv)
     n_cells = max(2000, int(300_000 * args.scale))
     n_genes = max(200, int(18_080 * args.scale))
@@ -155,14 +172,19 @@ def main(argv=None) -> int:
     for tool in args.tools:
         target = half if tool == "transpert_stream_half" else path
         n_sub = args.pdex_perts if tool == "pdex" else args.scanpy_perts
-        r = run_child(CHILD, [str(target), tool, str(args.threads), str(n_sub)])
-        r.update(threads=args.threads, cells=n_cells // 2 if target is half else n_cells,
+        load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
+        r = run_child(CHILD, [str(target), tool, str(args.threads), str(n_sub)],
+                      python=args.illico_python if tool == "illico_rust" else None)
+        r.update(threads=args.threads, loadavg_before=load_before, loadavg_after=os.getloadavg()[0],
+                 cells=n_cells // 2 if target is half else n_cells,
                  genes=n_genes, perturbations=n_perts)
         results[tool] = r
         emit(r)
     ref = results.get("transpert_de", {}).get("seconds")
     floor = results.get("floor", {}).get("seconds")
-    summary = {"benchmark": "bench_de", "threads": args.threads, "cells": n_cells, "genes": n_genes,
+    summary = {"benchmark": "bench_de", "date": datetime.datetime.now().isoformat(timespec="minutes"),
+               "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
+               "threads": args.threads, "cells": n_cells, "genes": n_genes,
                "perturbations": n_perts, "tools": {}}
     for tool, r in results.items():
         summary["tools"][tool] = {
@@ -170,7 +192,24 @@ def main(argv=None) -> int:
             "extrapolated": "extrapolation" in r,
             "ratio_to_transpert_de": r["seconds"] / ref if ref else None,
             "ratio_to_floor": r["seconds"] / floor if floor else None,
+            "loadavg": [r["loadavg_before"], r["loadavg_after"]],
         }
+    # issue 3's targets, measured in this run
+    t = summary["tools"]
+    checks = {}
+    if ref:
+        checks["de_seconds_le_10"] = ref <= 10.0
+        for name in ("illico", "illico_rust"):
+            if name in t:
+                checks[f"{name}_ratio_ge_9"] = t[name]["seconds"] / ref >= 9.0
+    if floor and "transpert_pseudobulk" in t:
+        checks["pseudobulk_le_2x_floor"] = t["transpert_pseudobulk"]["seconds"] <= 2.0 * floor
+    if "transpert_stream" in t:
+        checks["stream_peak_le_2gb"] = t["transpert_stream"]["peak_rss_mb"] <= 2048
+        if "transpert_stream_half" in t:
+            checks["stream_peak_ratio_full_to_half"] = (t["transpert_stream"]["peak_rss_mb"]
+                                                        / t["transpert_stream_half"]["peak_rss_mb"])
+    summary["targets"] = checks
     emit(summary)
     return 0
 

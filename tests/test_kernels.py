@@ -207,3 +207,33 @@ def test_value_facts_vs_numpy(dtype):
         assert counts.tolist() == ref[0]
         assert extremes.tolist() == ref[1]
         assert firsts.tolist() == ref[2]
+
+
+def test_canonical_csr_no_copy_for_mixed_index_types_and_fixes_unsorted():
+    from transpert.kernels import rows_strictly_sorted
+    from transpert.summarize._engine import canonical_csr
+
+    rng = np.random.default_rng(8)
+    X = sp.random(50, 30, density=0.3, format="csr", dtype=np.float32, random_state=8)
+    X.indptr = X.indptr.astype(np.int64)  # as anndata reads h5ad files; indices stay int32
+    assert X.indices.dtype == np.int32
+    assert rows_strictly_sorted(X.indptr, X.indices)
+    assert canonical_csr(X) is X
+    # rows with columns in decreasing order and duplicate entries: summed and sorted like
+    # scipy's COO -> dense, input untouched
+    coo = sp.coo_matrix((rng.random(40).astype(np.float32), (rng.integers(0, 5, 40),
+                         rng.integers(0, 4, 40))), shape=(5, 4))
+    data, indices, indptr = [], [], [0]
+    for r in range(5):
+        data.extend(coo.data[coo.row == r][::-1])
+        indices.extend(coo.col[coo.row == r][::-1])
+        indptr.append(len(indices))
+    Z = sp.csr_matrix((np.array(data, np.float32), np.array(indices, np.int32), np.array(indptr)),
+                      shape=(5, 4))
+    before = (Z.data.copy(), Z.indices.copy())
+    assert not rows_strictly_sorted(Z.indptr, Z.indices)
+    C = canonical_csr(Z)
+    assert rows_strictly_sorted(C.indptr, C.indices)
+    np.testing.assert_allclose(C.toarray(), coo.toarray(), rtol=1e-6)
+    np.testing.assert_array_equal(Z.data, before[0])
+    np.testing.assert_array_equal(Z.indices, before[1])

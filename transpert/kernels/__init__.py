@@ -20,6 +20,7 @@ from transpert.kernels._gather import (
 from transpert.kernels._pdex import expm1_f32, log2_ratio_pdex
 from transpert.kernels._pseudobulk import plan_row_parts, pseudobulk_csr
 from transpert.kernels._regroup import regroup_segments
+from transpert.kernels._ranges import rows_strictly_sorted
 from transpert.kernels._ranksum import ranksum_block
 from transpert.kernels._stats import mwu_pvalue, ndtr
 from transpert.kernels._values import value_facts
@@ -34,6 +35,7 @@ __all__ = [
     "pseudobulk_csr",
     "ranksum_block",
     "regroup_segments",
+    "rows_strictly_sorted",
     "scatter_csr_block",
     "scatter_rows_block",
     "value_facts",

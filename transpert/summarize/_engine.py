@@ -7,6 +7,10 @@ Two passes over the cells (row order, CSR):
   B. rank sums: gene blocks gathered column-major (keys + group codes, zeros left out), ranked
      one block at a time; streamed input is first written to a block store (memory or scratch
      file) chunk by chunk, so memory is bounded by the budget, not by the number of cells.
+     In memory, pass A's non-zero counts give every thread's write positions, so a block is
+     gathered in one sweep with no counting pass (:class:`RowBlockGatherer`).
+Threads split pass A and the gather by groups (whole groups per thread, rows in row order
+within a group) and the ranking by genes; each thread's scratch is allocated once per block.
 Cores: numba threads inside the kernels (default), or one numba thread per joblib worker
 (``backend="joblib"``/``"dask"``: blocks are independent jobs). Every result is independent of
 the number of threads, workers and chunks: sums are accumulated in row order by one thread, and
@@ -95,8 +99,12 @@ class Accumulators:
 def canonical_csr(X) -> sp.csr_matrix:
     """CSR with sorted, duplicate-free indices, copying only when needed (input never modified)."""
     if sp.issparse(X):
+        from transpert.kernels import rows_strictly_sorted
+
         X = X.tocsr() if X.format != "csr" else X
-        if not X.has_canonical_format:
+        # not X.has_canonical_format: with int64 indptr and int32 indices (how anndata reads
+        # h5ad files) scipy's check copies the indices as int64 (+4.8 GB at VCC size)
+        if not rows_strictly_sorted(X.indptr, X.indices):
             X = X.copy()
             X.sum_duplicates()
         return X
