@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from transpert.kernels._sort import RADIX, sort_gene_into
+from transpert.kernels._sort import MAX_DIGITS, RADIX, sort_gene_into
 from transpert.kernels._stats import mwu_pvalue
 
 
@@ -57,11 +57,11 @@ def _scan_vs_reference(keys, codes, n_cells, ref, zero_key, continuity, cnt, tou
         while j < m and keys[j] == kv:
             j += 1
         if j == i + 1:
+            # branch-free: the reference's own U slot collects junk that is never read
             c = codes[i]
-            if c == ref:
-                below += 1
-            else:
-                u2[c] += 2 * below
+            is_ref = c == ref
+            u2[c] += 2 * below * (1 - is_ref)
+            below += is_ref
         else:
             c_ref = 0
             nt = 0
@@ -199,7 +199,7 @@ def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_o
     b_k = np.empty((n_parts, max_n), dtype=keys.dtype)
     a_c = np.empty((n_parts, max_n), dtype=codes.dtype)
     b_c = np.empty((n_parts, max_n), dtype=codes.dtype)
-    hist = np.empty((n_parts, RADIX), dtype=np.int64)
+    hist = np.empty((n_parts, MAX_DIGITS, RADIX), dtype=np.int64)
     cnt = np.zeros((n_parts, n_codes), dtype=np.int64)
     touched = np.empty((n_parts, n_codes), dtype=np.int64)
     u_col = np.empty((n_parts, n_codes))

@@ -1,8 +1,9 @@
 """Sorting one gene's (key, code) entries by key: LSD radix sort on the unsigned keys.
 
-11-bit digits (3 passes for 32-bit keys, 6 for 64-bit); a pass whose digit is the same for every
-entry is skipped (log1p values share their top exponent bits, so usually only 2 passes run).
-Small inputs use an insertion sort. Order among equal keys does not matter to the callers.
+11-bit digits (3 passes for 32-bit keys, 6 for 64-bit). One read of the input fills every
+digit's histogram at once; a pass whose digit is the same for every entry is skipped; the first
+pass that moves data reads straight from the input (no initial copy). Small inputs use an
+insertion sort. Order among equal keys does not matter to the callers.
 All buffers are the caller's scratch (one set per thread, allocated once): no allocation here.
 """
 
@@ -13,19 +14,21 @@ from numba import njit
 
 _BITS = 11
 RADIX = 1 << _BITS
+#: histogram rows a caller must provide (enough digits for 64-bit keys)
+MAX_DIGITS = 6
 _SMALL = 48
 
 
 @njit(cache=True)
 def sort_gene_into(keys, codes, a_k, a_c, b_k, b_c, hist):
     """Sort ``keys``/``codes`` (length n) by key using scratch ``a_*``/``b_*`` (length >= n)
-    and ``hist`` (int64[RADIX]). Returns 0 if the result is in ``a_k[:n]``/``a_c[:n]``, 1 if
-    in ``b_k[:n]``/``b_c[:n]``. The inputs are not modified."""
+    and ``hist`` (int64[MAX_DIGITS, RADIX]). Returns 0 if the result is in ``a_k[:n]``/
+    ``a_c[:n]``, 1 if in ``b_k[:n]``/``b_c[:n]``. The inputs are not modified."""
     n = keys.shape[0]
-    for i in range(n):
-        a_k[i] = keys[i]
-        a_c[i] = codes[i]
     if n <= _SMALL:
+        for i in range(n):
+            a_k[i] = keys[i]
+            a_c[i] = codes[i]
         for i in range(1, n):
             k = a_k[i]
             c = a_c[i]
@@ -38,41 +41,48 @@ def sort_gene_into(keys, codes, a_k, a_c, b_k, b_c, hist):
             a_c[j + 1] = c
         return 0
     mask = np.uint64(RADIX - 1)
-    n_bits = keys.itemsize * 8
-    shift = 0
-    where = 0  # 0: current data in a, 1: in b
-    while shift < n_bits:
-        sh = np.uint64(shift)
-        hist[:] = 0
-        if where == 0:
-            _radix_pass(a_k, a_c, b_k, b_c, n, sh, mask, hist)
-            if hist[0] >= 0:
-                where = 1
+    n_digits = (keys.itemsize * 8 + _BITS - 1) // _BITS
+    for d in range(n_digits):
+        hist[d, :] = 0
+    for i in range(n):
+        k = np.uint64(keys[i])
+        for d in range(n_digits):
+            hist[d, (k >> np.uint64(d * _BITS)) & mask] += 1
+    where = -1  # -1: data still in the input; 0: in a; 1: in b
+    first = np.uint64(keys[0])
+    for d in range(n_digits):
+        sh = np.uint64(d * _BITS)
+        h = hist[d]
+        if h[(first >> sh) & mask] == n:
+            continue  # every entry has this digit: nothing would move
+        total = 0
+        for v in range(RADIX):
+            c = h[v]
+            h[v] = total
+            total += c
+        if where == -1:
+            _scatter(keys, codes, a_k, a_c, n, sh, mask, h)
+            where = 0
+        elif where == 0:
+            _scatter(a_k, a_c, b_k, b_c, n, sh, mask, h)
+            where = 1
         else:
-            _radix_pass(b_k, b_c, a_k, a_c, n, sh, mask, hist)
-            if hist[0] >= 0:
-                where = 0
-        shift += _BITS
+            _scatter(b_k, b_c, a_k, a_c, n, sh, mask, h)
+            where = 0
+    if where == -1:  # every key equal
+        for i in range(n):
+            a_k[i] = keys[i]
+            a_c[i] = codes[i]
+        where = 0
     return where
 
 
 @njit(cache=True)
-def _radix_pass(src_k, src_c, dst_k, dst_c, n, sh, mask, hist):
-    """One stable counting-sort pass on digit ``(key >> sh) & mask``; when every entry has
-    the same digit nothing moves and ``hist[0]`` is set to -1 to say so."""
-    for i in range(n):
-        hist[(np.uint64(src_k[i]) >> sh) & mask] += 1
-    if hist[(np.uint64(src_k[0]) >> sh) & mask] == n:
-        hist[0] = -1
-        return
-    total = 0
-    for d in range(RADIX):
-        c = hist[d]
-        hist[d] = total
-        total += c
+def _scatter(src_k, src_c, dst_k, dst_c, n, sh, mask, start):
+    """One stable counting-sort pass on digit ``(key >> sh) & mask`` (``start``: prefix sums)."""
     for i in range(n):
         d = (np.uint64(src_k[i]) >> sh) & mask
-        j = hist[d]
+        j = start[d]
         dst_k[j] = src_k[i]
         dst_c[j] = src_c[i]
-        hist[d] = j + 1
+        start[d] = j + 1
