@@ -4,6 +4,7 @@ hand-made cases, and the threshold chosen where the answer is known."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from transpert._errors import TranspertInputError
@@ -38,3 +39,21 @@ def test_threshold_chosen_where_the_true_degs_are():
     assert select_deg_threshold(prob, delta, real, np.full(g, 1.0), thresholds=[0.5])[1] == 0.5
     with pytest.raises(TranspertInputError, match="deg_thresholds"):
         select_deg_threshold(prob, delta, real, np.full(g, 1.0), thresholds=[1.5])
+
+
+def test_ties_go_to_the_threshold_calling_more_genes():
+    from transpert.transfer.deg_call import best_row
+
+    # one training perturbation with a DEG: no held-out fold can recover it, DES is 0 everywhere
+    n, g = 6, 8
+    real = np.zeros((n, g), dtype=bool)
+    real[0, 3] = True
+    prob = np.zeros((n, g))
+    prob[1:, 3] = 0.07  # the gene recurs in the other folds' statistics, at a low score
+    curve, t = select_deg_threshold(prob, np.full((n, g), -0.5), real, np.full(g, 1.0))
+    assert (curve["des"] == 0.0).all()
+    assert t == 0.05 and curve.loc[curve["chosen"], "mean_called"].item() == curve["mean_called"].max()
+    # DES first, then genes called, then the earlier row
+    frame = pd.DataFrame({"des": [0.2, 0.3, 0.3, 0.3], "mean_called": [9.0, 1.0, 2.0, 2.0]})
+    assert best_row(frame) == 2
+    assert best_row(pd.DataFrame({"des": [0.0, 0.0], "mean_called": [0.0, 0.0]})) == 0

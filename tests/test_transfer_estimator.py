@@ -90,9 +90,14 @@ def test_target_statistics_against_brute_force(model, data):
     from transpert.transfer.target import common_effect
 
     x = np.column_stack([np.full(10, 0.5) + np.linspace(-0.01, 0.01, 10), np.tile([-1.0, 1.0], 5) + 0.01])
-    c = common_effect(x, "js")
+    c = common_effect(x, 1.0)
     assert c[0] == pytest.approx(0.5, rel=1e-3) and c[1] == 0.0
-    np.testing.assert_allclose(common_effect(x, "none"), x.mean(axis=0))
+    np.testing.assert_allclose(common_effect(x, 0.0), x.mean(axis=0))
+    # a strength s keeps a gene only when |mean| > sqrt(s) standard errors
+    y = np.column_stack([np.r_[np.ones(5), -np.ones(5)] * 0.5 + 0.4,  # t = 0.4 / (0.5/3) = 2.4
+                         np.r_[np.ones(5), -np.ones(5)] * 0.5 + 0.6])  # t = 3.6
+    se = np.sqrt(y.var(axis=0, ddof=1) / 10)
+    np.testing.assert_allclose(common_effect(y, 9.0), [0.0, 0.6 * (1 - 9 * se[1] ** 2 / 0.36)])
 
 
 def test_prediction_follows_the_chosen_scales(model, data):
@@ -260,3 +265,33 @@ def test_no_training_perturbation_in_any_reference(data):
     t = model.target_
     assert np.abs(pred.layers["delta"][0] - (np.clip(t.control_mean + t.mean_delta, 0, None)
                                              - t.control_mean)).max() > 0.1
+
+
+def test_frequency_call_gets_the_significant_magnitude(data):
+    refs, train, _, _ = data
+    model = TransPert(**FAST, deg_sources=("frequency",)).fit(refs, train)
+    assert model.deg_source_ == "frequency"
+    assert set(model.deg_threshold_curve_["source"]) == {"frequency"}
+    pred = model.predict(["P35", "P30"])
+    sig = np.nan_to_num(np.asarray(train.layers["fdr"], dtype=np.float64), nan=1.0) < 0.05
+    # the call score is the plain training DEG frequency
+    np.testing.assert_allclose(pred.layers["deg_probability"], np.tile(sig.mean(axis=0), (2, 1)), rtol=1e-6)
+    called = pred.layers["deg_probability"] >= model.deg_threshold_
+    assert called.any()
+    mag, _ = _brute_significant(train)
+    j = [train.var_names.get_loc(p) if p in train.var_names else -1 for p in ("P35", "P30")]
+    for i in range(2):
+        cols = np.flatnonzero(called[i] & (mag > 0))
+        cols = cols[cols != j[i]]  # the knocked-down gene keeps its measured ratio
+        assert cols.size
+        # moved by at least the gene's significant training magnitude (unless clipped at 0)
+        d = np.abs(pred.layers["delta"][i, cols].astype(np.float64))
+        ctrl = train.var["control_mean"].to_numpy()[cols]
+        assert np.all((d >= mag[cols] - 1e-5) | (np.abs(d - ctrl) < 1e-5))
+    # the classifier's calls keep the model's own deltas (deg_magnitude="auto")
+    clf = TransPert(**FAST, deg_sources=("classifier",)).fit(refs, train)
+    assert clf.deg_source_ == "classifier" and not clf._floors("classifier") and clf._floors("frequency")
+    with pytest.raises(TranspertInputError, match="deg_sources"):
+        TransPert(deg_sources=("magic",)).fit(refs, train)
+    with pytest.raises(TranspertInputError, match="deg_magnitude"):
+        TransPert(deg_magnitude="big").fit(refs, train)

@@ -36,17 +36,14 @@ def knockdown_ratio(delta: np.ndarray, perturbations: pd.Index, genes: pd.Index,
     return float(np.median(np.expm1(pert_mean) / np.expm1(ctrl)))
 
 
-#: how the common component (the target's mean training effect) is estimated
-COMMON_SHRINKAGE = ("js", "none")
-
-
-def common_effect(delta: np.ndarray, shrinkage: str = "js") -> np.ndarray:
+def common_effect(delta: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """The target's generic response per gene from training deltas ``(n_perturbations, n_genes)``
     (log1p scale in, log1p-scale delta out).
 
-    ``"none"``: the plain mean over perturbations. ``"js"``: each gene's mean shrunk towards 0 by
-    the positive-part James-Stein factor ``max(0, 1 - se^2 / mean^2)`` with ``se^2 = var / n``
-    (the squared standard error of that mean). Why: a gene whose mean effect is not larger than
+    Each gene's mean over perturbations shrunk towards 0 by ``max(0, 1 - strength * se^2 /
+    mean^2)`` with ``se^2 = var / n`` (the squared standard error of that mean): ``strength`` 0
+    is the plain mean, 1 the positive-part James-Stein estimate, larger values keep only genes
+    whose mean is more than ``sqrt(strength)`` standard errors from 0. Why: a gene whose mean effect is not larger than
     its own sampling noise contributes only noise to the common component, and that noise is
     *anti*-informative for the held-out perturbations: a mean over the other perturbations moves
     away from each held-out perturbation's own noise, which pushes every held-out prediction away
@@ -54,15 +51,15 @@ def common_effect(delta: np.ndarray, shrinkage: str = "js") -> np.ndarray:
     the Datlinger data, where the plain mean gives PDS 0.42-0.44 against 0.525 for any constant
     prediction). Genes with a consistent mean effect keep it almost unshrunk.
     """
-    if shrinkage not in COMMON_SHRINKAGE:
-        raise ValueError(f"common shrinkage must be one of {COMMON_SHRINKAGE}, got {shrinkage!r}")
+    if not (np.isfinite(strength) and strength >= 0):
+        raise ValueError(f"common shrinkage strength must be a finite number >= 0, got {strength!r}")
     mean = delta.mean(axis=0)
     n = delta.shape[0]
-    if shrinkage == "none" or n < 2:
+    if strength == 0 or n < 2:
         return mean
     se2 = delta.var(axis=0, ddof=1) / n
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(mean != 0, np.clip(1.0 - se2 / mean ** 2, 0.0, 1.0), 0.0)
+        factor = np.where(mean != 0, np.clip(1.0 - strength * se2 / mean ** 2, 0.0, 1.0), 0.0)
     return mean * factor
 
 
@@ -95,7 +92,7 @@ class TargetStats:
 
     @classmethod
     def from_summary(cls, target, fdr_threshold: float,
-                     common_shrinkage: str = "js") -> "TargetStats":
+                     common_shrinkage: float = 1.0) -> "TargetStats":
         genes = pd.Index(target.var_names.astype(str))
         delta = dense_layer(target, "delta")
         ctrl = np.asarray(target.var["control_mean"], dtype=np.float64)
