@@ -90,7 +90,8 @@ def _subset(adata, mask):
     return out
 
 
-def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, log, move: str = "pseudobulk"):
+def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, log, move: str = "pseudobulk",
+              params: dict | None = None):
     """Cross-validation over the target's perturbations, evaluated once on the pooled out-of-fold
     predictions; per-method per-perturbation metrics.
 
@@ -133,7 +134,8 @@ def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, 
         for method in methods:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _, pred = pl.fit_predict(method, ref_summaries, train_summary, list(held))
+                _, pred = pl.fit_predict(method, ref_summaries, train_summary, list(held),
+                                         params=(params or {}).get(method))
             predictions[method].append(pred)
             path = workdir / f"fold{k}_{method}.h5ad"
             written[method] = write_prediction(pred, train, counts, list(target.var_names), path, seed=seed + k,
@@ -305,7 +307,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/_results", help="where tables are written")
     parser.add_argument("--move", choices=("pseudobulk", "de", "all"), default="pseudobulk",
                         help="write_prediction's move (default: %(default)s)")
+    parser.add_argument("--transpert-params", default=None,
+                        help="JSON object of TransPert parameters (default: its defaults), e.g. "
+                             "'{\"scale_metric\": \"proxy\"}'; recorded in the JSON line")
     args = parser.parse_args(argv)
+    tp_params = json.loads(args.transpert_params) if args.transpert_params else {}
+    if not isinstance(tp_params, dict):
+        raise SystemExit(f"--transpert-params must be a JSON object, got {args.transpert_params!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -326,10 +334,13 @@ def main(argv=None) -> int:
         log(f"{task}: {len(refs)} reference line(s), target {target.n_obs} cells, {n_folds}-fold CV")
         with tempfile.TemporaryDirectory() as tmp:
             pooled, base, pooled_pb = run_folds(refs, target, n_folds=n_folds, seed=args.seed, methods=args.methods,
-                                     workdir=Path(tmp), log=log, move=args.move)
+                                     workdir=Path(tmp), log=log, move=args.move,
+                                     params={"transpert": tp_params})
         table = leaderboard(pooled, base, n_boot=200 if args.quick else args.n_boot, seed=args.seed)
         pb = pseudobulk_table(pooled_pb, n_boot=200 if args.quick else args.n_boot, seed=args.seed)
         tag = task if args.move == "pseudobulk" else f"{task}_move-{args.move}"
+        if tp_params:
+            tag += "_params-" + "-".join(f"{k}={v}" for k, v in sorted(tp_params.items()))
         pb.to_csv(out / f"accuracy_{tag}_pseudobulk.csv", index=False)
         table.to_csv(out / f"accuracy_{tag}.csv", index=False)
         md = (f"{markdown(table)}\n\nPseudo-bulk predictions (before writing cells) vs the real held-out "
@@ -350,7 +361,8 @@ def main(argv=None) -> int:
               if "transpert" in tp.index else None,
               "transpert_best_rank": bool(tp.loc["transpert", "mean_rank"] < tp["mean_rank"].drop("transpert").min())
               if "transpert" in tp.index else None})
-    emit({"benchmark": "accuracy", "move": args.move, "seed": args.seed, "tasks": records})
+    emit({"benchmark": "accuracy", "move": args.move, "seed": args.seed, "transpert_params": tp_params,
+          "tasks": records})
     return 0
 
 
