@@ -189,7 +189,7 @@ def _report(board: pl.Leaderboard, params: dict, timings: dict, transpert_model,
         if truth is not None and "similarity_to_target" in truth.columns:
             lines += ["True similarity of each line to the target (simulation):", "", "```",
                       truth["similarity_to_target"].to_string(), "```", ""]
-        for attr in ("common_scale_", "specific_scale_", "deg_threshold_"):
+        for attr in ("common_scale_", "specific_scale_", "deg_source_", "deg_threshold_"):
             if hasattr(transpert_model, attr):
                 lines.append(f"- {attr.rstrip('_')}: {getattr(transpert_model, attr)}")
         lines.append("")

@@ -4,12 +4,14 @@ Everything works on summary profiles (:mod:`transpert.summarize`) on the log1p s
 
 - :class:`TransPert`: the estimator (``fit(references, target_train)``, ``predict(perturbations)``,
   ``save``/``load``), with inspectable ``weights_``, ``scale_curve_``, ``deg_report_``,
-  ``deg_calibration_``, ``deg_threshold_curve_``.
+  ``deg_calibration_``, ``deg_threshold_curve_`` (with the chosen ``deg_source_``: classifier or
+  training DEG frequency).
 - :func:`line_weights`: similarity weights between reference lines and the target.
 - :func:`aggregate`: similarity-weighted combination of reference effects.
 - :class:`DEGClassifier`: penalised logistic regression for "gene significant in the target".
 - :func:`select_scale`: the cross-validated global scaling.
 - :func:`select_deg_threshold`: the DEG-call threshold, chosen by cross-validated DES.
+- :func:`common_effect`: the target's mean training effect, shrunk per gene by its standard error.
 """
 
 from transpert.transfer.aggregate import Aggregate, aggregate
@@ -20,6 +22,7 @@ from transpert.transfer.estimator import TransPert
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.scaling import select_scale
 from transpert.transfer.similarity import line_weights
+from transpert.transfer.target import common_effect
 
 __all__ = [
     "Aggregate",
@@ -30,6 +33,7 @@ __all__ = [
     "aggregate",
     "average_precision",
     "calibration_table",
+    "common_effect",
     "deg_features",
     "line_weights",
     "select_deg_threshold",
