@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
     parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
     parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
+    parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
+                        help="order of DE genes tied in |log2FC| for overlap/precision: gene "
+                        "(file order, deterministic) or polars (cell-eval's own ranking, whose tie "
+                        "order depends on POLARS_MAX_THREADS) [default: %(default)s]")
     parser.add_argument("--memory-budget", default=None,
                         help="memory the DE engine may use per file, e.g. 1GB; files are streamed "
                         "from disk one at a time [default: 2GB]")
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = evaluate(args.real, args.pred, profile=args.profile, baseline=args.baseline,
                       pert_col=args.pert_col, control=args.control, threads=args.threads,
-                      memory_budget=args.memory_budget)
+                      memory_budget=args.memory_budget, ties=args.ties)
     ci = bootstrap_ci(result, n_boot=args.n_boot, seed=args.seed) if args.n_boot > 0 else None
     write_outputs(result, args.outdir, ci=ci, de_csv=args.de_csv, report=not args.no_report,
                   threads=args.threads)

@@ -12,6 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
     parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
     parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
+    parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
+                        help="order of DE genes tied in |log2FC| for overlap/precision: gene "
+                        "(file order, deterministic) or polars (cell-eval's own ranking, whose tie "
+                        "order depends on POLARS_MAX_THREADS) [default: %(default)s]")
     parser.add_argument("--memory-budget", default=None,
                         help="memory the DE engine may use per file, e.g. 1GB [default: 2GB]")
     parser.add_argument("--n-boot", type=int, default=1000,
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     outdir = Path(args.outdir)
     for name, path in zip(names, args.preds):
         pred = prepare(path, path, against=real, memory_budget=args.memory_budget, **kw)
-        results[name] = evaluate_prepared(real, pred, metrics=GENERALIST, profile="generalist", **kw)
+        results[name] = evaluate_prepared(real, pred, metrics=GENERALIST, profile="generalist",
+                                          ties=args.ties, **kw)
         pred.summary = None  # its DE arrays are kept; the full summary profile is not needed
         r = results[name]
         write_results_csv(r.results, r.defined, outdir / f"{name}_results.csv")

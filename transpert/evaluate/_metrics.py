@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from transpert._errors import TranspertInputError
 from transpert.evaluate._pds import discrimination_scores
 from transpert.evaluate._registry import BulkPair, DEPair, MetricValues, register
 
@@ -128,17 +129,54 @@ def discrimination_score(data: BulkPair, metric: str = "l1") -> MetricValues:
 # DE metrics (metrics/_de.py, _types/_de.py).
 
 
-def ranked_significant(sig: np.ndarray, lfc: np.ndarray) -> list[np.ndarray]:
-    """Per perturbation: significant gene indices by |log2FC| descending, ties in gene order.
+TIE_ORDERS = ("gene", "polars")
 
-    polars ``rank("ordinal", descending=True)`` keeps ties in order of appearance, which is a
-    stable sort of -|lfc|; +-inf come first.
+
+def ranked_significant(sig: np.ndarray, lfc: np.ndarray, ties: str = "gene",
+                       labels=None) -> list[np.ndarray]:
+    """Per perturbation: significant gene indices by |log2FC| (float32) descending, +-inf first.
+
+    cell-eval ranks with polars ``pl.struct(abs_lfc).rank("ordinal", descending=True)
+    .over("target")``. polars breaks ties with its parallel *unstable* sort once a group holds
+    more than a handful of genes, so which of several tied genes (typically many +-inf fold
+    changes) comes first depends on polars' version and on its thread count
+    (``POLARS_MAX_THREADS``; 1 thread and 2 threads give different orders). ``ties="gene"``
+    (default) orders tied genes by gene position: deterministic, and what polars gives for
+    small groups. ``ties="polars"`` runs cell-eval's own expression, so overlaps equal
+    cell-eval's run with the same polars and thread count (needs polars).
     """
+    if ties == "polars":
+        return _ranked_polars(sig, lfc, labels)
+    if ties != "gene":
+        raise TranspertInputError(f"ties must be one of {TIE_ORDERS}, got {ties!r}")
     out = []
     for i in range(sig.shape[0]):
         idx = np.flatnonzero(sig[i])
         a = np.abs(lfc[i, idx])
         out.append(idx[np.argsort(-a, kind="stable")])
+    return out
+
+
+def _ranked_polars(sig: np.ndarray, lfc: np.ndarray, labels) -> list[np.ndarray]:
+    try:
+        import polars as pl
+    except ImportError:
+        raise TranspertInputError("ties='polars' needs polars (pip install polars)") from None
+    rows, cols = np.nonzero(sig)  # per perturbation, genes in file order: pdex's table order
+    names = np.asarray(labels if labels is not None else np.arange(sig.shape[0])).astype(str)
+    frame = pl.DataFrame({
+        "target": pl.Series(names[rows]).cast(pl.Categorical),
+        "abs_log2_fold_change": pl.Series(np.abs(lfc[rows, cols]).astype(np.float32)),
+    })
+    rank = frame.select(pl.struct("abs_log2_fold_change").rank("ordinal", descending=True)
+                        .over("target") - 1).to_series().to_numpy().astype(np.int64)
+    out = []
+    bounds = np.searchsorted(rows, np.arange(sig.shape[0] + 1))
+    for i in range(sig.shape[0]):
+        lo, hi = bounds[i], bounds[i + 1]
+        ordered = np.empty(hi - lo, dtype=np.int64)
+        ordered[rank[lo:hi]] = cols[lo:hi]
+        out.append(ordered)
     return out
 
 
@@ -153,8 +191,8 @@ def overlap(data: DEPair, k: int | None = None, metric: str = "overlap") -> Metr
     n = data.labels.size
     if not real_sig.any() or not pred_sig.any():
         return MetricValues(np.zeros(n))
-    real_ranked = ranked_significant(real_sig, data.real_lfc)
-    pred_ranked = ranked_significant(pred_sig, data.pred_lfc)
+    real_ranked = ranked_significant(real_sig, data.real_lfc, data.ties, data.labels)
+    pred_ranked = ranked_significant(pred_sig, data.pred_lfc, data.ties, data.labels)
     values = np.zeros(n)
     for i in range(n):
         r, p = real_ranked[i], pred_ranked[i]

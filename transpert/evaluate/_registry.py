@@ -49,6 +49,7 @@ class DEPair:
     pred_lfc: np.ndarray
     pred_fdr: np.ndarray
     fdr_threshold: float = 0.05
+    ties: str = "gene"  # order of genes tied in |log2FC| (see _metrics.ranked_significant)
 
     @property
     def real_sig(self) -> np.ndarray:

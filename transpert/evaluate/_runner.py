@@ -26,7 +26,7 @@ from transpert._parallel import numba_threads
 from transpert.evaluate import _metrics  # noqa: F401  (registers the metrics)
 from transpert.evaluate._de import arrays_from_summary, arrays_from_table
 from transpert.evaluate._inputs import Cells, Opened, check_control, check_pair, open_input, validate_values
-from transpert.evaluate._metrics import PROFILES
+from transpert.evaluate._metrics import PROFILES, TIE_ORDERS
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
 from transpert.evaluate._score import aggregate, column_mean, score
 
@@ -194,11 +194,17 @@ def _resolve_metrics(profile: str, metrics) -> tuple[str, ...]:
     return PROFILES[profile]
 
 
+def _check_ties(ties: str) -> None:
+    if ties not in TIE_ORDERS:
+        raise TranspertInputError(f"ties must be one of {TIE_ORDERS}, got {ties!r}")
+
+
 def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", metrics=None,
                       pert_col: str = "target_gene", control: str = "non-targeting",
-                      threads: int | None = None) -> EvaluationResult:
+                      threads: int | None = None, ties: str = "gene") -> EvaluationResult:
     """Metrics for two prepared files (see :func:`evaluate`)."""
     names = _resolve_metrics(profile, metrics)
+    _check_ties(ties)
     t0 = time.perf_counter()
     if real.cells is not None and pred.cells is not None:
         labels_all = check_pair(real.cells, pred.cells, control)
@@ -219,7 +225,7 @@ def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", m
         kw = dict(pert_col=pert_col, control=control, threads=threads)
         real_lfc, real_fdr = _de_arrays(real, labels, genes, name="real", **kw)
         pred_lfc, pred_fdr = _de_arrays(pred, labels, genes, name="pred", **kw)
-        de = DEPair(labels, genes, real_lfc, real_fdr, pred_lfc, pred_fdr)
+        de = DEPair(labels, genes, real_lfc, real_fdr, pred_lfc, pred_fdr, ties=ties)
         timings["de_s"] = time.perf_counter() - t
     t = time.perf_counter()
     with numba_threads(threads):
@@ -239,7 +245,7 @@ def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", m
 
 def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
              pert_col: str = "target_gene", control: str = "non-targeting",
-             threads: int | None = None, memory_budget=None) -> EvaluationResult:
+             threads: int | None = None, memory_budget=None, ties: str = "gene") -> EvaluationResult:
     """Score a prediction against real cells exactly as ``cell-eval run`` 0.8.2 does.
 
     Parameters
@@ -259,8 +265,13 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
     memory_budget
         Memory the summaries engine may use per file (e.g. ``"1GB"``; None: its default, 2 GiB).
         Files are streamed from disk one at a time, never read whole.
+    ties
+        Order of significant genes tied in |log2FC| for the overlap/precision metrics:
+        ``"gene"`` (file order, deterministic) or ``"polars"`` (cell-eval's own polars ranking,
+        whose tie order depends on polars' thread count; see ``_metrics.ranked_significant``).
     """
     names = _resolve_metrics(profile, metrics)
+    _check_ties(ties)
     kw = dict(pert_col=pert_col, control=control, threads=threads)
     reduce_kw = dict(kw, de=any(REGISTRY[m].kind == "de" for m in names),
                      memory_budget=memory_budget)
@@ -282,8 +293,9 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
         for o in opened:
             o.close()
     real_p, pred_p = prepared[0], prepared[1]
-    result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, **kw)
+    result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, ties=ties, **kw)
     if baseline is not None:
-        result.baseline = evaluate_prepared(real_p, prepared[2], profile=profile, metrics=names, **kw)
+        result.baseline = evaluate_prepared(real_p, prepared[2], profile=profile, metrics=names,
+                                            ties=ties, **kw)
         result.score = score(result.means(), result.baseline.means())
     return result
