@@ -12,12 +12,15 @@ The pair is shaped like the Virtual Cell Challenge's files: 18,080 genes, 100 pe
   normalised to the real file's median library size and log1p'd. So each tool exercises both
   input paths: per-file normalisation of counts and log1p passed through.
 
-Both files are written once, chunk by chunk, and cached under ``benchmarks/_data/``. Each tool
+Both files are written once, chunk by chunk, and cached under ``benchmarks/_data/``; the
+tools' outputs are kept under ``benchmarks/_results/evaluate/`` (both git-ignored). Each tool
 runs in its own subprocess with 2 threads (cell-eval ``--num-threads 2``; numba/BLAS/polars
 thread variables at 2), measured the same way (``_common.run_child``: wall time of the whole
 process, imports and file reading included, and its peak RSS). The script also measures what
 the imports alone cost (numba + anndata + scipy + pandas; transpert's evaluation imports;
-cell-eval's imports) and checks that both tools' per-perturbation metrics agree. One JSON line.
+cell-eval's imports) and checks that both tools' per-perturbation metrics agree, with
+transpert's default tie order (genes tied in |log2FC| in file order) and, in an untimed extra
+run, with cell-eval's own (``--ties polars``). One JSON line.
 
     python benchmarks/bench_evaluate.py                   # full size, both tools (~20 min)
     python benchmarks/bench_evaluate.py --quick           # 20 perturbations x 2,000 genes
@@ -30,7 +33,7 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +126,7 @@ import json, sys, time
 from transpert.cli import main
 t = time.perf_counter()
 rc = main(["evaluate", "--real", sys.argv[1], "--pred", sys.argv[2], "--profile", "vcc",
-           "--threads", "2", "-o", sys.argv[3], "--n-boot", "0", "--no-report"])
+           "--threads", "2", "-o", sys.argv[3], "--n-boot", "0", "--no-report", *sys.argv[4:]])
 assert rc == 0
 print(json.dumps({"inner_s": time.perf_counter() - t}))
 """
@@ -142,16 +145,20 @@ def load_average() -> str:
 
 
 def compare(ce_dir: Path, tp_dir: Path) -> dict:
-    """Largest per-perturbation difference per metric column, and whether ranks/overlaps are equal."""
+    """Per metric column: largest per-perturbation difference, number of perturbations that
+    differ at all, and whether NaNs are in the same places."""
     import pandas as pd
 
     a = pd.read_csv(ce_dir / "results.csv").set_index("perturbation")
-    b = pd.read_csv(tp_dir / "results.csv").set_index("perturbation").loc[a.index, a.columns]
-    out = {"same_perturbations": bool(len(a) == len(b)), "columns": list(a.columns)}
+    b = pd.read_csv(tp_dir / "results.csv").set_index("perturbation")
+    out = {"same_perturbations": bool(sorted(a.index) == sorted(b.index))}
+    b = b.loc[a.index, a.columns]
     for c in a.columns:
         x, y = a[c].to_numpy(float), b[c].to_numpy(float)
-        out[f"max_abs_diff_{c}"] = float(np.nanmax(np.abs(x - y))) if len(x) else 0.0
-        out[f"nan_same_{c}"] = bool(np.array_equal(np.isnan(x), np.isnan(y)))
+        diff = np.abs(x - y)
+        out[c] = {"max_abs_diff": float(np.nanmax(diff)) if len(x) else 0.0,
+                  "n_differ": int(np.sum(diff > 0)),
+                  "nan_same": bool(np.array_equal(np.isnan(x), np.isnan(y)))}
     return out
 
 
@@ -163,7 +170,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20 perturbations x 2,000 genes, 8,000 cells")
     parser.add_argument("--transpert-only", action="store_true", help="time transpert alone")
-    parser.add_argument("--workdir", default=None, help="directory for the tools' outputs (temp dir)")
+    parser.add_argument("--outdir", default=str(Path(__file__).parent / "_results" / "evaluate"),
+                        help="the tools' output directories go here [%(default)s]")
     args = parser.parse_args()
     if args.quick:
         args.perts, args.genes, args.cells = 20, 2000, 8000
@@ -177,16 +185,22 @@ def main() -> None:
         if name == "cell_eval" and args.transpert_only:
             continue
         record[f"imports_{name}_peak_mb"] = round(run_child(code, [], env=THREAD_ENV)["peak_rss_mb"])
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        tmp = Path(tmp)
-        tp = run_child(TRANSPERT, [str(real), str(pred), str(tmp / "tp")], env=THREAD_ENV)
-        record.update(transpert_wall_s=round(tp["wall_s"], 2), transpert_peak_mb=round(tp["peak_rss_mb"]))
-        if not args.transpert_only:
-            ce = run_child(CELL_EVAL, [str(real), str(pred), str(tmp / "ce")], env=THREAD_ENV)
-            record.update(cell_eval_wall_s=round(ce["wall_s"], 2), cell_eval_peak_mb=round(ce["peak_rss_mb"]),
-                          speedup=round(ce["wall_s"] / tp["wall_s"], 1),
-                          memory_ratio=round(tp["peak_rss_mb"] / ce["peak_rss_mb"], 3),
-                          agreement=compare(tmp / "ce", tmp / "tp"))
+    out = Path(args.outdir) / real.stem.replace("_real_counts", "")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    tp = run_child(TRANSPERT, [str(real), str(pred), str(out / "transpert")], env=THREAD_ENV)
+    record.update(transpert_wall_s=round(tp["wall_s"], 2), transpert_peak_mb=round(tp["peak_rss_mb"]))
+    if not args.transpert_only:
+        ce = run_child(CELL_EVAL, [str(real), str(pred), str(out / "cell_eval")], env=THREAD_ENV)
+        record.update(cell_eval_wall_s=round(ce["wall_s"], 2), cell_eval_peak_mb=round(ce["peak_rss_mb"]),
+                      speedup=round(ce["wall_s"] / tp["wall_s"], 1),
+                      memory_ratio=round(tp["peak_rss_mb"] / ce["peak_rss_mb"], 3),
+                      agreement=compare(out / "cell_eval", out / "transpert"))
+        # Untimed: cell-eval's own tie order for genes tied in |log2FC| (polars, same threads).
+        run_child(TRANSPERT, [str(real), str(pred), str(out / "transpert_polars_ties"), "--ties", "polars"],
+                  env=THREAD_ENV)
+        record["agreement_polars_ties"] = compare(out / "cell_eval", out / "transpert_polars_ties")
     record["load_after"] = load_average()
     emit(record)
 
