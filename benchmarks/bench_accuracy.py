@@ -1,20 +1,47 @@
 """Accuracy benchmark (issue 5): TransPert against every baseline, cross-validated over the target's
 perturbations, on the simulator and on real Datlinger et al. 2021 Jurkat data.
 
-For every task and fold: the target's perturbations are split into training and held-out, the
-target's control cells into two halves (one for training, one as the held-out "real" controls);
-reference lines and the target's training cells are summarised; every method is fitted on the
-summaries, predicts the held-out perturbations, and its prediction is written as challenge-format
-cells (transpert.predict.write_prediction) and evaluated against the held-out real cells with
-cell-eval 0.8.2's metrics (transpert.evaluate), next to cell-eval's cell-mean baseline built from
-the fold's training cells.
+For every task, repeat and fold: the target's perturbations are split into training and held-out,
+the target's control cells into two halves (one for training, one as the held-out "real"
+controls); reference lines and the target's training cells are summarised; every method is fitted
+on the summaries, predicts the held-out perturbations, and its prediction is written as
+challenge-format cells (transpert.predict.write_prediction) and evaluated against the held-out
+real cells with cell-eval 0.8.2's metrics (transpert.evaluate), next to cell-eval's cell-mean
+baseline built from the fold's training cells.
 
-Per task, the out-of-fold predictions of all folds are pooled into one prediction file per method
-and evaluated once (PDS ranks among all the task's perturbations); the challenge score (x100) and the
-generalist mean rank are computed on the pooled perturbations, with 95% percentile bootstrap
-intervals from resampling perturbations (the same resamples for every method, so ``p_beats``
-- the fraction of resamples in which TransPert scores higher than a method - is a paired
-comparison).
+Protocols (``--protocol``):
+
+- ``folds`` (default, challenge-faithful): each fold is its own test set and is evaluated on its
+  own, as the challenge evaluated its test set: PDS ranks a held-out perturbation's prediction
+  among the real profiles of that fold's held-out perturbations only (none of which was training
+  data), DES / MAE / the four generalist metrics per perturbation as in ``transpert.evaluate``,
+  the score against the cell-mean baseline built from that fold's training cells. Folds: 3 of 20
+  perturbations on the simulator, 2 of 10 on Datlinger's 20 targets, each over 5 seeded random
+  splits (repeat r uses seed + r). A method's score and mean rank are the means over the fold
+  evaluations (15 on the simulator, 10 per Datlinger task) of the per-evaluation score and
+  per-evaluation mean rank (rank of each method on each of the seven metrics' means in that
+  evaluation, 1 = best, ties averaged, an undefined mean ranked last).
+- ``pooled`` (the earlier protocol, kept for comparison): one split (3 folds on the simulator, 4 on
+  Datlinger), the out-of-fold predictions of all folds pooled into one file per method and
+  evaluated once, so PDS ranks a held-out perturbation among ALL the task's perturbations,
+  including the ones that were training data when its prediction was made. A method that uses the
+  target's mean training effect is then systematically closer to those than to the new one, which
+  pushes its PDS below chance; the challenge has no such penalty.
+
+Intervals (both protocols, the same code: pooled is one evaluation holding every perturbation):
+95% percentile bootstrap that resamples the task's *perturbations* with replacement; a
+perturbation drawn w times gets weight w in every fold evaluation that holds it (in every
+repeat), and each evaluation's metric means, score and ranks are recomputed with those weights.
+Why perturbations, not folds: the perturbations are the unit the result should generalise over
+(new targets); the repeats re-use the same perturbations, so resampling each fold's perturbations
+independently would count each one R times as if independent (intervals ~sqrt(R) too narrow), and
+resampling the 10-15 fold evaluations ignores that they share perturbations and gives coarse
+percentiles. Per-perturbation values are held fixed (as in transpert.evaluate.bootstrap_ci: a
+PDS value keeps the rank it had among its fold's perturbations); ``de_spearman_sig`` (one value
+per evaluation) is recomputed from the weighted numbers of DE genes. The same resamples serve
+every method, so ``P(TransPert better)`` - the fraction of resamples in which TransPert's score is
+higher / mean rank lower - is a paired comparison. A resample that draws none of a fold's
+perturbations leaves that fold out of that resample's average.
 
 Tasks:
 - ``simulator``: transpert.data.simulate.simulate_atlas (3 references, similarity 0.8/0.6/0.4).
@@ -22,7 +49,7 @@ Tasks:
   the other as the target; 20 targets, guides pooled per target (``obs.target``), control
   ``control``.
 
-Run:  python benchmarks/bench_accuracy.py [--quick] [--tasks ...] [--out benchmarks/_results]
+Run:  python benchmarks/bench_accuracy.py [--protocol folds|pooled] [--quick] [--tasks ...]
 Prints one JSON line (every task) on stdout and a leaderboard per task on stderr.
 """
 
@@ -30,10 +57,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +79,14 @@ CONTROL = "non-targeting"
 DATLINGER = ["tests/data/datlinger2021_jurkat_stim_unstim_subset.h5ad",
              "/work/shared/data/real/datlinger2021_jurkat_stim_unstim_subset.h5ad"]
 BEST = {"mae": 0.0}  # every other metric used here: higher is better
+METRICS = list(pl.GENERALIST_METRICS)
+VCC = [METRICS.index(c) for c in pl.VCC_METRICS]
+SIG = METRICS.index("de_spearman_sig")
+PB_COLS = ["pb_mae", "pb_pearson_delta", "pb_pds"]
+#: protocol -> task -> (folds, repeats); decided from fold sizes (PDS needs ~10+ perturbations
+#: per evaluation to be more than coarse), before any result was looked at
+DEFAULT_FOLDS = {"folds": {"simulator": (3, 5), "datlinger": (2, 5)},
+                 "pooled": {"simulator": (3, 1), "datlinger": (4, 1)}}
 
 
 def _canonical(adata, pert_col: str, control: str):
@@ -90,88 +127,140 @@ def _subset(adata, mask):
     return out
 
 
-def run_folds(refs, target, *, n_folds: int, seed: int, methods, workdir: Path, log, move: str = "pseudobulk",
-              params: dict | None = None):
-    """Cross-validation over the target's perturbations, evaluated once on the pooled out-of-fold
-    predictions; per-method per-perturbation metrics.
+@dataclass
+class Evaluation:
+    """One evaluation (a fold, or the pooled file): per-perturbation values of every method.
 
-    The target's control cells are split once into two halves: the "real" controls (evaluation)
-    and the training controls (every fold's training data, and the controls of every written
+    ``vals``: (K + 1, n, 7) the seven generalist metrics per perturbation, methods in order then
+    the cell-mean baseline last, NaN where cell-eval has a null; ``real_nsig`` (n,) and
+    ``pred_nsig`` (K + 1, n): numbers of significant genes (for ``de_spearman_sig``); ``pb``:
+    (K, n, 3) the pseudo-bulk metrics; ``repeat``: which seeded split it came from."""
+
+    perts: np.ndarray
+    vals: np.ndarray
+    real_nsig: np.ndarray
+    pred_nsig: np.ndarray
+    pb: np.ndarray
+    repeat: int
+
+
+def split_folds(perts, n_folds: int, rng) -> list[np.ndarray]:
+    """A seeded partition of ``perts`` into ``n_folds`` folds of (nearly) equal size."""
+    return np.array_split(rng.permutation(np.asarray(perts)), n_folds)
+
+
+def evaluate_fold(real, written: dict, predictions: dict, perts, methods, repeat: int) -> Evaluation:
+    """Evaluate every written prediction (and ``written["baseline"]``) against ``real`` cells
+    holding exactly ``perts`` (+ controls), with transpert.evaluate (cell-eval 0.8.2 metrics)."""
+    from transpert import evaluate as ev
+
+    kw = dict(pert_col="target_gene", control=CONTROL, threads=None)
+    real_p = ev.prepare(real, "real", **kw)
+    perts = np.array(sorted(map(str, perts)))
+    vals, nsig = [], []
+    real_nsig = None
+    for name in [*methods, "baseline"]:
+        res = ev.evaluate_prepared(real_p, ev.prepare(written[name], name, **kw), metrics=pl.GENERALIST_METRICS, **kw)
+        order = pd.Index(res.results["perturbation"].astype(str)).get_indexer(perts)
+        if (order < 0).any():
+            raise RuntimeError(f"{name}: evaluation lacks perturbations {list(perts[order < 0])}")
+        vals.append(_values(res)[METRICS].to_numpy(dtype=np.float64)[order])
+        nsig.append(res.de.pred_sig.sum(axis=1)[order])
+        real_nsig = res.de.real_sig.sum(axis=1)[order]
+    pb = np.stack([_pseudobulk_metrics(predictions[m], real_p, perts)[PB_COLS].to_numpy(dtype=np.float64) for m in methods])
+    return Evaluation(perts=perts, vals=np.stack(vals), real_nsig=real_nsig, pred_nsig=np.stack(nsig), pb=pb,
+                      repeat=repeat)
+
+
+def run_task(refs, target, *, protocol: str, n_folds: int, n_repeats: int, seed: int, methods, workdir: Path,
+             log, move: str = "pseudobulk", params: dict | None = None) -> tuple[list[Evaluation], np.ndarray]:
+    """Cross-validation over the target's perturbations; returns the evaluations and the task's
+    perturbations.
+
+    Per repeat r (``rng = default_rng(seed + r)``): the perturbations are split into ``n_folds``
+    folds and the target's control cells into two halves, the "real" controls (evaluation) and
+    the training controls (every fold's training data, and the controls of every written
     prediction). In fold k the other folds' perturbations and the training controls are the
     training data; every method predicts fold k's perturbations and its prediction is written as
-    cells. The perturbation cells of all folds are then pooled into ONE prediction file per method
-    (plus the training controls) and evaluated once against ONE real file holding every held-out
-    perturbation, so PDS ranks each perturbation among all of them, as the challenge ranks among
-    all test perturbations. The cell-mean baseline is pooled the same way (each fold's rows from
-    that fold's training file).
+    cells; the cell-mean baseline is built from fold k's training cells.
+
+    ``protocol="folds"``: fold k is evaluated on its own against a real file holding fold k's
+    perturbations and the real controls (PDS among fold k's perturbations).
+    ``protocol="pooled"``: the perturbation cells of all folds are pooled into one prediction file
+    per method (plus the training controls) and evaluated once against one real file holding
+    every perturbation (PDS among all of them, training perturbations of the other folds included).
     """
     import anndata as ad
     import scipy.sparse as sp
 
-    from transpert import evaluate as ev
     from transpert.evaluate import build_baseline
     from transpert.predict import write_prediction
 
+    if protocol not in ("folds", "pooled"):
+        raise SystemExit(f"unknown protocol {protocol!r}")
     labels = target.obs["target_gene"].astype(str).to_numpy()
     perts = np.array(sorted(set(labels) - {CONTROL}))
-    rng = np.random.default_rng(seed)
-    folds = np.array_split(rng.permutation(perts), n_folds)
     ref_summaries = {name: pl.summarize_cells(cells, show_progress=False) for name, cells in refs.items()}
     ctrl = np.flatnonzero(labels == CONTROL)
-    real_ctrl = np.zeros(len(labels), bool)
-    real_ctrl[rng.choice(ctrl, len(ctrl) // 2, replace=False)] = True
-    real = _subset(target, (labels != CONTROL) | real_ctrl)
-    blocks: dict = {m: [] for m in ["baseline", *methods]}
-    predictions: dict = {m: [] for m in methods}
-    controls = {}
-    for k, held in enumerate(folds):
-        t0 = time.perf_counter()
-        train = _subset(target, (~np.isin(labels, held) & (labels != CONTROL)) | ((labels == CONTROL) & ~real_ctrl))
-        counts = (pd.Series(labels[np.isin(labels, held)]).value_counts().rename_axis("target_gene")
-                  .rename("n_cells").reset_index().sort_values("target_gene"))
-        train_summary = pl.summarize_cells(train, show_progress=False)
-        written = {"baseline": build_baseline(train, counts)}
-        for method in methods:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _, pred = pl.fit_predict(method, ref_summaries, train_summary, list(held),
-                                         params=(params or {}).get(method))
-            predictions[method].append(pred)
-            path = workdir / f"fold{k}_{method}.h5ad"
-            written[method] = write_prediction(pred, train, counts, list(target.var_names), path, seed=seed + k,
-                                               max_cells=None, move=move)
-            path.unlink()
-        for name, cells in written.items():
-            is_ctrl = (cells.obs["target_gene"].astype(str) == CONTROL).to_numpy()
-            x = sp.csr_matrix(cells.X, dtype=np.float32)
-            blocks[name].append((x[~is_ctrl], cells.obs["target_gene"].astype(str).to_numpy()[~is_ctrl]))
-            controls.setdefault(name, x[is_ctrl])  # the training controls (fold 0's normalisation)
-        log(f"  fold {k + 1}/{n_folds}: {len(held)} held out, {time.perf_counter() - t0:.1f} s")
-    kw = dict(pert_col="target_gene", control=CONTROL, threads=None)
-    real_p = ev.prepare(real, "real", **kw)
+    evaluations = []
+    for r in range(n_repeats):
+        rng = np.random.default_rng(seed + r)
+        folds = split_folds(perts, n_folds, rng)
+        real_ctrl = np.zeros(len(labels), bool)
+        real_ctrl[rng.choice(ctrl, len(ctrl) // 2, replace=False)] = True
+        blocks: dict = {m: [] for m in ["baseline", *methods]}
+        pooled_preds: dict = {m: [] for m in methods}
+        controls = {}
+        for k, held in enumerate(folds):
+            t0 = time.perf_counter()
+            is_held = np.isin(labels, held)
+            train = _subset(target, (~is_held & (labels != CONTROL)) | ((labels == CONTROL) & ~real_ctrl))
+            counts = (pd.Series(labels[is_held]).value_counts().rename_axis("target_gene")
+                      .rename("n_cells").reset_index().sort_values("target_gene"))
+            train_summary = pl.summarize_cells(train, show_progress=False)
+            written = {"baseline": build_baseline(train, counts)}
+            preds = {}
+            for method in methods:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    _, preds[method] = pl.fit_predict(method, ref_summaries, train_summary, list(held),
+                                                      params=(params or {}).get(method))
+                path = workdir / f"r{r}_fold{k}_{method}.h5ad"
+                written[method] = write_prediction(preds[method], train, counts, list(target.var_names), path,
+                                                   seed=seed + k + 1000 * r, max_cells=None, move=move)
+                path.unlink()
+            if protocol == "folds":
+                evaluations.append(evaluate_fold(_subset(target, is_held | real_ctrl), written, preds, held,
+                                                 methods, r))
+            else:
+                for name, cells in written.items():
+                    is_ctrl = (cells.obs["target_gene"].astype(str) == CONTROL).to_numpy()
+                    x = sp.csr_matrix(cells.X, dtype=np.float32)
+                    blocks[name].append((x[~is_ctrl], cells.obs["target_gene"].astype(str).to_numpy()[~is_ctrl]))
+                    controls.setdefault(name, x[is_ctrl])  # the training controls (fold 0's normalisation)
+                for m in methods:
+                    pooled_preds[m].append(preds[m])
+            log(f"  repeat {r + 1}/{n_repeats} fold {k + 1}/{n_folds}: {len(held)} held out, "
+                f"{time.perf_counter() - t0:.1f} s")
+        if protocol == "pooled":
+            def pooled_cells(name):
+                x = sp.vstack([b[0] for b in blocks[name]] + [controls[name]], format="csr")
+                lab = np.concatenate([b[1] for b in blocks[name]] + [np.full(controls[name].shape[0], CONTROL)])
+                return ad.AnnData(X=x, obs=pd.DataFrame({"target_gene": pd.Categorical(lab)},
+                                                        index=[f"c{i}" for i in range(len(lab))]),
+                                  var=pd.DataFrame(index=target.var_names.copy()))
 
-    def pooled_cells(name):
-        x = sp.vstack([b[0] for b in blocks[name]] + [controls[name]], format="csr")
-        lab = np.concatenate([b[1] for b in blocks[name]] + [np.full(controls[name].shape[0], CONTROL)])
-        return ad.AnnData(X=x, obs=pd.DataFrame({"target_gene": pd.Categorical(lab)},
-                                                index=[f"c{i}" for i in range(len(lab))]),
-                          var=pd.DataFrame(index=target.var_names.copy()))
-
-    base = _values(ev.evaluate_prepared(real_p, ev.prepare(pooled_cells("baseline"), "baseline", **kw),
-                                        metrics=pl.GENERALIST_METRICS, **kw))
-    pooled, pooled_pb = {}, {}
-    for method in methods:
-        res = ev.evaluate_prepared(real_p, ev.prepare(pooled_cells(method), method, **kw),
-                                   metrics=pl.GENERALIST_METRICS, **kw)
-        pooled[method] = _values(res)
-        pooled_pb[method] = _pseudobulk_metrics(ad.concat(predictions[method], merge="first"), real_p, perts)
-    return pooled, base, pooled_pb
+            written = {name: pooled_cells(name) for name in blocks}
+            preds = {m: ad.concat(pooled_preds[m], merge="first") for m in methods}
+            evaluations.append(evaluate_fold(_subset(target, (labels != CONTROL) | real_ctrl), written, preds, perts,
+                                             methods, r))
+    return evaluations, perts
 
 
 def _pseudobulk_metrics(pred, real_p, held) -> pd.DataFrame:
     """The prediction's own pseudo-bulk (before cells are written) against the real held-out
-    pseudo-bulk: MAE of means, Pearson of deltas, L1 PDS (transpert.evaluate.discrimination_scores).
-    Shows what the statistics predict, independently of how cells are written."""
+    pseudo-bulk: MAE of means, Pearson of deltas, L1 PDS (transpert.evaluate.discrimination_scores,
+    ranked among ``held``). Shows what the statistics predict, independently of how cells are written."""
     from transpert.evaluate import discrimination_scores
 
     labels = sorted(map(str, held))
@@ -199,12 +288,7 @@ def _values(result) -> pd.DataFrame:
     return out
 
 
-def _nanmean(x, axis=0):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(x, axis=axis)
-
-
+# ------------------------------------------------------------------------------ aggregation
 def _score(user: np.ndarray, base: np.ndarray) -> np.ndarray:
     """cell-eval's score_agg_metrics on (..., 3) means of (mae, pds, des): avg of clipped scores."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -215,76 +299,152 @@ def _score(user: np.ndarray, base: np.ndarray) -> np.ndarray:
     return s.mean(axis=-1)
 
 
-def leaderboard(pooled: dict, base: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
-    methods = list(pooled)
-    metrics = list(pl.GENERALIST_METRICS)
-    vals = np.stack([pooled[m][metrics].to_numpy() for m in methods])  # (M, N, 7)
-    bvals = base[metrics].to_numpy()
-    n = vals.shape[1]
-    vcc = [metrics.index(c) for c in pl.VCC_METRICS]
+def weighted_means(vals: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(K, n, J) values and (B, n) integer weights -> (B, K, J) weighted means skipping NaN
+    (= the NaN-skipping mean over the perturbations repeated w times); NaN where no weight."""
+    ok = ~np.isnan(vals)
+    sums = np.einsum("bn,knj->bkj", w, np.where(ok, vals, 0.0))
+    counts = np.einsum("bn,knj->bkj", w, ok.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def _weighted_midranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x (K, n), w (B, n) -> (B, K, n): each value's average rank (1-based) in the sample holding
+    value i w_i times (ranks are those of scipy.stats.rankdata on the repeated sample)."""
+    less = (x[:, None, :] < x[:, :, None]).astype(np.float64)  # [k, i, j] = x_j < x_i
+    equal = (x[:, None, :] == x[:, :, None]).astype(np.float64)
+    return np.einsum("bj,kij->bki", w, less) + (np.einsum("bj,kij->bki", w, equal) + 1) / 2
+
+
+def weighted_spearman_sig(real_n: np.ndarray, pred_n: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``de_spearman_sig`` (transpert.evaluate) of a sample holding perturbation i w_i times:
+    Spearman of (real, predicted) numbers of DE genes over the perturbations with a real DE gene,
+    1.0 when none has one, NaN when fewer than 2 values or a side is constant. real_n (n,),
+    pred_n (K, n), w (B, n) -> (B, K)."""
+    w = np.asarray(w, np.float64) * (real_n > 0)[None, :]
+    total = w.sum(axis=1)  # (B,)
+    x = np.asarray(real_n, np.float64)[None, :]
+    y = np.asarray(pred_n, np.float64)
+    rx = _weighted_midranks(x, w)[:, 0, :]  # (B, n)
+    ry = _weighted_midranks(y, w)  # (B, K, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = (w * rx).sum(axis=1) / total
+        my = np.einsum("bn,bkn->bk", w, ry) / total[:, None]
+        dx = rx - mx[:, None]
+        dy = ry - my[:, :, None]
+        cov = np.einsum("bn,bn,bkn->bk", w, dx, dy)
+        vx = (w * dx * dx).sum(axis=1)
+        vy = np.einsum("bn,bkn->bk", w, dy * dy)
+        r = np.clip(cov / np.sqrt(vx[:, None] * vy), -1.0, 1.0)
+    used = w > 0
+    # constant sides exactly (not through a rounded variance)
+    big, small = np.inf, -np.inf
+    x_const = (np.where(used, x, big).min(axis=1) == np.where(used, x, small).max(axis=1))  # (B,)
+    y_const = (np.where(used[:, None, :], y[None], big).min(axis=2)
+               == np.where(used[:, None, :], y[None], small).max(axis=2))  # (B, K)
+    r = np.where(x_const[:, None] | y_const | (total[:, None] < 2), np.nan, r)
+    return np.where(total[:, None] == 0, 1.0, r)
+
+
+def _ranks(means: np.ndarray) -> np.ndarray:
+    """(..., K, 7) metric means -> (..., K) mean rank over the metrics, 1 = best, ties averaged,
+    an undefined (NaN) mean ranked last."""
+    r = []
+    for j, m in enumerate(METRICS):
+        key = means[..., j] if BEST.get(m) == 0.0 else -means[..., j]
+        r.append(rankdata(np.where(np.isnan(key), np.inf, key), method="average", axis=-1))
+    return np.mean(r, axis=0)
+
+
+def evaluation_stats(ev: Evaluation, w: np.ndarray) -> dict:
+    """Per-evaluation statistics under perturbation weights w (B, n): metric means (B, K, 7),
+    score x100 (B, K), mean rank (B, K), pseudo-bulk means (B, K, 3), valid (B,)."""
+    means = weighted_means(ev.vals, w)
+    means[..., SIG] = weighted_spearman_sig(ev.real_nsig, ev.pred_nsig, w)
+    k = ev.vals.shape[0] - 1
+    user, base = means[:, :k], means[:, k]
+    return {"means": user, "score": 100 * _score(user[..., VCC], base[:, None, VCC]), "rank": _ranks(user),
+            "pb": weighted_means(ev.pb, w), "valid": w.sum(axis=1) > 0}
+
+
+def _fold_average(stats: list[dict], key: str) -> np.ndarray:
+    """Mean over the evaluations valid in each resample (and, per entry, not NaN)."""
+    total = count = 0
+    for s in stats:
+        v = s[key]
+        ok = ~np.isnan(v) & s["valid"].reshape((-1,) + (1,) * (v.ndim - 1))
+        total = total + np.where(ok, v, 0.0)
+        count = count + ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) multiplicities of the n perturbations in n_boot resamples with replacement."""
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    point_means = _nanmean(vals, axis=1)  # (M, 7)
-    point_score = 100 * _score(point_means[:, vcc], _nanmean(bvals, axis=0)[vcc])
+    w = np.zeros((n_boot, n))
+    np.add.at(w, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    return w
 
-    def ranks(means):  # (M, 7) -> (M,) mean rank, 1 = best, NaN aggregate ranks last
-        r = []
-        for j, m in enumerate(metrics):
-            key = means[:, j] if BEST.get(m) == 0.0 else -means[:, j]
-            r.append(rankdata(np.where(np.isnan(key), np.inf, key), method="average"))
-        return np.mean(r, axis=0)
 
-    boot_scores = np.empty((n_boot, len(methods)))
-    boot_ranks = np.empty((n_boot, len(methods)))
-    for b, i in enumerate(idx):
-        means = _nanmean(vals[:, i, :], axis=1)
-        boot_scores[b] = 100 * _score(means[:, vcc], _nanmean(bvals[i], axis=0)[vcc])
-        boot_ranks[b] = ranks(means)
-    point_rank = ranks(point_means)
-    tp = methods.index("transpert") if "transpert" in methods else None
-    rows = []
+def leaderboard(evaluations: list[Evaluation], methods, perts, *, n_boot: int, seed: int):
+    """The leaderboard (one row per method) and the pseudo-bulk table, with paired bootstrap
+    intervals over the task's perturbations (see the module docstring)."""
+    perts = np.asarray(perts)
+    pos = pd.Index(perts)
+    w_all = np.vstack([np.ones((1, len(perts))), bootstrap_weights(len(perts), n_boot, seed)])
+    stats = []
+    for ev in evaluations:
+        cols = pos.get_indexer(ev.perts)
+        stats.append(evaluation_stats(ev, w_all[:, cols]))
+    score, rank = _fold_average(stats, "score"), _fold_average(stats, "rank")
+    means, pb = _fold_average(stats, "means"), _fold_average(stats, "pb")
+    repeats = sorted({ev.repeat for ev in evaluations})
+    by_repeat = np.array([_fold_average([s for s, ev in zip(stats, evaluations) if ev.repeat == r], "score")[0]
+                          for r in repeats])  # (R, K) point scores per split
+    per_eval = np.array([s["score"][0] for s in stats])  # (E, K)
+    tp = list(methods).index("transpert") if "transpert" in methods else None
+
+    def q(a):  # 95% percentile interval of the defined resamples
+        a = a[~np.isnan(a)]
+        return np.quantile(a, [0.025, 0.975]) if a.size else (np.nan, np.nan)
+
+    rows, pb_rows = [], []
     for k, m in enumerate(methods):
-        row = {"method": m, "score": point_score[k],
-               "score_ci_low": np.quantile(boot_scores[:, k], 0.025), "score_ci_high": np.quantile(boot_scores[:, k], 0.975),
-               **{c: point_means[k, j] for j, c in enumerate(metrics)},
-               "mean_rank": point_rank[k], "mean_rank_ci_low": np.quantile(boot_ranks[:, k], 0.025),
-               "mean_rank_ci_high": np.quantile(boot_ranks[:, k], 0.975)}
+        s_lo, s_hi = q(score[1:, k])
+        r_lo, r_hi = q(rank[1:, k])
+        row = {"method": m, "score": score[0, k], "score_ci_low": s_lo, "score_ci_high": s_hi,
+               "score_split_min": by_repeat[:, k].min(), "score_split_max": by_repeat[:, k].max(),
+               **{c: means[0, k, j] for j, c in enumerate(METRICS)},
+               "mean_rank": rank[0, k], "mean_rank_ci_low": r_lo, "mean_rank_ci_high": r_hi,
+               "top_score_evaluations": int(sum(e[k] > np.delete(e, k).max() for e in per_eval))}
         if tp is not None and k != tp:
-            row["p_transpert_beats_score"] = float(np.mean(boot_scores[:, tp] > boot_scores[:, k]))
-            row["p_transpert_beats_rank"] = float(np.mean(boot_ranks[:, tp] < boot_ranks[:, k]))
+            row["p_transpert_beats_score"] = float(np.mean(score[1:, tp] > score[1:, k]))
+            row["p_transpert_beats_rank"] = float(np.mean(rank[1:, tp] < rank[1:, k]))
         rows.append(row)
+        pb_row = {"method": m}
+        for j, c in enumerate(PB_COLS):
+            pb_row[c] = pb[0, k, j]
+            pb_row[c + "_ci_low"], pb_row[c + "_ci_high"] = q(pb[1:, k, j])
+        pb_rows.append(pb_row)
     table = pd.DataFrame(rows).sort_values(["score", "mean_rank"], ascending=[False, True]).reset_index(drop=True)
-    return table
-
-
-def pseudobulk_table(pooled_pb: dict, *, n_boot: int, seed: int) -> pd.DataFrame:
-    """Mean of each pseudo-bulk metric with a 95% bootstrap interval over perturbations."""
-    cols = ["pb_mae", "pb_pearson_delta", "pb_pds"]
-    rows = []
-    n = len(next(iter(pooled_pb.values())))
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    for m, frame in pooled_pb.items():
-        v = frame[cols].to_numpy()
-        boot = np.stack([_nanmean(v[i], axis=0) for i in idx])
-        row = {"method": m}
-        for j, c in enumerate(cols):
-            row[c] = float(_nanmean(v[:, j]))
-            row[c + "_ci_low"], row[c + "_ci_high"] = np.quantile(boot[:, j], [0.025, 0.975])
-        rows.append(row)
-    return pd.DataFrame(rows).sort_values("pb_pds", ascending=False).reset_index(drop=True)
+    pb_table = pd.DataFrame(pb_rows).sort_values("pb_pds", ascending=False).reset_index(drop=True)
+    return table, pb_table
 
 
 def pb_markdown(pb: pd.DataFrame) -> str:
     out = ["| method | MAE [95% CI] | Pearson delta [95% CI] | PDS (L1) [95% CI] |", "|---|---|---|---|"]
     for _, r in pb.iterrows():
         out.append(f"| `{r['method']}` | " + " | ".join(
-            f"{r[c]:.4f} [{r[c + '_ci_low']:.4f}, {r[c + '_ci_high']:.4f}]"
-            for c in ("pb_mae", "pb_pearson_delta", "pb_pds")) + " |")
+            f"{r[c]:.4f} [{r[c + '_ci_low']:.4f}, {r[c + '_ci_high']:.4f}]" for c in PB_COLS) + " |")
     return "\n".join(out)
 
 
-def markdown(table: pd.DataFrame) -> str:
-    head = ["method", "score x100 [95% CI]", "MAE", "PDS", "DES", "pearson_delta", "sp_lfc_sig", "pr_auc",
-            "sp_nsig", "mean rank [95% CI]", "P(TransPert better): score / rank"]
+def markdown(table: pd.DataFrame, n_evaluations: int) -> str:
+    head = ["method", "score x100 [95% CI]", "split min-max", "MAE", "PDS", "DES", "pearson_delta", "sp_lfc_sig",
+            "pr_auc", "sp_nsig", "mean rank [95% CI]", f"top score (of {n_evaluations})",
+            "P(TransPert better): score / rank"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     f = lambda v: "nan" if pd.isna(v) else f"{v:.3f}"  # noqa: E731
     for _, r in table.iterrows():
@@ -292,8 +452,10 @@ def markdown(table: pd.DataFrame) -> str:
             f"{r['p_transpert_beats_score']:.2f} / {r['p_transpert_beats_rank']:.2f}"
         out.append("| " + " | ".join([
             f"`{r['method']}`", f"{r['score']:.2f} [{r['score_ci_low']:.2f}, {r['score_ci_high']:.2f}]",
-            *(f(r[m]) for m in pl.GENERALIST_METRICS),
-            f"{r['mean_rank']:.2f} [{r['mean_rank_ci_low']:.1f}, {r['mean_rank_ci_high']:.1f}]", p]) + " |")
+            f"{r['score_split_min']:.2f}-{r['score_split_max']:.2f}",
+            *(f(r[m]) for m in METRICS),
+            f"{r['mean_rank']:.2f} [{r['mean_rank_ci_low']:.1f}, {r['mean_rank_ci_high']:.1f}]",
+            str(int(r["top_score_evaluations"])), p]) + " |")
     return "\n".join(out)
 
 
@@ -301,9 +463,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["simulator", "datlinger_unstim_to_stim", "datlinger_stim_to_unstim"])
     parser.add_argument("--methods", nargs="+", default=list(pl.METHODS))
+    parser.add_argument("--protocol", choices=("folds", "pooled"), default="folds",
+                        help="folds: each fold evaluated on its own, repeated over seeded splits (default); "
+                             "pooled: one split, out-of-fold predictions pooled and evaluated once")
+    parser.add_argument("--n-folds", type=int, default=None, help="folds per split (default: per protocol and task)")
+    parser.add_argument("--repeats", type=int, default=None, help="seeded splits (default: 5 for folds, 1 for pooled)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=2000)
-    parser.add_argument("--quick", action="store_true", help="a smaller simulator and fewer bootstrap resamples")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smaller simulator, 2 splits and 200 bootstrap resamples")
     parser.add_argument("--out", default="benchmarks/_results", help="where tables are written")
     parser.add_argument("--move", choices=("pseudobulk", "de", "all"), default="pseudobulk",
                         help="write_prediction's move (default: %(default)s)")
@@ -314,55 +482,65 @@ def main(argv=None) -> int:
     tp_params = json.loads(args.transpert_params) if args.transpert_params else {}
     if not isinstance(tp_params, dict):
         raise SystemExit(f"--transpert-params must be a JSON object, got {args.transpert_params!r}")
+    if "transpert" not in args.methods:
+        raise SystemExit("--methods must include transpert (the leaderboard compares against it)")
+    n_boot = 200 if args.quick else args.n_boot
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    load_start = [round(v, 2) for v in os.getloadavg()]
     records = []
     for task in args.tasks:
         t0 = time.perf_counter()
         if task == "simulator":
             refs, target = task_simulator(args.seed, args.quick)
-            n_folds = 3
         elif task == "datlinger_unstim_to_stim":
             refs, target = task_datlinger("unstimulated", "stimulated")
-            n_folds = 4
         elif task == "datlinger_stim_to_unstim":
             refs, target = task_datlinger("stimulated", "unstimulated")
-            n_folds = 4
         else:
             raise SystemExit(f"unknown task {task!r}")
-        log(f"{task}: {len(refs)} reference line(s), target {target.n_obs} cells, {n_folds}-fold CV")
+        n_folds, n_repeats = DEFAULT_FOLDS[args.protocol]["simulator" if task == "simulator" else "datlinger"]
+        n_folds = args.n_folds or n_folds
+        n_repeats = args.repeats or (min(n_repeats, 2) if args.quick else n_repeats)
+        log(f"{task}: {len(refs)} reference line(s), target {target.n_obs} cells, protocol {args.protocol}, "
+            f"{n_folds} folds x {n_repeats} split(s)")
         with tempfile.TemporaryDirectory() as tmp:
-            pooled, base, pooled_pb = run_folds(refs, target, n_folds=n_folds, seed=args.seed, methods=args.methods,
-                                     workdir=Path(tmp), log=log, move=args.move,
-                                     params={"transpert": tp_params})
-        table = leaderboard(pooled, base, n_boot=200 if args.quick else args.n_boot, seed=args.seed)
-        pb = pseudobulk_table(pooled_pb, n_boot=200 if args.quick else args.n_boot, seed=args.seed)
-        tag = task if args.move == "pseudobulk" else f"{task}_move-{args.move}"
+            evaluations, perts = run_task(refs, target, protocol=args.protocol, n_folds=n_folds, n_repeats=n_repeats,
+                                          seed=args.seed, methods=args.methods, workdir=Path(tmp), log=log,
+                                          move=args.move, params={"transpert": tp_params})
+        table, pb = leaderboard(evaluations, args.methods, perts, n_boot=n_boot, seed=args.seed)
+        tag = f"{task}_{args.protocol}"
+        if args.move != "pseudobulk":
+            tag += f"_move-{args.move}"
         if tp_params:
             tag += "_params-" + "-".join(f"{k}={v}" for k, v in sorted(tp_params.items()))
         pb.to_csv(out / f"accuracy_{tag}_pseudobulk.csv", index=False)
         table.to_csv(out / f"accuracy_{tag}.csv", index=False)
-        md = (f"{markdown(table)}\n\nPseudo-bulk predictions (before writing cells) vs the real held-out "
-              f"pseudo-bulk:\n\n{pb_markdown(pb)}\n")
+        md = (f"{markdown(table, len(evaluations))}\n\nPseudo-bulk predictions (before writing cells) vs the real "
+              f"held-out pseudo-bulk:\n\n{pb_markdown(pb)}\n")
         (out / f"accuracy_{tag}.md").write_text(md)
-        print(f"\n## {task}\n\n{md}", file=sys.stderr, flush=True)
+        print(f"\n## {task} ({args.protocol})\n\n{md}", file=sys.stderr, flush=True)
         tp = table.set_index("method")
-        records.append({"task": task, "n_folds": n_folds,
-              "n_perturbations": int(len(next(iter(pooled.values())))), "wall_s": round(time.perf_counter() - t0, 1),
-              "score": {m: round(float(tp.loc[m, "score"]), 3) for m in tp.index},
-              "score_ci": {m: [round(float(tp.loc[m, "score_ci_low"]), 3), round(float(tp.loc[m, "score_ci_high"]), 3)]
-                           for m in tp.index},
-              "mean_rank": {m: round(float(tp.loc[m, "mean_rank"]), 3) for m in tp.index},
-              "pseudobulk": {r["method"]: {k: round(float(r[k]), 4) for k in ("pb_mae", "pb_pearson_delta", "pb_pds")}
-                             for _, r in pb.iterrows()},
-              # strictly better than every other method (a tie is not a win)
-              "transpert_best_score": bool(tp.loc["transpert", "score"] > tp["score"].drop("transpert").max())
-              if "transpert" in tp.index else None,
-              "transpert_best_rank": bool(tp.loc["transpert", "mean_rank"] < tp["mean_rank"].drop("transpert").min())
-              if "transpert" in tp.index else None})
-    emit({"benchmark": "accuracy", "move": args.move, "seed": args.seed, "transpert_params": tp_params,
-          "tasks": records})
+        others = tp.drop("transpert")
+        r3 = lambda v: round(float(v), 3)  # noqa: E731
+        records.append({
+            "task": task, "n_folds": n_folds, "n_repeats": n_repeats, "n_evaluations": len(evaluations),
+            "n_perturbations": len(perts), "wall_s": round(time.perf_counter() - t0, 1),
+            "score": {m: r3(tp.loc[m, "score"]) for m in tp.index},
+            "score_ci": {m: [r3(tp.loc[m, "score_ci_low"]), r3(tp.loc[m, "score_ci_high"])] for m in tp.index},
+            "mean_rank": {m: r3(tp.loc[m, "mean_rank"]) for m in tp.index},
+            "mean_rank_ci": {m: [r3(tp.loc[m, "mean_rank_ci_low"]), r3(tp.loc[m, "mean_rank_ci_high"])]
+                             for m in tp.index},
+            "p_transpert_beats": {m: [r3(others.loc[m, "p_transpert_beats_score"]),
+                                      r3(others.loc[m, "p_transpert_beats_rank"])] for m in others.index},
+            "pseudobulk": {r["method"]: {k: round(float(r[k]), 4) for k in PB_COLS} for _, r in pb.iterrows()},
+            # strictly better than every other method (a tie is not a win)
+            "transpert_best_score": bool(tp.loc["transpert", "score"] > others["score"].max()),
+            "transpert_best_rank": bool(tp.loc["transpert", "mean_rank"] < others["mean_rank"].min())})
+    emit({"benchmark": "accuracy", "protocol": args.protocol, "move": args.move, "seed": args.seed,
+          "n_boot": n_boot, "quick": args.quick, "transpert_params": tp_params, "loadavg_start": load_start,
+          "loadavg_end": [round(v, 2) for v in os.getloadavg()], "tasks": records})
     return 0
 
 
