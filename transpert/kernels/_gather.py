@@ -100,9 +100,10 @@ def scatter_rows_block(bits, indices, indptr, row_codes, part_ptr, part_rows, cu
     ``part_pos[p, g - g0]`` is where part p writes gene g: the caller knows every part's
     per-gene counts from the pseudo-bulk's non-zero counts. Writes into ``part_pos`` (scratch).
 
-    The rows are walked once per run of ``sub_genes`` genes: writing to thousands of genes' runs
-    at once touches as many memory pages per row (TLB misses made the one-sweep version ~4x
-    slower than this, measured); a few hundred at a time keeps them cached.
+    The rows are walked once per run of ``sub_genes`` genes, which bounds how many genes' write
+    streams are open at once (each one a cache line and a page). At the block widths the memory
+    budget gives (~1,000 genes at VCC size) one sweep was as fast as several (measured); very
+    wide blocks get split. Most of this kernel's time is the scattered writes themselves.
     """
     n_parts = part_ptr.shape[0] - 1
     for p in prange(n_parts):

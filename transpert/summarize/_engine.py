@@ -36,7 +36,7 @@ DEFAULT_MEMORY_BUDGET = 2 * 2**30
 STORE_FRACTION = 3
 BACKENDS = ("threads", "joblib", "dask")
 # genes scattered per sweep over the rows by the in-memory gather (see scatter_rows_block)
-SUB_GENES = 1024
+SUB_GENES = 4096
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -163,6 +163,8 @@ class RowBlockGatherer:
         # saves the page faults of a fresh allocation per block
         self.reuse = reuse
         self._keys = self._codes = None
+        # group codes as int16 when they fit: 6 bytes per entry instead of 8 to write, sort, read
+        self.code_dtype = np.dtype(np.int16 if nonzero.shape[0] <= np.iinfo(np.int16).max else np.int32)
 
     def block(self, g0: int, g1: int):
         """(keys, codes, gene_ptr) of genes [g0, g1); blocks must come in order from gene 0.
@@ -180,11 +182,11 @@ class RowBlockGatherer:
         if self.reuse:
             if self._keys is None or self._keys.shape[0] < n:
                 self._keys = np.empty(n, dtype=self.fmt.bits_dtype)
-                self._codes = np.empty(n, dtype=np.int32)
+                self._codes = np.empty(n, dtype=self.code_dtype)
             keys, codes = self._keys[:n], self._codes[:n]
         else:
             keys = np.empty(n, dtype=self.fmt.bits_dtype)
-            codes = np.empty(n, dtype=np.int32)
+            codes = np.empty(n, dtype=self.code_dtype)
         fmt, X = self.fmt, self.X
         scatter_rows_block(self.bits, X.indices, X.indptr, self.row_codes, self.part_ptr,
                            self.part_rows, self.cursor, g0, g1, fmt.sign, fmt.ones,
