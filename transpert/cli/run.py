@@ -15,7 +15,9 @@ of the manifest)::
     pert_col: target_gene
     control: non-targeting
     max_cells: 100000
-    cells: quantile
+    cells: quantile                   # how non-moved genes are drawn: quantile | resample | mean
+    move: pseudobulk                  # which genes reach their predicted mean: pseudobulk | de | all
+    threads: 2
     n_boot: 1000
 """
 
@@ -23,7 +25,12 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("config", metavar="CONFIG.yaml", help="the run configuration (see --help of the module)")
+    import argparse
+
+    # The module docstring is the config reference: show it under --help.
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("\n", 1)[1].replace("::", ":")
+    parser.add_argument("config", metavar="CONFIG.yaml", help="the run configuration (keys below)")
 
 
 def run(args) -> int:
