@@ -14,7 +14,7 @@ single global scale factor on the specific component.
 
 Criteria (``metric``):
 
-* ``"pds"`` (default, as the challenge): mean L1 discrimination score over the training
+* ``"pds"`` (this function's default, as the challenge; `TransPert` defaults to ``"balanced"``): mean L1 discrimination score over the training
   perturbations, computed by :func:`transpert.evaluate.discrimination_scores`; ties (PDS is a
   rank, so flat stretches are common) are broken by the smaller delta MAE;
 * ``"mae"``: mean absolute error of the deltas (= MAE of the means, both sharing the target's
