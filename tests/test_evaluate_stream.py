@@ -187,3 +187,14 @@ def test_baseline_streamed_equals_scanpy_reference(tmp_path, monkeypatch):
         np.testing.assert_array_equal(X[5:], dense[ctrl])
         assert list(base.obs_names[5:]) == list(train.obs_names[ctrl])
         assert list(base.obs["target_gene"][:5]) == ["G1", "G1", "G3", "G3", "G3"]
+
+
+def test_csc_input_warns_and_agrees(paths, tmp_path, caplog):
+    real, pred, real_path, _ = paths
+    csc = pred.copy()
+    csc.X = sp.csc_matrix(pred.X)
+    csc.write_h5ad(tmp_path / "pred_csc.h5ad")
+    with caplog.at_level("WARNING", logger="transpert.evaluate"):
+        got = evaluate(real_path, tmp_path / "pred_csc.h5ad", **KW).results
+    assert "stored as CSC" in caplog.text
+    pd.testing.assert_frame_equal(got, evaluate(real, pred, **KW).results)

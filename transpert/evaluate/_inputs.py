@@ -20,6 +20,7 @@ chunks within a memory budget. The in-memory helpers below (``detect_scale``,
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from transpert._errors import TranspertInputError
 
 FRACTION_EPSILON = 1e-3  # cell-eval's threshold for "has a fractional part"
 LOG1P_MAX = 15.0  # cell-eval rejects fractional data with values >= 15
+
+logger = logging.getLogger("transpert.evaluate")
 
 
 @dataclass
@@ -118,6 +121,10 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
             raise TranspertInputError(f"{name}: perturbation column {pert_col!r} not in obs "
                                       f"({err}); pass the right column name") from None
         raise
+    if cs.format == "csc":
+        # Row chunks of a CSC file each scan the whole file (transpert.data.read).
+        logger.warning("%s: X is stored as CSC; streaming it by rows re-reads the file for every "
+                       "chunk. Convert it to CSR once (adata.X = adata.X.tocsr()) for speed", name)
     labels = cs.obs["target_gene"].to_numpy(str)
     empty = labels == ""
     if empty.any():
