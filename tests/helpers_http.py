@@ -62,8 +62,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.server.cut_after is not None:
             payload = payload[: self.server.cut_after]
-        self.wfile.write(payload)
+        # Count before writing: the client may finish reading (and the test check the count)
+        # before this thread runs another line after the write.
         self.server.bytes_sent += len(payload)
+        self.wfile.write(payload)
         self.wfile.flush()
         if self.server.cut_after is not None:
             self.close_connection = True
