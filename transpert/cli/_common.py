@@ -1,4 +1,4 @@
-"""Arguments and input handling shared by ``transpert fit``, ``predict`` and ``run``."""
+"""Arguments and input handling shared by subcommands (``fit``, ``predict``, ``run``; ``evaluate``, ``rank``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,20 @@ def add_input_arguments(parser, *, target_required: bool = True) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a method parameter (VALUE read as JSON when it parses, else a string); repeatable")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
+
+
+def add_scoring_arguments(parser) -> None:
+    """Options shared by ``transpert evaluate`` and ``transpert rank``."""
+    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
+    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
+    parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
+    parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
+                        help="order of DE genes tied in |log2FC| for overlap/precision: gene "
+                        "(file order, deterministic) or polars (cell-eval's own ranking, whose tie "
+                        "order depends on POLARS_MAX_THREADS) [default: %(default)s]")
+    parser.add_argument("--memory-budget", default=None,
+                        help="memory the DE engine may use per file, e.g. 1GB; files are streamed "
+                        "from disk one at a time [default: 2GB]")
 
 
 def parse_params(items: list[str]) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from transpert.cli._common import add_scoring_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", required=True, help="real cells (h5ad; raw counts or log1p)")
@@ -14,16 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="vcc: mae, discrimination_score_l1, overlap_at_N; full: every "
                         "cell-eval metric except clustering/e-distance [default: %(default)s]")
     parser.add_argument("-o", "--outdir", required=True, help="output directory")
-    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
-    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
-    parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
-    parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
-                        help="order of DE genes tied in |log2FC| for overlap/precision: gene "
-                        "(file order, deterministic) or polars (cell-eval's own ranking, whose tie "
-                        "order depends on POLARS_MAX_THREADS) [default: %(default)s]")
-    parser.add_argument("--memory-budget", default=None,
-                        help="memory the DE engine may use per file, e.g. 1GB; files are streamed "
-                        "from disk one at a time [default: 2GB]")
+    add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap resamples for the intervals; 0 skips them [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from transpert.cli._common import add_scoring_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", required=True, help="real cells (h5ad)")
     parser.add_argument("preds", nargs="+", help="prediction h5ad files (name = file stem)")
     parser.add_argument("-o", "--outdir", required=True, help="output directory")
-    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
-    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
-    parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
-    parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
-                        help="order of DE genes tied in |log2FC| for overlap/precision: gene "
-                        "(file order, deterministic) or polars (cell-eval's own ranking, whose tie "
-                        "order depends on POLARS_MAX_THREADS) [default: %(default)s]")
-    parser.add_argument("--memory-budget", default=None,
-                        help="memory the DE engine may use per file, e.g. 1GB [default: 2GB]")
+    add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap resamples for the paired comparison of the top two [%(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")
