@@ -1,6 +1,7 @@
 """Numba kernels on plain arrays (CSR/CSC parts, group codes); callers allocate the outputs.
 
 - :func:`pseudobulk_csr`: per (group, gene) sums, non-zero counts and scipy-style float32 means.
+- :func:`pseudobulk_checked_csr`: the same, plus the value and canonical-CSR checks in the same read.
 - :func:`plan_row_parts`: which thread reads which rows (whole groups per thread).
 - :func:`count_csr_block`, :func:`scatter_csr_block` (row chunks) and :func:`scatter_rows_block`
   (in memory, no counting pass): gather a block of genes, column-major and zero-free, as
@@ -18,7 +19,7 @@ from transpert.kernels._gather import (
     value_key,
 )
 from transpert.kernels._pdex import expm1_f32, log2_ratio_pdex
-from transpert.kernels._pseudobulk import plan_row_parts, pseudobulk_csr
+from transpert.kernels._pseudobulk import plan_row_parts, pseudobulk_checked_csr, pseudobulk_csr
 from transpert.kernels._regroup import regroup_segments
 from transpert.kernels._ranges import rows_strictly_sorted
 from transpert.kernels._ranksum import ranksum_block
@@ -32,6 +33,7 @@ __all__ = [
     "mwu_pvalue",
     "ndtr",
     "plan_row_parts",
+    "pseudobulk_checked_csr",
     "pseudobulk_csr",
     "ranksum_block",
     "regroup_segments",

@@ -56,9 +56,16 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
     opts = dict(threads=threads, memory_budget=memory_budget, backend=backend, de=de,
                 continuity=continuity, show_progress=show_progress)
     if isinstance(cells, ad.AnnData) and not cells.isbacked:
-        X, raw, normalization = _in_memory_matrix(cells.X, scale)
         groups = make_groups(cells.obs, pert_col, control, reference)
-        acc = compute_in_memory(X, raw, groups, **opts)
+        acc = None
+        if scale is None and _float_values(cells.X):
+            # scale detection, the canonical check and the pseudo-bulk in one read of the values
+            acc = compute_in_memory(cells.X, None, groups, check_scale=True, **opts)
+            normalization = dict(_LOG1P_RECORD)
+        if acc is None:
+            X, raw, normalization = _in_memory_matrix(cells.X, "counts" if scale is None and
+                                                      _float_values(cells.X) else scale)
+            acc = compute_in_memory(X, raw, groups, **opts)
         var_names = cells.var_names
         source = {"source": "AnnData (in memory)", "checksum": None}
     else:
@@ -98,6 +105,14 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
     return build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de)
 
 
+_LOG1P_RECORD = {"input_scale": "log1p", "method": "none (already log1p)"}
+
+
+def _float_values(X) -> bool:
+    """True for a float32/float64 matrix (its scale is checked within the pseudo-bulk pass)."""
+    return X is not None and getattr(X, "dtype", None) in (np.float32, np.float64)
+
+
 def _in_memory_matrix(X, scale=None):
     """(log1p matrix, raw counts or None, normalisation record) for an in-memory ``X``."""
     import scipy.sparse as sp
@@ -117,4 +132,4 @@ def _in_memory_matrix(X, scale=None):
                                        "method": "normalize_total(target_sum=median)+log1p"}
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float32)
-    return X, None, {"input_scale": "log1p", "method": "none (already log1p)"}
+    return X, None, dict(_LOG1P_RECORD)

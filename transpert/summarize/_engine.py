@@ -267,14 +267,25 @@ def run_blocks(acc: Accumulators, block_iter, n_blocks: int, fmt: KeyFormat, thr
 
 
 def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend, de: bool,
-                      continuity: bool, show_progress) -> Accumulators:
-    """Both passes on an in-memory log1p matrix ``X`` (``raw``: its counts, or None)."""
+                      continuity: bool, show_progress, check_scale: bool = False) -> Accumulators | None:
+    """Both passes on an in-memory log1p matrix ``X`` (``raw``: its counts, or None).
+
+    ``check_scale``: ``X`` is float values of a scale not yet known; pass A then also checks
+    the values (:func:`pseudobulk_checked`) and returns None when ``X`` holds raw counts
+    (the caller normalises and calls again); invalid values raise as
+    :func:`transpert.data.detect_scale` does.
+    """
     n_threads = resolve_threads(threads)
-    X = canonical_csr(X)
-    raw = canonical_csr(raw) if raw is not None else None
-    acc = Accumulators.new(groups, X.shape[1], raw is not None)
-    with numba_threads(n_threads) as n_parts:
-        plan = accumulate_pseudobulk(acc, X, groups.codes, raw, n_parts)
+    if check_scale:
+        acc, plan, X = pseudobulk_checked(X, groups, n_threads)
+        if acc is None:
+            return None
+    else:
+        X = canonical_csr(X)
+        raw = canonical_csr(raw) if raw is not None else None
+        acc = Accumulators.new(groups, X.shape[1], raw is not None)
+        with numba_threads(n_threads) as n_parts:
+            plan = accumulate_pseudobulk(acc, X, groups.codes, raw, n_parts)
     acc.info["passes"] = 1
     if not de:
         return acc
@@ -295,6 +306,48 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
 
     run_blocks(acc, block_iter(), len(blocks), fmt, n_threads, backend, continuity, show_progress)
     return acc
+
+
+def pseudobulk_checked(X, groups: Groups, n_threads: int):
+    """Pass A on float values of unknown scale, checking them in the same read.
+
+    One read of every stored value gives the pseudo-bulk (as if ``X`` were log1p), the facts
+    scale detection needs and the canonical-CSR check, instead of three passes. Returns
+    ``(acc, plan, X)`` for log1p values (``X`` canonical, copied only if it was not), or
+    ``(None, None, None)`` for raw counts. When a value is outside [0, 15) (NaN, infinite,
+    negative, or counts/mixed scales) the verdict is left to :func:`transpert.data.detect_scale`
+    on the original matrix, so errors and results are exactly those of the separate check.
+    """
+    from transpert.data import detect_scale
+    from transpert.data.normalize import FRACTION_EPS, LOG1P_MAX
+    from transpert.kernels import plan_row_parts, pseudobulk_checked_csr
+
+    original = X
+    C = X.tocsr() if sp.issparse(X) else sp.csr_matrix(np.asarray(X))
+    if C.dtype not in (np.float32, np.float64):
+        raise TranspertInputError(f"expression values must be float32 or float64, got {C.dtype}")
+    acc = Accumulators.new(groups, C.shape[1], False)
+    f32 = C.dtype == np.float32
+    codes = groups.codes
+    with numba_threads(n_threads) as n_parts:
+        plan = plan_row_parts(codes, C.indptr, len(groups.labels), n_parts)
+        n_out, n_frac, n_unsorted = pseudobulk_checked_csr(
+            C.data, C.indices, C.indptr, codes, plan[1], plan[2], np.flatnonzero(codes < 0),
+            acc.sums, acc.nonzero, _scale32(groups),
+            acc.sums32 if f32 else np.zeros((0, 0), np.float32),
+            C.dtype.type(FRACTION_EPS), C.dtype.type(LOG1P_MAX))
+    if not f32:
+        acc.sums32 = None
+    scale = ("counts" if n_frac == 0 else "log1p") if n_out == 0 else detect_scale(original)
+    if scale == "counts":
+        return None, None, None
+    if n_unsorted:
+        # duplicates or unsorted rows: the sums above are not those of the canonical matrix
+        C = canonical_csr(C)
+        acc = Accumulators.new(groups, C.shape[1], False)
+        with numba_threads(n_threads) as n_parts:
+            plan = accumulate_pseudobulk(acc, C, codes, None, n_parts)
+    return acc, plan, C
 
 
 def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, de: bool,
