@@ -132,14 +132,17 @@ def pseudobulk_checked_csr(data, indices, indptr, row_codes, part_ptr, part_rows
     n_parts = part_ptr.shape[0] - 1
     count = nonzero.shape[0] > 0
     f32 = sums32.shape[0] > 0
-    facts = np.zeros((n_parts + 1, 3), dtype=np.int64)
-    for p in prange(n_parts + 1):
-        if p < n_parts:
-            facts[p] = _accumulate_checked(data, indices, indptr, row_codes,
-                                           part_rows[part_ptr[p]:part_ptr[p + 1]], sums, nonzero,
-                                           scale32, sums32, count, f32, eps, upper)
-        else:
-            facts[p] = _check_rows(data, indices, indptr, other_rows, eps, upper)
+    facts = np.zeros((n_parts, 3), dtype=np.int64)
+    n_other = other_rows.shape[0]
+    # exactly one iteration per part (an extra iteration for ``other_rows`` made numba's static
+    # schedule put two parts on one thread); each part also checks a slice of ``other_rows``
+    for p in prange(n_parts):
+        facts[p] = _accumulate_checked(data, indices, indptr, row_codes,
+                                       part_rows[part_ptr[p]:part_ptr[p + 1]], sums, nonzero,
+                                       scale32, sums32, count, f32, eps, upper)
+        facts[p] += _check_rows(data, indices, indptr,
+                                other_rows[n_other * p // n_parts:n_other * (p + 1) // n_parts],
+                                eps, upper)
     return facts.sum(axis=0)
 
 
