@@ -79,6 +79,10 @@ def head(a, n=2000):
     hi = int(X.indptr[n])
     small = sp.csr_matrix((X.data[:hi].copy(), X.indices[:hi].copy(), X.indptr[:n + 1].copy()),
                           shape=(n, X.shape[1]))
+    # scipy's constructor narrows indptr to int32 when it fits: restore the file's index types,
+    # else the warm-up compiles numba kernels for other types and the timed call compiles its own
+    small.indptr = small.indptr.astype(X.indptr.dtype)
+    small.indices = small.indices.astype(X.indices.dtype)
     return ad.AnnData(X=small, obs=a.obs.iloc[:n].copy(), var=a.var.copy())
 
 def timed(fn, *args, **kw):
