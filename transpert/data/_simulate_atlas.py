@@ -33,6 +33,14 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), *key])
 
 
+def check_panel(bad, n_genes, n_perturbations) -> None:
+    """The gene panel checks both simulators share; ``bad(name, value, why)`` raises."""
+    if n_genes < 10:
+        bad("n_genes", n_genes, "need at least 10 genes")
+    if not 1 <= n_perturbations <= n_genes // 2:
+        bad("n_perturbations", n_perturbations, f"must be between 1 and n_genes/2 = {n_genes // 2}")
+
+
 def check_params(*, seed, n_reference_lines, similarity, n_genes, n_perturbations,
                  cells_per_perturbation, n_control_cells, reference_depth, target_depth,
                  frac_no_effect, n_programs, effect_scale, line_names) -> tuple[np.ndarray, list[str]]:
@@ -51,10 +59,7 @@ def check_params(*, seed, n_reference_lines, similarity, n_genes, n_perturbation
         bad("similarity", similarity, f"give one value or one per reference line ({n_reference_lines})")
     if np.any(~np.isfinite(sim)) or np.any(sim < 0) or np.any(sim > 1):
         bad("similarity", similarity, "values must lie in [0, 1]")
-    if n_genes < 10:
-        bad("n_genes", n_genes, "need at least 10 genes")
-    if not 1 <= n_perturbations <= n_genes // 2:
-        bad("n_perturbations", n_perturbations, f"must be between 1 and n_genes/2 = {n_genes // 2}")
+    check_panel(bad, n_genes, n_perturbations)
     if cells_per_perturbation < 2:
         bad("cells_per_perturbation", cells_per_perturbation, "need at least 2 cells")
     if n_control_cells < 2:

@@ -27,7 +27,7 @@ import pandas as pd
 from transpert._errors import TranspertInputError
 from transpert.data import _simulate_effects as fx
 from transpert.data import _simulate_genes as gn
-from transpert.data._simulate_atlas import CONTROL, ESCAPE_FRACTION, N_CONTROL_GUIDES
+from transpert.data._simulate_atlas import CONTROL, ESCAPE_FRACTION, N_CONTROL_GUIDES, check_panel
 
 H1_CONTROL_FRACTION = 38_176 / 300_000
 _TARGET_CHUNK_NNZ = 16_000_000  # ~130 MB of data + indices per chunk
@@ -84,10 +84,7 @@ def _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, d
         bad("scale", scale, "must be 'counts' or 'log1p'")
     if order not in ("shuffled", "grouped"):
         bad("order", order, "must be 'shuffled' or 'grouped'")
-    if n_genes < 10:
-        bad("n_genes", n_genes, "need at least 10 genes")
-    if not 1 <= n_perturbations <= n_genes // 2:
-        bad("n_perturbations", n_perturbations, f"must be between 1 and n_genes/2 = {n_genes // 2}")
+    check_panel(bad, n_genes, n_perturbations)
     if n_control_cells < 1:
         bad("n_control_cells", n_control_cells, "need at least one control cell")
     if n_cells < n_control_cells + n_perturbations:
