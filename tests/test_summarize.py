@@ -214,3 +214,21 @@ def test_cli_summarize_and_de(tmp_path):
     expected = de_table(direct)
     np.testing.assert_allclose(table["p_value"], expected["p_value"], rtol=1e-14)  # CSV text round trip
     assert main(["summarize", str(path), "-o", str(out), "--control", "NTC", "--no-progress"]) == 2
+
+
+def test_file_with_its_own_perturbation_column_and_control_label(test_data_dir):
+    # A file whose target column and control label are not the canonical ones is summarised
+    # through the mapping, exactly as the same cells read into canonical form first.
+    from transpert.data import read_cells
+
+    path = test_data_dir / "datlinger2021_jurkat_stim_unstim_subset.h5ad"
+    from_file = summarize(path, pert_col="target", control="control", show_progress=False,
+                          checksum=False)
+    canonical = read_cells(path, schema={"pert_col": "target", "control_label": "control"})
+    in_memory = summarize(canonical, show_progress=False)
+    assert list(from_file.obs_names) == list(in_memory.obs_names)
+    assert from_file.n_obs == 20
+    for layer in ("mean", "statistic", "pvalue", "fdr"):
+        np.testing.assert_array_equal(from_file.layers[layer], in_memory.layers[layer])
+    recorded = from_file.uns["transpert"]
+    assert recorded["pert_col"] == "target" and recorded["control"] == "control"

@@ -70,11 +70,23 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
         source = {"source": "AnnData (in memory)", "checksum": None}
     else:
         from transpert.data import open_cells
+        from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
-        source_cells = open_cells(cells)
+        # A file is mapped onto the canonical schema when it is opened: the user's column and
+        # control label go into that mapping, and the groups are then read from the canonical
+        # names (a CellSource the caller opened is already canonical).
+        mapping = {}
+        if not hasattr(cells, "iter_chunks"):
+            if pert_col != PERT_COL:
+                mapping["pert_col"] = pert_col
+            if control != CONTROL_LABEL:
+                mapping["control_label"] = control
+        source_cells = open_cells(cells, schema=mapping or None)
         try:
             label = str(source_cells.path) if source_cells.path is not None else source_cells.name
-            groups = make_groups(source_cells.obs, pert_col, control, reference, label)
+            canonical_ref = CONTROL_LABEL if (mapping and reference == control) else reference
+            groups = make_groups(source_cells.obs, PERT_COL if mapping else pert_col,
+                                 CONTROL_LABEL if mapping else control, canonical_ref, label)
             normalization = dict(source_cells.normalization())
             acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
                                    scratch_dir=scratch_dir, **opts)
