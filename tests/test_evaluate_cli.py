@@ -106,3 +106,13 @@ def test_prep_errors(files, capsys):
                  "-o", str(files / "x.vcc")]) == 2
     assert "genes differ from the gene list" in capsys.readouterr().err
     assert not (files / "x.vcc").exists()
+
+
+def test_prep_rejects_an_empty_gene_list(tmp_path):
+    from transpert._errors import TranspertInputError
+    from transpert.evaluate._prep import read_gene_list
+
+    empty = tmp_path / "genes.csv"
+    empty.write_text("")
+    with pytest.raises(TranspertInputError, match="gene list is empty"):
+        read_gene_list(empty)

@@ -59,7 +59,10 @@ def read_gene_list(path) -> list[str]:
     """First column of a header-less CSV (the challenge's ``gene_names.csv``)."""
     if not os.path.exists(path):
         raise TranspertInputError(f"gene list not found: {path}")
-    frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
     if frame.shape[0] == 0:
         raise TranspertInputError(f"{path}: the gene list is empty")
     return frame.iloc[:, 0].astype(str).tolist()
