@@ -70,6 +70,7 @@ def test_checked_kernel_equals_plain_kernel_and_brute_force_facts(threads):
     assert facts[0] == n_out == 2
     assert facts[2] == n_unsorted == 1
     assert facts[1] > 0  # fractional log1p values present
+    assert facts[3] == 0  # every column index in range
     # integer values (counts) only: no fraction found
     Y = X.copy()
     Y.data = np.floor(np.nan_to_num(np.abs(Y.data)))
@@ -153,3 +154,18 @@ def test_invalid_values_raise_as_detect_scale(value):
     with pytest.raises(TranspertInputError) as got:
         summarize(a, de=False, show_progress=False)
     assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("bad_index", [-1, 40, 2**31 - 1])  # the matrix has 40 genes
+@pytest.mark.parametrize("declared", [False, True])
+def test_column_index_out_of_range_is_an_input_error_not_a_stray_write(bad_index, declared):
+    # the kernels index accumulator rows without numba's negative-index wraparound; a malformed
+    # matrix must be reported, and nothing written outside the accumulators
+    rng = np.random.default_rng(3)
+    X = _matrix(rng)
+    r = int(np.flatnonzero(np.diff(X.indptr) >= 2)[0])
+    X.indices[X.indptr[r + 1] - 1] = bad_index
+    a = _adata(X, rng)
+    with pytest.raises(TranspertInputError, match="column index outside"):
+        summarize(a, de=False, threads=1, show_progress=False,
+                  scale="log1p" if declared else None)

@@ -6,6 +6,13 @@ one thread, every (group, gene) sum is accumulated in row order by that thread, 
 bit-identical for any thread count. (Splitting genes instead made every thread walk every row.)
 A part reads one group's rows after the other, so the accumulator rows it writes stay in cache
 (row order across groups made three cache misses per stored value at 18k genes).
+
+Numba turns ``a[i]`` with a signed ``i`` into ``a[i + n if i < 0 else i]``, which costs as much
+as the work in these loops and stops LLVM from vectorising them. So rows are read through
+slices indexed from 0 (LLVM proves the index is not negative) and gene numbers are cast to
+unsigned before they index an accumulator row; every row's gene numbers are checked to lie in
+``[0, n_genes)`` first (a vectorised pass over the row, which then sits in L1 for the
+accumulation), so a malformed matrix is reported, never written out of bounds.
 """
 
 from __future__ import annotations
@@ -84,31 +91,70 @@ def pseudobulk_csr(data, indices, indptr, row_codes, part_ptr, part_rows, sums, 
     float32 accumulator, row after row: exactly how scipy's ``csr_matrix.mean(axis=0)`` computes
     a float32 mean (scale each value by float32(1/n), then a float32 sparse product with ones).
     pdex 0.3.0, hence cell-eval 0.8.2, builds its ``target_mean``/``ref_mean`` from that mean.
+
+    Returns the number of rows holding a column index outside ``[0, n_genes)``; such rows are
+    skipped (the caller raises).
     """
     n_parts = part_ptr.shape[0] - 1
     count = nonzero.shape[0] > 0
     f32 = sums32.shape[0] > 0
+    bad = np.zeros(n_parts, dtype=np.int64)
     for p in prange(n_parts):
-        _accumulate_rows(data, indices, indptr, row_codes, part_rows[part_ptr[p]:part_ptr[p + 1]],
-                         sums, nonzero, scale32, sums32, count, f32)
+        bad[p] = _accumulate_rows(data, indices, indptr, row_codes,
+                                  part_rows[part_ptr[p]:part_ptr[p + 1]], sums, nonzero, scale32,
+                                  sums32, count, f32)
+    return bad.sum()
 
 
 @njit(cache=True)
 def _accumulate_rows(data, indices, indptr, row_codes, rows, sums, nonzero, scale32, sums32,
                      count, f32):
+    n_bad = 0
+    n_genes = np.uint64(sums.shape[1])
     for i in range(rows.shape[0]):
         r = rows[i]
-        c = row_codes[r]
+        vals = data[indptr[r]:indptr[r + 1]]
+        cols = indices[indptr[r]:indptr[r + 1]]
+        if _n_outside(cols, n_genes):
+            n_bad += 1
+            continue
+        _add_row(vals, cols, row_codes[r], sums, nonzero, scale32, sums32, count, f32)
+    return n_bad
+
+
+@njit(cache=True)
+def _n_outside(cols, n_genes):
+    """Column indices of a row outside [0, n_genes) (negative ones wrap to huge unsigned)."""
+    n = 0
+    for k in range(cols.shape[0]):
+        n += np.uint64(cols[k]) >= n_genes
+    return n
+
+
+@njit(cache=True)
+def _add_row(vals, cols, c, sums, nonzero, scale32, sums32, count, f32):
+    """One row into group ``c``'s accumulators; its columns are known to be in range.
+
+    Branch-free: an explicit zero adds 0 to the sums (no change, also in float32) and 0 to the
+    count, so it is neither summed nor counted, as a stored non-zero would be.
+    """
+    srow = sums[c]
+    if count:
+        nrow = nonzero[c]
+        for k in range(vals.shape[0]):
+            g = np.uint64(cols[k])
+            v = vals[k]
+            srow[g] += v
+            nrow[g] += v != 0
+    else:
+        for k in range(vals.shape[0]):
+            srow[np.uint64(cols[k])] += vals[k]
+    if f32:
+        frow = sums32[c]
         s32 = scale32[c]
-        for k in range(indptr[r], indptr[r + 1]):
-            v = data[k]
-            if v != 0:
-                g = indices[k]
-                sums[c, g] += v
-                if count:
-                    nonzero[c, g] += 1
-                if f32:
-                    sums32[c, g] = sums32[c, g] + np.float32(v) * s32
+        for k in range(vals.shape[0]):
+            g = np.uint64(cols[k])
+            frow[g] = frow[g] + np.float32(vals[k]) * s32
 
 
 @njit(cache=True, parallel=True)
@@ -122,81 +168,61 @@ def pseudobulk_checked_csr(data, indices, indptr, row_codes, part_ptr, part_rows
     ``eps`` has the values' dtype (the fraction test ``x - trunc(x) > eps`` runs in that dtype,
     as :func:`transpert.kernels.value_facts`); so has ``upper``, the log1p ceiling (exact in
     float32, so ``v < upper`` is the float64 comparison, without a conversion per value).
-    Returns int64[3]: the number of stored values outside ``[0, upper)`` (NaN, infinities and
-    negatives included); the number of parts holding a value with a fractional part > ``eps``
-    (> 0 iff there is one; each part stops testing at its first); the number of places where
+    Returns int64[4]: the number of stored values outside ``[0, upper)`` (NaN, infinities and
+    negatives included); a count that is > 0 iff some value has a fractional part > ``eps``
+    (each part stops testing at its first); the number of places where
     a row's column index does not strictly increase (0 means canonical CSR: sorted, no
-    duplicates). Integers summed over a fixed set of parts: whether each is zero does not
+    duplicates); the number of rows with a column index outside ``[0, n_genes)`` (not
+    accumulated). Integers summed over a fixed set of parts: whether each is zero does not
     depend on the number of threads.
     """
     n_parts = part_ptr.shape[0] - 1
     count = nonzero.shape[0] > 0
     f32 = sums32.shape[0] > 0
-    facts = np.zeros((n_parts, 3), dtype=np.int64)
+    facts = np.zeros((n_parts, 4), dtype=np.int64)
     n_other = other_rows.shape[0]
     # exactly one iteration per part (an extra iteration for ``other_rows`` made numba's static
     # schedule put two parts on one thread); each part also checks a slice of ``other_rows``
     for p in prange(n_parts):
         facts[p] = _accumulate_checked(data, indices, indptr, row_codes,
                                        part_rows[part_ptr[p]:part_ptr[p + 1]], sums, nonzero,
-                                       scale32, sums32, count, f32, eps, upper)
-        facts[p] += _check_rows(data, indices, indptr,
-                                other_rows[n_other * p // n_parts:n_other * (p + 1) // n_parts],
-                                eps, upper)
+                                       scale32, sums32, count, f32, eps, upper, True)
+        facts[p] += _accumulate_checked(data, indices, indptr, row_codes,
+                                        other_rows[n_other * p // n_parts:n_other * (p + 1) // n_parts],
+                                        sums, nonzero, scale32, sums32, count, f32, eps, upper,
+                                        False)
     return facts.sum(axis=0)
 
 
 @njit(cache=True)
 def _accumulate_checked(data, indices, indptr, row_codes, rows, sums, nonzero, scale32, sums32,
-                        count, f32, eps, upper):
-    # the checks are branch-free counts so the accumulation loop keeps its one branch
-    n_out = 0
-    n_frac = 0
-    n_unsorted = 0
+                        count, f32, eps, upper, accumulate):
+    # each row is checked by vectorised loops first (it is then in L1 for the scattered adds)
+    n_genes = np.uint64(sums.shape[1])
+    out = np.zeros(4, dtype=np.int64)
     for i in range(rows.shape[0]):
         r = rows[i]
-        c = row_codes[r]
-        s32 = scale32[c]
-        prev = -1
-        for k in range(indptr[r], indptr[r + 1]):
-            v = data[k]
-            g = indices[k]
-            n_unsorted += g <= prev
-            prev = g
+        vals = data[indptr[r]:indptr[r + 1]]
+        cols = indices[indptr[r]:indptr[r + 1]]
+        n_in = vals.shape[0]
+        n_out = 0
+        for k in range(n_in):
+            v = vals[k]
             n_out += not ((v >= 0) & (v < upper))
-            if n_frac == 0:  # only whether there is one matters: stop testing after the first
+        out[0] += n_out
+        if out[1] == 0:  # only whether there is one matters: stop testing after the first
+            n_frac = 0
+            for k in range(n_in):
+                v = vals[k]
                 n_frac += v - np.trunc(v) > eps
-            if v != 0:
-                sums[c, g] += v
-                if count:
-                    nonzero[c, g] += 1
-                if f32:
-                    sums32[c, g] = sums32[c, g] + np.float32(v) * s32
-    out = np.empty(3, dtype=np.int64)
-    out[0] = n_out
-    out[1] = n_frac
-    out[2] = n_unsorted
-    return out
-
-
-@njit(cache=True)
-def _check_rows(data, indices, indptr, rows, eps, upper):
-    n_out = 0
-    n_frac = 0
-    n_unsorted = 0
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        prev = -1
-        for k in range(indptr[r], indptr[r + 1]):
-            v = data[k]
-            g = indices[k]
-            n_unsorted += g <= prev
-            prev = g
-            n_out += not ((v >= 0) & (v < upper))
-            if n_frac == 0:
-                n_frac += v - np.trunc(v) > eps
-    out = np.empty(3, dtype=np.int64)
-    out[0] = n_out
-    out[1] = n_frac
-    out[2] = n_unsorted
+            out[1] = n_frac > 0
+        n_unsorted = 0
+        for k in range(1, n_in):
+            n_unsorted += cols[k] <= cols[k - 1]
+        out[2] += n_unsorted
+        if _n_outside(cols, n_genes):
+            out[3] += 1
+            continue
+        if accumulate:
+            _add_row(vals, cols, row_codes[r], sums, nonzero, scale32, sums32, count, f32)
     return out

@@ -90,10 +90,26 @@ class Accumulators:
     info: dict = field(default_factory=dict)
 
     @classmethod
-    def new(cls, groups: Groups, n_genes: int, raw: bool) -> "Accumulators":
+    def new(cls, groups: Groups, n_genes: int, raw: bool, pdex_means: bool = True) -> "Accumulators":
+        """``pdex_means``: also accumulate the float32 means pdex builds its fold changes from
+        (only the DE table uses them; a pseudo-bulk-only summary skips that third accumulator)."""
         g = len(groups.labels)
         return cls(groups, n_genes, np.zeros((g, n_genes)), np.zeros((g, n_genes), np.int64),
-                   np.zeros((g, n_genes), np.float32), np.zeros((g, n_genes)) if raw else None)
+                   np.zeros((g, n_genes), np.float32) if pdex_means else None,
+                   np.zeros((g, n_genes)) if raw else None)
+
+    def sums32_for(self, dtype) -> np.ndarray:
+        """The float32 accumulator for values of ``dtype``, or an empty array to skip it."""
+        if self.sums32 is None or np.dtype(dtype) != np.float32:
+            return np.zeros((0, 0), np.float32)
+        return self.sums32
+
+
+def _raise_bad_indices(n_rows: int, n_genes: int) -> None:
+    if n_rows:
+        raise TranspertInputError(
+            f"malformed sparse matrix: {n_rows} row(s) hold a column index outside [0, {n_genes})"
+        )
 
 
 def canonical_csr(X) -> sp.csr_matrix:
@@ -125,17 +141,17 @@ def accumulate_pseudobulk(acc: Accumulators, X: sp.csr_matrix, row_codes: np.nda
     """
     from transpert.kernels import plan_row_parts, pseudobulk_csr
 
-    f32 = X.dtype == np.float32
     plan = plan_row_parts(row_codes, X.indptr, len(acc.groups.labels), n_parts)
     _part_of, part_ptr, part_rows = plan
-    pseudobulk_csr(X.data, X.indices, X.indptr, row_codes, part_ptr, part_rows,
-                   acc.sums, acc.nonzero, _scale32(acc.groups),
-                   acc.sums32 if f32 else np.zeros((0, 0), np.float32))
+    bad = pseudobulk_csr(X.data, X.indices, X.indptr, row_codes, part_ptr, part_rows,
+                         acc.sums, acc.nonzero, _scale32(acc.groups), acc.sums32_for(X.dtype))
+    _raise_bad_indices(bad, X.shape[1])
     if raw is not None:
-        pseudobulk_csr(raw.data, raw.indices, raw.indptr, row_codes, part_ptr, part_rows,
-                       acc.raw_sums, np.zeros((0, 0), np.int64), _scale32(acc.groups),
-                       np.zeros((0, 0), np.float32))
-    if not f32:
+        bad = pseudobulk_csr(raw.data, raw.indices, raw.indptr, row_codes, part_ptr, part_rows,
+                             acc.raw_sums, np.zeros((0, 0), np.int64), _scale32(acc.groups),
+                             np.zeros((0, 0), np.float32))
+        _raise_bad_indices(bad, raw.shape[1])
+    if X.dtype != np.float32:
         acc.sums32 = None
     return plan
 
@@ -277,13 +293,13 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
     """
     n_threads = resolve_threads(threads)
     if check_scale:
-        acc, plan, X = pseudobulk_checked(X, groups, n_threads)
+        acc, plan, X = pseudobulk_checked(X, groups, n_threads, pdex_means=de)
         if acc is None:
             return None
     else:
         X = canonical_csr(X)
         raw = canonical_csr(raw) if raw is not None else None
-        acc = Accumulators.new(groups, X.shape[1], raw is not None)
+        acc = Accumulators.new(groups, X.shape[1], raw is not None, pdex_means=de)
         with numba_threads(n_threads) as n_parts:
             plan = accumulate_pseudobulk(acc, X, groups.codes, raw, n_parts)
     acc.info["passes"] = 1
@@ -308,7 +324,7 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
     return acc
 
 
-def pseudobulk_checked(X, groups: Groups, n_threads: int):
+def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = True):
     """Pass A on float values of unknown scale, checking them in the same read.
 
     One read of every stored value gives the pseudo-bulk (as if ``X`` were log1p), the facts
@@ -326,17 +342,16 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int):
     C = X.tocsr() if sp.issparse(X) else sp.csr_matrix(np.asarray(X))
     if C.dtype not in (np.float32, np.float64):
         raise TranspertInputError(f"expression values must be float32 or float64, got {C.dtype}")
-    acc = Accumulators.new(groups, C.shape[1], False)
-    f32 = C.dtype == np.float32
+    acc = Accumulators.new(groups, C.shape[1], False, pdex_means)
     codes = groups.codes
     with numba_threads(n_threads) as n_parts:
         plan = plan_row_parts(codes, C.indptr, len(groups.labels), n_parts)
-        n_out, n_frac, n_unsorted = pseudobulk_checked_csr(
+        n_out, n_frac, n_unsorted, n_bad_rows = pseudobulk_checked_csr(
             C.data, C.indices, C.indptr, codes, plan[1], plan[2], np.flatnonzero(codes < 0),
-            acc.sums, acc.nonzero, _scale32(groups),
-            acc.sums32 if f32 else np.zeros((0, 0), np.float32),
+            acc.sums, acc.nonzero, _scale32(groups), acc.sums32_for(C.dtype),
             C.dtype.type(FRACTION_EPS), C.dtype.type(LOG1P_MAX))
-    if not f32:
+    _raise_bad_indices(n_bad_rows, C.shape[1])
+    if C.dtype != np.float32:
         acc.sums32 = None
     scale = ("counts" if n_frac == 0 else "log1p") if n_out == 0 else detect_scale(original)
     if scale == "counts":
@@ -344,7 +359,7 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int):
     if n_unsorted:
         # duplicates or unsorted rows: the sums above are not those of the canonical matrix
         C = canonical_csr(C)
-        acc = Accumulators.new(groups, C.shape[1], False)
+        acc = Accumulators.new(groups, C.shape[1], False, pdex_means)
         with numba_threads(n_threads) as n_parts:
             plan = accumulate_pseudobulk(acc, C, codes, None, n_parts)
     return acc, plan, C
@@ -361,7 +376,7 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
     if chunk_rows is None:
         # the data layer's chunks hold ~16M entries (~0.4 GB with their copies here) at a 2 GB budget
         chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
-    acc = Accumulators.new(groups, cells.n_vars, counts_input)
+    acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)
 
     def chunks():
         log1p = cells.iter_log1p_chunks(chunk_rows, show_progress=False)
