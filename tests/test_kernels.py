@@ -99,6 +99,23 @@ def test_ranksum_one_vs_rest_vs_scipy():
     _check_vs_scipy(X, codes, -1, u, p)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ref", [0, -1])
+def test_ranksum_continuous_values_with_negatives_and_ties_vs_scipy(dtype, ref):
+    # mostly distinct values (the scan's singleton path, every radix digit in use), some tied
+    # blocks, values below zero (entries before the implicit zero block), for both key widths
+    # (float32 keys sort packed; float64 keys sort apart and are packed as dense ranks)
+    rng = np.random.default_rng(4)
+    n, g = 500, 6
+    X = rng.normal(0.5, 2.0, (n, g))
+    X[rng.random((n, g)) < 0.5] = 0.0
+    X[rng.random((n, g)) < 0.1] = 1.5  # tie blocks
+    X = X.astype(dtype)
+    codes = rng.integers(-1, 6, n).astype(np.int64)
+    u, p = _rank_all(X, codes, ref=ref, dtype=dtype)
+    _check_vs_scipy(X, codes, ref, u, p)
+
+
 def test_ranksum_single_cell_groups_vs_scipy():
     rng = np.random.default_rng(3)
     X = np.where(rng.random((60, 6)) < 0.5, 0.0, rng.gamma(2.0, 1.0, (60, 6))).astype(np.float32)

@@ -11,6 +11,13 @@ every group's U at once; U is accumulated doubled, in int64, so it is exact. The
 pooled sample g ∪ r is sum over tie blocks of t^3 - t with t counted in g ∪ r only:
     tie_g = sum_blocks (c_r^3 - c_r) + sum_{blocks holding g} [(c_g + c_r)^3 - (c_g + c_r) - (c_r^3 - c_r)]
 so each group only pays for the blocks it appears in (usually singletons: no cost at all).
+
+A gene is scanned as packed uint64 words ``rank_key << 32 | code`` (see
+:func:`transpert.kernels._sort.sort_packed_into`): float32 values' keys go in as they are;
+float64 keys are sorted apart and replaced by their dense rank (same order, same ties). The
+per-group non-zero counts come out of the sort's first read, and the position where the
+implicit zero block sits (``m0``: entries below it are negative values) is found once, so the
+scan's loop carries no test for it.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from transpert.kernels._sort import MAX_DIGITS, RADIX, sort_gene_into
+from transpert.kernels._sort import CODE_SHIFT, MAX_DIGITS, RADIX, sort_gene_into, sort_packed_into
 from transpert.kernels._stats import mwu_pvalue
 
 
@@ -29,62 +36,67 @@ def _cube_minus(t):
 
 
 @njit(cache=True, error_model="numpy")
-def _scan_vs_reference(keys, codes, n_cells, ref, zero_key, continuity, cnt, touched, u_col, p_col):
-    """One gene, sorted ``keys``/``codes``: U and p of every group against group ``ref``.
+def _scan_vs_reference(words, m0, nnz, n_cells, ref, continuity, cnt, touched, u_col, p_col):
+    """One gene, sorted packed ``words``: U and p of every group against group ``ref``.
 
-    ``cnt``/``touched`` are per-thread scratch of length n_codes (cnt all zero on entry and exit).
-    Writes doubled U (as float, halved at the end) and p into ``u_col``/``p_col`` (length n_codes).
+    ``m0``: entries ``[0, m0)`` are below zero (the implicit zero block sits between m0 - 1 and
+    m0). ``nnz``: each code's entries. ``cnt``/``touched``: per-thread scratch of length
+    n_codes (cnt all zero on entry and exit). Writes U and p into ``u_col``/``p_col``.
     """
     n_codes = n_cells.shape[0]
-    m = keys.shape[0]
-    u2 = np.zeros(n_codes, dtype=np.int64)
-    nnz = np.zeros(n_codes, dtype=np.int64)
+    m = words.shape[0]
+    cs = np.uint64(CODE_SHIFT)
+    cmask = np.uint64((1 << CODE_SHIFT) - 1)
+    refu = np.uint64(ref)
+    u2 = np.zeros(n_codes, dtype=np.int64)  # doubled U, exact in integers
     tie = np.zeros(n_codes, dtype=np.float64)
-    for k in range(m):
-        nnz[codes[k]] += 1
     z_ref = n_cells[ref] - nnz[ref]  # reference cells at zero
-    below = 0  # reference values strictly below the current block
-    below_zero = -1
+    below2 = 0  # twice the reference values strictly below the current entry
+    below_zero2 = 0
     ref_tie = 0.0
-    i = 0
-    while i < m:
-        kv = keys[i]
-        if below_zero < 0 and kv > zero_key:
-            # passing the (implicit) zero block: reference zeros are below every positive value
-            below_zero = below
-            below += z_ref
-        j = i + 1
-        while j < m and keys[j] == kv:
-            j += 1
-        if j == i + 1:
-            # branch-free: the reference's own U slot collects junk that is never read
-            c = codes[i]
-            is_ref = c == ref
-            u2[c] += 2 * below * (1 - is_ref)
-            below += is_ref
+    for half in range(2):
+        if half == 0:
+            i, stop = 0, m0
         else:
-            c_ref = 0
-            nt = 0
-            for k in range(i, j):
-                c = codes[k]
-                if c == ref:
-                    c_ref += 1
-                else:
-                    if cnt[c] == 0:
-                        touched[nt] = c
-                        nt += 1
-                    cnt[c] += 1
-            ref_term = _cube_minus(c_ref)
-            for q in range(nt):
-                c = touched[q]
-                u2[c] += cnt[c] * (2 * below + c_ref)
-                tie[c] += _cube_minus(cnt[c] + c_ref) - ref_term
-                cnt[c] = 0
-            ref_tie += ref_term
-            below += c_ref
-        i = j
-    if below_zero < 0:
-        below_zero = below
+            # passing the (implicit) zero block: reference zeros are below every positive value
+            below_zero2 = below2
+            below2 += 2 * z_ref
+            i, stop = m0, m
+        while i < stop:
+            w = words[i]
+            kv = w >> cs
+            if i + 1 < stop and (words[i + 1] >> cs) == kv:
+                j = i + 2
+                while j < stop and (words[j] >> cs) == kv:
+                    j += 1
+                c_ref = 0
+                nt = 0
+                for k in range(i, j):
+                    c = words[k] & cmask
+                    if c == refu:
+                        c_ref += 1
+                    else:
+                        if cnt[c] == 0:
+                            touched[nt] = c
+                            nt += 1
+                        cnt[c] += 1
+                ref_term = _cube_minus(c_ref)
+                for q in range(nt):
+                    c = touched[q]
+                    u2[c] += cnt[c] * (below2 + c_ref)
+                    tie[c] += _cube_minus(cnt[c] + c_ref) - ref_term
+                    cnt[c] = 0
+                ref_tie += ref_term
+                below2 += 2 * c_ref
+                i = j
+            else:
+                # a value of its own (most of them): branch-free, the reference's own U slot
+                # collects junk that is never read
+                c = w & cmask
+                is_ref = np.int64(c == refu)
+                u2[c] += below2 * (1 - is_ref)
+                below2 += 2 * is_ref
+                i += 1
     ref_zero_term = _cube_minus(z_ref)
     ref_tie += ref_zero_term
     n_ref = n_cells[ref]
@@ -92,7 +104,7 @@ def _scan_vs_reference(keys, codes, n_cells, ref, zero_key, continuity, cnt, tou
         if c == ref or n_cells[c] == 0:
             continue
         z = n_cells[c] - nnz[c]
-        u2[c] += z * (2 * below_zero + z_ref)
+        u2[c] += z * (below_zero2 + z_ref)
         tie_c = ref_tie + (tie[c] + (_cube_minus(z + z_ref) - ref_zero_term))
         u1 = u2[c] / 2.0
         u_col[c] = u1
@@ -100,57 +112,55 @@ def _scan_vs_reference(keys, codes, n_cells, ref, zero_key, continuity, cnt, tou
 
 
 @njit(cache=True, error_model="numpy")
-def _scan_vs_rest(keys, codes, n_cells, zero_key, continuity, cnt, touched, u_col, p_col):
-    """One gene, sorted: U and p of every group against all other cells (one-vs-rest).
+def _scan_vs_rest(words, m0, nnz, n_cells, continuity, cnt, touched, u_col, p_col):
+    """One gene, sorted packed ``words``: U and p of every group against all other cells.
 
     With the pooled ranking of all cells, R_g = sum of g's average ranks and
     U_g = R_g - n_g (n_g + 1) / 2; the tie term is the same for every group.
     """
     n_codes = n_cells.shape[0]
-    m = keys.shape[0]
+    m = words.shape[0]
+    cs = np.uint64(CODE_SHIFT)
+    cmask = np.uint64((1 << CODE_SHIFT) - 1)
     n_total = 0
     for c in range(n_codes):
         n_total += n_cells[c]
     r2 = np.zeros(n_codes, dtype=np.int64)  # doubled rank sums
-    nnz = np.zeros(n_codes, dtype=np.int64)
-    for k in range(m):
-        nnz[codes[k]] += 1
     z_all = n_total - m
     below = 0
-    below_zero = -1
     tie_all = 0.0
-    i = 0
-    while i < m:
-        kv = keys[i]
-        if below_zero < 0 and kv > zero_key:
-            below_zero = below
-            below += z_all
-        j = i + 1
-        while j < m and keys[j] == kv:
-            j += 1
-        t = j - i
-        avg2 = 2 * below + t + 1  # doubled average rank of the block
-        if t == 1:
-            r2[codes[i]] += avg2
+    for half in range(2):
+        if half == 0:
+            i, stop = 0, m0
         else:
-            nt = 0
-            for k in range(i, j):
-                c = codes[k]
-                if cnt[c] == 0:
-                    touched[nt] = c
-                    nt += 1
-                cnt[c] += 1
-            for q in range(nt):
-                c = touched[q]
-                r2[c] += cnt[c] * avg2
-                cnt[c] = 0
-            tie_all += _cube_minus(t)
-        below += t
-        i = j
-    if below_zero < 0:
-        below_zero = below
+            below += z_all
+            i, stop = m0, m
+        while i < stop:
+            kv = words[i] >> cs
+            j = i + 1
+            while j < stop and (words[j] >> cs) == kv:
+                j += 1
+            t = j - i
+            avg2 = 2 * below + t + 1  # doubled average rank of the block
+            if t == 1:
+                r2[words[i] & cmask] += avg2
+            else:
+                nt = 0
+                for k in range(i, j):
+                    c = words[k] & cmask
+                    if cnt[c] == 0:
+                        touched[nt] = c
+                        nt += 1
+                    cnt[c] += 1
+                for q in range(nt):
+                    c = touched[q]
+                    r2[c] += cnt[c] * avg2
+                    cnt[c] = 0
+                tie_all += _cube_minus(t)
+            below += t
+            i = j
     tie_all += _cube_minus(z_all)
-    zero_avg2 = 2 * below_zero + z_all + 1
+    zero_avg2 = 2 * m0 + z_all + 1
     for c in range(n_codes):
         nc = n_cells[c]
         if nc == 0 or nc == n_total:
@@ -195,46 +205,83 @@ def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_o
     max_n = 1
     for j in range(n_genes):
         max_n = max(max_n, gene_ptr[j + 1] - gene_ptr[j])
-    a_k = np.empty((n_parts, max_n), dtype=keys.dtype)
-    b_k = np.empty((n_parts, max_n), dtype=keys.dtype)
-    a_c = np.empty((n_parts, max_n), dtype=codes.dtype)
-    b_c = np.empty((n_parts, max_n), dtype=codes.dtype)
+    packed = keys.itemsize == 4
+    # float32 keys sort as packed words; float64 keys sort apart (two arrays), then pack ranks
+    wide = 1 if packed else max_n
+    a_k = np.empty((n_parts, wide), dtype=keys.dtype)
+    b_k = np.empty((n_parts, wide), dtype=keys.dtype)
+    a_c = np.empty((n_parts, wide), dtype=codes.dtype)
+    b_c = np.empty((n_parts, wide), dtype=codes.dtype)
+    a_w = np.empty((n_parts, max_n), dtype=np.uint64)
+    b_w = np.empty((n_parts, max_n), dtype=np.uint64)
     hist = np.empty((n_parts, MAX_DIGITS, RADIX), dtype=np.int64)
+    nnz = np.zeros((n_parts, n_codes), dtype=np.int64)
     cnt = np.zeros((n_parts, n_codes), dtype=np.int64)
-    touched = np.empty((n_parts, n_codes), dtype=np.int64)
+    touched = np.empty((n_parts, n_codes), dtype=np.uint64)
     u_col = np.empty((n_parts, n_codes))
     p_col = np.empty((n_parts, n_codes))
     for p in prange(n_parts):
         _rank_genes(keys, codes, gene_ptr, split[p], split[p + 1], n_cells, ref, zero_key,
-                    continuity, u_out, p_out, col0, a_k[p], a_c[p], b_k[p], b_c[p], hist[p],
-                    cnt[p], touched[p], u_col[p], p_col[p])
+                    continuity, u_out, p_out, col0, packed, a_k[p], a_c[p], b_k[p], b_c[p],
+                    a_w[p], b_w[p], hist[p], nnz[p], cnt[p], touched[p], u_col[p], p_col[p])
 
 
 @njit(cache=True, error_model="numpy")
 def _rank_genes(keys, codes, gene_ptr, j0, j1, n_cells, ref, zero_key, continuity, u_out, p_out,
-                col0, a_k, a_c, b_k, b_c, hist, cnt, touched, u_col, p_col):
+                col0, packed, a_k, a_c, b_k, b_c, a_w, b_w, hist, nnz, cnt, touched, u_col, p_col):
     """Genes [j0, j1) of :func:`ranksum_block` on one thread's scratch (a plain function: array
     creation inside a ``prange`` body becomes nested parallel loops, 8x slower when measured)."""
     n_codes = n_cells.shape[0]
+    zk = np.uint64(zero_key)
+    cs = np.uint64(CODE_SHIFT)
     for j in range(j0, j1):
         lo = gene_ptr[j]
         hi = gene_ptr[j + 1]
         n = hi - lo
-        if sort_gene_into(keys[lo:hi], codes[lo:hi], a_k, a_c, b_k, b_c, hist) == 0:
-            skeys = a_k[:n]
-            scodes = a_c[:n]
+        nnz[:] = 0
+        if packed:
+            if sort_packed_into(keys[lo:hi], codes[lo:hi], a_w, b_w, hist, nnz) == 0:
+                words = a_w[:n]
+            else:
+                words = b_w[:n]
+            m0 = 0
+            while m0 < n and (words[m0] >> cs) < zk:
+                m0 += 1
         else:
-            skeys = b_k[:n]
-            scodes = b_c[:n]
+            words = a_w[:n]
+            m0 = _pack_ranks(keys[lo:hi], codes[lo:hi], a_k, a_c, b_k, b_c, hist, zk, words, nnz)
         u_col[:] = np.nan
         p_col[:] = np.nan
         if ref >= 0:
-            _scan_vs_reference(skeys, scodes, n_cells, ref, zero_key, continuity, cnt, touched,
-                               u_col, p_col)
+            _scan_vs_reference(words, m0, nnz, n_cells, ref, continuity, cnt, touched, u_col, p_col)
         else:
-            _scan_vs_rest(skeys, scodes, n_cells, zero_key, continuity, cnt, touched, u_col, p_col)
+            _scan_vs_rest(words, m0, nnz, n_cells, continuity, cnt, touched, u_col, p_col)
         col = col0 + j
         for c in range(n_codes):
             if u_col[c] == u_col[c]:
                 u_out[c, col] = u_col[c]
                 p_out[c, col] = p_col[c]
+
+
+@njit(cache=True)
+def _pack_ranks(keys, codes, a_k, a_c, b_k, b_c, hist, zero_key, words, nnz):
+    """64-bit keys: sort them apart, then write ``dense_rank << 32 | code`` into ``words``
+    (same order and ties as the keys) and count codes into ``nnz``. Returns the number of
+    entries below zero."""
+    n = keys.shape[0]
+    if sort_gene_into(keys, codes, a_k, a_c, b_k, b_c, hist) == 0:
+        sk, sc = a_k, a_c
+    else:
+        sk, sc = b_k, b_c
+    cs = np.uint64(CODE_SHIFT)
+    rank = np.uint64(0)
+    m0 = 0
+    for i in range(n):
+        if i > 0 and sk[i] != sk[i - 1]:
+            rank += np.uint64(1)
+        if np.uint64(sk[i]) < zero_key:
+            m0 = i + 1
+        c = np.uint64(sc[i])
+        nnz[c] += 1
+        words[i] = (rank << cs) | c
+    return m0

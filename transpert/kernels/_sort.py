@@ -5,6 +5,11 @@ digit's histogram at once; a pass whose digit is the same for every entry is ski
 pass that moves data reads straight from the input (no initial copy). Small inputs use an
 insertion sort. Order among equal keys does not matter to the callers.
 All buffers are the caller's scratch (one set per thread, allocated once): no allocation here.
+
+:func:`sort_packed_into` sorts 32-bit keys (float32 values) as packed uint64 words
+``key << 32 | code``: one 8-byte move per entry and pass instead of a key and a code in two
+arrays (the scattered writes are what a pass costs), and the rank-sum scan reads one word.
+:func:`sort_gene_into` sorts 64-bit keys (float64 values), which do not fit beside a code.
 """
 
 from __future__ import annotations
@@ -53,13 +58,8 @@ def sort_gene_into(keys, codes, a_k, a_c, b_k, b_c, hist):
     for d in range(n_digits):
         sh = np.uint64(d * _BITS)
         h = hist[d]
-        if h[(first >> sh) & mask] == n:
+        if not _digit_offsets(h, (first >> sh) & mask, n):
             continue  # every entry has this digit: nothing would move
-        total = 0
-        for v in range(RADIX):
-            c = h[v]
-            h[v] = total
-            total += c
         if where == -1:
             _scatter(keys, codes, a_k, a_c, n, sh, mask, h)
             where = 0
@@ -86,3 +86,99 @@ def _scatter(src_k, src_c, dst_k, dst_c, n, sh, mask, start):
         dst_k[j] = src_k[i]
         dst_c[j] = src_c[i]
         start[d] = j + 1
+
+
+#: a packed word is ``key << CODE_SHIFT | code``
+CODE_SHIFT = 32
+
+
+@njit(cache=True)
+def sort_packed_into(keys, codes, a, b, hist, nnz):
+    """Sort 32-bit ``keys`` (uint32) with their group ``codes`` (>= 0) into packed uint64 words
+    ``key << 32 | code``, ascending (by key, then code), using scratch ``a``/``b`` (uint64,
+    length >= n) and ``hist`` (int64[>= 3, RADIX]). Adds each entry's code to ``nnz`` (per-code
+    counts, to be zeroed by the caller) in the same read. Returns 0 if the words are in
+    ``a[:n]``, 1 if in ``b[:n]``. The inputs are not modified."""
+    n = keys.shape[0]
+    cs = np.uint64(CODE_SHIFT)
+    if n <= _SMALL:
+        for i in range(n):
+            c = np.uint64(codes[i])
+            nnz[c] += 1
+            a[i] = (np.uint64(keys[i]) << cs) | c
+        for i in range(1, n):
+            w = a[i]
+            j = i - 1
+            while j >= 0 and a[j] > w:
+                a[j + 1] = a[j]
+                j -= 1
+            a[j + 1] = w
+        return 0
+    mask = np.uint64(RADIX - 1)
+    b1 = np.uint64(_BITS)
+    b2 = np.uint64(2 * _BITS)
+    for d in range(3):
+        hist[d, :] = 0
+    for i in range(n):
+        k = np.uint64(keys[i])
+        nnz[np.uint64(codes[i])] += 1
+        hist[0, k & mask] += 1
+        hist[1, (k >> b1) & mask] += 1
+        hist[2, (k >> b2) & mask] += 1
+    where = -1  # -1: data still in the input; 0: in a; 1: in b
+    first = np.uint64(keys[0])
+    for d in range(3):
+        sh = np.uint64(d * _BITS)
+        h = hist[d]
+        if not _digit_offsets(h, (first >> sh) & mask, n):
+            continue  # every entry has this digit: nothing would move
+        if where == -1:
+            _pack_scatter(keys, codes, a, n, sh, mask, h)
+            where = 0
+        elif where == 0:
+            _scatter_words(a, b, n, sh + cs, mask, h)
+            where = 1
+        else:
+            _scatter_words(b, a, n, sh + cs, mask, h)
+            where = 0
+    if where == -1:  # every key equal: codes in input order (the scan does not need them sorted)
+        for i in range(n):
+            a[i] = (np.uint64(keys[i]) << cs) | np.uint64(codes[i])
+        where = 0
+    return where
+
+
+@njit(cache=True)
+def _pack_scatter(keys, codes, dst, n, sh, mask, start):
+    """First moving pass: read key and code, write the packed word to its digit's slot."""
+    cs = np.uint64(CODE_SHIFT)
+    for i in range(n):
+        k = np.uint64(keys[i])
+        j = np.uint64(start[(k >> sh) & mask])
+        dst[j] = (k << cs) | np.uint64(codes[i])
+        start[(k >> sh) & mask] = j + np.uint64(1)
+
+
+@njit(cache=True)
+def _scatter_words(src, dst, n, sh, mask, start):
+    """One stable counting-sort pass of packed words on digit ``(word >> sh) & mask``."""
+    for i in range(n):
+        w = src[i]
+        d = (w >> sh) & mask
+        j = np.uint64(start[d])
+        dst[j] = w
+        start[d] = j + np.uint64(1)
+
+
+@njit(cache=True)
+def _digit_offsets(h, first_digit, n):
+    """Turn one digit's histogram into start offsets; False (and ``h`` untouched) when every
+    one of the ``n`` entries has the digit ``first_digit``, i.e. the pass would move nothing."""
+    if h[first_digit] == n:
+        return False
+    total = 0
+    for v in range(RADIX):
+        c = h[v]
+        h[v] = total
+        total += c
+    return True
