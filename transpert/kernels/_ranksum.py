@@ -12,9 +12,10 @@ pooled sample g ∪ r is sum over tie blocks of t^3 - t with t counted in g ∪ 
     tie_g = sum_blocks (c_r^3 - c_r) + sum_{blocks holding g} [(c_g + c_r)^3 - (c_g + c_r) - (c_r^3 - c_r)]
 so each group only pays for the blocks it appears in (usually singletons: no cost at all).
 
-A gene is scanned as packed uint64 words ``rank_key << 32 | code`` (see
-:func:`transpert.kernels._sort.sort_packed_into`): float32 values' keys go in as they are;
-float64 keys are sorted apart and replaced by their dense rank (same order, same ties). The
+A gene is scanned as packed uint64 words ``key << 32 | code``: blocks of float32 values come
+packed from the gather (:mod:`transpert.kernels._gather`); 64-bit keys (float64 values) come
+with their codes beside them, are sorted apart and packed with their dense rank as key (same
+order, same ties). The
 per-group non-zero counts come out of the sort's first read, and the position where the
 implicit zero block sits (``m0``: entries below it are negative values) is found once, so the
 scan's loop carries no test for it.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from transpert.kernels._sort import CODE_SHIFT, MAX_DIGITS, RADIX, sort_gene_into, sort_packed_into
+from transpert.kernels._sort import CODE_SHIFT, MAX_DIGITS, RADIX, sort_gene_into, sort_words_into
 from transpert.kernels._stats import mwu_pvalue
 
 
@@ -178,8 +179,9 @@ def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_o
 
     keys, codes : the block's non-zero entries, gene after gene (``gene_ptr``, length
         n_block_genes + 1); keys are order-preserving unsigned integers of the values (equal
-        keys <=> equal values), codes the cell's group in [0, n_codes). Unsorted within a gene;
-        sorted here into per-thread scratch (the inputs are not modified).
+        keys <=> equal values), codes the cell's group in [0, n_codes). With an empty ``codes``,
+        ``keys`` are packed uint64 words ``key << 32 | code`` (32-bit keys). Unsorted within a
+        gene; sorted here into per-thread scratch (the inputs are not modified).
     n_cells : int64[n_codes], cells per group (zeros included).
     ref : reference group code, or -1 for one-vs-rest.
     zero_key : the key the value 0 would have (negative values sort below it).
@@ -205,8 +207,8 @@ def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_o
     max_n = 1
     for j in range(n_genes):
         max_n = max(max_n, gene_ptr[j + 1] - gene_ptr[j])
-    packed = keys.itemsize == 4
-    # float32 keys sort as packed words; float64 keys sort apart (two arrays), then pack ranks
+    packed = codes.shape[0] == 0
+    # packed words sort as they are; keys with codes beside them sort apart, then pack ranks
     wide = 1 if packed else max_n
     a_k = np.empty((n_parts, wide), dtype=keys.dtype)
     b_k = np.empty((n_parts, wide), dtype=keys.dtype)
@@ -240,7 +242,7 @@ def _rank_genes(keys, codes, gene_ptr, j0, j1, n_cells, ref, zero_key, continuit
         n = hi - lo
         nnz[:] = 0
         if packed:
-            if sort_packed_into(keys[lo:hi], codes[lo:hi], a_w, b_w, hist, nnz) == 0:
+            if sort_words_into(keys[lo:hi], a_w, b_w, hist, nnz) == 0:
                 words = a_w[:n]
             else:
                 words = b_w[:n]

@@ -6,10 +6,10 @@ pass that moves data reads straight from the input (no initial copy). Small inpu
 insertion sort. Order among equal keys does not matter to the callers.
 All buffers are the caller's scratch (one set per thread, allocated once): no allocation here.
 
-:func:`sort_packed_into` sorts 32-bit keys (float32 values) as packed uint64 words
-``key << 32 | code``: one 8-byte move per entry and pass instead of a key and a code in two
-arrays (the scattered writes are what a pass costs), and the rank-sum scan reads one word.
-:func:`sort_gene_into` sorts 64-bit keys (float64 values), which do not fit beside a code.
+:func:`sort_words_into` sorts packed uint64 words ``key << 32 | code`` (32-bit keys, i.e.
+float32 values, as the gather writes them): one 8-byte move per entry and pass instead of a key
+and a code in two arrays (the scattered writes are what a pass costs).
+:func:`sort_gene_into` sorts keys with codes beside them (64-bit keys: float64 values).
 """
 
 from __future__ import annotations
@@ -93,19 +93,19 @@ CODE_SHIFT = 32
 
 
 @njit(cache=True)
-def sort_packed_into(keys, codes, a, b, hist, nnz):
-    """Sort 32-bit ``keys`` (uint32) with their group ``codes`` (>= 0) into packed uint64 words
-    ``key << 32 | code``, ascending (by key, then code), using scratch ``a``/``b`` (uint64,
-    length >= n) and ``hist`` (int64[>= 3, RADIX]). Adds each entry's code to ``nnz`` (per-code
-    counts, to be zeroed by the caller) in the same read. Returns 0 if the words are in
-    ``a[:n]``, 1 if in ``b[:n]``. The inputs are not modified."""
-    n = keys.shape[0]
+def sort_words_into(words, a, b, hist, nnz):
+    """Sort packed uint64 ``words`` (``key << 32 | code``, 32-bit keys) by key, ascending, using
+    scratch ``a``/``b`` (uint64, length >= n) and ``hist`` (int64[>= 3, RADIX]). Adds each
+    entry's code to ``nnz`` (per-code counts, zeroed by the caller) in the same read. Returns 0
+    if the result is in ``a[:n]``, 1 if in ``b[:n]``. The input is not modified; order among
+    equal keys is not specified."""
+    n = words.shape[0]
     cs = np.uint64(CODE_SHIFT)
+    cmask = np.uint64((1 << CODE_SHIFT) - 1)
     if n <= _SMALL:
         for i in range(n):
-            c = np.uint64(codes[i])
-            nnz[c] += 1
-            a[i] = (np.uint64(keys[i]) << cs) | c
+            nnz[words[i] & cmask] += 1
+            a[i] = words[i]
         for i in range(1, n):
             w = a[i]
             j = i - 1
@@ -120,20 +120,21 @@ def sort_packed_into(keys, codes, a, b, hist, nnz):
     for d in range(3):
         hist[d, :] = 0
     for i in range(n):
-        k = np.uint64(keys[i])
-        nnz[np.uint64(codes[i])] += 1
+        w = words[i]
+        nnz[w & cmask] += 1
+        k = w >> cs
         hist[0, k & mask] += 1
         hist[1, (k >> b1) & mask] += 1
         hist[2, (k >> b2) & mask] += 1
     where = -1  # -1: data still in the input; 0: in a; 1: in b
-    first = np.uint64(keys[0])
+    first = words[0] >> cs
     for d in range(3):
         sh = np.uint64(d * _BITS)
         h = hist[d]
         if not _digit_offsets(h, (first >> sh) & mask, n):
             continue  # every entry has this digit: nothing would move
         if where == -1:
-            _pack_scatter(keys, codes, a, n, sh, mask, h)
+            _scatter_words(words, a, n, sh + cs, mask, h)
             where = 0
         elif where == 0:
             _scatter_words(a, b, n, sh + cs, mask, h)
@@ -141,22 +142,11 @@ def sort_packed_into(keys, codes, a, b, hist, nnz):
         else:
             _scatter_words(b, a, n, sh + cs, mask, h)
             where = 0
-    if where == -1:  # every key equal: codes in input order (the scan does not need them sorted)
+    if where == -1:  # every key equal
         for i in range(n):
-            a[i] = (np.uint64(keys[i]) << cs) | np.uint64(codes[i])
+            a[i] = words[i]
         where = 0
     return where
-
-
-@njit(cache=True)
-def _pack_scatter(keys, codes, dst, n, sh, mask, start):
-    """First moving pass: read key and code, write the packed word to its digit's slot."""
-    cs = np.uint64(CODE_SHIFT)
-    for i in range(n):
-        k = np.uint64(keys[i])
-        j = np.uint64(start[(k >> sh) & mask])
-        dst[j] = (k << cs) | np.uint64(codes[i])
-        start[(k >> sh) & mask] = j + np.uint64(1)
 
 
 @njit(cache=True)

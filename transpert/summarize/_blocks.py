@@ -1,7 +1,8 @@
 """Gene blocks: which genes are ranked together, and where their entries live meanwhile.
 
-A block is a range of genes whose non-zero entries (8 bytes each: a 4-byte key for float32
-values and a 4-byte group code) fit the memory budget. Streamed input is written chunk by chunk
+A block is a range of genes whose non-zero entries (8 bytes each for float32 values: one
+packed word ``key << 32 | code``; 12 for float64 values: a key and a 4-byte group code) fit
+the memory budget. Streamed input is written chunk by chunk
 into a *store*: in memory when everything fits, else a scratch file read back one block at a
 time (``os.pwrite``/``os.pread``: the page cache holds it, not this process's memory).
 """
@@ -38,8 +39,12 @@ class BlockStore:
     one contiguous run per gene.
     """
 
-    def __init__(self, blocks, block_entries, key_dtype, in_memory: bool, scratch_dir=None):
+    def __init__(self, blocks, block_entries, key_dtype, in_memory: bool, scratch_dir=None,
+                 packed: bool = False):
+        """``packed``: the keys are packed words holding their codes; no codes are stored and
+        :meth:`read` returns an empty codes array."""
         self.blocks = blocks
+        self.packed = packed
         self.key_dtype = np.dtype(key_dtype)
         self.code_dtype = np.dtype(np.int32)
         self.sizes = np.asarray(block_entries, dtype=np.int64)
@@ -51,7 +56,7 @@ class BlockStore:
         if in_memory:
             total = int(self.offsets[-1])
             self._keys = np.empty(total, dtype=self.key_dtype)
-            self._codes = np.empty(total, dtype=self.code_dtype)
+            self._codes = np.empty(0 if packed else total, dtype=self.code_dtype)
         else:
             self._dir = tempfile.TemporaryDirectory(prefix="transpert-blocks-", dir=scratch_dir)
             base = Path(self._dir.name)
@@ -64,10 +69,12 @@ class BlockStore:
         at = int(self.offsets[b] + self.cursor[b])
         if self.in_memory:
             self._keys[at:at + n] = keys
-            self._codes[at:at + n] = codes
+            if not self.packed:
+                self._codes[at:at + n] = codes
         else:
             _pwrite_all(self._fk, np.ascontiguousarray(keys, self.key_dtype), at * self.key_dtype.itemsize)
-            _pwrite_all(self._fc, np.ascontiguousarray(codes, self.code_dtype), at * self.code_dtype.itemsize)
+            if not self.packed:
+                _pwrite_all(self._fc, np.ascontiguousarray(codes, self.code_dtype), at * self.code_dtype.itemsize)
         self.cursor[b] += n
         self.seg_counts[b].append(np.asarray(counts, dtype=np.int64))
 
@@ -76,10 +83,15 @@ class BlockStore:
         lo, n = int(self.offsets[b]), int(self.cursor[b])
         nb = self.blocks[b][1] - self.blocks[b][0]
         seg = np.vstack(self.seg_counts[b]) if self.seg_counts[b] else np.zeros((0, nb), np.int64)
+        if self.packed:
+            codes = np.empty(0, dtype=self.code_dtype)
+        elif self.in_memory:
+            codes = self._codes[lo:lo + n]
+        else:
+            codes = _pread_all(self._fc, n, self.code_dtype, lo * self.code_dtype.itemsize)
         if self.in_memory:
-            return self._keys[lo:lo + n], self._codes[lo:lo + n], seg
+            return self._keys[lo:lo + n], codes, seg
         keys = _pread_all(self._fk, n, self.key_dtype, lo * self.key_dtype.itemsize)
-        codes = _pread_all(self._fc, n, self.code_dtype, lo * self.code_dtype.itemsize)
         return keys, codes, seg
 
     def close(self) -> None:

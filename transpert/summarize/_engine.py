@@ -59,20 +59,39 @@ def parse_memory(budget) -> int:
 
 @dataclass
 class KeyFormat:
-    """How values become order-preserving unsigned keys (see ``kernels._gather``)."""
+    """How values become order-preserving unsigned keys (see ``kernels._gather``), and how a
+    gene block holds them: 32-bit keys (float32 values) packed with their group code into one
+    uint64 word (``packed``; the block's codes array is then empty), 64-bit keys beside an
+    int32/int16 code array."""
 
     bits_dtype: np.dtype
     sign: np.uint64
     ones: np.uint64
-    zero_key: int
+    zero_key: np.uint64  # unsigned: 2**63 would not fit numba's int64 argument type
+    packed: bool
 
     @classmethod
     def for_dtype(cls, dtype) -> "KeyFormat":
         if np.dtype(dtype) == np.float32:
-            return cls(np.dtype(np.uint32), np.uint64(1 << 31), np.uint64(2**32 - 1), 1 << 31)
+            return cls(np.dtype(np.uint32), np.uint64(1 << 31), np.uint64(2**32 - 1), np.uint64(1 << 31), True)
         if np.dtype(dtype) == np.float64:
-            return cls(np.dtype(np.uint64), np.uint64(1 << 63), np.uint64(2**64 - 1), 1 << 63)
+            return cls(np.dtype(np.uint64), np.uint64(1 << 63), np.uint64(2**64 - 1), np.uint64(1 << 63), False)
         raise TranspertInputError(f"expression values must be float32 or float64, got {dtype}")
+
+    @property
+    def key_dtype(self) -> np.dtype:
+        """dtype of a block's ``keys`` array (packed words or plain keys)."""
+        return np.dtype(np.uint64) if self.packed else self.bits_dtype
+
+    @property
+    def entry_bytes(self) -> int:
+        """Bytes one gathered entry takes (an int32 code beside a plain key)."""
+        return 8 if self.packed else self.bits_dtype.itemsize + 4
+
+    def empty_block(self, n: int, code_dtype=np.int32):
+        """Uninitialised (keys, codes) arrays for ``n`` entries."""
+        codes = np.empty(0 if self.packed else n, dtype=code_dtype)
+        return np.empty(n, dtype=self.key_dtype), codes
 
 
 @dataclass
@@ -197,12 +216,10 @@ class RowBlockGatherer:
         n = int(gene_ptr[-1])
         if self.reuse:
             if self._keys is None or self._keys.shape[0] < n:
-                self._keys = np.empty(n, dtype=self.fmt.bits_dtype)
-                self._codes = np.empty(n, dtype=self.code_dtype)
+                self._keys, self._codes = self.fmt.empty_block(n, self.code_dtype)
             keys, codes = self._keys[:n], self._codes[:n]
         else:
-            keys = np.empty(n, dtype=self.fmt.bits_dtype)
-            codes = np.empty(n, dtype=self.code_dtype)
+            keys, codes = self.fmt.empty_block(n, self.code_dtype)
         fmt, X = self.fmt, self.X
         scatter_rows_block(self.bits, X.indices, X.indptr, self.row_codes, self.part_ptr,
                            self.part_rows, self.cursor, g0, g1, fmt.sign, fmt.ones,
@@ -218,8 +235,7 @@ def gather_block(X: sp.csr_matrix, row_codes, g0, g1, fmt: KeyFormat, n_parts: i
     bits = X.data.view(fmt.bits_dtype)
     counts = count_csr_block(bits, X.indices, X.indptr, row_codes, g0, g1, True, fmt.sign, n_parts)
     gene_ptr = np.concatenate([[0], np.cumsum(counts.sum(axis=0))]).astype(np.int64)
-    keys = np.empty(int(gene_ptr[-1]), dtype=fmt.bits_dtype)
-    codes = np.empty(int(gene_ptr[-1]), dtype=np.int32)
+    keys, codes = fmt.empty_block(int(gene_ptr[-1]))
     scatter_csr_block(bits, X.indices, X.indptr, row_codes, g0, g1, True, fmt.sign, fmt.ones,
                       counts, gene_ptr[:-1].copy(), keys, codes)
     return keys, codes, gene_ptr
@@ -307,7 +323,7 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
         return acc
     fmt = KeyFormat.for_dtype(X.dtype)
     budget = parse_memory(memory_budget)
-    max_entries = max(1, budget // 4 // (2 * (fmt.bits_dtype.itemsize + 4)))
+    max_entries = max(1, budget // 4 // (2 * fmt.entry_bytes))
     blocks = plan_blocks(acc.nonzero.sum(axis=0), max_entries)
     acc.info["gene_blocks"] = len(blocks)
     # numba threads rank a block before the next is gathered, so one buffer serves them all;
@@ -397,14 +413,14 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
         return acc
 
     fmt = KeyFormat.for_dtype(np.float32)
-    entry_bytes = fmt.bits_dtype.itemsize + 4
+    entry_bytes = fmt.entry_bytes
     gene_nnz = acc.nonzero.sum(axis=0)
     max_entries = max(1, budget // 4 // (3 * entry_bytes))
     blocks = plan_blocks(gene_nnz, max_entries)
     block_sizes = [int(gene_nnz[g0:g1].sum()) for g0, g1 in blocks]
     in_memory = int(gene_nnz.sum()) * entry_bytes <= budget // STORE_FRACTION
     acc.info.update(gene_blocks=len(blocks), store="memory" if in_memory else "scratch file")
-    with BlockStore(blocks, block_sizes, fmt.bits_dtype, in_memory, scratch_dir) as store:
+    with BlockStore(blocks, block_sizes, fmt.key_dtype, in_memory, scratch_dir, packed=fmt.packed) as store:
         with Progress(cells.n_obs, "gathering gene blocks", unit="cells", show=show_progress) as bar, \
                 numba_threads(n_threads) as n_parts:
             for start, stop, L, _R in chunks():
@@ -414,12 +430,12 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
                                          fmt.sign, n_parts)
                 per_gene = counts.sum(axis=0)
                 ptr = np.concatenate([[0], np.cumsum(per_gene)]).astype(np.int64)
-                keys = np.empty(int(ptr[-1]), dtype=fmt.bits_dtype)
-                codes = np.empty(int(ptr[-1]), dtype=np.int32)
+                keys, codes = fmt.empty_block(int(ptr[-1]))
                 scatter_csr_block(bits, L.indices, L.indptr, rc, 0, acc.n_genes, True, fmt.sign,
                                   fmt.ones, counts, ptr[:-1].copy(), keys, codes)
                 for b, (g0, g1) in enumerate(blocks):
-                    store.write(b, keys[ptr[g0]:ptr[g1]], codes[ptr[g0]:ptr[g1]], per_gene[g0:g1])
+                    store.write(b, keys[ptr[g0]:ptr[g1]], codes[ptr[g0]:ptr[g1]] if codes.size else codes,
+                                per_gene[g0:g1])
                 del keys, codes, L
                 bar.update(stop - start)
         acc.info["passes"] = 2
