@@ -33,17 +33,18 @@ def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: 
     g = acc.groups
     rows = g.tested
     n = g.n_cells.astype(np.float64)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_all = acc.sums / n
-        frac_all = acc.nonzero / n
     ctrl = g.control
-    control_mean = mean_all[ctrl]
-    mean = mean_all[rows]
+    # only the reported rows are divided (the accumulators also hold the control/reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = acc.sums[rows] / n[rows]
+        control_mean = acc.sums[ctrl] / n[ctrl]
+        control_frac = acc.nonzero[ctrl] / n[ctrl]
+        frac = acc.nonzero[rows] / n[rows]
     layers = {
         "mean": mean,
         "delta": mean - control_mean[None, :],
-        "log2fc": log2fc(mean, control_mean, log2fc_method),
-        "frac_expressing": frac_all[rows],
+        "log2fc": _rows_in_threads(lambda m: log2fc(m, control_mean, log2fc_method), mean),
+        "frac_expressing": frac,
     }
     if de:
         layers["statistic"] = acc.u[rows]
@@ -54,7 +55,7 @@ def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: 
         with np.errstate(invalid="ignore", divide="ignore"):
             layers["counts_mean"] = acc.raw_sums[rows] / n[rows]
     var = pd.DataFrame({"control_mean": control_mean,
-                        "control_frac_expressing": frac_all[ctrl]}, index=pd.Index(var_names, dtype=str))
+                        "control_frac_expressing": control_frac}, index=pd.Index(var_names, dtype=str))
     if acc.sums32 is not None:
         layers["mean_f32"] = acc.sums32[rows]
         var["control_mean_f32"] = acc.sums32[ctrl]
@@ -68,6 +69,19 @@ def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: 
     summary = ad.AnnData(X=layers["mean"].copy(), obs=obs, var=var, layers=layers)
     summary.uns["transpert"] = uns
     return summary
+
+
+def _rows_in_threads(func, matrix: np.ndarray, n_threads: int = 2) -> np.ndarray:
+    """``func(matrix)`` computed on row halves in two threads (numpy's ufuncs release the GIL);
+    the same numbers, since ``func`` works element by element."""
+    if matrix.shape[0] < 2 * n_threads:
+        return func(matrix)
+    from concurrent.futures import ThreadPoolExecutor
+
+    cuts = np.linspace(0, matrix.shape[0], n_threads + 1).astype(int)
+    with ThreadPoolExecutor(n_threads) as pool:
+        parts = list(pool.map(func, [matrix[a:b] for a, b in zip(cuts[:-1], cuts[1:])]))
+    return np.vstack(parts)
 
 
 def file_checksum(path, algorithm: str = "sha256", block: int = 2**24) -> str:
