@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 
 import numpy as np
 import pandas as pd
@@ -54,15 +56,17 @@ def test_prediction_layout(model, data):
     assert ((p >= 0) & (p <= 1)).all()
 
 
-def _brute_common(train) -> np.ndarray:
-    """Positive-part James-Stein mean delta per gene, written out independently."""
+def _brute_common(train, center: str = "median") -> np.ndarray:
+    """Positive-part James-Stein median (or mean) delta per gene, written out independently."""
     d = np.asarray(train.layers["delta"], dtype=np.float64)
     n = d.shape[0]
     out = np.zeros(d.shape[1])
     for g in range(d.shape[1]):
-        m = d[:, g].mean()
+        col = [float(v) for v in d[:, g]]
+        m = statistics.median(col) if center == "median" else statistics.fmean(col)
+        se2 = statistics.variance(col) / n * (math.pi / 2 if center == "median" else 1.0)
         if m != 0:
-            out[g] = m * min(1.0, max(0.0, 1 - d[:, g].var(ddof=1) / n / m**2))
+            out[g] = m * min(1.0, max(0.0, 1 - se2 / m**2))
     return out
 
 
@@ -81,7 +85,12 @@ def _brute_significant(train) -> tuple[np.ndarray, np.ndarray]:
 
 def test_target_statistics_against_brute_force(model, data):
     _, train, _, _ = data
+    # the default centre is the median (statistics.median as the independent reference)
     np.testing.assert_allclose(model.target_.common_delta, _brute_common(train), rtol=1e-10, atol=1e-12)
+    mean_model = TransPert(**FAST, common_center="mean").fit(data[0], train)
+    np.testing.assert_allclose(mean_model.target_.common_delta, _brute_common(train, "mean"),
+                               rtol=1e-10, atol=1e-12)
+    assert not np.allclose(mean_model.target_.common_delta, model.target_.common_delta)
     mag, sign = _brute_significant(train)
     assert (mag > 0).any()  # the fixture has significant genes, so the floor is exercised
     np.testing.assert_allclose(model.target_.sig_magnitude, mag, rtol=1e-10)
@@ -98,6 +107,12 @@ def test_target_statistics_against_brute_force(model, data):
                          np.r_[np.ones(5), -np.ones(5)] * 0.5 + 0.6])  # t = 3.6
     se = np.sqrt(y.var(axis=0, ddof=1) / 10)
     np.testing.assert_allclose(common_effect(y, 9.0), [0.0, 0.6 * (1 - 9 * se[1] ** 2 / 0.36)])
+    # the median ignores a few perturbations with large effects that pull the mean
+    z = np.r_[np.full(8, 0.2), 3.0, 4.0][:, None]
+    assert common_effect(z, 0.0, "median")[0] == 0.2
+    assert common_effect(z, 0.0, "mean")[0] == pytest.approx(0.86)
+    with pytest.raises(ValueError, match="center"):
+        common_effect(z, 1.0, "mode")
 
 
 def test_prediction_follows_the_chosen_scales(model, data):
@@ -295,3 +310,17 @@ def test_frequency_call_gets_the_significant_magnitude(data):
         TransPert(deg_sources=("magic",)).fit(refs, train)
     with pytest.raises(TranspertInputError, match="deg_magnitude"):
         TransPert(deg_magnitude="big").fit(refs, train)
+    with pytest.raises(TranspertInputError, match="scale_pds"):
+        TransPert(scale_pds="all").fit(refs, train)
+    with pytest.raises(TranspertInputError, match="common_center"):
+        TransPert(common_center="mode").fit(refs, train)
+
+
+def test_scale_criterion_uses_the_model_folds(data):
+    """With ``scale_pds="fold"`` (default) the scale curve's PDS is the per-fold PDS of the
+    out-of-fold predictions over the model's own folds; ``"pooled"`` gives a different curve."""
+    refs, train, _, _ = data
+    fold = TransPert(**FAST).fit(refs, train)
+    pooled = TransPert(**FAST, scale_pds="pooled").fit(refs, train)
+    assert sum(len(f) for f in fold.folds_) == train.n_obs
+    assert not np.allclose(fold.scale_curve_["pds"], pooled.scale_curve_["pds"])

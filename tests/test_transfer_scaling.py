@@ -97,3 +97,59 @@ def test_balanced_curve_matches_brute_force_and_penalises_overshoot():
     best = curve.loc[curve["balanced"].idxmax()]
     assert (a, b) == (best["common_scale"], best["specific_scale"])
     assert b <= 1.5  # an inflated specific scale costs MAE, so it is not chosen
+
+
+def test_fold_pds_ranks_each_perturbation_within_its_fold():
+    """With ``groups`` the curve's PDS is the mean over folds of the evaluation suite's PDS of
+    each fold on its own (brute force), not the PDS among all perturbations."""
+    rng, common, specific, labels, genes = _components(seed=5, n=23)
+    real = common + 1.5 * specific + rng.normal(0, 0.2, specific.shape)
+    baseline = np.broadcast_to(real.mean(axis=0), real.shape)
+    groups = [np.sort(g) for g in np.array_split(rng.permutation(len(labels)), 5)]
+    curve, a, b = select_scale(common, specific, None, real, labels, genes, metric="balanced",
+                               baseline=baseline, groups=groups)
+    lab = np.asarray(labels)
+    for _, row in curve.iterrows():
+        pred = row["common_scale"] * common + row["specific_scale"] * specific
+        by_fold = np.concatenate([discrimination_scores(pred[g], real[g], list(lab[g]), genes)
+                                  for g in groups])
+        assert row["pds"] == pytest.approx(by_fold.mean(), rel=1e-12)
+    pooled, _, _ = select_scale(common, specific, None, real, labels, genes, metric="balanced",
+                                baseline=baseline)
+    assert not np.allclose(curve["pds"], pooled["pds"])  # a different criterion, not a relabelling
+    # folds of one perturbation are left out of PDS; none of two: PDS is pooled
+    singles = [np.array([i]) for i in range(len(labels))]
+    alone, _, _ = select_scale(common, specific, None, real, labels, genes, metric="balanced",
+                               baseline=baseline, groups=singles)
+    np.testing.assert_allclose(alone["pds"], pooled["pds"], rtol=1e-12)
+    mixed = [np.array([0])] + groups[1:]
+    part, _, _ = select_scale(common, specific, None, real, labels, genes, metric="pds",
+                              groups=mixed, common_scales=[1.0], specific_scales=[1.5])
+    pred = common + 1.5 * specific
+    expected = np.concatenate([discrimination_scores(pred[g], real[g], list(lab[g]), genes)
+                               for g in groups[1:]]).mean()
+    assert part["pds"].iloc[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_pooled_pds_penalises_a_common_component_fitted_on_the_other_folds():
+    """The reason for ``scale_pds="fold"``: pure-noise perturbations around a shared response,
+    the common component estimated on the other folds. Pooled, PDS ranks each held-out
+    perturbation against the ones its common component was fitted on (closer to it), so
+    the prediction scores below the chance level of a constant; per fold it does not."""
+    rng = np.random.default_rng(7)
+    n, g = 40, 300
+    shared = rng.normal(0, 0.3, g)
+    real = shared + rng.normal(0, 0.3, (n, g))
+    labels = [f"P{i}" for i in range(n)]
+    genes = [f"G{j}" for j in range(g)]
+    groups = [np.arange(i, i + 8) for i in range(0, n, 8)]
+    common = np.empty((n, g))
+    for held in groups:
+        common[held] = real[np.setdiff1d(np.arange(n), held)].mean(axis=0)
+    pooled = discrimination_scores(common, real, labels, genes).mean()
+    lab = np.asarray(labels)
+    by_fold = np.concatenate([discrimination_scores(common[h], real[h], list(lab[h]), genes)
+                              for h in groups]).mean()
+    chance_pooled, chance_fold = (n + 1) / (2 * n), (8 + 1) / (2 * 8)
+    assert pooled < chance_pooled - 0.1
+    assert by_fold == pytest.approx(chance_fold, abs=0.1)

@@ -7,7 +7,7 @@ normalised to the median library size). The fit, step by step:
 2. weight the lines by how well their effects agree with the target's on the shared training
    perturbations and how alike their controls are (:mod:`.similarity`) -> ``weights_``;
 3. K-fold over the target's training perturbations: in each fold, weights and the target's
-   mean effect from the other folds, reference aggregate for the held-out ones
+   typical (median, shrunk) effect from the other folds, reference aggregate for the held-out ones
    (:mod:`.aggregate`), giving out-of-fold predictions of every training perturbation;
 4. the specific component's model: per-gene transfer slopes (:mod:`.gene_slopes`,
    ``gene_slopes_``) and a low-rank map of reference effects onto target effects
@@ -24,9 +24,11 @@ normalised to the median library size). The fit, step by step:
 
 ``predict`` combines the same pieces for any perturbations (a training perturbation is
 predicted from the references too, not copied); a perturbation that no reference line measured
-gets the target's mean training effect (``source = "target_train_mean"``, with a warning).
+gets the target's common training effect (per gene the median over the training
+perturbations, shrunk; ``source = "target_train_mean"``, the name kept for compatibility, with a
+warning).
 
-Out-of-fold care: weights, the target's mean effect, the knockdown ratio, the gene slopes and the
+Out-of-fold care: weights, the target's common effect, the knockdown ratio, the gene slopes and the
 low-rank map are refit without each held-out fold; the two stacking weights and the scales are
 then chosen on all out-of-fold rows (a mild optimism of the reported curve, 2-4 numbers).
 """
@@ -54,13 +56,14 @@ from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.scaling import (DEFAULT_COMMON_SCALES, DEFAULT_SPECIFIC_SCALES,
                                         select_scale)
 from transpert.transfer.similarity import line_weights
-from transpert.transfer.target import (TargetStats, common_effect,
+from transpert.transfer.target import (COMMON_CENTERS, TargetStats, common_effect,
                                        knockdown_ratio, significant_effect)
 
 SOURCE_REFERENCES = "references"
 SOURCE_FALLBACK = "target_train_mean"
 SCALE_COMPONENTS = ("both", "specific")
 DEG_MAGNITUDES = ("auto", "floor", "model")
+SCALE_PDS = ("fold", "pooled")
 #: what the DEG call can be based on (``deg_sources``)
 DEG_SOURCES = ("classifier", "frequency")
 
@@ -102,7 +105,7 @@ class TransPert:
     low_rank_ridge : float
         Ridge penalty of that map (relative to the median squared singular value kept).
     common_shrinkage : float
-        How strongly each gene's mean training effect (the common component) is shrunk towards
+        How strongly each gene's typical training effect (the common component) is shrunk towards
         0 by its own standard error (:func:`transpert.transfer.target.common_effect`): 1
         (default) is the positive-part James-Stein estimate, 0 the plain mean. Evidence (``benchmarks/bench_accuracy.py``): on the Datlinger data the plain
         mean's noise genes make every held-out prediction anti-informative (PDS below the 0.525
@@ -110,7 +113,7 @@ class TransPert:
         0.0179). Choosing the strength by cross-validation from (0, 1, 4, 9, 25) was tried and
         not kept (``benchmarks/README.md``).
     scale_components : {"both", "specific"}
-        Scale the common (target mean effect) and the specific component separately, or only
+        Scale the common (target's typical effect) and the specific component separately, or only
         the specific one (common fixed at 1).
     common_scales, specific_scales : sequence of float or None
         Grids searched (None: :data:`~transpert.transfer.scaling.DEFAULT_COMMON_SCALES`,
@@ -126,6 +129,27 @@ class TransPert:
         (0.75, 0.75), MAE 0.020 but PDS 0.895; ``"balanced"`` chose (0.25, 1.5): MAE 0.022,
         PDS 0.938 and the best Pearson delta (0.69), the best of the three on the challenge
         score and on the generalist ranking, which counts MAE and Pearson delta on their own.
+    scale_pds : {"fold", "pooled"}
+        How the scale criterion's PDS ranks the out-of-fold predictions: ``"fold"`` (default)
+        ranks each held-out training perturbation among its own fold only, as the challenge
+        ranks a test perturbation among the test set; ``"pooled"`` ranks it among all training
+        perturbations, which penalises the common component (fit on the others, so closer to
+        them) for a reason the evaluation does not have (:func:`~transpert.transfer.scaling.select_scale`).
+        Evidence (``benchmarks/bench_accuracy.py``, folds protocol, with the mean common
+        component): on Datlinger unstimulated -> stimulated the pooled criterion chose common
+        scales 0.5-0.75 in 4 of 10 fits, ``"fold"`` 1.0 in all; score 6.52 -> 6.60, mean rank
+        3.72 -> 3.61; stimulated -> unstimulated unchanged (1.01); simulator 56.13 -> 56.24.
+    common_center : {"median", "mean"}
+        The common component's centre per gene over the training perturbations
+        (:func:`transpert.transfer.target.common_effect`), before the shrinkage. ``"median"``
+        (default): MAE is an absolute error, whose best constant prediction is the median, and
+        a few perturbations with large effects pull the mean away from the typical one.
+        Evidence: predicting Datlinger's held-out perturbation means by the per-gene median of
+        the training perturbations' means instead of their mean lowers MAE by 3% (stimulated)
+        and 5% (unstimulated) (the benchmark's 10 fold evaluations); in the benchmark (with
+        ``scale_pds="fold"``) simulator 56.24 -> 56.35, mean rank 1.24 -> 1.19; Datlinger
+        unstimulated -> stimulated 6.60 -> 6.98, stimulated -> unstimulated 1.01 -> 2.07
+        (``benchmarks/README.md``).
     cv_folds : int
         Folds over the target's training perturbations (capped at their number).
     fdr_threshold : float
@@ -179,6 +203,7 @@ class TransPert:
                  low_rank: int = 10, low_rank_ridge: float = 0.1,
                  common_shrinkage: float = 1.0, scale_components: str = "both", common_scales: Sequence[float] | None = None,
                  specific_scales: Sequence[float] | None = None, scale_metric: str = "balanced",
+                 scale_pds: str = "fold", common_center: str = "median",
                  cv_folds: int = 5, fdr_threshold: float = 0.05,
                  deg_thresholds: Sequence[float] | None = None,
                  deg_sources: Sequence[str] = DEG_SOURCES, deg_magnitude: str = "auto",
@@ -200,6 +225,8 @@ class TransPert:
         self.common_scales = common_scales
         self.specific_scales = specific_scales
         self.scale_metric = scale_metric
+        self.scale_pds = scale_pds
+        self.common_center = common_center
         self.cv_folds = cv_folds
         self.fdr_threshold = fdr_threshold
         self.deg_thresholds = deg_thresholds
@@ -248,6 +275,11 @@ class TransPert:
         if not sources or any(src not in DEG_SOURCES for src in sources):
             raise TranspertInputError(
                 f"deg_sources must be a non-empty list of {DEG_SOURCES}, got {self.deg_sources!r}")
+        if self.common_center not in COMMON_CENTERS:
+            raise TranspertInputError(
+                f"common_center must be one of {COMMON_CENTERS}, got {self.common_center!r}")
+        if self.scale_pds not in SCALE_PDS:
+            raise TranspertInputError(f"scale_pds must be one of {SCALE_PDS}, got {self.scale_pds!r}")
         if self.deg_magnitude not in DEG_MAGNITUDES:
             raise TranspertInputError(
                 f"deg_magnitude must be one of {DEG_MAGNITUDES}, got {self.deg_magnitude!r}")
@@ -289,7 +321,7 @@ class TransPert:
         genes = pd.Index(target_train.var_names.astype(str))
         perts = pd.Index(target_train.obs_names.astype(str))
         self.target_ = TargetStats.from_summary(target_train, self.fdr_threshold,
-                                                self.common_shrinkage)
+                                                self.common_shrinkage, self.common_center)
         self.lines_ = [ReferenceLine.from_summary(name, ref, genes, self.fdr_threshold)
                        for name, ref in references.items()]
         for line in self.lines_:
@@ -319,7 +351,8 @@ class TransPert:
         self.scale_curve_, self.common_scale_, self.specific_scale_ = select_scale(
             oof["common"], oof["specific"], oof["fixed"], target_delta, list(perts), list(genes),
             common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
-            baseline=oof["baseline"], threads=self.threads)
+            baseline=oof["baseline"], threads=self.threads,
+            groups=self.folds_ if self.scale_pds == "fold" else None)
         oof_prob = self._evaluate_classifier(oof, target_sig)
         oof_delta = self.common_scale_ * oof["common"] + self.specific_scale_ * oof["specific"]
         fixed = np.isfinite(oof["fixed"])
@@ -386,7 +419,8 @@ class TransPert:
                 weights = self._weights(target_delta, perts, fit_rows)["weight"]
                 agg = aggregate(self.lines_, weights, list(perts[held]), g, self.shrinkage)
                 train_mean = target_delta[fit_rows].mean(axis=0)
-                common_fold = common_effect(target_delta[fit_rows], self.common_shrinkage)
+                common_fold = common_effect(target_delta[fit_rows], self.common_shrinkage,
+                                            self.common_center)
                 common[held] = common_fold
                 # the cell-mean baseline's delta: mean over the groups incl. control, minus control
                 baseline[held] = train_mean * len(fit_rows) / (len(fit_rows) + 1)
@@ -549,7 +583,7 @@ class TransPert:
             missing = [p for p, m in zip(perts, none) if m]
             warnings.warn(
                 f"{len(missing)} perturbation(s) are in no reference line and are predicted by "
-                f"the target's mean training effect (source 'target_train_mean'): "
+                f"the target's common training effect (source 'target_train_mean'): "
                 f"{missing[:10]}{' ...' if len(missing) > 10 else ''}", UserWarning, stacklevel=2)
         mean = np.clip(t.control_mean[None, :] + delta, 0.0, None)
         delta = mean - t.control_mean[None, :]

@@ -12,6 +12,10 @@ the estimator builds them) by a coordinate search over two grids: b over its gri
 at the best b, then b again at the best a. With ``a`` fixed to 1 (a one-value grid) this is a
 single global scale factor on the specific component.
 
+PDS in these criteria is computed per cross-validation fold when the folds are given
+(``groups``; the estimator's default, ``scale_pds="fold"``): each held-out perturbation is ranked
+among its own fold's perturbations, not among all training perturbations.
+
 Criteria (``metric``):
 
 * ``"pds"`` (this function's default, as the challenge; `TransPert` defaults to ``"balanced"``): mean L1 discrimination score over the training
@@ -43,11 +47,20 @@ DEFAULT_SPECIFIC_SCALES = tuple(np.round(np.arange(0.0, 4.0001, 0.25), 2))
 DEFAULT_COMMON_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 
-def _pds(pred: np.ndarray, real: np.ndarray, labels, genes, threads) -> float:
+def _pds(pred: np.ndarray, real: np.ndarray, labels, genes, threads, groups=None) -> float:
+    """Mean L1 PDS; with ``groups`` (lists of row positions), each perturbation is ranked among
+    its own group only, and the mean is over all rows."""
     from transpert.evaluate import discrimination_scores
 
-    return float(np.mean(discrimination_scores(pred, real, labels, genes, metric="l1",
-                                               threads=threads)))
+    if groups is None:
+        return float(np.mean(discrimination_scores(pred, real, labels, genes, metric="l1",
+                                                   threads=threads)))
+    labels = np.asarray(labels, dtype=object)
+    scores = [discrimination_scores(pred[g], real[g], list(labels[g]), genes, metric="l1",
+                                    threads=threads) for g in groups if len(g) > 1]
+    if not scores:  # no group of two: a rank among one is meaningless, pool instead
+        return _pds(pred, real, labels, genes, threads)
+    return float(np.mean(np.concatenate(scores)))
 
 
 def select_scale(common: np.ndarray, specific: np.ndarray, fixed: np.ndarray | None,
@@ -55,6 +68,7 @@ def select_scale(common: np.ndarray, specific: np.ndarray, fixed: np.ndarray | N
                  common_scales: Sequence[float] = DEFAULT_COMMON_SCALES,
                  specific_scales: Sequence[float] = DEFAULT_SPECIFIC_SCALES,
                  metric: str = "pds", baseline: np.ndarray | None = None,
+                 groups: Sequence[np.ndarray] | None = None,
                  threads: int | None = None) -> tuple[pd.DataFrame, float, float]:
     """Choose (a, b) for ``a * common + b * specific`` by the criterion ``metric``.
 
@@ -63,7 +77,15 @@ def select_scale(common: np.ndarray, specific: np.ndarray, fixed: np.ndarray | N
     components. ``fixed``: rows not to scale, NaN elsewhere (a prediction that is not a
     combination, e.g. the fallback for a perturbation no reference measured, or the knocked-down
     gene's own column); where finite it replaces the combination. ``baseline``: the cell-mean
-    baseline's deltas, needed for ``"proxy"``.
+    baseline's deltas, needed for ``"proxy"``. ``groups``: the cross-validation folds (lists of
+    row positions); when given, PDS ranks each perturbation among its own fold only, as the
+    challenge ranks a test perturbation among the test set only. Pooled over folds (``groups``
+    None), a held-out perturbation is also ranked against the training perturbations of its own
+    prediction, which every component fitted on them (the common component above all) is
+    systematically closer to, so the pooled PDS penalises the common component for a reason
+    the evaluation does not have (the same bias as the pooled benchmark protocol,
+    ``benchmarks/README.md``). Folds of one perturbation are left out of the PDS mean (not of
+    MAE); if no fold holds two, PDS is pooled.
 
     Returns ``(curve, a, b)``: the curve has one row per evaluated pair, columns
     ``common_scale``, ``specific_scale``, ``pds``, ``mae``, ``proxy`` (NaN unless computed),
@@ -78,7 +100,7 @@ def select_scale(common: np.ndarray, specific: np.ndarray, fixed: np.ndarray | N
         raise TranspertInputError("scale_metric='proxy' needs the baseline deltas")
     pds_b = mae_b = np.nan
     if metric in ("proxy", "balanced"):
-        pds_b = _pds(baseline, real, labels, genes, threads)
+        pds_b = _pds(baseline, real, labels, genes, threads, groups)
         mae_b = float(np.mean(np.abs(baseline - real)))
     cache: dict[tuple[float, float], dict] = {}
 
@@ -92,7 +114,7 @@ def select_scale(common: np.ndarray, specific: np.ndarray, fixed: np.ndarray | N
             row = {"common_scale": key[0], "specific_scale": key[1], "pds": np.nan, "mae": mae,
                    "proxy": np.nan, "balanced": np.nan}
             if metric in ("pds", "proxy", "balanced"):
-                row["pds"] = _pds(pred, real, labels, genes, threads)
+                row["pds"] = _pds(pred, real, labels, genes, threads, groups)
             if metric in ("proxy", "balanced"):
                 s_pds = max(0.0, (row["pds"] - pds_b) / (1 - pds_b)) if pds_b < 1 else 0.0
                 s_mae = 1 - mae / mae_b if mae_b > 0 else 0.0

@@ -1,8 +1,9 @@
 """What the model keeps from the target's training summary (log1p scale throughout).
 
 Per gene: control mean, fraction of control cells expressing it, how many training
-perturbations made it significant (``de_count`` of ``n_train``), the mean training delta (the
-target's generic response), its shrunken version (``common_delta``, :func:`common_effect`: the
+perturbations made it significant (``de_count`` of ``n_train``), the mean training delta, the
+target's generic response (``common_delta``, :func:`common_effect`: the median or mean training
+delta, shrunk; the
 ``common`` component and the fallback prediction), and the size and direction the gene has when
 it *is* significant (``sig_magnitude``, ``sig_sign``, :func:`significant_effect`: what a gene
 called DE is predicted to move by at least). And one number: the knockdown ratio, the median over training perturbations whose own gene is measured
@@ -36,14 +37,21 @@ def knockdown_ratio(delta: np.ndarray, perturbations: pd.Index, genes: pd.Index,
     return float(np.median(np.expm1(pert_mean) / np.expm1(ctrl)))
 
 
-def common_effect(delta: np.ndarray, strength: float = 1.0) -> np.ndarray:
+#: what :func:`common_effect` centres on
+COMMON_CENTERS = ("mean", "median")
+
+
+def common_effect(delta: np.ndarray, strength: float = 1.0, center: str = "mean") -> np.ndarray:
     """The target's generic response per gene from training deltas ``(n_perturbations, n_genes)``
     (log1p scale in, log1p-scale delta out).
 
-    Each gene's mean over perturbations shrunk towards 0 by ``max(0, 1 - strength * se^2 /
-    mean^2)`` with ``se^2 = var / n`` (the squared standard error of that mean): ``strength`` 0
-    is the plain mean, 1 the positive-part James-Stein estimate, larger values keep only genes
-    whose mean is more than ``sqrt(strength)`` standard errors from 0. Why: a gene whose mean effect is not larger than
+    Each gene's centre over perturbations (``center``: ``"mean"``, or ``"median"``, the best
+    constant under an absolute error such as the challenge's MAE and robust to the few
+    perturbations with large effects) shrunk towards 0 by ``max(0, 1 - strength * se^2 /
+    c^2)`` with ``c`` the centre and ``se^2`` its squared standard error, ``var / n`` for the mean
+    and ``pi / 2 * var / n`` for the median (its large-sample variance under normal noise):
+    ``strength`` 0 is the plain centre, 1 the positive-part James-Stein estimate, larger values
+    keep only genes whose centre is more than ``sqrt(strength)`` standard errors from 0. Why: a gene whose mean effect is not larger than
     its own sampling noise contributes only noise to the common component, and that noise is
     *anti*-informative for the held-out perturbations: a mean over the other perturbations moves
     away from each held-out perturbation's own noise, which pushes every held-out prediction away
@@ -53,14 +61,17 @@ def common_effect(delta: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """
     if not (np.isfinite(strength) and strength >= 0):
         raise ValueError(f"common shrinkage strength must be a finite number >= 0, got {strength!r}")
-    mean = delta.mean(axis=0)
+    if center not in COMMON_CENTERS:
+        raise ValueError(f"common center must be one of {COMMON_CENTERS}, got {center!r}")
     n = delta.shape[0]
+    centre = delta.mean(axis=0) if center == "mean" else np.median(delta, axis=0)
     if strength == 0 or n < 2:
-        return mean
-    se2 = delta.var(axis=0, ddof=1) / n
+        return centre
+    # the median's sampling variance is pi/2 times the mean's (normal data, large n)
+    se2 = delta.var(axis=0, ddof=1) / n * (1.0 if center == "mean" else np.pi / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(mean != 0, np.clip(1.0 - strength * se2 / mean ** 2, 0.0, 1.0), 0.0)
-    return mean * factor
+        factor = np.where(centre != 0, np.clip(1.0 - strength * se2 / centre ** 2, 0.0, 1.0), 0.0)
+    return centre * factor
 
 
 def significant_effect(delta: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +103,7 @@ class TargetStats:
 
     @classmethod
     def from_summary(cls, target, fdr_threshold: float,
-                     common_shrinkage: float = 1.0) -> "TargetStats":
+                     common_shrinkage: float = 1.0, common_center: str = "mean") -> "TargetStats":
         genes = pd.Index(target.var_names.astype(str))
         delta = dense_layer(target, "delta")
         ctrl = np.asarray(target.var["control_mean"], dtype=np.float64)
@@ -104,7 +115,7 @@ class TargetStats:
                    n_train=target.n_obs, mean_delta=delta.mean(axis=0),
                    knockdown_ratio=knockdown_ratio(delta, pd.Index(target.obs_names.astype(str)),
                                                    genes, ctrl),
-                   common_delta=common_effect(delta, common_shrinkage),
+                   common_delta=common_effect(delta, common_shrinkage, common_center),
                    sig_magnitude=magnitude, sig_sign=sign)
 
     def knockdown_delta(self, gene_col: int) -> float:
