@@ -232,3 +232,26 @@ def test_file_with_its_own_perturbation_column_and_control_label(test_data_dir):
         np.testing.assert_array_equal(from_file.layers[layer], in_memory.layers[layer])
     recorded = from_file.uns["transpert"]
     assert recorded["pert_col"] == "target" and recorded["control"] == "control"
+
+
+def test_group_codes_of_a_categorical_column_equal_cell_by_cell_codes():
+    # the categorical fast path (categories mapped, not cells) must give the same labels and
+    # codes as converting every cell's label: unused categories, empty labels, NaN, order
+    from transpert.summarize._groups import _codes_of, _codes_of_values
+
+    rng = np.random.default_rng(0)
+    pool = np.array(["non-targeting", "B", "a", "", "Z9", "b"], dtype=object)
+    cells = pool[rng.integers(0, len(pool), 500)]
+    cells[rng.random(500) < 0.1] = None
+    column = pd.Series(pd.Categorical(cells, categories=["unused", "b", "", "non-targeting",
+                                                          "Z9", "a", "B"]))
+    labels, codes = _codes_of(column)
+    ref_labels, ref_codes = _codes_of_values(column)
+    np.testing.assert_array_equal(labels, ref_labels)
+    assert labels.dtype == ref_labels.dtype
+    np.testing.assert_array_equal(codes, ref_codes)
+    assert "unused" not in labels and "" not in labels
+    # integer categories print as their numbers, as the cell-by-cell conversion does
+    ints = pd.Series(pd.Categorical(rng.integers(0, 12, 300)))
+    for a, b in zip(_codes_of(ints), _codes_of_values(ints)):
+        np.testing.assert_array_equal(a, b)
