@@ -11,7 +11,7 @@ Everything works on summary profiles (:mod:`transpert.summarize`) on the log1p s
 - :class:`DEGClassifier`: penalised logistic regression for "gene significant in the target".
 - :func:`select_scale`: the cross-validated global scaling.
 - :func:`select_deg_threshold`: the DEG-call threshold, chosen by cross-validated DES.
-- :func:`common_effect`: the target's mean training effect, shrunk per gene by its standard error.
+- :func:`common_effect`: the target's typical training effect (per-gene median or mean), shrunk by its standard error.
 """
 
 from transpert.transfer.aggregate import Aggregate, aggregate
