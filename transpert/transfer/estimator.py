@@ -148,8 +148,8 @@ class TransPert:
         the training perturbations' means instead of their mean lowers MAE by 3% (stimulated)
         and 5% (unstimulated) (the benchmark's 10 fold evaluations); in the benchmark (with
         ``scale_pds="fold"``) simulator 56.24 -> 56.35, mean rank 1.24 -> 1.19; Datlinger
-        unstimulated -> stimulated 6.60 -> 6.98, stimulated -> unstimulated 1.01 -> 2.07
-        (``benchmarks/README.md``).
+        unstimulated -> stimulated 6.60 -> 6.98 (mean rank 3.61 -> 3.46), stimulated ->
+        unstimulated 1.01 -> 2.07 (mean rank 3.80 -> 3.83) (``benchmarks/README.md``).
     cv_folds : int
         Folds over the target's training perturbations (capped at their number).
     fdr_threshold : float
