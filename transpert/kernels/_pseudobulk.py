@@ -197,7 +197,7 @@ def pseudobulk_checked_csr(data, indices, indptr, row_codes, part_ptr, part_rows
 @njit(cache=True)
 def _accumulate_checked(data, indices, indptr, row_codes, rows, sums, nonzero, scale32, sums32,
                         count, f32, eps, upper, accumulate):
-    # each row is checked by vectorised loops first (it is then in L1 for the scattered adds)
+    # each row is checked by one vectorised loop first (it is then in L1 for the scattered adds)
     n_genes = np.uint64(sums.shape[1])
     out = np.zeros(4, dtype=np.int64)
     for i in range(rows.shape[0]):
@@ -205,22 +205,26 @@ def _accumulate_checked(data, indices, indptr, row_codes, rows, sums, nonzero, s
         vals = data[indptr[r]:indptr[r + 1]]
         cols = indices[indptr[r]:indptr[r + 1]]
         n_in = vals.shape[0]
-        n_out = 0
-        for k in range(n_in):
+        if n_in == 0:
+            continue
+        v = vals[0]
+        n_out = not ((v >= 0) & (v < upper))
+        n_outside = np.uint64(cols[0]) >= n_genes
+        n_unsorted = 0
+        for k in range(1, n_in):
             v = vals[k]
             n_out += not ((v >= 0) & (v < upper))
+            n_outside += np.uint64(cols[k]) >= n_genes
+            n_unsorted += cols[k] <= cols[k - 1]
         out[0] += n_out
+        out[2] += n_unsorted
         if out[1] == 0:  # only whether there is one matters: stop testing after the first
             n_frac = 0
             for k in range(n_in):
                 v = vals[k]
                 n_frac += v - np.trunc(v) > eps
             out[1] = n_frac > 0
-        n_unsorted = 0
-        for k in range(1, n_in):
-            n_unsorted += cols[k] <= cols[k - 1]
-        out[2] += n_unsorted
-        if _n_outside(cols, n_genes):
+        if n_outside:
             out[3] += 1
             continue
         if accumulate:
