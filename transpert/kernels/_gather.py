@@ -44,6 +44,19 @@ def _put(keys_out, codes_out, d, key, code):
         codes_out[d] = code
 
 
+@njit(cache=True)
+def _block_gene(g, b, g0, g1, sign):
+    """Gene ``g``'s place in block [g0, g1) for a stored entry with IEEE bits ``b``, or -1 when
+    the gene is outside the block or the value is +0.0 / -0.0 (zeros belong to the zero block).
+    The one filter :func:`count_csr_block` and :func:`scatter_csr_block` must share."""
+    if g < g0 or g >= g1:
+        return -1
+    v = np.uint64(b)
+    if v == 0 or v == sign:
+        return -1
+    return g - g0
+
+
 @njit(cache=True, parallel=True)
 def count_csr_block(bits, indices, indptr, row_codes, g0, g1, sorted_indices, sign, n_parts):
     """Non-zero entries per (row part, gene) of block [g0, g1) among rows with code >= 0."""
@@ -58,13 +71,9 @@ def count_csr_block(bits, indices, indptr, row_codes, g0, g1, sorted_indices, si
                 continue
             a, b = row_range(indices, indptr[r], indptr[r + 1], g0, g1, sorted_indices)
             for k in range(a, b):
-                g = indices[k]
-                if g < g0 or g >= g1:
-                    continue
-                v = np.uint64(bits[k])
-                if v == 0 or v == sign:  # +0.0 / -0.0
-                    continue
-                counts[p, g - g0] += 1
+                j = _block_gene(indices[k], bits[k], g0, g1, sign)
+                if j >= 0:
+                    counts[p, j] += 1
     return counts
 
 
@@ -93,15 +102,11 @@ def scatter_csr_block(bits, indices, indptr, row_codes, g0, g1, sorted_indices, 
                 continue
             a, b = row_range(indices, indptr[r], indptr[r + 1], g0, g1, sorted_indices)
             for k in range(a, b):
-                g = indices[k]
-                if g < g0 or g >= g1:
-                    continue
-                v = np.uint64(bits[k])
-                if v == 0 or v == sign:
-                    continue
-                i = pos[g - g0]
-                _put(keys_out, codes_out, i, value_key(v, sign, ones), c)
-                pos[g - g0] = i + 1
+                j = _block_gene(indices[k], bits[k], g0, g1, sign)
+                if j >= 0:
+                    i = pos[j]
+                    _put(keys_out, codes_out, i, value_key(np.uint64(bits[k]), sign, ones), c)
+                    pos[j] = i + 1
 
 
 @njit(cache=True, parallel=True)

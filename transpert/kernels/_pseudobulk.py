@@ -49,33 +49,40 @@ def plan_row_parts(row_codes, indptr, n_groups, n_parts):
         part_of[c] = best
         load[best] += weight[c]
     # rows by (part, group, row): a group's rows in a run keep its accumulator rows in cache
-    group_ptr = np.zeros(n_groups + 1, dtype=np.int64)
-    for r in range(n_rows):
-        c = row_codes[r]
-        if c >= 0:
-            group_ptr[c + 1] += 1
-    for c in range(n_groups):
-        group_ptr[c + 1] += group_ptr[c]
-    fill = group_ptr[:-1].copy()
-    by_group = np.empty(group_ptr[n_groups], dtype=np.int64)
-    for r in range(n_rows):
-        c = row_codes[r]
-        if c >= 0:
-            by_group[fill[c]] = r
-            fill[c] += 1
+    group_ptr, by_group = _stable_buckets(row_codes, n_groups)
+    _, groups_by_part = _stable_buckets(part_of, n_parts)
     part_ptr = np.zeros(n_parts + 1, dtype=np.int64)
     for c in range(n_groups):
         part_ptr[part_of[c] + 1] += group_ptr[c + 1] - group_ptr[c]
     for p in range(n_parts):
         part_ptr[p + 1] += part_ptr[p]
-    at = part_ptr[:-1].copy()
     part_rows = np.empty(part_ptr[n_parts], dtype=np.int64)
-    for c in range(n_groups):
-        p = part_of[c]
-        for i in range(group_ptr[c], group_ptr[c + 1]):
-            part_rows[at[p]] = by_group[i]
-            at[p] += 1
+    at = 0
+    for c in groups_by_part:  # part after part, each part's groups in code order
+        n = group_ptr[c + 1] - group_ptr[c]
+        part_rows[at:at + n] = by_group[group_ptr[c]:group_ptr[c + 1]]
+        at += n
     return part_of, part_ptr, part_rows
+
+
+@njit(cache=True)
+def _stable_buckets(keys, n_keys):
+    """Stable counting sort of the positions i with ``keys[i] >= 0`` by key: returns ``ptr``
+    (int64[n_keys + 1]) and ``order``, bucket k being ``order[ptr[k]:ptr[k + 1]]`` in index order."""
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for i in range(keys.shape[0]):
+        if keys[i] >= 0:
+            ptr[keys[i] + 1] += 1
+    for k in range(n_keys):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:-1].copy()
+    order = np.empty(ptr[n_keys], dtype=np.int64)
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        if k >= 0:
+            order[fill[k]] = i
+            fill[k] += 1
+    return ptr, order
 
 
 @njit(cache=True, parallel=True)

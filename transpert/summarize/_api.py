@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from transpert._errors import TranspertInputError
+from transpert._parallel import resolve_threads
 from transpert.summarize._effects import FDR_METHODS, LOG2FC_METHODS
 from transpert.summarize._engine import BACKENDS, compute_in_memory, compute_streamed, parse_memory
 from transpert.summarize._groups import make_groups
@@ -114,7 +115,8 @@ def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targe
                        "backend": backend, "memory_budget": parse_memory(memory_budget)},
         "engine": {k: (v if isinstance(v, (int, str)) else str(v)) for k, v in acc.info.items()},
     }
-    return build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de)
+    return build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de,
+                         threads=resolve_threads(threads))
 
 
 _LOG1P_RECORD = {"input_scale": "log1p", "method": "none (already log1p)"}

@@ -111,17 +111,17 @@ class Accumulators:
     @classmethod
     def new(cls, groups: Groups, n_genes: int, raw: bool, pdex_means: bool = True) -> "Accumulators":
         """``pdex_means``: also accumulate the float32 means pdex builds its fold changes from
-        (only the DE table uses them; a pseudo-bulk-only summary skips that third accumulator)."""
+        (only the DE table of float32 values uses them; otherwise that third accumulator is
+        skipped)."""
         g = len(groups.labels)
         return cls(groups, n_genes, np.zeros((g, n_genes)), np.zeros((g, n_genes), np.int64),
                    np.zeros((g, n_genes), np.float32) if pdex_means else None,
                    np.zeros((g, n_genes)) if raw else None)
 
-    def sums32_for(self, dtype) -> np.ndarray:
-        """The float32 accumulator for values of ``dtype``, or an empty array to skip it."""
-        if self.sums32 is None or np.dtype(dtype) != np.float32:
-            return np.zeros((0, 0), np.float32)
-        return self.sums32
+    @property
+    def sums32_arg(self) -> np.ndarray:
+        """The float32 accumulator as the kernels take it: an empty array means skip it."""
+        return np.zeros((0, 0), np.float32) if self.sums32 is None else self.sums32
 
 
 def _raise_bad_indices(n_rows: int, n_genes: int) -> None:
@@ -163,15 +163,13 @@ def accumulate_pseudobulk(acc: Accumulators, X: sp.csr_matrix, row_codes: np.nda
     plan = plan_row_parts(row_codes, X.indptr, len(acc.groups.labels), n_parts)
     _part_of, part_ptr, part_rows = plan
     bad = pseudobulk_csr(X.data, X.indices, X.indptr, row_codes, part_ptr, part_rows,
-                         acc.sums, acc.nonzero, _scale32(acc.groups), acc.sums32_for(X.dtype))
+                         acc.sums, acc.nonzero, _scale32(acc.groups), acc.sums32_arg)
     _raise_bad_indices(bad, X.shape[1])
     if raw is not None:
         bad = pseudobulk_csr(raw.data, raw.indices, raw.indptr, row_codes, part_ptr, part_rows,
                              acc.raw_sums, np.zeros((0, 0), np.int64), _scale32(acc.groups),
                              np.zeros((0, 0), np.float32))
         _raise_bad_indices(bad, raw.shape[1])
-    if X.dtype != np.float32:
-        acc.sums32 = None
     return plan
 
 
@@ -315,7 +313,8 @@ def compute_in_memory(X, raw, groups: Groups, *, threads, memory_budget, backend
     else:
         X = canonical_csr(X)
         raw = canonical_csr(raw) if raw is not None else None
-        acc = Accumulators.new(groups, X.shape[1], raw is not None, pdex_means=de)
+        acc = Accumulators.new(groups, X.shape[1], raw is not None,
+                               pdex_means=de and X.dtype == np.float32)
         with numba_threads(n_threads) as n_parts:
             plan = accumulate_pseudobulk(acc, X, groups.codes, raw, n_parts)
     acc.info["passes"] = 1
@@ -358,17 +357,16 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = Tru
     C = X.tocsr() if sp.issparse(X) else sp.csr_matrix(np.asarray(X))
     if C.dtype not in (np.float32, np.float64):
         raise TranspertInputError(f"expression values must be float32 or float64, got {C.dtype}")
+    pdex_means = pdex_means and C.dtype == np.float32
     acc = Accumulators.new(groups, C.shape[1], False, pdex_means)
     codes = groups.codes
     with numba_threads(n_threads) as n_parts:
         plan = plan_row_parts(codes, C.indptr, len(groups.labels), n_parts)
         n_out, n_frac, n_unsorted, n_bad_rows = pseudobulk_checked_csr(
             C.data, C.indices, C.indptr, codes, plan[1], plan[2], np.flatnonzero(codes < 0),
-            acc.sums, acc.nonzero, _scale32(groups), acc.sums32_for(C.dtype),
+            acc.sums, acc.nonzero, _scale32(groups), acc.sums32_arg,
             C.dtype.type(FRACTION_EPS), C.dtype.type(LOG1P_MAX))
     _raise_bad_indices(n_bad_rows, C.shape[1])
-    if C.dtype != np.float32:
-        acc.sums32 = None
     scale = ("counts" if n_frac == 0 else "log1p") if n_out == 0 else detect_scale(original)
     if scale == "counts":
         return None, None, None
@@ -392,7 +390,7 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
     if chunk_rows is None:
         # the data layer's chunks hold ~16M entries (~0.4 GB with their copies here) at a 2 GB budget
         chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
-    acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)
+    acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)  # chunks are float32
 
     def chunks():
         log1p = cells.iter_log1p_chunks(chunk_rows, show_progress=False)
@@ -434,8 +432,7 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
                 scatter_csr_block(bits, L.indices, L.indptr, rc, 0, acc.n_genes, True, fmt.sign,
                                   fmt.ones, counts, ptr[:-1].copy(), keys, codes)
                 for b, (g0, g1) in enumerate(blocks):
-                    store.write(b, keys[ptr[g0]:ptr[g1]], codes[ptr[g0]:ptr[g1]] if codes.size else codes,
-                                per_gene[g0:g1])
+                    store.write(b, keys[ptr[g0]:ptr[g1]], codes[ptr[g0]:ptr[g1]], per_gene[g0:g1])
                 del keys, codes, L
                 bar.update(stop - start)
         acc.info["passes"] = 2

@@ -24,8 +24,10 @@ from transpert._errors import TranspertInputError
 REQUIRED_LAYERS = ("mean", "delta", "log2fc", "statistic", "pvalue", "fdr", "frac_expressing")
 
 
-def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: str, de: bool):
-    """Summary AnnData from the engine's accumulators (float64 layers, float32 ``mean_f32``)."""
+def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: str, de: bool,
+                  threads: int = 1):
+    """Summary AnnData from the engine's accumulators (float64 layers, float32 ``mean_f32``);
+    ``threads``: how many threads the row-wise log2FC and FDR may use."""
     import anndata as ad
 
     from transpert.summarize._effects import bh_fdr, log2fc
@@ -43,15 +45,14 @@ def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: 
     layers = {
         "mean": mean,
         "delta": mean - control_mean[None, :],
-        "log2fc": _rows_in_threads(lambda m: log2fc(m, control_mean, log2fc_method), mean),
+        "log2fc": _rows_in_threads(lambda m: log2fc(m, control_mean, log2fc_method), mean, threads),
         "frac_expressing": frac,
     }
     if de:
         layers["statistic"] = acc.u[rows]
-        layers["pvalue"] = acc.p[rows]
-        pvalues = acc.p[rows]
+        layers["pvalue"] = pvalues = acc.p[rows]
         if fdr_method == "per_perturbation":  # rows are corrected independently
-            layers["fdr"] = _rows_in_threads(lambda p: bh_fdr(p, fdr_method), pvalues)
+            layers["fdr"] = _rows_in_threads(lambda p: bh_fdr(p, fdr_method), pvalues, threads)
         else:
             layers["fdr"] = bh_fdr(pvalues, fdr_method)
     if acc.raw_sums is not None:
@@ -75,10 +76,10 @@ def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: 
     return summary
 
 
-def _rows_in_threads(func, matrix: np.ndarray, n_threads: int = 2) -> np.ndarray:
-    """``func(matrix)`` computed on row halves in two threads (numpy's ufuncs and sorts release
-    the GIL); the same numbers, since ``func`` treats every row on its own."""
-    if matrix.shape[0] < 2 * n_threads:
+def _rows_in_threads(func, matrix: np.ndarray, n_threads: int) -> np.ndarray:
+    """``func(matrix)`` computed on row ranges in ``n_threads`` threads (numpy's ufuncs and sorts
+    release the GIL); the same numbers, since ``func`` treats every row on its own."""
+    if n_threads < 2 or matrix.shape[0] < 2 * n_threads:
         return func(matrix)
     from concurrent.futures import ThreadPoolExecutor
 
