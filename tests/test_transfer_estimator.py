@@ -324,3 +324,43 @@ def test_scale_criterion_uses_the_model_folds(data):
     pooled = TransPert(**FAST, scale_pds="pooled").fit(refs, train)
     assert sum(len(f) for f in fold.folds_) == train.n_obs
     assert not np.allclose(fold.scale_curve_["pds"], pooled.scale_curve_["pds"])
+
+
+def test_repeated_cross_validation_feeds_every_repeat_to_the_scale(data, monkeypatch):
+    """``cv_repeats=R``: the scale criterion sees R independent fold plans (each a partition of
+    the training perturbations, repeat 0 the plan of ``cv_repeats=1``), and in every repeat a
+    held-out perturbation's common component is the median of the *other* folds' deltas only
+    (brute force, per repeat and fold)."""
+    import transpert.transfer.estimator as est
+    from transpert.transfer.target import common_effect
+
+    refs, train, _, _ = data
+    seen = {}
+
+    def spy(common, specific, fixed, real, labels, genes, **kw):
+        seen.update(common=common, real=real, labels=labels, groups=kw["groups"])
+        return real_select(common, specific, fixed, real, labels, genes, **kw)
+
+    real_select = est.select_scale
+    monkeypatch.setattr(est, "select_scale", spy)
+    model = TransPert(**FAST, cv_repeats=3).fit(refs, train)
+    n = train.n_obs
+    delta = np.asarray(train.layers["delta"], dtype=np.float64)
+    assert seen["common"].shape == (3 * n, train.n_vars)
+    np.testing.assert_array_equal(seen["real"], np.tile(delta, (3, 1)))
+    assert seen["labels"] == list(train.obs_names) * 3
+    plans = [[g - r * n for g in seen["groups"] if r * n <= g[0] < (r + 1) * n] for r in range(3)]
+    for r, plan in enumerate(plans):
+        assert len(plan) == FAST["cv_folds"]
+        np.testing.assert_array_equal(np.sort(np.concatenate(plan)), np.arange(n))  # a partition
+        for held in plan:
+            rest = np.setdiff1d(np.arange(n), held)
+            expected = common_effect(delta[rest], model.common_shrinkage, model.common_center)
+            np.testing.assert_allclose(seen["common"][held + r * n], np.tile(expected, (len(held), 1)))
+    # repeat 0 is the single-repeat plan; the other repeats are different random plans
+    single = TransPert(**FAST).fit(refs, train)
+    assert [list(f) for f in plans[0]] == [list(f) for f in single.folds_] == \
+        [list(f) for f in model.folds_]
+    assert len({tuple(map(tuple, p)) for p in plans}) == 3
+    with pytest.raises(TranspertInputError, match="cv_repeats"):
+        TransPert(cv_repeats=0).fit(refs, train)

@@ -6,9 +6,10 @@ normalised to the median library size). The fit, step by step:
 1. align every reference line to the target's genes (:mod:`.reference`);
 2. weight the lines by how well their effects agree with the target's on the shared training
    perturbations and how alike their controls are (:mod:`.similarity`) -> ``weights_``;
-3. K-fold over the target's training perturbations: in each fold, weights and the target's
-   typical (median, shrunk) effect from the other folds, reference aggregate for the held-out ones
-   (:mod:`.aggregate`), giving out-of-fold predictions of every training perturbation;
+3. K-fold over the target's training perturbations, repeated ``cv_repeats`` times with
+   different random fold plans: in each fold, weights and the target's typical (median, shrunk)
+   effect from the other folds, reference aggregate for the held-out ones (:mod:`.aggregate`),
+   giving out-of-fold predictions of every training perturbation in every repeat;
 4. the specific component's model: per-gene transfer slopes (:mod:`.gene_slopes`,
    ``gene_slopes_``) and a low-rank map of reference effects onto target effects
    (:mod:`.low_rank`), stacked by non-negative least squares on out-of-fold predictions
@@ -152,6 +153,16 @@ class TransPert:
         unstimulated 1.01 -> 2.07 (mean rank 3.80 -> 3.83) (``benchmarks/README.md``).
     cv_folds : int
         Folds over the target's training perturbations (capped at their number).
+    cv_repeats : int
+        Repeats of the K-fold cross-validation, each with its own random fold plan (repeat 0
+        is the plan of ``folds_``). The scales and the stacking weights are chosen on the
+        out-of-fold predictions of every repeat (the criterion averaged over repeats, PDS still
+        ranked within each repeat's folds); the DEG classifier and threshold use repeat 0. Why:
+        with a few training perturbations the criterion of one fold plan is noisy (on Datlinger,
+        10 training perturbations in folds of 2, the chosen specific scale ranged over 0-2.25
+        for the same data split differently), and averaging over fold plans is the standard
+        remedy for that variance (repeated K-fold). Cost: the cross-validation runs
+        ``cv_repeats`` times.
     fdr_threshold : float
         A gene is significant when its FDR is below this (0.05, as the challenge).
     deg_thresholds : sequence of float or None
@@ -204,7 +215,7 @@ class TransPert:
                  common_shrinkage: float = 1.0, scale_components: str = "both", common_scales: Sequence[float] | None = None,
                  specific_scales: Sequence[float] | None = None, scale_metric: str = "balanced",
                  scale_pds: str = "fold", common_center: str = "median",
-                 cv_folds: int = 5, fdr_threshold: float = 0.05,
+                 cv_folds: int = 5, cv_repeats: int = 5, fdr_threshold: float = 0.05,
                  deg_thresholds: Sequence[float] | None = None,
                  deg_sources: Sequence[str] = DEG_SOURCES, deg_magnitude: str = "auto",
                  deg_alpha: float = 1e-4,
@@ -228,6 +239,7 @@ class TransPert:
         self.scale_pds = scale_pds
         self.common_center = common_center
         self.cv_folds = cv_folds
+        self.cv_repeats = cv_repeats
         self.fdr_threshold = fdr_threshold
         self.deg_thresholds = deg_thresholds
         self.deg_sources = deg_sources
@@ -297,6 +309,8 @@ class TransPert:
             raise TranspertInputError(f"fdr_threshold must be in (0, 1), got {self.fdr_threshold!r}")
         if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
             raise TranspertInputError(f"cv_folds must be an integer >= 2, got {self.cv_folds!r}")
+        if not isinstance(self.cv_repeats, int) or self.cv_repeats < 1:
+            raise TranspertInputError(f"cv_repeats must be an integer >= 1, got {self.cv_repeats!r}")
         if not isinstance(self.min_shared, int) or self.min_shared < 1:
             raise TranspertInputError(f"min_shared must be an integer >= 1, got {self.min_shared!r}")
 
@@ -332,8 +346,16 @@ class TransPert:
         self.weights_ = self._weights(target_delta, perts, np.arange(len(perts)))
         target_sig = np.nan_to_num(dense_layer(target_train, "fdr"), nan=1.0) < self.fdr_threshold
 
-        oof = self._out_of_fold(target_delta, target_sig, perts, genes)
-        self._fit_specific_model(oof, target_delta)
+        # repeat 0's folds serve the DEG classifier and threshold; every repeat serves the scales
+        self.folds_ = self._folds(len(perts), 0)
+        repeats = [(self.folds_, self._out_of_fold(target_delta, target_sig, perts, genes,
+                                                   self.folds_))]
+        for r in range(1, self.cv_repeats):
+            folds = self._folds(len(perts), r)
+            repeats.append((folds, self._out_of_fold(target_delta, target_sig, perts, genes, folds,
+                                                     scales_only=True)))
+        self._fit_specific_model(repeats, target_delta)
+        oof = repeats[0][1]
         common_grid = (1.0,) if self.scale_components == "specific" else \
             tuple(self.common_scales if self.common_scales is not None else DEFAULT_COMMON_SCALES)
         specific_grid = tuple(self.specific_scales if self.specific_scales is not None
@@ -348,11 +370,16 @@ class TransPert:
             self.gene_slopes_, self.gene_slope_global_ = np.ones(len(genes)), 1.0
             self.stack_weights_ = {"gene_wise": 1.0, "low_rank": 0.0}
             common_grid, specific_grid = (1.0,), (1.0,)
+        n = len(perts)
+        stacked = {k: np.concatenate([o[k] for _, o in repeats]) for k in
+                   ("common", "specific", "fixed", "baseline")}
+        groups = [f + r * n for r, (folds, _) in enumerate(repeats) for f in folds]
         self.scale_curve_, self.common_scale_, self.specific_scale_ = select_scale(
-            oof["common"], oof["specific"], oof["fixed"], target_delta, list(perts), list(genes),
+            stacked["common"], stacked["specific"], stacked["fixed"],
+            np.tile(target_delta, (len(repeats), 1)), list(perts) * len(repeats), list(genes),
             common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
-            baseline=oof["baseline"], threads=self.threads,
-            groups=self.folds_ if self.scale_pds == "fold" else None)
+            baseline=stacked["baseline"], threads=self.threads,
+            groups=groups if self.scale_pds == "fold" else None)
         oof_prob = self._evaluate_classifier(oof, target_sig)
         oof_delta = self.common_scale_ * oof["common"] + self.specific_scale_ * oof["specific"]
         fixed = np.isfinite(oof["fixed"])
@@ -394,27 +421,34 @@ class TransPert:
                             delta_weight=self.delta_weight, control_weight=self.control_weight,
                             temperature=self.temperature, min_shared=self.min_shared)
 
-    def _folds(self, n: int) -> list[np.ndarray]:
+    def _folds(self, n: int, repeat: int = 0) -> list[np.ndarray]:
         k = min(self.cv_folds, n)
-        order = np.random.default_rng(self.random_state).permutation(n)
+        seed = self.random_state if repeat == 0 else [self.random_state, repeat]
+        order = np.random.default_rng(seed).permutation(n)
         return [np.sort(f) for f in np.array_split(order, k)]
 
-    def _out_of_fold(self, target_delta, target_sig, perts, genes) -> dict:
-        """Out-of-fold components, aggregates and baseline for every training perturbation."""
+    def _out_of_fold(self, target_delta, target_sig, perts, genes, folds,
+                     scales_only: bool = False) -> dict:
+        """Out-of-fold components, aggregates and baseline for every training perturbation.
+
+        ``scales_only``: just what the specific model and the scale criterion need (the
+        components, fixed values and baseline), not the aggregates and significant magnitudes
+        the DEG classifier uses (a repeat after the first: saves their memory).
+        """
         n, g = target_delta.shape
-        self.folds_ = self._folds(n)
         common = np.empty((n, g))
         specific = np.zeros((n, g))
         fixed = np.full((n, g), np.nan)
         baseline = np.empty((n, g))
-        sig_magnitude = np.zeros((n, g))
-        sig_sign = np.zeros((n, g))
+        if not scales_only:
+            sig_magnitude = np.zeros((n, g))
+            sig_sign = np.zeros((n, g))
         agg_parts: dict[str, np.ndarray] = {}
         n_lines = np.zeros(n, dtype=np.int64)
         gene_col = genes.get_indexer(perts)
-        with Progress(len(self.folds_), "TransPert cross-validation", "fold",
+        with Progress(len(folds), "TransPert cross-validation", "fold",
                       show=self.show_progress) as progress:
-            for held in self.folds_:
+            for held in folds:
                 fit_rows = np.setdiff1d(np.arange(n), held)
                 weights = self._weights(target_delta, perts, fit_rows)["weight"]
                 agg = aggregate(self.lines_, weights, list(perts[held]), g, self.shrinkage)
@@ -427,8 +461,9 @@ class TransPert:
                 specific[held] = np.nan_to_num(agg.specific, nan=0.0)
                 none = agg.n_lines == 0
                 fixed[held[none]] = common_fold
-                sig_magnitude[held], sig_sign[held] = significant_effect(
-                    target_delta[fit_rows], target_sig[fit_rows])
+                if not scales_only:
+                    sig_magnitude[held], sig_sign[held] = significant_effect(
+                        target_delta[fit_rows], target_sig[fit_rows])
                 if self.knockdown:
                     ratio = knockdown_ratio(target_delta[fit_rows], perts[fit_rows], genes,
                                             self.target_.control_mean)
@@ -437,37 +472,32 @@ class TransPert:
                             ctrl = self.target_.control_mean[gene_col[i]]
                             fixed[i, gene_col[i]] = np.log1p(ratio * np.expm1(ctrl)) - ctrl
                 n_lines[held] = agg.n_lines
-                for s in ("delta", "specific", "log2fc", "neglog10p", "frac_sig", "sign",
-                          "weight_sum"):
+                for s in () if scales_only else ("delta", "specific", "log2fc", "neglog10p",
+                                                  "frac_sig", "sign", "weight_sum"):
                     agg_parts.setdefault(s, np.empty((n, g)))[held] = getattr(agg, s)
                 progress.update(1)
-        oof_agg = Aggregate(perturbations=list(perts), n_lines=n_lines, lines=[[] for _ in perts],
-                            **agg_parts)
-        return {"common": common, "specific": specific, "specific_raw": specific.copy(),
-                "fixed": fixed, "baseline": baseline, "agg": oof_agg,
-                "sig_magnitude": sig_magnitude, "sig_sign": sig_sign}
+        # "specific" is replaced (not modified) by the stacked model's, "specific_raw" stays
+        out = {"common": common, "specific": specific, "specific_raw": specific,
+               "fixed": fixed, "baseline": baseline}
+        if not scales_only:
+            out.update(agg=Aggregate(perturbations=list(perts), n_lines=n_lines,
+                                     lines=[[] for _ in perts], **agg_parts),
+                       sig_magnitude=sig_magnitude, sig_sign=sig_sign)
+        return out
 
-    def _fit_specific_model(self, oof: dict, target_delta: np.ndarray) -> None:
+    def _fit_specific_model(self, repeats: list[tuple[list[np.ndarray], dict]],
+                            target_delta: np.ndarray) -> None:
         """Gene-wise slopes and the low-rank map, stacked; rescales the out-of-fold specific part.
 
-        Each fold's held-out rows get the two components fit on the other folds' rows; the
-        stacking weights are then fit on all out-of-fold rows, and the final components on all
+        ``repeats``: ``(folds, out-of-fold dict)`` per cross-validation repeat. Each fold's
+        held-out rows get the two components fit on the other folds' rows; the stacking weights
+        are then fit on all out-of-fold rows of every repeat, and the final components on all
         training perturbations.
         """
         n, g = target_delta.shape
-        raw = oof["specific_raw"]
-        residual = target_delta - oof["common"]
-        gene_oof = np.zeros((n, g))
-        low_oof = np.zeros((n, g))
-        for held in self.folds_:
-            fit_rows = np.setdiff1d(np.arange(n), held)
-            beta = fit_gene_slopes(raw[fit_rows], residual[fit_rows], self.gene_slope_penalty)[0] \
-                if self.gene_slopes else 1.0
-            gene_oof[held] = raw[held] * beta
-            if self.low_rank > 0:
-                v, w = fit_low_rank(raw[fit_rows], residual[fit_rows], self.low_rank,
-                                    self.low_rank_ridge)
-                low_oof[held] = apply_low_rank(raw[held], v, w)
+        parts = [self._oof_specific_parts(folds, oof, target_delta) for folds, oof in repeats]
+        raw = repeats[0][1]["specific_raw"]
+        residual = target_delta - repeats[0][1]["common"]
         if self.gene_slopes:
             self.gene_slopes_, self.gene_slope_global_ = fit_gene_slopes(
                 raw, residual, self.gene_slope_penalty)
@@ -476,12 +506,31 @@ class TransPert:
         if self.low_rank > 0:
             self.low_rank_basis_, self.low_rank_map_ = fit_low_rank(
                 raw, residual, self.low_rank, self.low_rank_ridge)
-            alpha, beta = stack_weights(gene_oof, low_oof, residual)
+            alpha, beta = stack_weights(*(np.concatenate(x) for x in zip(*parts)))
         else:
             self.low_rank_basis_, self.low_rank_map_ = np.zeros((g, 0)), np.zeros((0, g))
             alpha, beta = 1.0, 0.0
         self.stack_weights_ = {"gene_wise": float(alpha), "low_rank": float(beta)}
-        oof["specific"] = alpha * gene_oof + beta * low_oof
+        for (_, oof), (gene_oof, low_oof, _) in zip(repeats, parts):
+            oof["specific"] = alpha * gene_oof + beta * low_oof
+
+    def _oof_specific_parts(self, folds, oof: dict, target_delta: np.ndarray):
+        """Out-of-fold gene-wise and low-rank predictions of one repeat, and the residual."""
+        n, g = target_delta.shape
+        raw = oof["specific_raw"]
+        residual = target_delta - oof["common"]
+        gene_oof = np.zeros((n, g))
+        low_oof = np.zeros((n, g))
+        for held in folds:
+            fit_rows = np.setdiff1d(np.arange(n), held)
+            beta = fit_gene_slopes(raw[fit_rows], residual[fit_rows], self.gene_slope_penalty)[0] \
+                if self.gene_slopes else 1.0
+            gene_oof[held] = raw[held] * beta
+            if self.low_rank > 0:
+                v, w = fit_low_rank(raw[fit_rows], residual[fit_rows], self.low_rank,
+                                    self.low_rank_ridge)
+                low_oof[held] = apply_low_rank(raw[held], v, w)
+        return gene_oof, low_oof, residual
 
     def _specific(self, agg_specific: np.ndarray) -> np.ndarray:
         """The model's specific component from aggregated reference specific effects."""
