@@ -65,3 +65,18 @@ def make_pair(seed: int = 0, n_perts: int = 8, n_genes: int = 60, cells: int = 3
     real = build("real")
     pred = build("pred")
     return real, pred
+
+
+def unpack_vcc(path, where):
+    """The AnnData inside a ``.vcc`` submission (a tar of ``pred.h5ad.zst`` + ``watermark.txt``),
+    checking the tar's layout and watermark on the way; needs the zstd command."""
+    import subprocess
+    import tarfile
+
+    where.mkdir()
+    with tarfile.open(path) as tar:
+        assert sorted(tar.getnames()) == ["pred.h5ad.zst", "watermark.txt"]
+        tar.extractall(where)
+    assert (where / "watermark.txt").read_text() == "vcc-prep"
+    subprocess.run(["zstd", "-q", "-d", str(where / "pred.h5ad.zst")], check=True)
+    return ad.read_h5ad(where / "pred.h5ad")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tarfile
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 
-from _evaluate_synth import CONTROL, make_pair
+from _evaluate_synth import CONTROL, make_pair, unpack_vcc
 from transpert.cli import main
 
 pl = pytest.importorskip("polars")
@@ -82,16 +80,7 @@ def test_prep_matches_cell_eval(files):
     strip_anndata(ad.read_h5ad(files / "pred.h5ad"), output_path=str(files / "ce.vcc"),
                   genelist=shuffled, encoding=32)
 
-    def unpack(path, where):
-        where.mkdir()
-        with tarfile.open(path) as tar:
-            assert sorted(tar.getnames()) == ["pred.h5ad.zst", "watermark.txt"]
-            tar.extractall(where)
-        assert (where / "watermark.txt").read_text() == "vcc-prep"
-        subprocess.run(["zstd", "-q", "-d", str(where / "pred.h5ad.zst")], check=True)
-        return ad.read_h5ad(where / "pred.h5ad")
-
-    mine, ce = unpack(files / "mine.vcc", files / "m"), unpack(files / "ce.vcc", files / "c")
+    mine, ce = unpack_vcc(files / "mine.vcc", files / "m"), unpack_vcc(files / "ce.vcc", files / "c")
     assert list(mine.var_names) == list(ce.var_names) == shuffled
     assert list(mine.obs_names) == list(ce.obs_names)
     assert list(mine.obs.columns) == list(ce.obs.columns)

@@ -49,3 +49,18 @@ def write_csv_atomic(frame, target: str | os.PathLike, **kwargs) -> Path:
     with atomic_path(target) as tmp:
         frame.to_csv(tmp, **kwargs)
     return Path(target)
+
+
+def begin_csr_h5ad(f, shape: tuple[int, int]):
+    """Mark an open, empty h5py file as an AnnData file and create its CSR ``X`` group of
+    ``shape``; returns the group. For writers that stream X chunk by chunk: the caller adds
+    ``data``, ``indices`` and ``indptr``, then obs, var and the other elements."""
+    import numpy as np
+
+    f.attrs["encoding-type"] = "anndata"
+    f.attrs["encoding-version"] = "0.1.0"
+    X = f.create_group("X")
+    X.attrs["encoding-type"] = "csr_matrix"
+    X.attrs["encoding-version"] = "0.1.0"
+    X.attrs["shape"] = np.array(shape, dtype=np.int64)
+    return X

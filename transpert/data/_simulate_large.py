@@ -199,7 +199,7 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
     H1 share (12.7%). ``order``: ``"shuffled"`` (default) or ``"grouped"``.
     The output does not depend on ``chunk_rows`` or ``threads``. Written atomically.
     """
-    from transpert._io import atomic_path
+    from transpert._io import atomic_path, begin_csr_h5ad
     from transpert._parallel import numba_threads
     from transpert._progress import Progress
     from transpert.data import _simulate_kernels as kr
@@ -239,12 +239,7 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
 
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
-                f.attrs["encoding-type"] = "anndata"
-                f.attrs["encoding-version"] = "0.1.0"
-                X = f.create_group("X")
-                X.attrs["encoding-type"] = "csr_matrix"
-                X.attrs["encoding-version"] = "0.1.0"
-                X.attrs["shape"] = np.array([n_cells, n_genes], dtype=np.int64)
+                X = begin_csr_h5ad(f, (n_cells, n_genes))
                 kw = {} if compression is None else {"compression": compression}
                 chunks = (min(max(nnz, 1), 1 << 20),)
                 data = X.create_dataset("data", shape=(nnz,), dtype=np.float32, chunks=chunks, **kw)

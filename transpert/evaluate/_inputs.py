@@ -5,7 +5,8 @@ only; ``transpert.data.open_cells``), :func:`validate_values` checks its values 
 streaming pass (the same pass learns the scale and the library sizes the normalisation
 needs), and the runner hands the open source to the summaries engine, which reads it in row
 chunks within a memory budget. The in-memory helpers below (``detect_scale``,
-``normalize_log1p``, ``group_means``) serve ``prep`` and the tests.
+``normalize_log1p``, ``group_means``) are the tests' references; ``prep`` streams with their
+row-wise parts (``check_value_facts``, ``row_totals_into``, ``log1p_scale_rows``).
 
 - Scale detection (``cell_eval.utils.guess_is_lognorm``): no stored value with a fractional
   part > 1e-3 means raw counts, which are normalised per file exactly as scanpy's
@@ -70,20 +71,21 @@ def _values(X) -> np.ndarray:
     return X.data if sp.issparse(X) else np.asarray(X).ravel()
 
 
-def detect_scale(X, name: str) -> str:
-    """``"counts"`` or ``"log1p"`` by cell-eval's rule; raises on out-of-range fractional data."""
-    values = _values(X)
-    if values.size and np.isnan(values).any():
-        raise TranspertInputError(f"{name}: X contains NaN values; remove or impute them")
-    if values.size and (values < 0).any():
+def check_value_facts(name: str, *, n_nan: int, n_negative: int, vmin: float, fractional: bool,
+                      vmax: float, n_inf: int = 0) -> str:
+    """cell-eval's scale rule on facts about a file's stored values: ``"counts"`` when no value
+    has a fractional part, else ``"log1p"``; raises on NaN / infinite / negative values and on
+    fractional data outside [0, 15)."""
+    if n_nan or n_inf:
         raise TranspertInputError(
-            f"{name}: X has negative values (min {float(values.min()):.4g}); expected raw "
-            "counts or log1p-normalised expression, both >= 0"
+            f"{name}: X contains {n_nan} NaN and {n_inf} infinite values; remove or impute them")
+    if n_negative:
+        raise TranspertInputError(
+            f"{name}: X has negative values (min {vmin:.4g}); expected raw counts or "
+            "log1p-normalised expression, both >= 0"
         )
-    frac = np.modf(values)[0] if values.size else values
-    if not (frac > FRACTION_EPSILON).any():
+    if not fractional:
         return "counts"
-    vmax = float(values.max())
     if vmax >= LOG1P_MAX:
         raise TranspertInputError(
             f"{name}: X has fractional values (so it is not raw counts) but its maximum is "
@@ -92,6 +94,19 @@ def detect_scale(X, name: str) -> str:
             "this large suggest mixed scales (some cells raw, some log1p)"
         )
     return "log1p"
+
+
+def detect_scale(X, name: str) -> str:
+    """``"counts"`` or ``"log1p"`` by cell-eval's rule; raises on out-of-range fractional data."""
+    values = _values(X)
+    if not values.size:
+        return "counts"
+    n_nan = int(np.isnan(values).sum())
+    frac = np.modf(values)[0]
+    return check_value_facts(name, n_nan=n_nan, n_negative=int((values < 0).sum()),
+                             vmin=float(np.nanmin(values)) if n_nan < values.size else np.nan,
+                             fractional=bool((frac > FRACTION_EPSILON).any()),
+                             vmax=float(np.nanmax(values)) if n_nan < values.size else np.nan)
 
 
 def open_input(source, which: str, pert_col: str, control: str) -> Opened:
@@ -144,41 +159,35 @@ def validate_values(opened: Opened) -> str:
     summaries engine neither detects the scale again nor re-reads the file for the library
     sizes when it normalises counts.
     """
-    name = opened.cells.name
     v = opened.source.scan().values
-    if v["n_nan"] or v["n_inf"]:
-        raise TranspertInputError(
-            f"{name}: X contains {v['n_nan']} NaN and {v['n_inf']} infinite values; remove or "
-            "impute them"
-        )
-    if v["n_negative"]:
-        raise TranspertInputError(
-            f"{name}: X has negative values (min {v['min']:.4g}); expected raw counts or "
-            "log1p-normalised expression, both >= 0"
-        )
-    if not v["n_fractional"]:
-        scale = "counts"
-    elif v["max"] >= LOG1P_MAX:
-        raise TranspertInputError(
-            f"{name}: X has fractional values (so it is not raw counts) but its maximum is "
-            f"{v['max']:.4g} >= {LOG1P_MAX:g}: log1p-normalised data must lie in [0, {LOG1P_MAX:g}). "
-            "Pass raw integer counts, or log1p of median-library-size normalised counts; values "
-            "this large suggest mixed scales (some cells raw, some log1p)"
-        )
-    else:
-        scale = "log1p"
+    scale = check_value_facts(opened.cells.name, n_nan=v["n_nan"], n_inf=v["n_inf"],
+                              n_negative=v["n_negative"], vmin=v["min"],
+                              fractional=bool(v["n_fractional"]), vmax=v["max"])
     opened.cells.scale = scale
     return scale
 
 
 @njit(cache=True)
-def _row_sums_f64_into_dtype(indptr, data, out):  # pragma: no cover - compiled
-    # scanpy's _normalize_csr: float64 accumulator per row, stored in the data's dtype.
+def row_totals_into(indptr, data, out):  # pragma: no cover - compiled
+    """Each CSR row's sum into ``out`` (scanpy's ``_normalize_csr``: a float64 accumulator per
+    row, stored in ``out``'s dtype)."""
     for i in range(indptr.size - 1):
         s = 0.0
         for j in range(indptr[i], indptr[i + 1]):
             s += data[j]
         out[i] = s
+
+
+def log1p_scale_rows(data: np.ndarray, indptr: np.ndarray, totals: np.ndarray, target) -> np.ndarray:
+    """scanpy's ``normalize_total`` + ``log1p`` on CSR rows, in place on ``data`` (counts in,
+    log1p out): each row divided by ``total / target`` (1 for an empty row), then log1p.
+    ``totals``: the rows' totals (:func:`row_totals_into`), ``target``: the median total of the
+    whole matrix."""
+    factor = totals / target
+    factor = factor + (factor == 0)
+    np.true_divide(data, np.repeat(factor, np.diff(indptr)), out=data)
+    np.log1p(data, out=data)
+    return data
 
 
 def normalize_log1p(X, inplace: bool = False):
@@ -197,12 +206,8 @@ def normalize_log1p(X, inplace: bool = False):
         elif not inplace:
             data = data.copy()
         counts = np.zeros(X.shape[0], dtype=data.dtype)
-        _row_sums_f64_into_dtype(X.indptr, data, counts)
-        target = np.median(counts)
-        factor = counts / target
-        factor = factor + (factor == 0)
-        np.true_divide(data, np.repeat(factor, np.diff(X.indptr)), out=data)
-        np.log1p(data, out=data)
+        row_totals_into(X.indptr, data, counts)
+        log1p_scale_rows(data, X.indptr, counts, np.median(counts))
         if inplace:
             X.data = data
             return X

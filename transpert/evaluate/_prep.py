@@ -6,6 +6,13 @@ sets differ), check the gene and cell dimensions, cast X to float32 (or float64)
 the perturbation (and optional cell-type) column with obs names ``0..n-1``, normalise raw counts
 to log1p, write ``pred.h5ad``, compress it with zstd (``zstd -T0``, level 3) to
 ``pred.h5ad.zst``, and tar it with a ``watermark.txt`` containing ``vcc-prep``.
+
+cell-eval reads the whole file into memory (a challenge-sized prediction, 200k cells x 18,080
+genes, is several GB); :func:`prep` reads it in row chunks, twice, and writes the output chunk by
+chunk, with the same result, bit for bit (``tests/test_evaluate_prep.py``): the same stored
+entries in the same order (cell-eval's range check on log1p input sorts each row's indices, so
+that case is written sorted). One deliberate difference: the output is always CSR, where
+cell-eval keeps a CSC log1p input as CSC.
 """
 
 from __future__ import annotations
@@ -17,13 +24,18 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
-from transpert._io import atomic_path
-from transpert.evaluate._inputs import detect_scale, normalize_log1p
+from transpert._io import atomic_path, begin_csr_h5ad
+from transpert._progress import Progress
+from transpert.data.read import MIN_CHUNK_ROWS, TARGET_CHUNK_ENTRIES
+from transpert.evaluate._inputs import (FRACTION_EPSILON, check_value_facts, log1p_scale_rows,
+                                        row_totals_into)
 
 EXPECTED_GENE_DIM = 18080
 MAX_CELL_DIM = 200000
@@ -68,28 +80,56 @@ def read_gene_list(path) -> list[str]:
     return frame.iloc[:, 0].astype(str).tolist()
 
 
-def strip_prediction(adata, genes: list[str], *, name: str = "prediction",
-                     pert_col: str = "target_gene", celltype_col: str | None = None,
-                     ntc_name: str = "non-targeting", output_pert_col: str = "target_gene",
-                     output_celltype_col: str = "celltype", encoding: int = 32,
-                     allow_discrete: bool = False, max_cell_dim: int | None = MAX_CELL_DIM,
-                     expected_gene_dim: int | None = EXPECTED_GENE_DIM):
-    """The minimal AnnData ``cell-eval prep`` writes (log1p scale out)."""
-    import anndata as ad
+@dataclass
+class _Opened:
+    """A prediction opened for row access: obs and genes in memory, the matrix read on demand."""
 
-    var_names = adata.var_names.astype(str)
-    if pert_col not in adata.obs:
+    name: str
+    obs: pd.DataFrame
+    var_names: pd.Index
+    matrix: object  # transpert.data.read._H5Matrix or _MemoryMatrix
+
+    def chunk_rows(self) -> int:
+        """Rows per chunk for about ``TARGET_CHUNK_ENTRIES`` stored entries."""
+        n = max(1, self.matrix.shape[0])
+        per_row = max(1.0, self.matrix.nnz / n)
+        return int(max(MIN_CHUNK_ROWS, min(n, TARGET_CHUNK_ENTRIES // per_row)))
+
+
+def _open(pred) -> _Opened:
+    """Open an h5ad path backed (obs and var read, X not) or wrap an in-memory AnnData."""
+    from transpert.data.read import _H5Matrix, _MemoryMatrix
+
+    if isinstance(pred, (str, os.PathLike)):
+        import h5py
+        from anndata.io import read_elem
+
+        if not os.path.exists(pred):
+            raise TranspertInputError(f"prediction file not found: {pred}")
+        with h5py.File(pred, "r") as f:
+            obs, var = read_elem(f["obs"]), read_elem(f["var"])
+        return _Opened(str(pred), obs, pd.Index(var.index.astype(str)), _H5Matrix(Path(pred), "X"))
+    return _Opened("prediction", pred.obs, pd.Index(pred.var_names.astype(str)), _MemoryMatrix(pred.X))
+
+
+def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, ntc_name,
+                  max_cell_dim, expected_gene_dim) -> np.ndarray | None:
+    """cell-eval prep's checks on obs and genes; returns the column order of ``genes`` in the
+    file (None when it is already the file's order)."""
+    name, obs, var_names = opened.name, opened.obs, opened.var_names
+    if pert_col not in obs:
         raise TranspertInputError(
             f"{name}: perturbation column {pert_col!r} not in obs (columns: "
-            f"{', '.join(map(str, adata.obs.columns))})")
-    if celltype_col and celltype_col not in adata.obs:
+            f"{', '.join(map(str, obs.columns))})")
+    if celltype_col and celltype_col not in obs:
         raise TranspertInputError(f"{name}: cell-type column {celltype_col!r} not in obs")
-    if ntc_name not in set(adata.obs[pert_col].astype(str)):
+    if ntc_name not in set(obs[pert_col].astype(str)):
         raise TranspertInputError(
             f"{name}: control label {ntc_name!r} not found in {pert_col!r}: a submission must "
             "contain control cells")
     if expected_gene_dim and len(genes) != expected_gene_dim:
         expected_gene_dim = len(genes)  # cell-eval warns and follows the gene list
+    order = None
     if list(var_names) != list(genes):
         missing = set(genes) - set(var_names)
         extra = set(var_names) - set(genes)
@@ -98,65 +138,164 @@ def strip_prediction(adata, genes: list[str], *, name: str = "prediction",
                 f"{name}: genes differ from the gene list: missing {sorted(missing)[:10]}"
                 f"{' ...' if len(missing) > 10 else ''} ({len(missing)}), extra "
                 f"{sorted(extra)[:10]}{' ...' if len(extra) > 10 else ''} ({len(extra)})")
-        order = pd.Index(var_names).get_indexer(genes)
-        X = adata.X[:, order]
-    else:
-        X = adata.X
-    if expected_gene_dim and X.shape[1] != expected_gene_dim:
+        order = var_names.get_indexer(genes)
+    n_cells = opened.matrix.shape[0]
+    if expected_gene_dim and len(genes) != expected_gene_dim:
+        raise TranspertInputError(f"{name}: {len(genes)} genes, expected {expected_gene_dim}")
+    if max_cell_dim and n_cells > max_cell_dim:
         raise TranspertInputError(
-            f"{name}: {X.shape[1]} genes, expected {expected_gene_dim}")
-    if max_cell_dim and X.shape[0] > max_cell_dim:
-        raise TranspertInputError(
-            f"{name}: {X.shape[0]} cells exceed the maximum of {max_cell_dim} (the challenge's "
+            f"{name}: {n_cells} cells exceed the maximum of {max_cell_dim} (the challenge's "
             "limit; pass max_cell_dim=None / --max-cell-dim -1 to lift it)")
-    if encoding not in VALID_ENCODINGS:
-        raise TranspertInputError(f"encoding must be one of {VALID_ENCODINGS}, got {encoding}")
-    dtype = np.float32 if encoding == 32 else np.float64
-    X = sp.csr_matrix(X.astype(dtype)) if sp.issparse(X) else sp.csr_matrix(np.asarray(X, dtype=dtype))
-    obs = pd.DataFrame({output_pert_col: adata.obs[pert_col].to_numpy()},
-                       index=np.arange(X.shape[0]).astype(str))
-    if celltype_col:
-        obs[output_celltype_col] = adata.obs[celltype_col].to_numpy()
-    values = X.data
-    frac = np.modf(values)[0] if values.size else values
-    if (frac > 1e-3).any():
-        if not allow_discrete:
-            detect_scale(X, name)  # raises when fractional values are outside [0, 15)
-    elif not allow_discrete:
-        X = normalize_log1p(X)
-        if X.dtype != dtype:
-            X = X.astype(dtype)
-    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=np.asarray(genes)))
+    return order
 
 
-def prep(pred, genes, output=None, **kwargs) -> Path:
+def _chunks(opened: _Opened, order, dtype, chunk_rows: int, desc: str, show):
+    """``(start, stop, csr)``: rows ``[start, stop)`` in the gene list's order, cast to ``dtype``
+    (as cell-eval: reorder, cast, then CSR; explicit zeros kept)."""
+    n = opened.matrix.shape[0]
+    dense = opened.matrix.format == "dense"
+    with Progress(n, desc, unit="cells", show=show) as progress:
+        for start in range(0, n, chunk_rows):
+            stop = min(n, start + chunk_rows)
+            block = opened.matrix.read_rows(start, stop)
+            if order is not None:
+                block = block[:, order]
+            block = sp.csr_matrix(block.astype(dtype))
+            if dense:  # cell-eval: dense -> cast -> CSR, which stores the non-zeros in order
+                block.eliminate_zeros()
+                block.sort_indices()
+            yield start, stop, block
+            progress.update(stop - start)
+
+
+def _scan(opened, order, dtype, chunk_rows, show):
+    """Pass 1: whether any value has a fractional part, the value facts cell-eval's scale check
+    needs, and every cell's total (float64 sums stored in ``dtype``, as scanpy)."""
+    n = opened.matrix.shape[0]
+    totals = np.zeros(n, dtype=dtype)
+    facts = {"fractional": False, "nan": 0, "negative": 0, "min": np.inf, "max": -np.inf}
+    for start, stop, block in _chunks(opened, order, dtype, chunk_rows, f"checking {opened.name}", show):
+        values = block.data
+        if values.size:
+            facts["fractional"] |= bool((np.modf(values)[0] > FRACTION_EPSILON).any())
+            facts["nan"] += int(np.isnan(values).sum())
+            facts["negative"] += int((values < 0).sum())
+            finite = values[~np.isnan(values)]
+            if finite.size:
+                facts["min"] = min(facts["min"], float(finite.min()))
+                facts["max"] = max(facts["max"], float(finite.max()))
+        row_totals_into(block.indptr, block.data, totals[start:stop])
+    return facts, totals
+
+
+def _write_h5ad(path: Path, opened: _Opened, order, dtype, chunk_rows, obs, genes, transform, show):
+    """Pass 2: the minimal h5ad, X written as CSR chunk by chunk (``transform(start, stop,
+    chunk)`` gives the CSR rows written)."""
+    import anndata as ad
+    import h5py
+    from anndata.io import write_elem
+
+    meta = ad.AnnData(obs=obs, var=pd.DataFrame(index=np.asarray(genes)))
+    meta.strings_to_categoricals()  # as AnnData.write_h5ad stores string columns
+    n = opened.matrix.shape[0]
+    with h5py.File(path, "w") as f:
+        X = begin_csr_h5ad(f, (n, len(genes)))
+        block_entries = 1 << 20
+        data = X.create_dataset("data", shape=(0,), maxshape=(None,), dtype=dtype,
+                                chunks=(block_entries,))
+        indices = X.create_dataset("indices", shape=(0,), maxshape=(None,), dtype=np.int32,
+                                   chunks=(block_entries,))
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        for start, stop, block in _chunks(opened, order, dtype, chunk_rows, f"writing {opened.name}", show):
+            block = transform(start, stop, block)
+            lo = int(indptr[start])
+            hi = lo + block.nnz
+            data.resize((hi,))
+            indices.resize((hi,))
+            data[lo:hi] = block.data
+            indices[lo:hi] = block.indices
+            indptr[start + 1:stop + 1] = lo + block.indptr[1:]
+        X.create_dataset("indptr", data=indptr)
+        write_elem(f, "obs", meta.obs)
+        write_elem(f, "var", meta.var)
+        for name in ("obsm", "varm", "layers", "obsp", "varp", "uns"):
+            write_elem(f, name, {})
+
+
+def prep(pred, genes, output=None, *, pert_col: str = "target_gene",
+         celltype_col: str | None = None, ntc_name: str = "non-targeting",
+         output_pert_col: str = "target_gene", output_celltype_col: str = "celltype",
+         encoding: int = 32, allow_discrete: bool = False,
+         max_cell_dim: int | None = MAX_CELL_DIM, expected_gene_dim: int | None = EXPECTED_GENE_DIM,
+         chunk_rows: int | None = None, show_progress: bool | None = None) -> Path:
     """Write ``output`` (default ``<pred>.prep.vcc``): tar of ``pred.h5ad.zst`` + ``watermark.txt``.
 
-    ``pred``: h5ad path or AnnData; ``genes``: gene-list CSV path or list. Keyword arguments
-    as :func:`strip_prediction`.
+    ``pred``: h5ad path or AnnData; ``genes``: gene-list CSV path or list. The result is what
+    ``cell-eval prep`` 0.8.2 writes (log1p scale out; raw counts are normalised as scanpy's
+    ``normalize_total`` + ``log1p``), but the matrix is never held whole: a file is read in row
+    chunks of ``chunk_rows`` (default: about 8 M stored values) twice, once to check the values
+    and sum every cell's counts, once to write the output chunk by chunk. Memory: obs, the gene
+    list, the row pointer and one chunk.
     """
-    import anndata as ad
-
     compress = _zstd_compressor()  # fail before reading anything if zstd is missing
-    if isinstance(pred, (str, os.PathLike)):
-        if not os.path.exists(pred):
-            raise TranspertInputError(f"prediction file not found: {pred}")
-        name = str(pred)
-        adata = ad.read_h5ad(pred)
-        if output is None:
-            output = str(pred).replace(".h5ad", ".prep.vcc")
-    else:
-        name, adata = "prediction", pred
-        if output is None:
+    if encoding not in VALID_ENCODINGS:
+        raise TranspertInputError(f"encoding must be one of {VALID_ENCODINGS}, got {encoding}")
+    if output is None:
+        if not isinstance(pred, (str, os.PathLike)):
             raise TranspertInputError("output path required when the prediction is an AnnData")
+        output = str(pred).replace(".h5ad", ".prep.vcc")
+    if chunk_rows is not None and int(chunk_rows) < 1:
+        raise TranspertInputError(f"chunk_rows must be >= 1, got {chunk_rows}")
     gene_list = read_gene_list(genes) if isinstance(genes, (str, os.PathLike)) else list(genes)
-    minimal = strip_prediction(adata, gene_list, name=name, **kwargs)
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        minimal.write_h5ad(tmp / "pred.h5ad")
-        zst = compress(tmp / "pred.h5ad")
-        (tmp / "watermark.txt").write_text("vcc-prep")
-        with atomic_path(output) as out, tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
-            tar.add(zst, arcname="pred.h5ad.zst")
-            tar.add(tmp / "watermark.txt", arcname="watermark.txt")
+    opened = _open(pred)
+    try:
+        order = _check_layout(opened, gene_list, pert_col=pert_col, celltype_col=celltype_col,
+                              ntc_name=ntc_name, max_cell_dim=max_cell_dim,
+                              expected_gene_dim=expected_gene_dim)
+        dtype = np.float32 if encoding == 32 else np.float64
+        rows_per_chunk = opened.chunk_rows() if chunk_rows is None else int(chunk_rows)
+        facts, totals = _scan(opened, order, dtype, rows_per_chunk, show_progress)
+        transform = _as_stored
+        if facts["fractional"]:
+            if not allow_discrete:  # cell-eval checks the log1p range of fractional data
+                check_value_facts(opened.name, n_nan=facts["nan"], n_negative=facts["negative"],
+                                  vmin=facts["min"], fractional=True, vmax=facts["max"])
+                transform = _canonical
+        elif not allow_discrete:  # raw counts: scanpy's normalize_total (median total) + log1p
+            transform = _log1p_rows(totals, np.median(totals))
+        obs = pd.DataFrame({output_pert_col: opened.obs[pert_col].to_numpy()},
+                           index=np.arange(opened.matrix.shape[0]).astype(str))
+        if celltype_col:
+            obs[output_celltype_col] = opened.obs[celltype_col].to_numpy()
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            tmp = Path(tmp_dir)
+            _write_h5ad(tmp / "pred.h5ad", opened, order, dtype, rows_per_chunk, obs, gene_list,
+                        transform, show_progress)
+            zst = compress(tmp / "pred.h5ad")
+            (tmp / "watermark.txt").write_text("vcc-prep")
+            with atomic_path(output) as out, tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
+                tar.add(zst, arcname="pred.h5ad.zst")
+                tar.add(tmp / "watermark.txt", arcname="watermark.txt")
+    finally:
+        opened.matrix.close()
     return Path(output)
+
+
+def _as_stored(start: int, stop: int, block: sp.csr_matrix) -> sp.csr_matrix:
+    return block
+
+
+def _canonical(start: int, stop: int, block: sp.csr_matrix) -> sp.csr_matrix:
+    """Indices sorted within each row (duplicates summed): cell-eval's range check calls scipy's
+    ``X.max()``, which does this to the matrix it then writes."""
+    block.sum_duplicates()
+    return block
+
+
+def _log1p_rows(totals: np.ndarray, target):
+    """Rows of counts -> scanpy's ``normalize_total(target_sum=None)`` + ``log1p`` with the
+    file-wide ``totals`` and median ``target`` (the same arithmetic as ``normalize_log1p``)."""
+    def transform(start: int, stop: int, block: sp.csr_matrix) -> sp.csr_matrix:
+        block.data = log1p_scale_rows(block.data.copy(), block.indptr, totals[start:stop], target)
+        return block
+    return transform
