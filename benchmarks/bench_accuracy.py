@@ -226,8 +226,10 @@ def run_task(refs, target, *, protocol: str, n_folds: int, n_repeats: int, seed:
                     _, preds[method] = pl.fit_predict(method, ref_summaries, train_summary, list(held),
                                                       params=(params or {}).get(method))
                 path = workdir / f"r{r}_fold{k}_{method}.h5ad"
-                written[method] = write_prediction(preds[method], train, counts, list(target.var_names), path,
-                                                   seed=seed + k + 1000 * r, max_cells=None, move=move)
+                backed = write_prediction(preds[method], train, counts, list(target.var_names), path,
+                                          seed=seed + k + 1000 * r, max_cells=None, move=move)
+                written[method] = backed.to_memory()  # small folds: evaluated from memory
+                backed.file.close()
                 path.unlink()
             if protocol == "folds":
                 evaluations.append(evaluate_fold(_subset(target, is_held | real_ctrl), written, preds, held,

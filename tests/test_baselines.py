@@ -91,7 +91,8 @@ def test_written_cell_mean_is_the_challenge_baseline_and_scores_zero(tmp_path):
     real = cells[np.isin(labels, ["non-targeting", "D", "E"])].copy()
     counts = pd.DataFrame({"target_gene": ["D", "E"], "n_cells": [30, 30]})
     pred = CellMeanBaseline().fit({}, summarize(train, show_progress=False)).predict(["D", "E"])
-    written = write_prediction(pred, train, counts, list(cells.var_names), tmp_path / "cm.h5ad", max_cells=None)
+    written = ad.read_h5ad(write_prediction(pred, train, counts, list(cells.var_names),
+                                            tmp_path / "cm.h5ad", max_cells=None).filename)
     base = build_baseline(train, counts)
     lab_w, lab_b = (a.obs["target_gene"].astype(str).to_numpy() for a in (written, base))
     xw, xb = written.X.toarray(), np.asarray(base.X)

@@ -21,6 +21,14 @@ from transpert._errors import TranspertInputError
 from transpert.baselines import make_prediction
 from transpert.predict import write_prediction
 
+
+def write_and_read(*args, **kwargs):
+    """``write_prediction``, then the file it wrote, read back whole (the tests look at every
+    cell; the function itself returns the file opened backed)."""
+    backed = write_prediction(*args, **kwargs)
+    assert backed.isbacked
+    return ad.read_h5ad(backed.filename)
+
 N_GENES = 40
 GENES = [f"g{i}" for i in range(N_GENES)]
 PERTS = ["A", "B", "C"]
@@ -72,7 +80,7 @@ def _de(x, labels, control="non-targeting"):
 def test_written_cells_format_and_recover_predicted_degs(setting, tmp_path):
     pred, controls, counts, _ = setting
     genes = list(reversed(GENES))  # a different order than the prediction's
-    out = write_prediction(pred, controls, counts, genes, tmp_path / "pred.h5ad", seed=1)
+    out = write_and_read(pred, controls, counts, genes, tmp_path / "pred.h5ad", seed=1)
     back = ad.read_h5ad(tmp_path / "pred.h5ad")
     assert list(back.var_names) == genes
     assert sp.isspmatrix_csr(back.X) or isinstance(back.X, sp.csr_array)
@@ -128,7 +136,7 @@ def test_quantile_kernel_is_a_stratified_sample():
 
 def test_resample_mode_keeps_whole_control_cells(setting, tmp_path):
     pred, controls, counts, _ = setting
-    out = write_prediction(pred, controls, counts, GENES, tmp_path / "r.h5ad", cells="resample", move="de")
+    out = write_and_read(pred, controls, counts, GENES, tmp_path / "r.h5ad", cells="resample", move="de")
     de = pred.layers["deg_probability"][0] >= 0.5
     ctrl_rows = {tuple(r) for r in controls.X.toarray()[:, ~de].round(5)}
     a_cells = out[out.obs["target_gene"] == "A"].X.toarray()[:, ~de].round(5)
@@ -139,12 +147,12 @@ def test_resample_mode_keeps_whole_control_cells(setting, tmp_path):
 
 def test_seeded_and_capped(setting, tmp_path, caplog):
     pred, controls, counts, _ = setting
-    a = write_prediction(pred, controls, counts, GENES, tmp_path / "a.h5ad", seed=3)
-    b = write_prediction(pred, controls, counts, GENES, tmp_path / "b.h5ad", seed=3)
-    c = write_prediction(pred, controls, counts, GENES, tmp_path / "c.h5ad", seed=4)
+    a = write_and_read(pred, controls, counts, GENES, tmp_path / "a.h5ad", seed=3)
+    b = write_and_read(pred, controls, counts, GENES, tmp_path / "b.h5ad", seed=3)
+    c = write_and_read(pred, controls, counts, GENES, tmp_path / "c.h5ad", seed=4)
     assert (a.X != b.X).nnz == 0 and (a.X != c.X).nnz > 0
     with caplog.at_level("WARNING", logger="transpert.predict"):
-        capped = write_prediction(pred, controls, counts, GENES, tmp_path / "cap.h5ad", max_cells=385)
+        capped = write_and_read(pred, controls, counts, GENES, tmp_path / "cap.h5ad", max_cells=385)
     assert capped.n_obs <= 385
     n = capped.obs["target_gene"].value_counts()
     # 770 requested -> factor 0.5
@@ -162,7 +170,7 @@ def test_counts_input_controls_are_normalised(setting, tmp_path):
     raw = rng.poisson(rates, size=(200, N_GENES)).astype(np.float32)
     cells = ad.AnnData(sp.csr_matrix(raw), obs=pd.DataFrame({"target_gene": "non-targeting"},
                        index=[f"k{i}" for i in range(200)]), var=pd.DataFrame(index=GENES))
-    out = write_prediction(pred, cells, counts, GENES, tmp_path / "p.h5ad")
+    out = write_and_read(pred, cells, counts, GENES, tmp_path / "p.h5ad")
     ref = cells.copy()
     sc.pp.normalize_total(ref)
     sc.pp.log1p(ref)
@@ -232,12 +240,12 @@ def test_n_de_genes_selects_top_genes(setting, tmp_path):
     pred, controls, counts, _ = setting
     p2 = pred.copy()
     p2.obs["n_de_genes"] = 2
-    out = write_prediction(p2, controls, counts, GENES, tmp_path / "n.h5ad", move="de")
+    out = write_and_read(p2, controls, counts, GENES, tmp_path / "n.h5ad", move="de")
     table = out.uns["transpert_cells"]["per_perturbation"]
     assert list(table["n_de_genes_shifted"]) == [2, 2, 2]
     del p2.layers["deg_probability"]
     p2.obs["n_de_genes"] = 3
-    out = write_prediction(p2, controls, counts, GENES, tmp_path / "m.h5ad", move="de")
+    out = write_and_read(p2, controls, counts, GENES, tmp_path / "m.h5ad", move="de")
     x = out.X.toarray()
     labels = out.obs["target_gene"].astype(str).to_numpy()
     ctrl = x[labels == "non-targeting"]
@@ -251,7 +259,7 @@ def test_n_de_genes_selects_top_genes(setting, tmp_path):
 
 def test_move_all_matches_every_predicted_mean(setting, tmp_path):
     pred, controls, counts, _ = setting
-    out = write_prediction(pred, controls, counts, GENES, tmp_path / "all.h5ad", move="all")
+    out = write_and_read(pred, controls, counts, GENES, tmp_path / "all.h5ad", move="all")
     x = out.X.toarray().astype(np.float64)
     labels = out.obs["target_gene"].astype(str).to_numpy()
     ctrl_mean = x[labels == "non-targeting"].mean(0)
@@ -303,7 +311,7 @@ def test_pseudobulk_mode_every_mean_and_only_the_predicted_degs(setting, tmp_pat
     cm = p2.var["control_mean"].to_numpy()[None, :]
     p2.layers["mean"] = np.where(small, np.clip(cm * rng.uniform(0.95, 1.05, small.shape), 0, None), p2.layers["mean"])
     p2.layers["delta"] = p2.layers["mean"] - cm
-    out = write_prediction(p2, controls, counts, GENES, tmp_path / "pb.h5ad", move="pseudobulk", seed=2)
+    out = write_and_read(p2, controls, counts, GENES, tmp_path / "pb.h5ad", move="pseudobulk", seed=2)
     x = out.X.toarray().astype(np.float64)
     assert out.X.data.min() >= 0 and out.X.data.max() < 15
     labels = out.obs["target_gene"].astype(str).to_numpy()
@@ -312,3 +320,35 @@ def test_pseudobulk_mode_every_mean_and_only_the_predicted_degs(setting, tmp_pat
         np.testing.assert_allclose(x[labels == p].mean(0), p2.layers["mean"][i], rtol=1e-5, atol=1e-6)
         want = p2.layers["deg_probability"][i] >= 0.5
         np.testing.assert_array_equal(de[p][0] < 0.05, want, err_msg=p)
+
+
+def test_the_file_is_written_one_perturbation_at_a_time(setting, tmp_path, monkeypatch):
+    """``write_prediction`` appends each perturbation's cells as they are built (never the whole
+    matrix) and the file holds exactly what the in-memory ``build_prediction_cells`` builds with
+    the same seed, then the control cells."""
+    import transpert._io as io
+    from transpert.predict import build_prediction_cells
+    from transpert.predict._writer import _control_matrix
+
+    pred, controls, counts, _ = setting
+    appended = []
+    original = io.CSRRowWriter.append
+
+    def spy(self, block):
+        appended.append(block.shape[0])
+        return original(self, block)
+
+    monkeypatch.setattr(io.CSRRowWriter, "append", spy)
+    written = write_and_read(pred, controls, counts, GENES, tmp_path / "s.h5ad", seed=5, max_cells=None)
+    assert appended == list(counts["n_cells"]) + [300]  # one block per perturbation, then controls
+    ctrl = _control_matrix(controls, GENES, "target_gene", "non-targeting", None)
+    rng = np.random.default_rng(5)
+    blocks, labels, table = build_prediction_cells(pred, ctrl, GENES, counts, rng=rng)
+    expected = sp.vstack(blocks + [sp.csr_matrix(ctrl, dtype=np.float32)], format="csr")
+    expected.sort_indices()
+    expected.eliminate_zeros()
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(written.X, part), getattr(expected, part))
+    assert list(written.obs["target_gene"].astype(str)) == labels + ["non-targeting"] * 300
+    per_pert = written.uns["transpert_cells"]["per_perturbation"]
+    assert list(per_pert["n_de_genes_shifted"]) == list(table["n_de_genes_shifted"])

@@ -64,3 +64,62 @@ def begin_csr_h5ad(f, shape: tuple[int, int]):
     X.attrs["encoding-version"] = "0.1.0"
     X.attrs["shape"] = np.array(shape, dtype=np.int64)
     return X
+
+
+class CSRRowWriter:
+    """Writes an AnnData file's CSR ``X`` block of rows by block of rows, never holding it whole.
+
+    ``append(csr)`` adds rows at the end (stored as given: sort or clean them first if needed);
+    ``finish()`` checks that ``shape[0]`` rows came and writes the row pointer. obs, var and the
+    other elements are then written by the caller (``anndata.io.write_elem``).
+    """
+
+    BLOCK = 1 << 20  # HDF5 chunk of the growing data / indices datasets
+
+    def __init__(self, f, shape: tuple[int, int], dtype):
+        import numpy as np
+
+        self.shape = (int(shape[0]), int(shape[1]))
+        group = begin_csr_h5ad(f, self.shape)
+        self.group = group
+        self.data = group.create_dataset("data", shape=(0,), maxshape=(None,), dtype=dtype,
+                                         chunks=(self.BLOCK,))
+        self.indices = group.create_dataset("indices", shape=(0,), maxshape=(None,),
+                                            dtype=np.int32, chunks=(self.BLOCK,))
+        self.indptr = np.zeros(self.shape[0] + 1, dtype=np.int64)
+        self.rows = 0
+
+    def append(self, block) -> None:
+        n = block.shape[0]
+        if block.shape[1] != self.shape[1] or self.rows + n > self.shape[0]:
+            raise ValueError(f"block of shape {block.shape} does not fit at row {self.rows} of "
+                             f"{self.shape}")
+        lo = int(self.indptr[self.rows])
+        hi = lo + int(block.indptr[-1])
+        self.data.resize((hi,))
+        self.indices.resize((hi,))
+        self.data[lo:hi] = block.data[:hi - lo]
+        self.indices[lo:hi] = block.indices[:hi - lo]
+        self.indptr[self.rows + 1:self.rows + n + 1] = lo + block.indptr[1:]
+        self.rows += n
+
+    def finish(self) -> None:
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.rows} rows written, {self.shape[0]} declared")
+        self.group.create_dataset("indptr", data=self.indptr)
+
+
+def write_h5ad_metadata(f, obs, var, uns: dict | None = None) -> None:
+    """Write obs, var and uns (and the empty obsm, varm, layers, obsp, varp) into an h5ad file
+    whose X a :class:`CSRRowWriter` wrote, encoded as ``AnnData.write_h5ad`` would (string
+    columns as categoricals)."""
+    import anndata as ad
+    from anndata.io import write_elem
+
+    meta = ad.AnnData(obs=obs, var=var)
+    meta.strings_to_categoricals()
+    write_elem(f, "obs", meta.obs)
+    write_elem(f, "var", meta.var)
+    write_elem(f, "uns", dict(uns or {}))
+    for name in ("obsm", "varm", "layers", "obsp", "varp"):
+        write_elem(f, name, {})

@@ -84,4 +84,5 @@ def run(args) -> int:
     print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
           f"controls) x {out.n_vars} genes, log1p float32"
           + (f"; cell counts scaled by {info['cap_factor']:.4f} to respect --max-cells" if info["cap_factor"] < 1 else ""))
+    out.file.close()
     return 0

@@ -31,7 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
-from transpert._io import atomic_path, begin_csr_h5ad
+from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
 from transpert.data.read import MIN_CHUNK_ROWS, TARGET_CHUNK_ENTRIES
 from transpert.evaluate._inputs import (FRACTION_EPSILON, check_value_facts, log1p_scale_rows,
@@ -191,35 +191,15 @@ def _scan(opened, order, dtype, chunk_rows, show):
 def _write_h5ad(path: Path, opened: _Opened, order, dtype, chunk_rows, obs, genes, transform, show):
     """Pass 2: the minimal h5ad, X written as CSR chunk by chunk (``transform(start, stop,
     chunk)`` gives the CSR rows written)."""
-    import anndata as ad
     import h5py
-    from anndata.io import write_elem
 
-    meta = ad.AnnData(obs=obs, var=pd.DataFrame(index=np.asarray(genes)))
-    meta.strings_to_categoricals()  # as AnnData.write_h5ad stores string columns
     n = opened.matrix.shape[0]
     with h5py.File(path, "w") as f:
-        X = begin_csr_h5ad(f, (n, len(genes)))
-        block_entries = 1 << 20
-        data = X.create_dataset("data", shape=(0,), maxshape=(None,), dtype=dtype,
-                                chunks=(block_entries,))
-        indices = X.create_dataset("indices", shape=(0,), maxshape=(None,), dtype=np.int32,
-                                   chunks=(block_entries,))
-        indptr = np.zeros(n + 1, dtype=np.int64)
+        X = CSRRowWriter(f, (n, len(genes)), dtype)
         for start, stop, block in _chunks(opened, order, dtype, chunk_rows, f"writing {opened.name}", show):
-            block = transform(start, stop, block)
-            lo = int(indptr[start])
-            hi = lo + block.nnz
-            data.resize((hi,))
-            indices.resize((hi,))
-            data[lo:hi] = block.data
-            indices[lo:hi] = block.indices
-            indptr[start + 1:stop + 1] = lo + block.indptr[1:]
-        X.create_dataset("indptr", data=indptr)
-        write_elem(f, "obs", meta.obs)
-        write_elem(f, "var", meta.var)
-        for name in ("obsm", "varm", "layers", "obsp", "varp", "uns"):
-            write_elem(f, name, {})
+            X.append(transform(start, stop, block))
+        X.finish()
+        write_h5ad_metadata(f, obs, pd.DataFrame(index=np.asarray(genes)))
 
 
 def prep(pred, genes, output=None, *, pert_col: str = "target_gene",

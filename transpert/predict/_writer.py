@@ -58,7 +58,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
-from transpert._io import write_h5ad_atomic
+from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
+from transpert._progress import Progress
 
 logger = logging.getLogger("transpert.predict")
 
@@ -265,7 +266,25 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
                            move: str = "pseudobulk",
                            rng: np.random.Generator) -> tuple[list[sp.csr_matrix], list[str], pd.DataFrame]:
     """Cells for every perturbation of ``counts`` (log1p float32 CSR blocks), their labels, and a
-    per-perturbation table (cells written, DE genes shifted)."""
+    per-perturbation table (cells written, DE genes shifted). In memory: :func:`write_prediction`
+    streams the same blocks (:func:`iter_prediction_cells`) to disk instead."""
+    blocks, labels, report = [], [], []
+    for pert, block, n_de in iter_prediction_cells(
+            prediction, controls, genes, counts, pert_col=pert_col, counts_col=counts_col,
+            deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng):
+        blocks.append(block)
+        labels.extend([pert] * block.shape[0])
+        report.append((pert, block.shape[0], n_de))
+    return blocks, labels, pd.DataFrame(report, columns=[pert_col, "n_cells_written", "n_de_genes_shifted"])
+
+
+def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
+                          pert_col: str = "target_gene", counts_col: str = "n_cells",
+                          deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
+                          move: str = "pseudobulk", rng: np.random.Generator):
+    """Yield ``(perturbation, cells, n_de_genes_shifted)`` for every row of ``counts``, in order:
+    the perturbation's cells as log1p float32 CSR (indices sorted, no stored zeros). One
+    perturbation's cells are built at a time."""
     gene_index = pd.Index(genes)
     cols = prediction.var_names.get_indexer(gene_index)
     mean = np.asarray(prediction.layers["mean"], dtype=np.float64)
@@ -287,16 +306,13 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
         if np.isnan(n_de).any() or (n_de < 0).any():
             raise TranspertInputError("prediction: obs['n_de_genes'] must hold non-negative integers")
     rows = prediction.obs_names.get_indexer(counts[pert_col])
-    blocks, labels, report = [], [], []
     n_genes = len(genes)
     sampler = None if cells == "mean" else _ControlSampler(controls, cells, rng)
     for pert, n, r in zip(counts[pert_col], counts[counts_col], rows):
         if cells == "mean":  # every cell is the predicted pseudo-bulk (cell-eval's baseline cells)
             block = sp.csr_matrix(np.repeat(pred_mean[r][None, :], int(n), axis=0), dtype=np.float32)
             block.eliminate_zeros()
-            blocks.append(block)
-            labels.extend([pert] * int(n))
-            report.append((pert, int(n), 0))
+            yield pert, block, 0
             continue
         base = sampler.draw(int(n))
         if move == "all":  # every gene to its predicted mean; significance follows the shift sizes
@@ -321,20 +337,22 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
             rr, cc = np.nonzero(shifted)
             base = base + sp.csr_matrix((shifted[rr, cc], (rr, cols_[cc])), shape=base.shape)
         base = sp.csr_matrix(base, dtype=np.float32)
+        base.sort_indices()
         base.eliminate_zeros()
-        blocks.append(base)
-        labels.extend([pert] * int(n))
-        report.append((pert, int(n), int(de_cols.size)))
-    table = pd.DataFrame(report, columns=[pert_col, "n_cells_written", "n_de_genes_shifted"])
-    return blocks, labels, table
+        yield pert, base, int(de_cols.size)
 
 
 def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_path, *,
                      pert_col: str = "target_gene", control: str = "non-targeting",
                      counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
                      deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str | None = None,
-                     move: str = "pseudobulk", seed: int = 0, target_sum: float | None = None):
-    """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns the AnnData.
+                     move: str = "pseudobulk", seed: int = 0, target_sum: float | None = None,
+                     show_progress: bool | None = False):
+    """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns it, opened
+    backed (read-only: obs, var and uns in memory, X on disk).
+
+    The cells are built one perturbation at a time and appended to the file, so memory holds the
+    target's control cells and one perturbation's cells, never the whole output.
 
     Parameters
     ----------
@@ -366,9 +384,11 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         DEG call).
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
-    Returns the AnnData written: ``X`` log1p float32 CSR in [0, 15), ``obs[pert_col]``, control
-    cells included, ``var_names`` = ``genes``; ``uns["transpert_cells"]`` records the settings and
-    a per-perturbation table of cells written and genes shifted.
+    show_progress : a progress bar over the cells written (None: on a terminal).
+
+    The file written: ``X`` log1p float32 CSR in [0, 15) (indices sorted, no stored zeros),
+    ``obs[pert_col]``, control cells last, ``var_names`` = ``genes``; ``uns["transpert_cells"]``
+    records the settings and a per-perturbation table of cells written and genes shifted.
     """
     import anndata as ad
 
@@ -411,26 +431,43 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     else:
         controls_out = controls
     scaled = table.assign(**{counts_col: n_cells})
-    blocks, labels, report = build_prediction_cells(
-        pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
-        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng)
-    blocks.append(sp.csr_matrix(controls_out, dtype=np.float32))
-    labels.extend([control] * controls_out.shape[0])
-    x = sp.vstack(blocks, format="csr", dtype=np.float32)
-    x.sort_indices()
-    x.eliminate_zeros()
-    obs = pd.DataFrame({pert_col: pd.Categorical(labels)}, index=[f"cell{i}" for i in range(len(labels))])
-    out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
-    report["n_cells_requested"] = table[counts_col].to_numpy()
-    uns = pseudobulk_prediction.uns
-    method = (uns.get("transpert_prediction") or uns.get("transpert") or {}).get("method", "unknown")
-    out.uns["transpert_cells"] = {
-        "method": str(method), "seed": int(seed), "scale": "log1p", "deg_threshold": float(deg_threshold),
-        "min_abs_delta": float(min_abs_delta), "cells": cells, "move": move, "max_cells": -1 if max_cells is None else int(max_cells),
-        "cap_factor": float(factor), "n_control_cells": int(controls_out.shape[0]),
-        "per_perturbation": report.astype({pert_col: str}),
-    }
-    write_h5ad_atomic(out, out_path)
-    logger.info("wrote %s: %d cells (%d perturbations + %d controls) x %d genes", out_path, out.n_obs,
-                len(table), controls_out.shape[0], out.n_vars)
-    return out
+    controls_out = sp.csr_matrix(controls_out, dtype=np.float32)
+    controls_out.sort_indices()
+    controls_out.eliminate_zeros()
+    n_total = int(n_cells.sum()) + controls_out.shape[0]
+    labels, report = [], []
+    import h5py
+
+    # one perturbation's cells in memory at a time, appended to the file as they are built
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
+        X = CSRRowWriter(f, (n_total, len(genes)), np.float32)
+        blocks = iter_prediction_cells(
+            pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
+            deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng)
+        with Progress(n_total, f"writing {Path(out_path).name}", unit="cells",
+                      show=show_progress) as progress:
+            for pert, block, n_de in blocks:
+                X.append(block)
+                labels.extend([pert] * block.shape[0])
+                report.append((pert, block.shape[0], n_de))
+                progress.update(block.shape[0])
+            X.append(controls_out)
+            labels.extend([control] * controls_out.shape[0])
+            progress.update(controls_out.shape[0])
+        X.finish()
+        report = pd.DataFrame(report, columns=[pert_col, "n_cells_written", "n_de_genes_shifted"])
+        report["n_cells_requested"] = table[counts_col].to_numpy()
+        uns = pseudobulk_prediction.uns
+        method = (uns.get("transpert_prediction") or uns.get("transpert") or {}).get("method", "unknown")
+        info = {
+            "method": str(method), "seed": int(seed), "scale": "log1p", "deg_threshold": float(deg_threshold),
+            "min_abs_delta": float(min_abs_delta), "cells": cells, "move": move,
+            "max_cells": -1 if max_cells is None else int(max_cells),
+            "cap_factor": float(factor), "n_control_cells": int(controls_out.shape[0]),
+            "per_perturbation": report.astype({pert_col: str}),
+        }
+        obs = pd.DataFrame({pert_col: pd.Categorical(labels)}, index=[f"cell{i}" for i in range(len(labels))])
+        write_h5ad_metadata(f, obs, pd.DataFrame(index=pd.Index(genes)), {"transpert_cells": info})
+    logger.info("wrote %s: %d cells (%d perturbations + %d controls) x %d genes", out_path, n_total,
+                len(table), controls_out.shape[0], len(genes))
+    return ad.read_h5ad(out_path, backed="r")
