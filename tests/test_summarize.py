@@ -146,6 +146,31 @@ def test_counts_input_is_normalised(tmp_path):
         np.testing.assert_array_equal(s.layers[layer], streamed.layers[layer], err_msg=layer)
 
 
+def test_streamed_counts_read_each_row_three_times(tmp_path, monkeypatch):
+    """A raw-count file is read once to learn the scale and library sizes, once for the
+    pseudo-bulk (log1p values and count sums from the same read) and once to gather the DE
+    blocks; the result equals the in-memory one."""
+    from transpert.data import read as read_module
+
+    adata, _, _, counts = _log1p_cells(seed=7, n=400, g=12)
+    raw = ad.AnnData(sp.csr_matrix(counts), obs=adata.obs, var=adata.var)
+    path = tmp_path / "raw.h5ad"
+    raw.write_h5ad(path)
+    reads = np.zeros(raw.n_obs, dtype=int)
+    original = read_module._H5Matrix.read_rows
+
+    def spy(self, start, stop):
+        reads[start:stop] += 1
+        return original(self, start, stop)
+
+    monkeypatch.setattr(read_module._H5Matrix, "read_rows", spy)
+    streamed = summarize(path, threads=1, chunk_rows=64, show_progress=False)
+    assert (reads == 3).all(), np.unique(reads)
+    in_memory = summarize(raw, threads=1, show_progress=False)
+    for layer in in_memory.layers:
+        np.testing.assert_array_equal(in_memory.layers[layer], streamed.layers[layer], err_msg=layer)
+
+
 def test_joblib_and_dask_backends_equal_threads():
     distributed = pytest.importorskip("distributed")
     adata, *_ = _log1p_cells(seed=7, n=600, g=18)

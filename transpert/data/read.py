@@ -317,17 +317,28 @@ class CellSource:
         call), then each chunk normalised with them, equal to scanpy on the whole file. log1p
         data is passed through as float32.
         """
+        for start, stop, log1p, _raw in self.iter_log1p_and_raw_chunks(chunk_rows,
+                                                                       show_progress=show_progress):
+            yield start, stop, log1p
+
+    def iter_log1p_and_raw_chunks(self, chunk_rows: int | None = None, *,
+                                  show_progress: bool | None = None
+                                  ) -> Iterator[tuple[int, int, sp.csr_matrix, sp.csr_matrix]]:
+        """Yield ``(start, stop, log1p, raw)``: each chunk as :meth:`iter_log1p_chunks` gives it
+        and as stored (:meth:`iter_chunks`), both from one read of the file (a consumer that
+        needs the counts too, such as the pseudo-bulk's count sums, need not read twice)."""
         info = self.normalization()
         if info["input_scale"] == "log1p":
             for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
-                yield start, stop, block.astype(np.float32)
+                yield start, stop, block.astype(np.float32), block
             return
         wdt = _norm.working_dtype(self.dtype)
         sizes = self.scan().library_sizes.astype(wdt)
         target = wdt.type(info["target_sum"])
         for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
+            # normalize_log1p copies the values, so ``block`` stays the stored counts
             yield start, stop, _norm.normalize_log1p(block, library_sizes=sizes[start:stop],
-                                                     target_sum=target, check=False)
+                                                     target_sum=target, check=False), block
 
     # -- lifetime
     def close(self) -> None:

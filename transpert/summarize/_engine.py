@@ -392,18 +392,19 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
         chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
     acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)  # chunks are float32
 
-    def chunks():
-        log1p = cells.iter_log1p_chunks(chunk_rows, show_progress=False)
-        if not counts_input:
-            for start, stop, L in log1p:
+    def chunks(with_counts: bool):
+        """Log1p chunks, and the stored counts of the same read when the input is counts and
+        ``with_counts`` (the pseudo-bulk's count sums); every chunk is read from the file once."""
+        if not (counts_input and with_counts):
+            for start, stop, L in cells.iter_log1p_chunks(chunk_rows, show_progress=False):
                 yield start, stop, canonical_csr(L), None
             return
-        for (start, stop, L), (_s, _e, R) in zip(log1p, cells.iter_chunks(chunk_rows, show_progress=False)):
+        for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False):
             yield start, stop, canonical_csr(L), canonical_csr(R)
 
     with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
             numba_threads(n_threads) as n_parts:
-        for start, stop, L, R in chunks():
+        for start, stop, L, R in chunks(with_counts=True):
             accumulate_pseudobulk(acc, L, groups.codes[start:stop], R, n_parts)
             bar.update(stop - start)
     acc.info.update(passes=1, chunk_rows=chunk_rows)
@@ -421,7 +422,7 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
     with BlockStore(blocks, block_sizes, fmt.key_dtype, in_memory, scratch_dir, packed=fmt.packed) as store:
         with Progress(cells.n_obs, "gathering gene blocks", unit="cells", show=show_progress) as bar, \
                 numba_threads(n_threads) as n_parts:
-            for start, stop, L, _R in chunks():
+            for start, stop, L, _R in chunks(with_counts=False):
                 rc = groups.codes[start:stop]
                 bits = L.data.view(fmt.bits_dtype)
                 counts = count_csr_block(bits, L.indices, L.indptr, rc, 0, acc.n_genes, True,
