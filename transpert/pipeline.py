@@ -396,7 +396,7 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
                          max_cells=None if max_cells in (None, -1) else int(max_cells),
                          cells=cfg.get("cells"), move=cfg.get("move") or "pseudobulk",
                          deg_threshold=float(cfg.get("deg_threshold", 0.5)),
-                         seed=seed, target_sum=target_sum)
+                         seed=seed, target_sum=target_sum, show_progress=show_progress)
         predictions[method] = str(path)
         echo(f"      {method}: {path}")
     timings["predict_s"] = time.perf_counter() - t

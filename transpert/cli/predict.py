@@ -79,7 +79,7 @@ def run(args) -> int:
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
                            control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
-                           seed=args.seed, target_sum=target_sum)
+                           seed=args.seed, target_sum=target_sum, show_progress=None)
     info = out.uns["transpert_cells"]
     print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
           f"controls) x {out.n_vars} genes, log1p float32"
