@@ -64,6 +64,37 @@ def test_chunked_read_equals_whole(tmp_path, monkeypatch, fmt, dtype, chunk_rows
     np.testing.assert_array_equal(whole.X.toarray(), expected.toarray())
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 5, 13, 64])
+def test_large_csc_is_regrouped_by_rows_once(tmp_path, monkeypatch, chunk_rows):
+    """A CSC file beyond one scan block is regrouped by rows once (scratch files, removed on
+    close), and every chunk read from the buckets equals the stored rows, explicit zeros and
+    column order included, for chunks that cross bucket boundaries."""
+    monkeypatch.setattr(read_mod, "CSC_SCAN_BLOCK", 53)
+    monkeypatch.setattr(read_mod, "CSC_BUCKET_ENTRIES", 40)  # a few rows a bucket
+    built = []
+    original = read_mod._RowBuckets.__init__
+
+    def spy(self, matrix):
+        built.append(matrix.path)
+        original(self, matrix)
+
+    monkeypatch.setattr(read_mod._RowBuckets, "__init__", spy)
+    X = counts_matrix(15, n_obs=97, fmt="csc", dtype=np.float32)
+    path = write_cells(tmp_path, X)
+    expected = stored_csr(X)
+    with open_cells(path, schema=SCHEMA) as cells:
+        chunks = list(cells.iter_chunks(chunk_rows=chunk_rows))
+        scratch = cells._matrix._buckets.dir
+        assert scratch.exists() and cells._matrix._buckets.rows_per_bucket < chunk_rows + 10
+        again = list(cells.iter_chunks(chunk_rows=7))  # a second pass reuses the buckets
+    assert not scratch.exists()
+    assert len(built) == 1
+    for got in (sp.vstack([c for *_, c in chunks], format="csr"),
+                sp.vstack([c for *_, c in again], format="csr")):
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(got, part), getattr(expected, part))
+
+
 def test_default_chunk_size_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(read_mod, "TARGET_CHUNK_ENTRIES", 200)
     monkeypatch.setattr(read_mod, "MIN_CHUNK_ROWS", 1)
