@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +159,8 @@ class _RowBuckets:
         n_buckets = -(-n_rows // self.rows_per_bucket)
         self.n_cols, self.dtype = matrix.shape[1], matrix.dtype
         self.dir = Path(tempfile.mkdtemp(prefix="transpert-csc-"))
+        # removed on close, or when this object is collected / the interpreter exits
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.dir), ignore_errors=True)
         try:
             idx_ds = matrix.node["indices"]
             counts = np.zeros(n_buckets, dtype=np.int64)
@@ -211,12 +215,10 @@ class _RowBuckets:
         return _csr_from_entries(rows, cols, vals, stop - start, self.n_cols, self.dtype)
 
     def close(self) -> None:
-        import shutil
-
         for f, _ in getattr(self, "files", {}).values():
             f.close()
         self.files = {}
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._cleanup()
 
 
 class _MemoryMatrix:
