@@ -22,9 +22,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd

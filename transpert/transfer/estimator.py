@@ -350,40 +350,7 @@ class TransPert:
         self.weights_ = self._weights(target_delta, perts, np.arange(len(perts)))
         target_sig = np.nan_to_num(dense_layer(target_train, "fdr"), nan=1.0) < self.fdr_threshold
 
-        # repeat 0's folds serve the DEG classifier and threshold; every repeat serves the scales
-        self.folds_ = self._folds(len(perts), 0)
-        repeats = [(self.folds_, self._out_of_fold(target_delta, target_sig, perts, genes,
-                                                   self.folds_))]
-        for r in range(1, self.cv_repeats):
-            folds = self._folds(len(perts), r)
-            repeats.append((folds, self._out_of_fold(target_delta, target_sig, perts, genes, folds,
-                                                     scales_only=True)))
-        self._fit_specific_model(repeats, target_delta)
-        oof = repeats[0][1]
-        common_grid = (1.0,) if self.scale_components == "specific" else \
-            tuple(self.common_scales if self.common_scales is not None else DEFAULT_COMMON_SCALES)
-        specific_grid = tuple(self.specific_scales if self.specific_scales is not None
-                              else DEFAULT_SPECIFIC_SCALES)
-        if not np.any(oof["specific_raw"]):
-            # no training perturbation was measured by any reference line: nothing to learn the
-            # transfer from, so transfer as is (unit slopes and scales) and say so
-            warnings.warn(
-                "no target training perturbation is in any reference line: the transfer "
-                "(gene slopes, low-rank map, scales) cannot be learnt; using the weighted "
-                "reference effects unscaled", UserWarning, stacklevel=2)
-            self.gene_slopes_, self.gene_slope_global_ = np.ones(len(genes)), 1.0
-            self.stack_weights_ = {"gene_wise": 1.0, "low_rank": 0.0}
-            common_grid, specific_grid = (1.0,), (1.0,)
-        n = len(perts)
-        stacked = {k: np.concatenate([o[k] for _, o in repeats]) for k in
-                   ("common", "specific", "fixed", "baseline")}
-        groups = [f + r * n for r, (folds, _) in enumerate(repeats) for f in folds]
-        self.scale_curve_, self.common_scale_, self.specific_scale_ = select_scale(
-            stacked["common"], stacked["specific"], stacked["fixed"],
-            np.tile(target_delta, (len(repeats), 1)), list(perts) * len(repeats), list(genes),
-            common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
-            baseline=stacked["baseline"], threads=self.threads,
-            groups=groups if self.scale_pds == "fold" else None)
+        oof = self._cross_validate_scales(target_delta, target_sig, perts, genes)
         oof_prob = self._evaluate_classifier(oof, target_sig)
         oof_delta = self.common_scale_ * oof["common"] + self.specific_scale_ * oof["specific"]
         fixed = np.isfinite(oof["fixed"])
@@ -418,6 +385,47 @@ class TransPert:
         self.genes_ = genes
         self.train_perturbations_ = perts
         return self
+
+    def _cross_validate_scales(self, target_delta, target_sig, perts, genes) -> dict:
+        """Out-of-fold predictions over ``cv_repeats`` fold plans; fits the specific model
+        (slopes, low-rank map, stacking) and chooses the scales on all of them
+        (``scale_curve_``, ``common_scale_``, ``specific_scale_``). Returns repeat 0's
+        out-of-fold dict (its folds are ``folds_``), which the DEG call is chosen on."""
+        # repeat 0's folds serve the DEG classifier and threshold; every repeat serves the scales
+        self.folds_ = self._folds(len(perts), 0)
+        repeats = [(self.folds_, self._out_of_fold(target_delta, target_sig, perts, genes,
+                                                   self.folds_))]
+        for r in range(1, self.cv_repeats):
+            folds = self._folds(len(perts), r)
+            repeats.append((folds, self._out_of_fold(target_delta, target_sig, perts, genes, folds,
+                                                     scales_only=True)))
+        self._fit_specific_model(repeats, target_delta)
+        oof = repeats[0][1]
+        common_grid = (1.0,) if self.scale_components == "specific" else \
+            tuple(self.common_scales if self.common_scales is not None else DEFAULT_COMMON_SCALES)
+        specific_grid = tuple(self.specific_scales if self.specific_scales is not None
+                              else DEFAULT_SPECIFIC_SCALES)
+        if not np.any(oof["specific_raw"]):
+            # no training perturbation was measured by any reference line: nothing to learn the
+            # transfer from, so transfer as is (unit slopes and scales) and say so
+            warnings.warn(
+                "no target training perturbation is in any reference line: the transfer "
+                "(gene slopes, low-rank map, scales) cannot be learnt; using the weighted "
+                "reference effects unscaled", UserWarning, stacklevel=2)
+            self.gene_slopes_, self.gene_slope_global_ = np.ones(len(genes)), 1.0
+            self.stack_weights_ = {"gene_wise": 1.0, "low_rank": 0.0}
+            common_grid, specific_grid = (1.0,), (1.0,)
+        n = len(perts)
+        stacked = {k: np.concatenate([o[k] for _, o in repeats]) for k in
+                   ("common", "specific", "fixed", "baseline")}
+        groups = [f + r * n for r, (folds, _) in enumerate(repeats) for f in folds]
+        self.scale_curve_, self.common_scale_, self.specific_scale_ = select_scale(
+            stacked["common"], stacked["specific"], stacked["fixed"],
+            np.tile(target_delta, (len(repeats), 1)), list(perts) * len(repeats), list(genes),
+            common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
+            baseline=stacked["baseline"], threads=self.threads,
+            groups=groups if self.scale_pds == "fold" else None)
+        return oof
 
     def _weights(self, target_delta, perts, rows) -> pd.DataFrame:
         return line_weights(self.lines_, target_delta[rows], perts[rows], self.target_.genes,
