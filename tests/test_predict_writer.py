@@ -351,3 +351,29 @@ def test_the_file_is_written_one_perturbation_at_a_time(setting, tmp_path, monke
     assert list(written.obs["target_gene"].astype(str)) == labels + ["non-targeting"] * 300
     per_pert = written.uns["transpert_cells"]["per_perturbation"]
     assert list(per_pert["n_de_genes_shifted"]) == list(table["n_de_genes_shifted"])
+
+
+def test_target_cells_given_as_a_file(setting, tmp_path):
+    """A path to the target's raw-count cells (controls and perturbed cells) gives the same file
+    as its control cells in memory normalised to the whole file's median library size (what
+    its summary used), and not the file the controls' own median would give."""
+    from transpert.pipeline import control_cells, median_library_size
+
+    pred, _, counts, rates = setting
+    rng = np.random.default_rng(9)
+    labels = ["non-targeting"] * 300 + ["A"] * 60
+    depth = np.r_[np.ones(300), np.full(60, 2.5)][:, None]  # perturbed cells sequenced deeper
+    cells = ad.AnnData(sp.csr_matrix(rng.poisson(rates * depth).astype(np.float32)),
+                       obs=pd.DataFrame({"target_gene": labels}, index=[f"c{i}" for i in range(360)]),
+                       var=pd.DataFrame(index=GENES))
+    cells.write_h5ad(tmp_path / "train.h5ad")
+    from_file = write_and_read(pred, tmp_path / "train.h5ad", counts, GENES, tmp_path / "f.h5ad", seed=2)
+    target_sum = median_library_size(cells, what="t")
+    in_memory = write_and_read(pred, control_cells(cells, what="t"), counts, GENES, tmp_path / "m.h5ad",
+                               seed=2, target_sum=target_sum)
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(from_file.X, part), getattr(in_memory.X, part))
+    own_median = write_and_read(pred, control_cells(cells, what="t"), counts, GENES, tmp_path / "o.h5ad",
+                                seed=2)
+    ctrl = (from_file.obs["target_gene"] == "non-targeting").to_numpy()
+    assert not np.allclose(from_file.X[ctrl].toarray(), own_median.X[ctrl].toarray())

@@ -360,7 +360,10 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         genes, layers ``mean``/``delta`` on the log1p scale, optional ``deg_probability``).
     target_controls : AnnData of the target line's control cells (raw counts, normalised here to
         ``target_sum`` or their median library size, or log1p); other cells are ignored when
-        ``obs[pert_col]`` is present.
+        ``obs[pert_col]`` is present. Or the path (or manifest name) of the target's cells, e.g.
+        its training file: its control cells are read (the rest is not loaded) and, for raw
+        counts without ``target_sum``, normalised to the whole file's median library size, as
+        its summary was.
     counts : ``target_gene,n_cells`` CSV path or DataFrame: the cells to write per perturbation
         (a row for the control label is ignored: all control cells are written).
     genes : gene order of the output (list or header-less CSV such as ``gene_names.csv``).
@@ -413,6 +416,13 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     if len(shared) < len(genes):
         logger.warning("%d of %d genes of the gene list are not predicted; written as unchanged controls",
                        len(genes) - len(shared), len(genes))
+    if isinstance(target_controls, (str, os.PathLike)):
+        from transpert.pipeline import control_cells, median_library_size
+
+        what = f"target controls ({target_controls})"
+        if target_sum is None:
+            target_sum = median_library_size(target_controls, what=what)
+        target_controls = control_cells(target_controls, what=what, pert_col=pert_col, control=control)
     controls = _control_matrix(target_controls, genes, pert_col, control, target_sum)
     n_cells, n_ctrl, factor = _cap(table[counts_col].to_numpy(), controls.shape[0], max_cells)
     if factor < 1.0:
