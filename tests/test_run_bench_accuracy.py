@@ -169,3 +169,24 @@ def test_run_task_ranks_among_the_right_perturbations(small_task, tmp_path, prot
         np.testing.assert_allclose(e.vals[1], e.vals[-1], rtol=1e-5, atol=1e-9, equal_nan=True)
     table, _ = ba.leaderboard(evals, methods, perts, n_boot=10, seed=0)
     assert table.set_index("method").loc["cell-mean", "score"] == pytest.approx(0, abs=1e-4)  # x100, float32 cells
+
+
+def test_accuracy_across_seeds_summary():
+    """bench_accuracy_seeds.summarise: per-seed leaders, means over seeds and strict wins, checked
+    by hand on three made-up seed records (a tie is not a win)."""
+    import bench_accuracy_seeds as bas
+
+    def record(tp, a, b):  # (score, rank) of transpert, "a" and "b"
+        return {"tasks": [{"task": "t", "score": {"transpert": tp[0], "a": a[0], "b": b[0]},
+                           "mean_rank": {"transpert": tp[1], "a": a[1], "b": b[1]}}]}
+
+    records = {0: record((5.0, 2.0), (4.0, 2.5), (1.0, 3.0)),
+               100: record((3.0, 2.8), (3.5, 2.2), (1.0, 3.0)),
+               200: record((2.0, 2.0), (2.0, 2.0), (0.5, 4.0))}
+    s = bas.summarise(records)["t"]
+    assert [r["other_score_method"] for r in s["per_seed"]] == ["a", "a", "a"]
+    assert s["seeds_best_score"] == 1 and s["seeds_best_rank"] == 1  # seed 200 ties: no win
+    assert s["mean_score"]["transpert"] == pytest.approx(10 / 3)
+    assert s["mean_rank"]["a"] == pytest.approx(6.7 / 3)
+    assert s["best_other_mean_score"] == "a" and s["best_other_mean_rank"] == "a"
+    assert "strictly first on score in 1 of 3 seeds" in bas.markdown({"t": s})
