@@ -192,34 +192,12 @@ def _concentrate_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
     decrease (values at or below ``L``, zeros included, are untouched). A target beyond what the
     cells can hold (above 15 on average, or below 0) is clipped to what they can.
     """
-    n = block.shape[0]
-    if n == 0 or block.shape[1] == 0:
+    from transpert.kernels._concentrate import concentrate_columns
+
+    if block.shape[0] == 0 or block.shape[1] == 0:
         return block
-    order = np.argsort(-block, axis=0, kind="stable")  # each column's cells, largest first
-    vals = np.take_along_axis(block, order, axis=0)
-    need = n * (target - vals.mean(axis=0))  # total change per column
-    new = vals.copy()
-    up = need > 0
-    if up.any():
-        room = LOG1P_MAX - vals[:, up]
-        before = np.vstack([np.zeros((1, room.shape[1])), np.cumsum(room, axis=0)[:-1]])
-        new[:, up] += np.clip(need[up][None, :] - before, 0.0, room)
-    down = need < 0
-    if down.any():
-        v = vals[:, down]
-        remove = np.minimum(-need[down], v.sum(axis=0))
-        prefix = np.cumsum(v, axis=0)  # sum of the k largest values, k = 1..n
-        k = np.arange(1, n + 1)[:, None]
-        nxt = np.vstack([v[1:], np.zeros((1, v.shape[1]))])  # the (k+1)-th largest value
-        removed_at_next = prefix - k * nxt  # lowering the k largest to the (k+1)-th value
-        # smallest k whose lowering to the next value removes enough; the level lies in between
-        kk = np.argmax(removed_at_next >= remove[None, :] - 1e-12, axis=0)
-        cols = np.arange(v.shape[1])
-        level = (prefix[kk, cols] - remove) / (kk + 1)
-        new[:, down] = np.minimum(v, np.maximum(level, 0.0)[None, :])
-    out = np.empty_like(block)
-    np.put_along_axis(out, order, new, axis=0)
-    return out
+    return concentrate_columns(np.ascontiguousarray(block, dtype=np.float64),
+                               np.ascontiguousarray(target, dtype=np.float64), LOG1P_MAX)
 
 
 class _ControlSampler:
