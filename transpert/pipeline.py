@@ -145,6 +145,17 @@ def median_library_size(cells, *, what: str) -> float | None:
     return float(np.median(totals))
 
 
+def target_controls(cells, *, whole_file_median: bool, pert_col: str = "target_gene",
+                    control: str = "non-targeting", what: str = "target controls"):
+    """``(control cells, target_sum)`` for :func:`transpert.predict.write_prediction`: the
+    control cells of ``cells`` (path, manifest name or AnnData) and, with ``whole_file_median``
+    (``cells`` is the file the target's summary was made from), the whole file's median library
+    size their raw counts are normalised to, as that summary's were; else None (the controls'
+    own median, or log1p cells)."""
+    controls = control_cells(cells, what=what, pert_col=pert_col, control=control)
+    return controls, (median_library_size(cells, what=what) if whole_file_median else None)
+
+
 def versions() -> dict:
     """Versions of transpert and the packages its results depend on."""
     out = {"python": platform.python_version()}
@@ -377,9 +388,8 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
     controls_src = cfg.get("target_controls") or target_cells
     if controls_src is None:
         raise TranspertInputError(f"{config_path}: target_train is a summary profile: give target_controls (cells)")
-    controls = control_cells(controls_src, what="target controls", pert_col=kw["pert_col"], control=kw["control"])
-    # controls taken from the training cells: normalised to the training file's median, as its summary
-    target_sum = median_library_size(controls_src, what="target controls") if controls_src is target_cells else None
+    controls, target_sum = target_controls(controls_src, whole_file_median=controls_src is target_cells,
+                                           pert_col=kw["pert_col"], control=kw["control"])
 
     echo(f"[2/4] fit and predict {len(perts)} perturbations with {', '.join(cfg['methods'])} ...")
     t = time.perf_counter()

@@ -70,12 +70,10 @@ def run(args) -> int:
     if controls_source is None:
         raise TranspertInputError("--target-train is a summary profile: give the target's control cells "
                                   "with --target-controls")
-    controls = pl.control_cells(controls_source, what="target controls", pert_col=args.pert_col,
-                                control=args.control)
+    controls, target_sum = pl.target_controls(controls_source,
+                                              whole_file_median=controls_source is target_cells,
+                                              pert_col=args.pert_col, control=args.control)
     genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
-    # controls taken from the training cells: normalised to the training file's median, as its summary
-    target_sum = pl.median_library_size(controls_source, what="target controls") \
-        if controls_source is target_cells else None
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
                            control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,

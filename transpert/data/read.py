@@ -40,6 +40,14 @@ CSC_SCAN_BLOCK = 8 * 2**20
 CSC_BUCKET_ENTRIES = 8 * 2**20
 
 
+def default_chunk_rows(matrix) -> int:
+    """Rows per chunk of a matrix backend (``shape``, ``nnz``) so that a chunk holds about
+    ``TARGET_CHUNK_ENTRIES`` stored entries (at least ``MIN_CHUNK_ROWS``)."""
+    n_file = max(1, matrix.shape[0])
+    per_row = max(1.0, matrix.nnz / n_file)
+    return int(max(MIN_CHUNK_ROWS, min(n_file, TARGET_CHUNK_ENTRIES // per_row)))
+
+
 # ---------------------------------------------------------------------- matrix backends
 class _H5Matrix:
     """Row access to an expression matrix stored in an h5ad file (CSR, CSC or dense)."""
@@ -324,9 +332,7 @@ class CellSource:
     # -- chunking
     def default_chunk_rows(self) -> int:
         """Rows per chunk so that a chunk holds about ``TARGET_CHUNK_ENTRIES`` stored entries."""
-        n_file = max(1, self._matrix.shape[0])
-        per_row = max(1.0, self._matrix.nnz / n_file)
-        return int(max(MIN_CHUNK_ROWS, min(n_file, TARGET_CHUNK_ENTRIES // per_row)))
+        return default_chunk_rows(self._matrix)
 
     def iter_chunks(self, chunk_rows: int | None = None, *, show_progress: bool | None = None
                     ) -> Iterator[tuple[int, int, sp.csr_matrix]]:

@@ -32,9 +32,9 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
-from transpert.data.read import MIN_CHUNK_ROWS, TARGET_CHUNK_ENTRIES
-from transpert.evaluate._inputs import (FRACTION_EPSILON, check_value_facts, log1p_scale_rows,
-                                        row_totals_into)
+from transpert.data.normalize import merge_summaries, value_summary
+from transpert.data.read import default_chunk_rows
+from transpert.evaluate._inputs import check_value_facts, log1p_scale_rows, row_totals_into
 
 EXPECTED_GENE_DIM = 18080
 MAX_CELL_DIM = 200000
@@ -87,12 +87,6 @@ class _Opened:
     obs: pd.DataFrame
     var_names: pd.Index
     matrix: object  # transpert.data.read._H5Matrix or _MemoryMatrix
-
-    def chunk_rows(self) -> int:
-        """Rows per chunk for about ``TARGET_CHUNK_ENTRIES`` stored entries."""
-        n = max(1, self.matrix.shape[0])
-        per_row = max(1.0, self.matrix.nnz / n)
-        return int(max(MIN_CHUNK_ROWS, min(n, TARGET_CHUNK_ENTRIES // per_row)))
 
 
 def _open(pred) -> _Opened:
@@ -168,21 +162,13 @@ def _chunks(opened: _Opened, order, dtype, chunk_rows: int, desc: str, show):
 
 
 def _scan(opened, order, dtype, chunk_rows, show):
-    """Pass 1: whether any value has a fractional part, the value facts cell-eval's scale check
-    needs, and every cell's total (float64 sums stored in ``dtype``, as scanpy)."""
-    n = opened.matrix.shape[0]
-    totals = np.zeros(n, dtype=dtype)
-    facts = {"fractional": False, "nan": 0, "negative": 0, "min": np.inf, "max": -np.inf}
+    """Pass 1: the value facts cell-eval's scale check needs (the data layer's
+    :func:`~transpert.data.normalize.value_summary`, merged over chunks) and every cell's total
+    (float64 sums stored in ``dtype``, as scanpy)."""
+    totals = np.zeros(opened.matrix.shape[0], dtype=dtype)
+    facts = value_summary(np.empty(0, dtype=dtype))
     for start, stop, block in _chunks(opened, order, dtype, chunk_rows, f"checking {opened.name}", show):
-        values = block.data
-        if values.size:
-            facts["fractional"] |= bool((np.modf(values)[0] > FRACTION_EPSILON).any())
-            facts["nan"] += int(np.isnan(values).sum())
-            facts["negative"] += int((values < 0).sum())
-            finite = values[~np.isnan(values)]
-            if finite.size:
-                facts["min"] = min(facts["min"], float(finite.min()))
-                facts["max"] = max(facts["max"], float(finite.max()))
+        facts = merge_summaries(facts, value_summary(block.data))
         row_totals_into(block.indptr, block.data, totals[start:stop])
     return facts, totals
 
@@ -232,13 +218,14 @@ def prep(pred, genes, output=None, *, pert_col: str = "target_gene",
                               ntc_name=ntc_name, max_cell_dim=max_cell_dim,
                               expected_gene_dim=expected_gene_dim)
         dtype = np.float32 if encoding == 32 else np.float64
-        rows_per_chunk = opened.chunk_rows() if chunk_rows is None else int(chunk_rows)
+        rows_per_chunk = default_chunk_rows(opened.matrix) if chunk_rows is None else int(chunk_rows)
         facts, totals = _scan(opened, order, dtype, rows_per_chunk, show_progress)
         transform = _as_stored
-        if facts["fractional"]:
+        if facts["n_fractional"]:
             if not allow_discrete:  # cell-eval checks the log1p range of fractional data
-                check_value_facts(opened.name, n_nan=facts["nan"], n_negative=facts["negative"],
-                                  vmin=facts["min"], fractional=True, vmax=facts["max"])
+                check_value_facts(opened.name, n_nan=facts["n_nan"], n_inf=facts["n_inf"],
+                                  n_negative=facts["n_negative"], vmin=facts["min"],
+                                  fractional=True, vmax=facts["max"])
                 transform = _canonical
         elif not allow_discrete:  # raw counts: scanpy's normalize_total (median total) + log1p
             transform = _log1p_rows(totals, np.median(totals))

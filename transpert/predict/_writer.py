@@ -246,14 +246,24 @@ def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str]
     """Cells for every perturbation of ``counts`` (log1p float32 CSR blocks), their labels, and a
     per-perturbation table (cells written, DE genes shifted). In memory: :func:`write_prediction`
     streams the same blocks (:func:`iter_prediction_cells`) to disk instead."""
-    blocks, labels, report = [], [], []
-    for pert, block, n_de in iter_prediction_cells(
-            prediction, controls, genes, counts, pert_col=pert_col, counts_col=counts_col,
-            deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng):
-        blocks.append(block)
+    labels, report = [], []
+    blocks = list(_recorded(iter_prediction_cells(
+        prediction, controls, genes, counts, pert_col=pert_col, counts_col=counts_col,
+        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng),
+        labels, report))
+    return blocks, labels, pd.DataFrame(report, columns=[pert_col, *_REPORT_COLUMNS])
+
+
+_REPORT_COLUMNS = ("n_cells_written", "n_de_genes_shifted")
+
+
+def _recorded(blocks, labels: list, report: list):
+    """Pass :func:`iter_prediction_cells`' cells through, recording every cell's label and a
+    ``(perturbation, cells written, DE genes shifted)`` row per perturbation."""
+    for pert, block, n_de in blocks:
         labels.extend([pert] * block.shape[0])
         report.append((pert, block.shape[0], n_de))
-    return blocks, labels, pd.DataFrame(report, columns=[pert_col, "n_cells_written", "n_de_genes_shifted"])
+        yield block
 
 
 def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
@@ -372,6 +382,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     records the settings and a per-perturbation table of cells written and genes shifted.
     """
     import anndata as ad
+    import h5py
 
     from transpert.baselines._base import check_perturbations
 
@@ -395,12 +406,12 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         logger.warning("%d of %d genes of the gene list are not predicted; written as unchanged controls",
                        len(genes) - len(shared), len(genes))
     if isinstance(target_controls, (str, os.PathLike)):
-        from transpert.pipeline import control_cells, median_library_size
+        from transpert.pipeline import target_controls as controls_of
 
-        what = f"target controls ({target_controls})"
-        if target_sum is None:
-            target_sum = median_library_size(target_controls, what=what)
-        target_controls = control_cells(target_controls, what=what, pert_col=pert_col, control=control)
+        target_controls, file_sum = controls_of(
+            target_controls, whole_file_median=target_sum is None, pert_col=pert_col,
+            control=control, what=f"target controls ({target_controls})")
+        target_sum = file_sum if target_sum is None else target_sum
     controls = _control_matrix(target_controls, genes, pert_col, control, target_sum)
     n_cells, n_ctrl, factor = _cap(table[counts_col].to_numpy(), controls.shape[0], max_cells)
     if factor < 1.0:
@@ -424,26 +435,23 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     controls_out.eliminate_zeros()
     n_total = int(n_cells.sum()) + controls_out.shape[0]
     labels, report = [], []
-    import h5py
-
+    blocks = _recorded(iter_prediction_cells(
+        pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
+        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng),
+        labels, report)
     # one perturbation's cells in memory at a time, appended to the file as they are built
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
         X = CSRRowWriter(f, (n_total, len(genes)), np.float32)
-        blocks = iter_prediction_cells(
-            pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
-            deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng)
         with Progress(n_total, f"writing {Path(out_path).name}", unit="cells",
                       show=show_progress) as progress:
-            for pert, block, n_de in blocks:
+            for block in blocks:
                 X.append(block)
-                labels.extend([pert] * block.shape[0])
-                report.append((pert, block.shape[0], n_de))
                 progress.update(block.shape[0])
             X.append(controls_out)
             labels.extend([control] * controls_out.shape[0])
             progress.update(controls_out.shape[0])
         X.finish()
-        report = pd.DataFrame(report, columns=[pert_col, "n_cells_written", "n_de_genes_shifted"])
+        report = pd.DataFrame(report, columns=[pert_col, *_REPORT_COLUMNS])
         report["n_cells_requested"] = table[counts_col].to_numpy()
         uns = pseudobulk_prediction.uns
         method = (uns.get("transpert_prediction") or uns.get("transpert") or {}).get("method", "unknown")

@@ -506,10 +506,10 @@ class TransPert:
         are then fit on all out-of-fold rows of every repeat, and the final components on all
         training perturbations.
         """
-        n, g = target_delta.shape
+        g = target_delta.shape[1]
         parts = [self._oof_specific_parts(folds, oof, target_delta) for folds, oof in repeats]
-        raw = repeats[0][1]["specific_raw"]
-        residual = target_delta - repeats[0][1]["common"]
+        # the final components: repeat 0's out-of-fold reference effects and residuals
+        raw, residual = repeats[0][1]["specific_raw"], parts[0][2]
         if self.gene_slopes:
             self.gene_slopes_, self.gene_slope_global_ = fit_gene_slopes(
                 raw, residual, self.gene_slope_penalty)
