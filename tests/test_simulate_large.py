@@ -11,7 +11,7 @@ import scipy.stats as ss
 from numba import njit
 
 from transpert._errors import TranspertInputError
-from transpert.data import _simulate_kernels as kr
+from transpert.kernels import _simulate as kr
 from transpert.data.simulate import write_large_dataset
 
 SMALL = dict(n_cells=900, n_genes=400, n_perturbations=12)

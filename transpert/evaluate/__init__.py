@@ -7,7 +7,7 @@ log1p); raw-count inputs are normalised per file on the way in, as cell-eval doe
 from transpert.evaluate._baseline import build_baseline
 from transpert.evaluate._bootstrap import bootstrap_ci, generalist_ranking, paired_comparison
 from transpert.evaluate._metrics import GENERALIST, PROFILES
-from transpert.evaluate._pds import (
+from transpert.metrics import (
     discrimination_scores,
     distance_matrix,
     norm_matched_pds,

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from transpert._errors import TranspertInputError
-from transpert.evaluate._pds import discrimination_scores
+from transpert.metrics import discrimination_scores
 from transpert.evaluate._registry import BulkPair, DEPair, MetricValues, register
 
 # ----------------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def pearson_delta(data: BulkPair) -> MetricValues:
 
 
 def discrimination_score(data: BulkPair, metric: str = "l1") -> MetricValues:
-    """PDS: 1 - rank/N of the true perturbation among real deltas (see :mod:`._pds`). Best 1."""
+    """PDS: 1 - rank/N of the true perturbation among real deltas (see :mod:`transpert.metrics.pds`). Best 1."""
     return MetricValues(discrimination_scores(data.pred_delta, data.real_delta, data.labels,
                                               data.genes, metric=metric))
 

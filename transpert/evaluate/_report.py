@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from transpert._io import atomic_path
-from transpert.evaluate._pds import discrimination_scores, norm_matched_pds, pds_scale_curve
+from transpert.metrics import discrimination_scores, norm_matched_pds, pds_scale_curve
 
 logger = logging.getLogger("transpert.evaluate")
 

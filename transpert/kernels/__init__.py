@@ -9,9 +9,11 @@
 - :func:`ranksum_block`: Mann-Whitney U and asymptotic p of every group against a reference
   group (or the rest) for every gene of a block, with scipy's semantics.
 - :func:`mwu_pvalue`, :func:`ndtr`: scalar pieces, usable on their own.
+- :func:`l1_distances`: L1 distances between the rows of two dense matrices (the PDS core).
 - :func:`value_facts`: one pass over stored values for scale detection (NaN, negatives, fractions).
 """
 
+from transpert.kernels._distances import l1_distances
 from transpert.kernels._gather import (
     count_csr_block,
     scatter_csr_block,
@@ -29,6 +31,7 @@ from transpert.kernels._values import value_facts
 __all__ = [
     "count_csr_block",
     "expm1_f32",
+    "l1_distances",
     "log2_ratio_pdex",
     "mwu_pvalue",
     "ndtr",

@@ -19,7 +19,7 @@ among its own fold's perturbations, not among all training perturbations.
 Criteria (``metric``):
 
 * ``"pds"`` (this function's default, as the challenge; `TransPert` defaults to ``"balanced"``): mean L1 discrimination score over the training
-  perturbations, computed by :func:`transpert.evaluate.discrimination_scores`; ties (PDS is a
+  perturbations, computed by :func:`transpert.metrics.discrimination_scores`; ties (PDS is a
   rank, so flat stretches are common) are broken by the smaller delta MAE;
 * ``"mae"``: mean absolute error of the deltas (= MAE of the means, both sharing the target's
   control mean);
@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
+from transpert.metrics import discrimination_scores
 
 SCALE_METRICS = ("pds", "mae", "proxy", "balanced")
 DEFAULT_SPECIFIC_SCALES = tuple(np.round(np.arange(0.0, 4.0001, 0.25), 2))
@@ -50,8 +51,6 @@ DEFAULT_COMMON_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 def _pds(pred: np.ndarray, real: np.ndarray, labels, genes, threads, groups=None) -> float:
     """Mean L1 PDS; with ``groups`` (lists of row positions), each perturbation is ranked among
     its own group only, and the mean is over all rows."""
-    from transpert.evaluate import discrimination_scores
-
     if groups is None:
         return float(np.mean(discrimination_scores(pred, real, labels, genes, metric="l1",
                                                    threads=threads)))

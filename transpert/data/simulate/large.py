@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
-from transpert.data import _simulate_effects as fx
-from transpert.data import _simulate_genes as gn
-from transpert.data._simulate_atlas import CONTROL, ESCAPE_FRACTION, N_CONTROL_GUIDES, check_panel
+from transpert.data.simulate import _effects as fx
+from transpert.data.simulate import _genes as gn
+from transpert.data.simulate._model import CONTROL, ESCAPE_FRACTION, N_CONTROL_GUIDES, check_panel
 
 H1_CONTROL_FRACTION = 38_176 / 300_000
 _TARGET_CHUNK_NNZ = 16_000_000  # ~130 MB of data + indices per chunk
@@ -202,7 +202,7 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
     from transpert._io import atomic_path, begin_csr_h5ad
     from transpert._parallel import numba_threads
     from transpert._progress import Progress
-    from transpert.data import _simulate_kernels as kr
+    from transpert.kernels import _simulate as kr
 
     if n_control_cells is None:
         n_control_cells = max(1, int(round(H1_CONTROL_FRACTION * n_cells)))

@@ -16,33 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit, prange
-
 from transpert._errors import TranspertInputError
 from transpert._parallel import numba_threads
+from transpert.kernels import l1_distances
 
 PDS_METRICS = ("l1", "l2", "cosine")
-
-
-@njit(cache=True, parallel=True)
-def _l1_distances(pred, real, exclude):  # pragma: no cover - compiled
-    """d[p, j] = sum_g |real[j, g] - pred[p, g]| over g != exclude[p], summed in float64.
-
-    Sequential float64 summation over genes in order, as scipy's ``cdist(..., "cityblock")``
-    (which sklearn's manhattan distance calls) does on the float64-upcast inputs.
-    """
-    n_pred, n_genes = pred.shape
-    n_real = real.shape[0]
-    out = np.empty((n_pred, n_real), dtype=np.float64)
-    for p in prange(n_pred):
-        skip = exclude[p]
-        for j in range(n_real):
-            s = 0.0
-            for g in range(n_genes):
-                if g != skip:
-                    s += abs(np.float64(real[j, g]) - np.float64(pred[p, g]))
-            out[p, j] = s
-    return out
 
 
 def _exclude_index(labels: Sequence[str], gene_names: Sequence[str]) -> np.ndarray:
@@ -97,7 +75,7 @@ def distance_matrix(pred_delta, real_delta, labels: Sequence[str], gene_names: S
         if pred.dtype != real.dtype:
             pred, real = pred.astype(np.float64), real.astype(np.float64)
         with numba_threads(threads):
-            return _l1_distances(pred, real, exclude)
+            return l1_distances(pred, real, exclude)
     n = pred.shape[0]
     out = None
     all_genes = np.ones(pred.shape[1], dtype=bool)

@@ -1,7 +1,7 @@
 """The small multi-cell-line atlas: parameters -> per-line AnnData of raw counts + ground truth.
 
 Scale: the cells are raw UMI counts (integer-valued float32 CSR); the ground truth is natural-log
-fold changes of expected counts (see :mod:`transpert.data._simulate_effects`).
+fold changes of expected counts (see :mod:`transpert.data.simulate._effects`).
 
 Randomness: every component draws from its own generator seeded by ``(seed, component)``, so
 the panel, programs and each line's cells come out the same whatever else changes, and numpy's
@@ -17,8 +17,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
-from transpert.data import _simulate_effects as fx
-from transpert.data import _simulate_genes as gn
+from transpert.data.simulate import _effects as fx
+from transpert.data.simulate import _genes as gn
 
 CONTROL = "non-targeting"
 H1_DEPTH = 50_000  # median UMI per cell of the challenge's H1 data

@@ -5,7 +5,7 @@ with one panel of CRISPRi knockdowns, as raw UMI counts in the canonical schema,
 the ground truth (the true per-line effects). :func:`write_large_dataset` writes one
 challenge-sized h5ad chunk by chunk without holding it in memory.
 
-The generative model (details in the ``_simulate_*`` modules):
+The generative model (details in the modules of :mod:`transpert.data.simulate`):
 
 * genes: log-normal levels shared across lines plus line noise, a few line-specific genes, 10%
   silent per line; gene-wise negative-binomial dispersion around 0.3;
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
-from transpert.data import _simulate_atlas as sa
-from transpert.data import _simulate_genes as gn
+from transpert.data.simulate import _model as sa
+from transpert.data.simulate import _genes as gn
 
 __all__ = ["SimulatedAtlas", "SimulatedTruth", "simulate_atlas", "load_atlas", "read_truth",
            "write_large_dataset", "CONTROL"]
@@ -285,10 +285,3 @@ def load_atlas(out_dir: str | os.PathLike, *, backed: bool = False) -> Simulated
                           target_line=target[0],
                           perturbations=list(truth.log_effects[target[0]].index),
                           truth=truth, paths=paths, truth_path=out_dir / TRUTH_FILE, params=params)
-
-
-def write_large_dataset(*args, **kwargs):
-    """Write a challenge-sized h5ad chunk by chunk (see :mod:`transpert.data._simulate_large`)."""
-    from transpert.data._simulate_large import write_large_dataset as _write
-
-    return _write(*args, **kwargs)
