@@ -70,7 +70,7 @@ def read_input(source, *, what: str, pert_col: str = "target_gene", control: str
     """
     import anndata as ad
 
-    from transpert.baselines import is_summary
+    from transpert.summarize._contract import is_summary
 
     if isinstance(source, ad.AnnData):
         adata = source

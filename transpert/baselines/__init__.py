@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ._base import Predictor, is_summary, log2fc_from_means, make_prediction
+from ._base import Predictor, make_prediction
 from ._deg_frequency import DegFrequencyBaseline
 from ._linear import LinearBaseline, LinearTransferBaseline
 from ._registry import BASELINES, get_baseline
@@ -23,7 +23,5 @@ __all__ = [
     "ReferenceMeanBaseline",
     "TrainMeanBaseline",
     "get_baseline",
-    "is_summary",
-    "log2fc_from_means",
     "make_prediction",
 ]

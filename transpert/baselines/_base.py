@@ -12,109 +12,20 @@ when the method has one, ``deg_probability``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
+from transpert.summarize import log2fc
+from transpert.summarize._contract import (PROFILE_LAYERS, aligned_layer, check_perturbations,
+                                           check_references, check_summary, dense_layer)
 
 logger = logging.getLogger("transpert.baselines")
 
 #: log1p values must stay below this (cell-eval's range check is ``[0, 15)``).
 LOG1P_MAX = np.nextafter(np.float32(15.0), np.float32(0.0))
-
-REQUIRED_LAYERS = ("mean", "delta")
-
-
-def is_summary(adata) -> bool:
-    """True when ``adata`` looks like a summary profile (layers ``mean``/``delta``, var ``control_mean``)."""
-    layers = getattr(adata, "layers", None)
-    var = getattr(adata, "var", None)
-    return (layers is not None and var is not None and all(k in layers for k in REQUIRED_LAYERS)
-            and "control_mean" in var.columns)
-
-
-def check_summary(summary, what: str, extra_layers: Iterable[str] = ()) -> None:
-    """Raise :class:`TranspertInputError` unless ``summary`` is a usable summary profile."""
-    if not is_summary(summary):
-        layers = sorted(getattr(summary, "layers", {}) or {})
-        raise TranspertInputError(
-            f"{what}: not a summary profile (needs layers {list(REQUIRED_LAYERS)} and "
-            f"var['control_mean']; found layers {layers}). Summarise cells with transpert.summarize.summarize."
-        )
-    for layer in extra_layers:
-        if layer not in summary.layers:
-            raise TranspertInputError(f"{what}: summary profile has no layer {layer!r} (found {sorted(summary.layers)})")
-    if summary.n_obs == 0:
-        raise TranspertInputError(f"{what}: summary profile has no perturbations")
-    if not summary.var_names.is_unique:
-        dup = summary.var_names[summary.var_names.duplicated()][0]
-        raise TranspertInputError(f"{what}: gene names are not unique (e.g. {dup!r})")
-    if not summary.obs_names.is_unique:
-        dup = summary.obs_names[summary.obs_names.duplicated()][0]
-        raise TranspertInputError(f"{what}: perturbation names are not unique (e.g. {dup!r})")
-
-
-def check_references(references: Mapping[str, object] | None, required: bool) -> dict:
-    """Validate a ``{line name: summary}`` mapping; ``required`` demands at least one line."""
-    references = dict(references or {})
-    if required and not references:
-        raise TranspertInputError("this method needs at least one reference summary profile (references={})")
-    for name, ref in references.items():
-        check_summary(ref, f"reference {name!r}")
-    return references
-
-
-def layer(summary, name: str) -> np.ndarray:
-    """A summary layer as a dense float64 array (summaries are perturbations x genes, small)."""
-    x = summary.layers[name]
-    if hasattr(x, "toarray"):
-        x = x.toarray()
-    return np.asarray(x, dtype=np.float64)
-
-
-def aligned_layer(summary, name: str, genes: pd.Index, perturbations: Iterable[str] | None = None) -> np.ndarray:
-    """``summary.layers[name]`` re-indexed to ``perturbations`` x ``genes``; NaN where absent."""
-    values = layer(summary, name)
-    rows = summary.obs_names if perturbations is None else pd.Index(list(perturbations))
-    r = summary.obs_names.get_indexer(rows)
-    c = summary.var_names.get_indexer(genes)
-    out = np.full((len(rows), len(genes)), np.nan)
-    rr, cc = np.nonzero(r >= 0)[0], np.nonzero(c >= 0)[0]
-    out[np.ix_(rr, cc)] = values[np.ix_(r[rr], c[cc])]
-    return out
-
-
-def log2fc_from_means(mean: np.ndarray, control_mean: np.ndarray) -> np.ndarray:
-    """pdex 0.3.0's fold change of log1p means: log2(expm1(mean) / expm1(control)).
-
-    0/0 gives 0, x/0 gives +inf, 0/y gives -inf (METRICS.md).
-    """
-    num = np.expm1(np.asarray(mean, dtype=np.float64))
-    den = np.broadcast_to(np.expm1(np.asarray(control_mean, dtype=np.float64)), num.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log2(num / den)
-    out[(num == 0) & (den == 0)] = 0.0
-    out[(num > 0) & (den == 0)] = np.inf
-    out[(num == 0) & (den > 0)] = -np.inf
-    return out
-
-
-def check_perturbations(perturbations, control: str | None = None) -> list[str]:
-    """The requested perturbations as a list of unique strings (a bare string is an error)."""
-    if isinstance(perturbations, str):
-        raise TranspertInputError(f"perturbations must be a list of names, got the string {perturbations!r}")
-    perts = [str(p) for p in perturbations]
-    if not perts:
-        raise TranspertInputError("no perturbations to predict (empty list)")
-    seen = pd.Index(perts)
-    if not seen.is_unique:
-        raise TranspertInputError(f"perturbations requested twice: {sorted(set(seen[seen.duplicated()]))[:5]}")
-    if control is not None and control in seen:
-        raise TranspertInputError(f"the control label {control!r} is not a perturbation to predict")
-    return perts
-
 
 def make_prediction(perturbations: list[str], genes: pd.Index, control_mean: np.ndarray, delta: np.ndarray,
                     *, method: str, deg_probability: np.ndarray | None = None,
@@ -141,7 +52,7 @@ def make_prediction(perturbations: list[str], genes: pd.Index, control_mean: np.
     if n_de_genes is not None:
         obs["n_de_genes"] = np.full(len(perturbations), int(n_de_genes), dtype=np.int64)
     var = pd.DataFrame({"control_mean": control_mean}, index=pd.Index(genes, name="gene"))
-    layers = {"mean": mean, "delta": delta, "log2fc": log2fc_from_means(mean, control_mean)}
+    layers = {"mean": mean, "delta": delta, "log2fc": log2fc(mean, control_mean)}
     if deg_probability is not None:
         layers["deg_probability"] = np.clip(np.asarray(deg_probability, dtype=np.float64), 0.0, 1.0)
     pred = ad.AnnData(X=mean.copy(), obs=obs, var=var, layers=layers)
@@ -167,8 +78,8 @@ class Predictor:
 
     def fit(self, references, target_train):
         """Learn from reference summaries (``{line: summary}``) and the target's training summary."""
-        check_summary(target_train, "target_train", self._target_layers())
-        self.references_ = check_references(references, self.needs_references)
+        check_summary(target_train, "target_train", PROFILE_LAYERS + tuple(self._target_layers()))
+        self.references_ = check_references(references, PROFILE_LAYERS, required=self.needs_references)
         self.genes_ = pd.Index(target_train.var_names.astype(str))
         self.control_mean_ = np.asarray(target_train.var["control_mean"], dtype=np.float64)
         self.train_perturbations_ = list(target_train.obs_names.astype(str))
@@ -176,7 +87,7 @@ class Predictor:
         # DE model call that many genes DE (their largest |delta|); None when the summary has no FDR
         self.n_de_genes_ = None
         if "fdr" in target_train.layers:
-            self.n_de_genes_ = int(np.median((np.nan_to_num(layer(target_train, "fdr"), nan=1.0) < 0.05).sum(axis=1)))
+            self.n_de_genes_ = int(np.median((np.nan_to_num(dense_layer(target_train, "fdr"), nan=1.0) < 0.05).sum(axis=1)))
         self._fit(self.references_, target_train)
         return self
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from transpert._errors import TranspertInputError
 
-from ._base import Predictor, layer
+from ._base import Predictor, dense_layer
 
 
 class DegFrequencyBaseline(Predictor):
@@ -46,8 +46,8 @@ class DegFrequencyBaseline(Predictor):
     def _fit(self, references, target_train):
         if not 0 < self.alpha < 1:
             raise TranspertInputError(f"deg-frequency: alpha must be in (0, 1), got {self.alpha!r}")
-        sig = layer(target_train, "fdr") < self.alpha  # NaN fdr counts as not significant
-        delta = layer(target_train, "delta")
+        sig = dense_layer(target_train, "fdr") < self.alpha  # NaN fdr counts as not significant
+        delta = dense_layer(target_train, "delta")
         n_sig = sig.sum(axis=0)
         self.frequency_ = n_sig / sig.shape[0]
         self.frequency_[self.control_mean_ < self.min_mean] = 0.0

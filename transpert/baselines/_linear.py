@@ -26,7 +26,7 @@ import numpy as np
 
 from transpert._errors import TranspertInputError
 
-from ._base import Predictor, layer, logger, nanmean_lines, reference_delta_stack
+from ._base import Predictor, dense_layer, logger, nanmean_lines, reference_delta_stack
 
 
 def pca_scores(matrix: np.ndarray, n_components: int, center: bool = True) -> np.ndarray:
@@ -74,7 +74,7 @@ class LinearBaseline(Predictor):
             raise TranspertInputError(f"linear: n_components must be a positive integer, got {self.n_components!r}")
         if not self.ridge >= 0:
             raise TranspertInputError(f"linear: ridge must be >= 0, got {self.ridge!r}")
-        y = layer(target_train, "delta").T  # genes x perturbations
+        y = dense_layer(target_train, "delta").T  # genes x perturbations
         self.center_ = y.mean(axis=1)
         yc = y - self.center_[:, None]
         # Y - b1ᵀ is already centred per gene over perturbations: its SVD is the PCA of the genes

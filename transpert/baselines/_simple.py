@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Predictor, layer, logger, nanmean_lines, reference_delta_stack
+from ._base import Predictor, dense_layer, logger, nanmean_lines, reference_delta_stack
 
 
 class ControlBaseline(Predictor):
@@ -35,7 +35,7 @@ class CellMeanBaseline(Predictor):
     write_cells = "mean"
 
     def _fit(self, references, target_train):
-        means = layer(target_train, "mean")
+        means = dense_layer(target_train, "mean")
         self.baseline_ = (means.sum(axis=0) + self.control_mean_) / (means.shape[0] + 1)
 
     def _predict(self, perturbations):
@@ -49,7 +49,7 @@ class TrainMeanBaseline(Predictor):
     name = "train-mean"
 
     def _fit(self, references, target_train):
-        self.mean_delta_ = layer(target_train, "delta").mean(axis=0)
+        self.mean_delta_ = dense_layer(target_train, "delta").mean(axis=0)
 
     def _predict(self, perturbations):
         return np.tile(self.mean_delta_, (len(perturbations), 1)), {}
@@ -67,7 +67,7 @@ class ReferenceMeanBaseline(Predictor):
     needs_references = True
 
     def _fit(self, references, target_train):
-        self.mean_delta_ = layer(target_train, "delta").mean(axis=0)
+        self.mean_delta_ = dense_layer(target_train, "delta").mean(axis=0)
 
     def _predict(self, perturbations):
         delta = nanmean_lines(reference_delta_stack(self.references_, self.genes_, perturbations))

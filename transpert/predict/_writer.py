@@ -384,7 +384,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     import anndata as ad
     import h5py
 
-    from transpert.baselines._base import check_perturbations
+    from transpert.summarize._contract import check_perturbations
 
     if not (hasattr(pseudobulk_prediction, "layers") and "mean" in pseudobulk_prediction.layers
             and "delta" in pseudobulk_prediction.layers):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
+from transpert.summarize._contract import validate_summary
 
 REQUIRED_LAYERS = ("mean", "delta", "log2fc", "statistic", "pvalue", "fdr", "frac_expressing")
 
@@ -122,17 +123,6 @@ def read_summary(path):
         summary.uns["transpert"] = json.loads(meta)
     validate_summary(summary, where=str(path))
     return summary
-
-
-def validate_summary(summary, where: str = "<memory>") -> None:
-    """Raise if ``summary`` lacks the contract's obs/var columns or layers."""
-    if "n_cells" not in summary.obs.columns:
-        raise TranspertInputError(f"{where}: summary obs has no 'n_cells' column")
-    if "control_mean" not in summary.var.columns:
-        raise TranspertInputError(f"{where}: summary var has no 'control_mean' column")
-    missing = [k for k in ("mean", "delta", "log2fc", "frac_expressing") if k not in summary.layers]
-    if missing:
-        raise TranspertInputError(f"{where}: summary has no layer(s) {', '.join(missing)}")
 
 
 def _json_default(obj):

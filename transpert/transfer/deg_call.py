@@ -26,19 +26,16 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
+from transpert.summarize import log2fc
 
 #: thresholds searched by default, the challenge-era 0.5 first
 DEFAULT_DEG_THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
 
 
 def _abs_log2fc(delta: np.ndarray, control_mean: np.ndarray) -> np.ndarray:
-    """|log2(expm1(ctrl + delta) / expm1(ctrl))| (pdex's fold change of log1p means), 0/0 = 0."""
-    num = np.expm1(np.clip(control_mean[None, :] + delta, 0.0, None))
-    den = np.broadcast_to(np.expm1(control_mean)[None, :], num.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.abs(np.log2(num / den))
-    out[(num == 0) & (den == 0)] = 0.0
-    return out
+    """|log2 fold change| of the predicted means ``control + delta`` (clipped at 0) over the
+    control (pdex's fold change of log1p means, :func:`transpert.summarize.log2fc`)."""
+    return np.abs(log2fc(np.clip(control_mean[None, :] + delta, 0.0, None), control_mean[None, :]))
 
 
 def des_of_call(called: np.ndarray, pred_delta: np.ndarray, real_sig: np.ndarray,

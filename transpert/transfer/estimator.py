@@ -45,8 +45,9 @@ import pandas as pd
 
 from transpert._errors import TranspertInputError
 from transpert._progress import Progress
-from transpert.transfer._inputs import (TARGET_LAYERS, check_perturbations, check_references,
-                                        check_summary, dense_layer)
+from transpert.summarize import log2fc
+from transpert.summarize._contract import (TARGET_LAYERS, check_perturbations, check_references,
+                                           check_summary, dense_layer)
 from transpert.transfer.aggregate import Aggregate, aggregate
 from transpert.transfer.deg_call import DEFAULT_DEG_THRESHOLDS, best_row, select_deg_threshold
 from transpert.transfer.deg_classifier import (DEGClassifier, average_precision,
@@ -67,15 +68,6 @@ DEG_MAGNITUDES = ("auto", "floor", "model")
 SCALE_PDS = ("fold", "pooled")
 #: what the DEG call can be based on (``deg_sources``)
 DEG_SOURCES = ("classifier", "frequency")
-
-
-def _log2fc_from_means(mean: np.ndarray, ctrl: np.ndarray) -> np.ndarray:
-    """pdex's log2 fold change of log1p means: log2(expm1(mean) / expm1(ctrl)), 0/0 = 0."""
-    num, den = np.expm1(mean), np.expm1(ctrl)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log2(num / den)
-    out[(num == 0) & (den == 0)] = 0.0
-    return out
 
 
 class TransPert:
@@ -659,7 +651,7 @@ class TransPert:
         out = ad.AnnData(X=mean.astype(np.float32), obs=obs, var=var)
         out.layers["mean"] = mean.astype(np.float32)
         out.layers["delta"] = delta.astype(np.float32)
-        out.layers["log2fc"] = _log2fc_from_means(mean, t.control_mean).astype(np.float32)
+        out.layers["log2fc"] = log2fc(mean, t.control_mean).astype(np.float32)
         out.layers["deg_probability"] = prob.astype(np.float32)
         out.uns["transpert"] = {"method": "transpert", "scale": "log1p",
                                 "common_scale": self.common_scale_,

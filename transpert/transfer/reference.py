@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from transpert.transfer._inputs import dense_layer
+from transpert.summarize._contract import dense_layer
 
 #: |log2FC| cap: pdex gives +-inf when one side is 0; a finite cap keeps weighted means finite
 LOG2FC_CAP = 10.0

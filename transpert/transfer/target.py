@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from transpert.transfer._inputs import control_frac_expressing, dense_layer
+from transpert.summarize._contract import control_frac_expressing, dense_layer
 
 #: a knockdown ratio needs at least this many training perturbations whose gene is expressed
 MIN_KNOCKDOWN_PERTURBATIONS = 3

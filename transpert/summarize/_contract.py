@@ -1,28 +1,38 @@
-"""Validation of the summary profiles the transfer model takes, and small array helpers.
+"""The summary-profile contract: what every consumer of a summary may rely on, checked in one place.
 
 A summary profile (CONTRACTS.md, :func:`transpert.summarize.summarize`) is an AnnData with
-obs = perturbations, var = genes, var ``control_mean`` (log1p scale) and layers ``mean`` (log1p
-pseudo-bulk), ``delta`` (mean - control mean, log1p scale), ``log2fc``, ``pvalue``, ``fdr``,
-``frac_expressing``. Every check here raises :class:`TranspertInputError` naming the line, the
-layer/column and the offending value, before the model computes anything.
+obs = perturbations, var = genes with ``control_mean`` (the control pseudo-bulk, log1p scale),
+and layers ``mean`` (log1p pseudo-bulk), ``delta`` (mean - control mean), ``log2fc``,
+``statistic``, ``pvalue``, ``fdr``, ``frac_expressing``. Predictors (baselines, TransPert) and the
+writer take summaries through these checks; each raises :class:`TranspertInputError` naming the
+summary, the layer or column and the offending value, before anything is computed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
 
-#: layers every reference summary must have
+#: the layers that make an AnnData a summary profile (with var ``control_mean``)
+PROFILE_LAYERS = ("mean", "delta")
+#: layers a reference line must have for the transfer model
 REFERENCE_LAYERS = ("delta", "log2fc", "pvalue", "fdr")
-#: layers the target training summary must have
+#: layers the target's training summary must have for the transfer model
 TARGET_LAYERS = ("delta", "fdr")
-
 # Column names under which a summary may carry the fraction of control cells expressing a gene.
 CONTROL_FRAC_COLUMNS = ("control_frac_expressing", "frac_expressing_control", "control_frac")
+
+
+def is_summary(adata) -> bool:
+    """True when ``adata`` looks like a summary profile (layers ``mean``/``delta``, var ``control_mean``)."""
+    layers = getattr(adata, "layers", None)
+    var = getattr(adata, "var", None)
+    return (layers is not None and var is not None and all(k in layers for k in PROFILE_LAYERS)
+            and "control_mean" in var.columns)
 
 
 def dense_layer(adata, layer: str) -> np.ndarray:
@@ -33,13 +43,30 @@ def dense_layer(adata, layer: str) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def check_summary(adata, name: str, layers: tuple[str, ...], *, min_obs: int = 1) -> None:
-    """Check that ``adata`` is a usable summary profile; ``name`` labels it in messages."""
+def aligned_layer(summary, name: str, genes: pd.Index, perturbations: Iterable[str] | None = None) -> np.ndarray:
+    """``summary.layers[name]`` re-indexed to ``perturbations`` x ``genes``; NaN where absent."""
+    values = dense_layer(summary, name)
+    rows = summary.obs_names if perturbations is None else pd.Index(list(perturbations))
+    r = summary.obs_names.get_indexer(rows)
+    c = summary.var_names.get_indexer(genes)
+    out = np.full((len(rows), len(genes)), np.nan)
+    rr, cc = np.nonzero(r >= 0)[0], np.nonzero(c >= 0)[0]
+    out[np.ix_(rr, cc)] = values[np.ix_(r[rr], c[cc])]
+    return out
+
+
+def check_summary(adata, name: str, layers: Iterable[str] = (), *, min_obs: int = 1) -> None:
+    """Check that ``adata`` is a usable summary profile with ``layers``; ``name`` labels it."""
     import anndata
 
     if not isinstance(adata, anndata.AnnData):
         raise TranspertInputError(
             f"{name}: expected an AnnData summary profile, got {type(adata).__name__}")
+    if not any(k in adata.layers for k in PROFILE_LAYERS) and "control_mean" not in adata.var:
+        raise TranspertInputError(
+            f"{name}: not a summary profile (needs layers {list(PROFILE_LAYERS)} and "
+            f"var['control_mean']; found layers {sorted(adata.layers)}). Summarise cells with "
+            "transpert.summarize.summarize.")
     if adata.n_obs < min_obs:
         raise TranspertInputError(
             f"{name}: needs at least {min_obs} perturbation(s) in obs, has {adata.n_obs}")
@@ -60,6 +87,7 @@ def check_summary(adata, name: str, layers: tuple[str, ...], *, min_obs: int = 1
         raise TranspertInputError(
             f"{name}: var 'control_mean' must be finite and >= 0 (log1p scale); gene "
             f"{adata.var_names[i]!r} has {ctrl[i]!r}")
+    layers = tuple(layers)
     for layer in layers:
         if layer not in adata.layers:
             raise TranspertInputError(
@@ -82,20 +110,25 @@ def check_summary(adata, name: str, layers: tuple[str, ...], *, min_obs: int = 1
                     f"{adata.obs_names[r]!r}, gene {adata.var_names[c]!r} has {x[r, c]!r}")
 
 
-def check_references(references) -> None:
-    """``references`` must be a non-empty mapping of line name -> summary profile."""
-    if not isinstance(references, Mapping) or len(references) == 0:
+def check_references(references, layers: Iterable[str] = REFERENCE_LAYERS, *, required: bool = True) -> dict:
+    """``references`` as a dict of line name -> summary profile with ``layers``; ``required``
+    demands at least one line."""
+    if references is None and not required:
+        return {}
+    if not isinstance(references, Mapping) or (required and len(references) == 0):
         raise TranspertInputError(
             "references: expected a non-empty dict {line name: summary AnnData}, got "
             f"{type(references).__name__} of length {len(references) if hasattr(references, '__len__') else '?'}")
     for line, adata in references.items():
         if not isinstance(line, str) or not line:
             raise TranspertInputError(f"references: line names must be non-empty strings, got {line!r}")
-        check_summary(adata, f"reference line {line!r}", REFERENCE_LAYERS)
+        check_summary(adata, f"reference line {line!r}", layers)
+    return dict(references)
 
 
-def check_perturbations(perturbations) -> list[str]:
-    """A list of unique perturbation labels (strings)."""
+def check_perturbations(perturbations, control: str | None = None) -> list[str]:
+    """The requested perturbations as a list of unique non-empty strings; a bare string, an empty
+    list, a repeated label or the control label (when given) is an error."""
     if isinstance(perturbations, str):
         raise TranspertInputError(
             f"perturbations: expected a list of labels, got the single string {perturbations!r}")
@@ -109,6 +142,8 @@ def check_perturbations(perturbations) -> list[str]:
     if not seen.is_unique:
         raise TranspertInputError(
             f"perturbations: {seen[seen.duplicated()][0]!r} is listed more than once")
+    if control is not None and control in seen:
+        raise TranspertInputError(f"perturbations: the control label {control!r} is not a perturbation to predict")
     return perts
 
 
@@ -129,3 +164,15 @@ def control_frac_expressing(target) -> tuple[np.ndarray, str]:
             "mean of layer 'frac_expressing' over training perturbations"
     ctrl = np.asarray(target.var["control_mean"], dtype=np.float64)
     return 1.0 - np.exp(-np.expm1(ctrl)), "Poisson zero fraction at var 'control_mean'"
+
+
+def validate_summary(summary, where: str = "<memory>") -> None:
+    """Raise if ``summary`` lacks what a written summary file holds (obs ``n_cells``, var
+    ``control_mean``, layers ``mean``, ``delta``, ``log2fc``, ``frac_expressing``)."""
+    if "n_cells" not in summary.obs.columns:
+        raise TranspertInputError(f"{where}: summary obs has no 'n_cells' column")
+    if "control_mean" not in summary.var.columns:
+        raise TranspertInputError(f"{where}: summary var has no 'control_mean' column")
+    missing = [k for k in ("mean", "delta", "log2fc", "frac_expressing") if k not in summary.layers]
+    if missing:
+        raise TranspertInputError(f"{where}: summary has no layer(s) {', '.join(missing)}")
