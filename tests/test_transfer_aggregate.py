@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from transpert.transfer import ReferenceLine, aggregate
-from transpert.transfer._testing import synthetic_lines
+from helpers_transfer import synthetic_lines
 from transpert.transfer.reference import LOG2FC_CAP, NEGLOG10P_CAP
 
 

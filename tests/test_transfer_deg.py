@@ -9,7 +9,7 @@ from sklearn.metrics import average_precision_score
 
 from transpert._errors import TranspertInputError
 from transpert.transfer import DEGClassifier, TransPert, average_precision, calibration_table
-from transpert.transfer._testing import synthetic_lines
+from helpers_transfer import synthetic_lines
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

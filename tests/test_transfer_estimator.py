@@ -13,7 +13,7 @@ from scipy import stats
 
 from transpert._errors import TranspertInputError
 from transpert.transfer import TransPert
-from transpert.transfer._testing import synthetic_lines
+from helpers_transfer import synthetic_lines
 
 FAST = {"specific_scales": (0.5, 1.0, 1.5), "common_scales": (0.5, 1.0), "cv_folds": 3}
 
@@ -331,7 +331,7 @@ def test_repeated_cross_validation_feeds_every_repeat_to_the_scale(data, monkeyp
     the training perturbations, repeat 0 the plan of ``cv_repeats=1``), and in every repeat a
     held-out perturbation's common component is the median of the *other* folds' deltas only
     (brute force, per repeat and fold)."""
-    import transpert.transfer.estimator as est
+    import transpert.transfer.cross_validation as cv
     from transpert.transfer.target import common_effect
 
     refs, train, _, _ = data
@@ -341,8 +341,8 @@ def test_repeated_cross_validation_feeds_every_repeat_to_the_scale(data, monkeyp
         seen.update(common=common, real=real, labels=labels, groups=kw["groups"])
         return real_select(common, specific, fixed, real, labels, genes, **kw)
 
-    real_select = est.select_scale
-    monkeypatch.setattr(est, "select_scale", spy)
+    real_select = cv.select_scale
+    monkeypatch.setattr(cv, "select_scale", spy)
     model = TransPert(**FAST, cv_repeats=3).fit(refs, train)
     n = train.n_obs
     delta = np.asarray(train.layers["delta"], dtype=np.float64)

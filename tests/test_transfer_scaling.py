@@ -8,7 +8,7 @@ import pytest
 from transpert._errors import TranspertInputError
 from transpert.evaluate import discrimination_scores
 from transpert.transfer import TransPert, select_scale
-from transpert.transfer._testing import synthetic_lines
+from helpers_transfer import synthetic_lines
 
 
 def _components(seed=0, n=30, g=120):

@@ -8,7 +8,7 @@ import pytest
 
 from transpert._errors import TranspertInputError
 from transpert.transfer import ReferenceLine, line_weights
-from transpert.transfer._testing import synthetic_lines
+from helpers_transfer import synthetic_lines
 
 
 def _lines(refs, genes):

@@ -44,22 +44,18 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
-from transpert._progress import Progress
 from transpert.summarize import log2fc
 from transpert.summarize._contract import (TARGET_LAYERS, check_perturbations, check_references,
                                            check_summary, dense_layer)
-from transpert.transfer.aggregate import Aggregate, aggregate
+from transpert.transfer.aggregate import aggregate
+from transpert.transfer.cross_validation import (SpecificModel, choose_scales, evaluate_deg_classifier,
+                                                 fit_specific_model, fold_plan, oof_deg_frequency,
+                                                 out_of_fold, untransferable)
 from transpert.transfer.deg_call import DEFAULT_DEG_THRESHOLDS, best_row, select_deg_threshold
-from transpert.transfer.deg_classifier import (DEGClassifier, average_precision,
-                                               calibration_table, de_logit, deg_features)
-from transpert.transfer.gene_slopes import fit_gene_slopes
-from transpert.transfer.low_rank import apply_low_rank, fit_low_rank, stack_weights
+from transpert.transfer.deg_classifier import DEGClassifier, de_logit, deg_features
 from transpert.transfer.reference import ReferenceLine
-from transpert.transfer.scaling import (DEFAULT_COMMON_SCALES, DEFAULT_SPECIFIC_SCALES,
-                                        select_scale)
 from transpert.transfer.similarity import line_weights
-from transpert.transfer.target import (COMMON_CENTERS, TargetStats, common_effect,
-                                       knockdown_ratio, significant_effect)
+from transpert.transfer.target import COMMON_CENTERS, TargetStats
 
 SOURCE_REFERENCES = "references"
 SOURCE_FALLBACK = "target_train_mean"
@@ -72,6 +68,9 @@ DEG_SOURCES = ("classifier", "frequency")
 
 class TransPert:
     """Statistical transfer of perturbation effects from reference cell lines (TransPert).
+
+    The measurements behind each default are in ``benchmarks/README.md`` ("Why TransPert's
+    defaults").
 
     Parameters
     ----------
@@ -100,11 +99,7 @@ class TransPert:
     common_shrinkage : float
         How strongly each gene's typical training effect (the common component) is shrunk towards
         0 by its own standard error (:func:`transpert.transfer.target.common_effect`): 1
-        (default) is the positive-part James-Stein estimate, 0 the plain mean. Evidence (``benchmarks/bench_accuracy.py``): on the Datlinger data the plain
-        mean's noise genes make every held-out prediction anti-informative (PDS below the 0.525
-        of a constant prediction); James-Stein also lowered the simulator's MAE (0.0181 ->
-        0.0179). Choosing the strength by cross-validation from (0, 1, 4, 9, 25) was tried and
-        not kept (``benchmarks/README.md``).
+        (default) is the positive-part James-Stein estimate, 0 the plain mean.
     scale_components : {"both", "specific"}
         Scale the common (target's typical effect) and the specific component separately, or only
         the specific one (common fixed at 1).
@@ -115,34 +110,18 @@ class TransPert:
         Criterion for the scale, evaluated on out-of-fold predictions of the training
         perturbations (see :mod:`transpert.transfer.scaling`). The default, ``"balanced"``, is
         the mean of the baseline-normalised PDS (clipped at 0, as the challenge) and MAE (not
-        clipped). Evidence (demo atlas, seed 0, pseudo-bulk of the 16 held-out perturbations):
-        ``"proxy"`` (both clipped, the challenge score without DES) and ``"pds"`` both chose a
-        3.75x specific scale, PDS 0.949 but MAE 0.037 (1.6x the cell-mean baseline's: once MAE
-        is worse than the baseline's the clipped criterion no longer sees it); ``"mae"`` chose
-        (0.75, 0.75), MAE 0.020 but PDS 0.895; ``"balanced"`` chose (0.25, 1.5): MAE 0.022,
-        PDS 0.938 and the best Pearson delta (0.69), the best of the three on the challenge
-        score and on the generalist ranking, which counts MAE and Pearson delta on their own.
+        clipped).
     scale_pds : {"fold", "pooled"}
         How the scale criterion's PDS ranks the out-of-fold predictions: ``"fold"`` (default)
         ranks each held-out training perturbation among its own fold only, as the challenge
         ranks a test perturbation among the test set; ``"pooled"`` ranks it among all training
         perturbations, which penalises the common component (fit on the others, so closer to
         them) for a reason the evaluation does not have (:func:`~transpert.transfer.scaling.select_scale`).
-        Evidence (``benchmarks/bench_accuracy.py``, folds protocol, with the mean common
-        component): on Datlinger unstimulated -> stimulated the pooled criterion chose common
-        scales 0.5-0.75 in 4 of 10 fits, ``"fold"`` 1.0 in all; score 6.52 -> 6.60, mean rank
-        3.72 -> 3.61; stimulated -> unstimulated unchanged (1.01); simulator 56.13 -> 56.24.
     common_center : {"median", "mean"}
         The common component's centre per gene over the training perturbations
         (:func:`transpert.transfer.target.common_effect`), before the shrinkage. ``"median"``
         (default): MAE is an absolute error, whose best constant prediction is the median, and
         a few perturbations with large effects pull the mean away from the typical one.
-        Evidence: predicting Datlinger's held-out perturbation means by the per-gene median of
-        the training perturbations' means instead of their mean lowers MAE by 3% (stimulated)
-        and 5% (unstimulated) (the benchmark's 10 fold evaluations); in the benchmark (with
-        ``scale_pds="fold"``) simulator 56.24 -> 56.35, mean rank 1.24 -> 1.19; Datlinger
-        unstimulated -> stimulated 6.60 -> 6.98 (mean rank 3.61 -> 3.46), stimulated ->
-        unstimulated 1.01 -> 2.07 (mean rank 3.80 -> 3.83) (``benchmarks/README.md``).
     cv_folds : int
         Folds over the target's training perturbations (capped at their number).
     cv_repeats : int
@@ -153,12 +132,7 @@ class TransPert:
         with a few training perturbations the criterion of one fold plan is noisy (on Datlinger,
         10 training perturbations in folds of 2, the chosen specific scale ranged over 0-2.25
         for the same data split differently), and averaging over fold plans is the standard
-        remedy for that variance (repeated K-fold). Evidence (``benchmarks/bench_accuracy.py``,
-        folds protocol): 1 -> 5 repeats took Datlinger stimulated -> unstimulated from 2.07 to
-        2.27 (mean rank 3.83 -> 3.61), unstimulated -> stimulated 6.98 -> 7.24 (3.46 -> 3.51),
-        the simulator 56.35 -> 56.47 (1.19 both); 3 and 10 repeats gave similar figures.
-        Cost: the cross-validation runs ``cv_repeats`` times (a challenge-sized fit, 150
-        training perturbations x 18,000 genes and 4 lines: 14 -> 27 s, peak 2.9 -> 4.0 GB).
+        remedy for that variance (repeated K-fold).
     fdr_threshold : float
         A gene is significant when its FDR is below this (0.05, as the challenge).
     deg_thresholds : sequence of float or None
@@ -181,15 +155,13 @@ class TransPert:
         (``deg_source_ == "frequency"``: a target-only call that says which gene recurs, not by
         how much it moves in this perturbation, so it gets the size it has when it does),
         ``"model"`` when it comes from the classifier (whose calls go with the model's own
-        perturbation-specific deltas). Evidence (``benchmarks/bench_accuracy.py``, simulator):
-        ``"floor"`` with classifier calls lowered the score from 56.5 to 52.5 (MAE 0.0179 ->
-        0.0205: the floor inflates called genes whose reference-based delta was right).
-        ``"floor"``: a gene called DE (probability >= ``deg_threshold_``) is predicted to move by
-        at least the mean |delta| it had in the training perturbations where it was significant
+        perturbation-specific deltas). ``"floor"``: a gene called DE (probability >=
+        ``deg_threshold_``) is predicted to move by at least the mean |delta| it had in the
+        training perturbations where it was significant
         (:func:`transpert.transfer.target.significant_effect`; direction from the model's own
         delta, or from those training effects when the model predicts no change), so that the
-        written cells make it significant as called; the threshold's cross-validated DES sees
-        the same rule. ``"model"``: the model's delta as is.
+        written cells make it significant as called; the threshold's cross-validated DES sees the
+        same rule. ``"model"``: the model's delta as is.
     deg_alpha : float
         Ridge penalty of the DEG classifier (statsmodels scaling, standardised features).
     deg_max_rows : int
@@ -321,39 +293,68 @@ class TransPert:
         self._check_params()
         check_references(references)
         check_summary(target_train, "target_train", TARGET_LAYERS, min_obs=2)
-        target_delta = dense_layer(target_train, "delta")
-        if not np.isfinite(target_delta).all():
-            r, c = np.argwhere(~np.isfinite(target_delta))[0]
-            raise TranspertInputError(
-                f"target_train: layer 'delta' must be finite; perturbation "
-                f"{target_train.obs_names[r]!r}, gene {target_train.var_names[c]!r} has "
-                f"{target_delta[r, c]!r}")
+        target_delta = _finite_delta(target_train)
+        target_sig = np.nan_to_num(dense_layer(target_train, "fdr"), nan=1.0) < self.fdr_threshold
         genes = pd.Index(target_train.var_names.astype(str))
         perts = pd.Index(target_train.obs_names.astype(str))
+
+        # 1. the target's statistics and the reference lines, aligned to the target's genes
         self.target_ = TargetStats.from_summary(target_train, self.fdr_threshold,
                                                 self.common_shrinkage, self.common_center)
-        self.lines_ = [ReferenceLine.from_summary(name, ref, genes, self.fdr_threshold)
-                       for name, ref in references.items()]
-        for line in self.lines_:
-            if len(line.gene_positions) == 0:
-                raise TranspertInputError(
-                    f"reference line {line.name!r} shares no gene with target_train "
-                    f"(e.g. reference {references[line.name].var_names[0]!r}, target {genes[0]!r})")
+        self.lines_ = _reference_lines(references, genes, self.fdr_threshold)
+        # 2. line weights from all training perturbations
         self.weights_ = self._weights(target_delta, perts, np.arange(len(perts)))
-        target_sig = np.nan_to_num(dense_layer(target_train, "fdr"), nan=1.0) < self.fdr_threshold
+        # 3. out-of-fold components over cv_repeats fold plans (repeat 0's plan is folds_)
+        self.folds_ = fold_plan(len(perts), self.cv_folds, self.random_state)
+        repeats = [(self.folds_, out_of_fold(self, target_delta, target_sig, perts, genes, self.folds_))]
+        for r in range(1, self.cv_repeats):
+            folds = fold_plan(len(perts), self.cv_folds, self.random_state, r)
+            repeats.append((folds, out_of_fold(self, target_delta, target_sig, perts, genes, folds,
+                                               scales_only=True)))
+        oof = repeats[0][1]
+        # 4. the specific component's model (gene slopes, low-rank map, stacking)
+        specific, oof_specifics = fit_specific_model(self, repeats, target_delta)
+        transferable = bool(np.any(oof.specific_raw))
+        if not transferable:
+            specific = untransferable(specific, len(genes))
+        self.gene_slopes_, self.gene_slope_global_ = specific.gene_slopes, specific.gene_slope_global
+        self.low_rank_basis_, self.low_rank_map_ = specific.low_rank_basis, specific.low_rank_map
+        self.stack_weights_ = specific.stack_weights
+        # 5. the scales of the common and the specific component
+        scales = choose_scales(self, repeats, oof_specifics, target_delta, perts, genes,
+                               transferable=transferable)
+        self.scale_curve_ = scales.curve
+        self.common_scale_, self.specific_scale_ = scales.common_scale, scales.specific_scale
+        # 6. the DEG classifier, evaluated on held-out folds
+        deg_eval = evaluate_deg_classifier(self, self.folds_, oof, target_sig)
+        self.deg_report_, self.deg_calibration_ = deg_eval.report, deg_eval.calibration
+        # 7. the DEG call: its source and threshold, by out-of-fold DES
+        oof_delta = self.common_scale_ * oof.common + self.specific_scale_ * oof_specifics[0]
+        self.deg_source_, self.deg_threshold_, self.deg_threshold_curve_ = self._choose_deg_call(
+            oof, oof_delta, {"classifier": deg_eval.probability,
+                             "frequency": oof_deg_frequency(self.folds_, target_sig)}, target_sig)
+        # 8. the classifier used for prediction: all training perturbations, leave-one-out DE rate
+        X = deg_features(oof.agg, de_logit(self.target_.de_count - target_sig, len(perts) - 1),
+                         self.target_.control_mean, self.target_.control_frac,
+                         genes.get_indexer(perts))
+        self.deg_classifier_ = DEGClassifier(self.deg_alpha, self.deg_max_rows,
+                                             self.random_state).fit(X, target_sig.ravel())
+        self.n_features_in_ = X.shape[1]
+        self.genes_ = genes
+        self.train_perturbations_ = perts
+        return self
 
-        oof = self._cross_validate_scales(target_delta, target_sig, perts, genes)
-        oof_prob = self._evaluate_classifier(oof, target_sig)
-        oof_delta = self.common_scale_ * oof["common"] + self.specific_scale_ * oof["specific"]
-        fixed = np.isfinite(oof["fixed"])
+    def _choose_deg_call(self, oof, oof_delta, scores: dict, target_sig) -> tuple[str, float, pd.DataFrame]:
+        """The DEG call's source and probability threshold with the best out-of-fold DES, and the
+        curve over every (source, threshold) tried."""
+        fixed = np.isfinite(oof.fixed)
         # DES ranks the called genes by |log2FC|: rank them as they will be predicted. The floor
         # applies to every called gene, so flooring every gene ranks the called ones exactly as
         # the prediction will; the knocked-down gene keeps its fixed value.
-        floored = np.where(fixed, oof["fixed"], _floor_called(
-            oof_delta, np.ones_like(target_sig), oof["sig_magnitude"], oof["sig_sign"]))
-        oof_delta = np.where(fixed, oof["fixed"], oof_delta)
+        floored = np.where(fixed, oof.fixed, _floor_called(
+            oof_delta, np.ones_like(target_sig), oof.sig_magnitude, oof.sig_sign))
+        oof_delta = np.where(fixed, oof.fixed, oof_delta)
         grid = DEFAULT_DEG_THRESHOLDS if self.deg_thresholds is None else tuple(self.deg_thresholds)
-        scores = {"classifier": oof_prob, "frequency": self._oof_frequency(target_sig)}
         curves = []
         for source in ([self.deg_sources] if isinstance(self.deg_sources, str) else self.deg_sources):
             ranked = floored if self._floors(source) else oof_delta
@@ -364,60 +365,7 @@ class TransPert:
         curve = pd.concat(curves, ignore_index=True)
         best = best_row(curve)
         curve["chosen"] = np.arange(len(curve)) == best
-        self.deg_source_ = str(curve["source"].iloc[best])
-        self.deg_threshold_ = float(curve["threshold"].iloc[best])
-        self.deg_threshold_curve_ = curve
-        # the classifier used for prediction: all training perturbations, leave-one-out DE rate
-        X = deg_features(oof["agg"], de_logit(self.target_.de_count - target_sig, len(perts) - 1),
-                         self.target_.control_mean, self.target_.control_frac,
-                         genes.get_indexer(perts))
-        self.deg_classifier_ = DEGClassifier(self.deg_alpha, self.deg_max_rows,
-                                             self.random_state).fit(X, target_sig.ravel())
-        self.n_features_in_ = X.shape[1]
-        self.genes_ = genes
-        self.train_perturbations_ = perts
-        return self
-
-    def _cross_validate_scales(self, target_delta, target_sig, perts, genes) -> dict:
-        """Out-of-fold predictions over ``cv_repeats`` fold plans; fits the specific model
-        (slopes, low-rank map, stacking) and chooses the scales on all of them
-        (``scale_curve_``, ``common_scale_``, ``specific_scale_``). Returns repeat 0's
-        out-of-fold dict (its folds are ``folds_``), which the DEG call is chosen on."""
-        # repeat 0's folds serve the DEG classifier and threshold; every repeat serves the scales
-        self.folds_ = self._folds(len(perts), 0)
-        repeats = [(self.folds_, self._out_of_fold(target_delta, target_sig, perts, genes,
-                                                   self.folds_))]
-        for r in range(1, self.cv_repeats):
-            folds = self._folds(len(perts), r)
-            repeats.append((folds, self._out_of_fold(target_delta, target_sig, perts, genes, folds,
-                                                     scales_only=True)))
-        self._fit_specific_model(repeats, target_delta)
-        oof = repeats[0][1]
-        common_grid = (1.0,) if self.scale_components == "specific" else \
-            tuple(self.common_scales if self.common_scales is not None else DEFAULT_COMMON_SCALES)
-        specific_grid = tuple(self.specific_scales if self.specific_scales is not None
-                              else DEFAULT_SPECIFIC_SCALES)
-        if not np.any(oof["specific_raw"]):
-            # no training perturbation was measured by any reference line: nothing to learn the
-            # transfer from, so transfer as is (unit slopes and scales) and say so
-            warnings.warn(
-                "no target training perturbation is in any reference line: the transfer "
-                "(gene slopes, low-rank map, scales) cannot be learnt; using the weighted "
-                "reference effects unscaled", UserWarning, stacklevel=2)
-            self.gene_slopes_, self.gene_slope_global_ = np.ones(len(genes)), 1.0
-            self.stack_weights_ = {"gene_wise": 1.0, "low_rank": 0.0}
-            common_grid, specific_grid = (1.0,), (1.0,)
-        n = len(perts)
-        stacked = {k: np.concatenate([o[k] for _, o in repeats]) for k in
-                   ("common", "specific", "fixed", "baseline")}
-        groups = [f + r * n for r, (folds, _) in enumerate(repeats) for f in folds]
-        self.scale_curve_, self.common_scale_, self.specific_scale_ = select_scale(
-            stacked["common"], stacked["specific"], stacked["fixed"],
-            np.tile(target_delta, (len(repeats), 1)), list(perts) * len(repeats), list(genes),
-            common_scales=common_grid, specific_scales=specific_grid, metric=self.scale_metric,
-            baseline=stacked["baseline"], threads=self.threads,
-            groups=groups if self.scale_pds == "fold" else None)
-        return oof
+        return str(curve["source"].iloc[best]), float(curve["threshold"].iloc[best]), curve
 
     def _weights(self, target_delta, perts, rows) -> pd.DataFrame:
         return line_weights(self.lines_, target_delta[rows], perts[rows], self.target_.genes,
@@ -425,168 +373,14 @@ class TransPert:
                             delta_weight=self.delta_weight, control_weight=self.control_weight,
                             temperature=self.temperature, min_shared=self.min_shared)
 
-    def _folds(self, n: int, repeat: int = 0) -> list[np.ndarray]:
-        k = min(self.cv_folds, n)
-        seed = self.random_state if repeat == 0 else [self.random_state, repeat]
-        order = np.random.default_rng(seed).permutation(n)
-        return [np.sort(f) for f in np.array_split(order, k)]
-
-    def _out_of_fold(self, target_delta, target_sig, perts, genes, folds,
-                     scales_only: bool = False) -> dict:
-        """Out-of-fold components, aggregates and baseline for every training perturbation.
-
-        ``scales_only``: just what the specific model and the scale criterion need (the
-        components, fixed values and baseline), not the aggregates and significant magnitudes
-        the DEG classifier uses (a repeat after the first: saves their memory).
-        """
-        n, g = target_delta.shape
-        common = np.empty((n, g))
-        specific = np.zeros((n, g))
-        fixed = np.full((n, g), np.nan)
-        baseline = np.empty((n, g))
-        if not scales_only:
-            sig_magnitude = np.zeros((n, g))
-            sig_sign = np.zeros((n, g))
-        agg_parts: dict[str, np.ndarray] = {}
-        n_lines = np.zeros(n, dtype=np.int64)
-        gene_col = genes.get_indexer(perts)
-        with Progress(len(folds), "TransPert cross-validation", "fold",
-                      show=self.show_progress) as progress:
-            for held in folds:
-                fit_rows = np.setdiff1d(np.arange(n), held)
-                weights = self._weights(target_delta, perts, fit_rows)["weight"]
-                agg = aggregate(self.lines_, weights, list(perts[held]), g, self.shrinkage)
-                train_mean = target_delta[fit_rows].mean(axis=0)
-                common_fold = common_effect(target_delta[fit_rows], self.common_shrinkage,
-                                            self.common_center)
-                common[held] = common_fold
-                # the cell-mean baseline's delta: mean over the groups incl. control, minus control
-                baseline[held] = train_mean * len(fit_rows) / (len(fit_rows) + 1)
-                specific[held] = np.nan_to_num(agg.specific, nan=0.0)
-                none = agg.n_lines == 0
-                fixed[held[none]] = common_fold
-                if not scales_only:
-                    sig_magnitude[held], sig_sign[held] = significant_effect(
-                        target_delta[fit_rows], target_sig[fit_rows])
-                if self.knockdown:
-                    ratio = knockdown_ratio(target_delta[fit_rows], perts[fit_rows], genes,
-                                            self.target_.control_mean)
-                    if np.isfinite(ratio):
-                        for i in held[gene_col[held] >= 0]:
-                            ctrl = self.target_.control_mean[gene_col[i]]
-                            fixed[i, gene_col[i]] = np.log1p(ratio * np.expm1(ctrl)) - ctrl
-                n_lines[held] = agg.n_lines
-                for s in () if scales_only else ("delta", "specific", "log2fc", "neglog10p",
-                                                  "frac_sig", "sign", "weight_sum"):
-                    agg_parts.setdefault(s, np.empty((n, g)))[held] = getattr(agg, s)
-                progress.update(1)
-        # "specific" is replaced (not modified) by the stacked model's, "specific_raw" stays
-        out = {"common": common, "specific": specific, "specific_raw": specific,
-               "fixed": fixed, "baseline": baseline}
-        if not scales_only:
-            out.update(agg=Aggregate(perturbations=list(perts), n_lines=n_lines,
-                                     lines=[[] for _ in perts], **agg_parts),
-                       sig_magnitude=sig_magnitude, sig_sign=sig_sign)
-        return out
-
-    def _fit_specific_model(self, repeats: list[tuple[list[np.ndarray], dict]],
-                            target_delta: np.ndarray) -> None:
-        """Gene-wise slopes and the low-rank map, stacked; rescales the out-of-fold specific part.
-
-        ``repeats``: ``(folds, out-of-fold dict)`` per cross-validation repeat. Each fold's
-        held-out rows get the two components fit on the other folds' rows; the stacking weights
-        are then fit on all out-of-fold rows of every repeat, and the final components on all
-        training perturbations.
-        """
-        g = target_delta.shape[1]
-        parts = [self._oof_specific_parts(folds, oof, target_delta) for folds, oof in repeats]
-        # the final components: repeat 0's out-of-fold reference effects and residuals
-        raw, residual = repeats[0][1]["specific_raw"], parts[0][2]
-        if self.gene_slopes:
-            self.gene_slopes_, self.gene_slope_global_ = fit_gene_slopes(
-                raw, residual, self.gene_slope_penalty)
-        else:
-            self.gene_slopes_, self.gene_slope_global_ = np.ones(g), 1.0
-        if self.low_rank > 0:
-            self.low_rank_basis_, self.low_rank_map_ = fit_low_rank(
-                raw, residual, self.low_rank, self.low_rank_ridge)
-            alpha, beta = stack_weights(*(np.concatenate(x) for x in zip(*parts)))
-        else:
-            self.low_rank_basis_, self.low_rank_map_ = np.zeros((g, 0)), np.zeros((0, g))
-            alpha, beta = 1.0, 0.0
-        self.stack_weights_ = {"gene_wise": float(alpha), "low_rank": float(beta)}
-        for (_, oof), (gene_oof, low_oof, _) in zip(repeats, parts):
-            oof["specific"] = alpha * gene_oof + beta * low_oof
-
-    def _oof_specific_parts(self, folds, oof: dict, target_delta: np.ndarray):
-        """Out-of-fold gene-wise and low-rank predictions of one repeat, and the residual."""
-        n, g = target_delta.shape
-        raw = oof["specific_raw"]
-        residual = target_delta - oof["common"]
-        gene_oof = np.zeros((n, g))
-        low_oof = np.zeros((n, g))
-        for held in folds:
-            fit_rows = np.setdiff1d(np.arange(n), held)
-            beta = fit_gene_slopes(raw[fit_rows], residual[fit_rows], self.gene_slope_penalty)[0] \
-                if self.gene_slopes else 1.0
-            gene_oof[held] = raw[held] * beta
-            if self.low_rank > 0:
-                v, w = fit_low_rank(raw[fit_rows], residual[fit_rows], self.low_rank,
-                                    self.low_rank_ridge)
-                low_oof[held] = apply_low_rank(raw[held], v, w)
-        return gene_oof, low_oof, residual
-
     def _specific(self, agg_specific: np.ndarray) -> np.ndarray:
         """The model's specific component from aggregated reference specific effects."""
-        raw = np.nan_to_num(agg_specific, nan=0.0)
-        out = self.stack_weights_["gene_wise"] * raw * self.gene_slopes_[None, :]
-        if self.stack_weights_["low_rank"] > 0:
-            out += self.stack_weights_["low_rank"] * apply_low_rank(
-                raw, self.low_rank_basis_, self.low_rank_map_)
-        return out
+        return SpecificModel(self.gene_slopes_, self.gene_slope_global_, self.low_rank_basis_,
+                             self.low_rank_map_, self.stack_weights_).apply(agg_specific)
 
     def _floors(self, source: str) -> bool:
         """Whether called genes get the significant-magnitude floor with this DEG source."""
         return self.deg_magnitude == "floor" or (self.deg_magnitude == "auto" and source == "frequency")
-
-    def _oof_frequency(self, target_sig: np.ndarray) -> np.ndarray:
-        """Out-of-fold DEG frequency: per fold, the fraction of the other folds' perturbations in
-        which each gene was significant."""
-        out = np.empty(target_sig.shape)
-        for held in self.folds_:
-            fit_rows = np.setdiff1d(np.arange(target_sig.shape[0]), held)
-            out[held] = target_sig[fit_rows].mean(axis=0)
-        return out
-
-    def _evaluate_classifier(self, oof: dict, target_sig: np.ndarray) -> np.ndarray:
-        """AUPRC and calibration of the DEG classifier on held-out training perturbations;
-        returns the out-of-fold probabilities."""
-        n, g = target_sig.shape
-        genes = self.target_.genes
-        gene_col = genes.get_indexer(pd.Index(oof["agg"].perturbations))
-        prob = np.empty((n, g))
-        for held in self.folds_:
-            fit_rows = np.setdiff1d(np.arange(n), held)
-            count = target_sig[fit_rows].sum(axis=0)
-            sub = _rows(oof["agg"], fit_rows)
-            X_fit = deg_features(sub, de_logit(count - target_sig[fit_rows], len(fit_rows) - 1),
-                                 self.target_.control_mean, self.target_.control_frac,
-                                 gene_col[fit_rows])
-            clf = DEGClassifier(self.deg_alpha, self.deg_max_rows, self.random_state).fit(
-                X_fit, target_sig[fit_rows].ravel())
-            X_held = deg_features(_rows(oof["agg"], held), de_logit(count, len(fit_rows)),
-                                  self.target_.control_mean, self.target_.control_frac,
-                                  gene_col[held])
-            prob[held] = clf.predict_proba(X_held).reshape(len(held), g)
-        per_pert = [average_precision(target_sig[i], prob[i]) for i in range(n)]
-        self.deg_report_ = {
-            "auprc": average_precision(target_sig.ravel(), prob.ravel()),
-            "prevalence": float(target_sig.mean()),
-            "mean_auprc_per_perturbation": float(np.nanmean(per_pert)) if np.isfinite(per_pert).any() else np.nan,
-            "n_perturbations": int(n), "n_folds": len(self.folds_),
-        }
-        self.deg_calibration_ = calibration_table(target_sig.ravel(), prob.ravel())
-        return prob
 
     # ------------------------------------------------------------------------- predict
     def _check_fitted(self) -> None:
@@ -686,10 +480,23 @@ def _floor_called(delta: np.ndarray, called: np.ndarray, magnitude: np.ndarray,
     return np.where(called & (magnitude > 0), floored, delta)
 
 
-def _rows(agg: Aggregate, rows: np.ndarray) -> Aggregate:
-    """The aggregate restricted to some perturbations (rows)."""
-    return Aggregate(perturbations=[agg.perturbations[i] for i in rows],
-                     delta=agg.delta[rows], specific=agg.specific[rows], log2fc=agg.log2fc[rows],
-                     neglog10p=agg.neglog10p[rows], frac_sig=agg.frac_sig[rows],
-                     sign=agg.sign[rows], weight_sum=agg.weight_sum[rows],
-                     n_lines=agg.n_lines[rows], lines=[agg.lines[i] for i in rows])
+def _finite_delta(target_train) -> np.ndarray:
+    """The target's training deltas (log1p), which must all be finite."""
+    delta = dense_layer(target_train, "delta")
+    if not np.isfinite(delta).all():
+        r, c = np.argwhere(~np.isfinite(delta))[0]
+        raise TranspertInputError(
+            f"target_train: layer 'delta' must be finite; perturbation {target_train.obs_names[r]!r}, "
+            f"gene {target_train.var_names[c]!r} has {delta[r, c]!r}")
+    return delta
+
+
+def _reference_lines(references: Mapping, genes: pd.Index, fdr_threshold: float) -> list[ReferenceLine]:
+    """Every reference line aligned to the target's genes; a line sharing no gene is an error."""
+    lines = [ReferenceLine.from_summary(name, ref, genes, fdr_threshold) for name, ref in references.items()]
+    for line in lines:
+        if len(line.gene_positions) == 0:
+            raise TranspertInputError(
+                f"reference line {line.name!r} shares no gene with target_train "
+                f"(e.g. reference {references[line.name].var_names[0]!r}, target {genes[0]!r})")
+    return lines

@@ -33,8 +33,7 @@ from transpert._errors import TranspertInputError
 from transpert.data.simulate import _model as sa
 from transpert.data.simulate import _genes as gn
 
-__all__ = ["SimulatedAtlas", "SimulatedTruth", "simulate_atlas", "load_atlas", "read_truth",
-           "write_large_dataset", "CONTROL"]
+__all__ = ["SimulatedAtlas", "SimulatedTruth", "simulate_atlas", "load_atlas", "read_truth", "CONTROL"]
 
 CONTROL = sa.CONTROL
 TRUTH_FILE = "truth.h5ad"
