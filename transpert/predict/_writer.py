@@ -454,7 +454,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         report = pd.DataFrame(report, columns=[pert_col, *_REPORT_COLUMNS])
         report["n_cells_requested"] = table[counts_col].to_numpy()
         uns = pseudobulk_prediction.uns
-        method = (uns.get("transpert_prediction") or uns.get("transpert") or {}).get("method", "unknown")
+        method = (uns.get("transpert_prediction") or {}).get("method", "unknown")
         info = {
             "method": str(method), "seed": int(seed), "scale": "log1p", "deg_threshold": float(deg_threshold),
             "min_abs_delta": float(min_abs_delta), "cells": cells, "move": move,

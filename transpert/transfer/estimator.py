@@ -47,6 +47,7 @@ from transpert._errors import TranspertInputError
 from transpert.summarize import log2fc
 from transpert.summarize._contract import (TARGET_LAYERS, check_perturbations, check_references,
                                            check_summary, dense_layer)
+from transpert.transfer._params import DEG_SOURCES, check_params
 from transpert.transfer.aggregate import aggregate
 from transpert.transfer.cross_validation import (SpecificModel, choose_scales, evaluate_deg_classifier,
                                                  fit_specific_model, fold_plan, oof_deg_frequency,
@@ -55,15 +56,10 @@ from transpert.transfer.deg_call import DEFAULT_DEG_THRESHOLDS, best_row, select
 from transpert.transfer.deg_classifier import DEGClassifier, de_logit, deg_features
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.similarity import line_weights
-from transpert.transfer.target import COMMON_CENTERS, TargetStats
+from transpert.transfer.target import TargetStats
 
 SOURCE_REFERENCES = "references"
 SOURCE_FALLBACK = "target_train_mean"
-SCALE_COMPONENTS = ("both", "specific")
-DEG_MAGNITUDES = ("auto", "floor", "model")
-SCALE_PDS = ("fold", "pooled")
-#: what the DEG call can be based on (``deg_sources``)
-DEG_SOURCES = ("classifier", "frequency")
 
 
 class TransPert:
@@ -241,47 +237,6 @@ class TransPert:
         changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != default[k]]
         return f"TransPert({', '.join(changed)})"
 
-    def _check_params(self) -> None:
-        if self.scale_components not in SCALE_COMPONENTS:
-            raise TranspertInputError(
-                f"scale_components must be one of {SCALE_COMPONENTS}, got {self.scale_components!r}")
-        from transpert.transfer.aggregate import SHRINKAGE
-
-        if not (isinstance(self.common_shrinkage, (int, float)) and np.isfinite(self.common_shrinkage)
-                and self.common_shrinkage >= 0):
-            raise TranspertInputError(
-                f"common_shrinkage must be a number >= 0, got {self.common_shrinkage!r}")
-        sources = [self.deg_sources] if isinstance(self.deg_sources, str) else list(self.deg_sources)
-        if not sources or any(src not in DEG_SOURCES for src in sources):
-            raise TranspertInputError(
-                f"deg_sources must be a non-empty list of {DEG_SOURCES}, got {self.deg_sources!r}")
-        if self.common_center not in COMMON_CENTERS:
-            raise TranspertInputError(
-                f"common_center must be one of {COMMON_CENTERS}, got {self.common_center!r}")
-        if self.scale_pds not in SCALE_PDS:
-            raise TranspertInputError(f"scale_pds must be one of {SCALE_PDS}, got {self.scale_pds!r}")
-        if self.deg_magnitude not in DEG_MAGNITUDES:
-            raise TranspertInputError(
-                f"deg_magnitude must be one of {DEG_MAGNITUDES}, got {self.deg_magnitude!r}")
-
-        if self.shrinkage not in SHRINKAGE:
-            raise TranspertInputError(f"shrinkage must be one of {SHRINKAGE}, got {self.shrinkage!r}")
-        if not isinstance(self.low_rank, int) or self.low_rank < 0:
-            raise TranspertInputError(f"low_rank must be an integer >= 0, got {self.low_rank!r}")
-        if not (self.low_rank_ridge >= 0):
-            raise TranspertInputError(f"low_rank_ridge must be >= 0, got {self.low_rank_ridge!r}")
-        if not (self.gene_slope_penalty >= 0):
-            raise TranspertInputError(
-                f"gene_slope_penalty must be >= 0, got {self.gene_slope_penalty!r}")
-        if not (0 < self.fdr_threshold < 1):
-            raise TranspertInputError(f"fdr_threshold must be in (0, 1), got {self.fdr_threshold!r}")
-        if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
-            raise TranspertInputError(f"cv_folds must be an integer >= 2, got {self.cv_folds!r}")
-        if not isinstance(self.cv_repeats, int) or self.cv_repeats < 1:
-            raise TranspertInputError(f"cv_repeats must be an integer >= 1, got {self.cv_repeats!r}")
-        if not isinstance(self.min_shared, int) or self.min_shared < 1:
-            raise TranspertInputError(f"min_shared must be an integer >= 1, got {self.min_shared!r}")
-
     # ----------------------------------------------------------------------------- fit
     def fit(self, references: Mapping, target_train) -> "TransPert":
         """Fit on reference summary profiles ``{line: AnnData}`` and the target's training summary.
@@ -290,7 +245,7 @@ class TransPert:
         needs layers ``delta`` and ``fdr`` and var ``control_mean``; references also ``log2fc`` and
         ``pvalue``. Returns ``self``.
         """
-        self._check_params()
+        check_params(self)
         check_references(references)
         check_summary(target_train, "target_train", TARGET_LAYERS, min_obs=2)
         target_delta = _finite_delta(target_train)
@@ -447,7 +402,7 @@ class TransPert:
         out.layers["delta"] = delta.astype(np.float32)
         out.layers["log2fc"] = log2fc(mean, t.control_mean).astype(np.float32)
         out.layers["deg_probability"] = prob.astype(np.float32)
-        out.uns["transpert"] = {"method": "transpert", "scale": "log1p",
+        out.uns["transpert_prediction"] = {"method": "transpert", "scale": "log1p",
                                 "common_scale": self.common_scale_,
                                 "specific_scale": self.specific_scale_,
                                 "deg_source": self.deg_source_,
