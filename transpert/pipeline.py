@@ -82,10 +82,12 @@ def read_input(source, *, what: str, pert_col: str = "target_gene", control: str
                 return summarize_cells(str(source), pert_col=pert_col, control=control, threads=threads,
                                        show_progress=show_progress), str(source)
             raise TranspertInputError(f"{what}: no such file, and no dataset of that name in the manifest: {path}")
-        adata = ad.read_h5ad(path, backed="r")
+        from transpert._h5files import read_h5ad
+
+        adata = read_h5ad(path, backed="r")
         if is_summary(adata):
             adata.file.close()
-            return ad.read_h5ad(path), None
+            return read_h5ad(path), None
         adata.file.close()
         logger.info("%s: %s holds cells; summarising", what, path)
         return summarize_cells(str(path), pert_col=pert_col, control=control, threads=threads,
@@ -117,7 +119,9 @@ def control_cells(cells, *, what: str, pert_col: str = "target_gene", control: s
 
         adata = read_cells(str(cells))
     else:
-        adata = ad.read_h5ad(cells, backed="r")
+        from transpert._h5files import read_h5ad
+
+        adata = read_h5ad(cells, backed="r")
     if pert_col not in adata.obs.columns:
         raise TranspertInputError(f"{what}: no obs column {pert_col!r} (columns: {list(adata.obs.columns)})")
     mask = (adata.obs[pert_col].astype(str) == control).to_numpy()
