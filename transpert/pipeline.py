@@ -82,10 +82,12 @@ def read_input(source, *, what: str, pert_col: str = "target_gene", control: str
                 return summarize_cells(str(source), pert_col=pert_col, control=control, threads=threads,
                                        show_progress=show_progress), str(source)
             raise TranspertInputError(f"{what}: no such file, and no dataset of that name in the manifest: {path}")
-        adata = ad.read_h5ad(path, backed="r")
+        from transpert._h5files import read_h5ad
+
+        adata = read_h5ad(path, backed="r")
         if is_summary(adata):
             adata.file.close()
-            return ad.read_h5ad(path), None
+            return read_h5ad(path), None
         adata.file.close()
         logger.info("%s: %s holds cells; summarising", what, path)
         return summarize_cells(str(path), pert_col=pert_col, control=control, threads=threads,
@@ -117,7 +119,9 @@ def control_cells(cells, *, what: str, pert_col: str = "target_gene", control: s
 
         adata = read_cells(str(cells))
     else:
-        adata = ad.read_h5ad(cells, backed="r")
+        from transpert._h5files import read_h5ad
+
+        adata = read_h5ad(cells, backed="r")
     if pert_col not in adata.obs.columns:
         raise TranspertInputError(f"{what}: no obs column {pert_col!r} (columns: {list(adata.obs.columns)})")
     mask = (adata.obs[pert_col].astype(str) == control).to_numpy()
@@ -130,13 +134,22 @@ def control_cells(cells, *, what: str, pert_col: str = "target_gene", control: s
     return out
 
 
-def median_library_size(cells, *, what: str) -> float | None:
+def median_library_size(cells, *, what: str, pert_col: str = "target_gene",
+                        control: str = "non-targeting") -> float | None:
     """The median total count per cell of a raw-count file (path, manifest name or AnnData), read
     in row chunks; None when it is log1p. The summaries normalise a file to this target, so the
-    writer must normalise that file's control cells to it too (not to the controls' own median)."""
+    writer must normalise that file's control cells to it too (not to the controls' own median).
+    ``pert_col``/``control``: the file's perturbation column and control label (the file is
+    opened in them, as the summaries open it)."""
     from transpert.data import open_cells
+    from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
-    with open_cells(cells) as src:
+    mapping = {}
+    if pert_col != PERT_COL:
+        mapping["pert_col"] = pert_col
+    if control != CONTROL_LABEL:
+        mapping["control_label"] = control
+    with open_cells(cells, schema=mapping or None) as src:
         if src.scale != "counts":
             return None
         totals = np.concatenate([np.asarray(x.sum(axis=1)).ravel() for _, _, x in src.iter_chunks()])
@@ -153,7 +166,8 @@ def target_controls(cells, *, whole_file_median: bool, pert_col: str = "target_g
     size their raw counts are normalised to, as that summary's were; else None (the controls'
     own median, or log1p cells)."""
     controls = control_cells(cells, what=what, pert_col=pert_col, control=control)
-    return controls, (median_library_size(cells, what=what) if whole_file_median else None)
+    return controls, (median_library_size(cells, what=what, pert_col=pert_col, control=control)
+                      if whole_file_median else None)
 
 
 def versions() -> dict:
@@ -350,9 +364,26 @@ def read_config(path) -> dict:
     return config
 
 
-def run_config(config_path, *, echo=print, show_progress: bool | None = None) -> dict:
+def run_config(config_path, *, echo=print, show_progress: bool | None = None,
+               overwrite: bool = False) -> dict:
     """``transpert run``: summaries, fit, predict, write cells, evaluate (when ``real`` is given),
-    report; the config, the versions and the timings recorded next to the outputs."""
+    report; the config, the versions and the timings recorded next to the outputs.
+
+    The run is written into a staging folder that becomes ``output`` only when the whole run
+    succeeded (:func:`transpert._outputs.output_dir`): a failed run leaves nothing, and an
+    existing non-empty ``output`` is refused unless ``overwrite`` (then replaced whole)."""
+    from transpert._outputs import check_output_dir, output_dir
+
+    cfg = read_config(config_path)
+    final = check_output_dir(cfg["output"], overwrite=overwrite, option=f"{config_path}: output")
+    with output_dir(final, overwrite=overwrite, option=f"{config_path}: output") as stage:
+        result = _run_in(cfg, config_path, stage, final, echo=echo, show_progress=show_progress)
+    result["out_dir"] = final
+    return result
+
+
+def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progress) -> dict:
+    """The body of :func:`run_config`, writing into ``out`` (the staging folder of ``final``)."""
     import json
     import shutil
     import time
@@ -361,8 +392,6 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
     from transpert.predict import read_counts, read_gene_list, write_prediction
 
     t0 = time.perf_counter()
-    cfg = read_config(config_path)
-    out = Path(cfg["output"])
     (out / "summaries").mkdir(parents=True, exist_ok=True)
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, out / "config.yaml")
@@ -408,7 +437,7 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
                          deg_threshold=float(cfg.get("deg_threshold", 0.5)),
                          seed=seed, target_sum=target_sum, show_progress=show_progress)
         predictions[method] = str(path)
-        echo(f"      {method}: {path}")
+        echo(f"      {method}: {final / path.relative_to(out)}")
     timings["predict_s"] = time.perf_counter() - t
 
     board = None
@@ -441,7 +470,8 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None) ->
         echo("[3/4] no 'real' in the config: evaluation skipped")
     echo("[4/4] recording the config, versions and timings ...")
     timings["total_s"] = time.perf_counter() - t0
+    predictions = {m: str(final / Path(p).relative_to(out)) for m, p in predictions.items()}
     record = {"config": cfg, "versions": versions(), "timings": {k: round(v, 3) for k, v in timings.items()},
               "predictions": predictions}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
-    return {"out_dir": out, "leaderboard": board, "predictions": predictions, "timings": timings}
+    return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings}

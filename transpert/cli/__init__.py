@@ -8,6 +8,7 @@ sub-subcommands (``transpert data list``) adds them in ``add_arguments``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -31,6 +32,47 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: the commands that read cells or summaries: they share the input options below
+INPUT_COMMANDS = ("summarize", "de", "fit", "predict", "run", "evaluate", "baseline", "rank", "prep")
+
+
+def add_input_file_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that reads input files (one spelling, one rule everywhere)."""
+    group = parser.add_argument_group("input files")
+    group.add_argument("--duplicate-genes", choices=("error", "make_unique"), default="error",
+                       help="two genes of one name in an input: error (default), or make_unique "
+                       "(later ones renamed -1, -2 ..., as anndata does)")
+    group.add_argument("--manifest", metavar="YAML", default=None,
+                       help="extra dataset manifest merged over the packaged one, so its dataset "
+                       "names can be given as inputs (default: none; also $TRANSPERT_MANIFEST)")
+
+
+@contextlib.contextmanager
+def _input_rules(args):
+    """The input options in force while a command runs (and only then)."""
+    import os
+
+    from transpert.data.manifest import MANIFEST_ENV
+    from transpert.data.schema import duplicate_genes
+
+    old = os.environ.get(MANIFEST_ENV)
+    manifest = getattr(args, "manifest", None)
+    if manifest is not None:
+        from transpert.data.manifest import read_manifest_file
+
+        read_manifest_file(manifest)  # a missing or bad file is reported before any work
+        os.environ[MANIFEST_ENV] = os.pathsep.join(filter(None, [old, str(manifest)]))
+    try:
+        with duplicate_genes(getattr(args, "duplicate_genes", None) or "error"):
+            yield
+    finally:
+        if manifest is not None:
+            if old is None:
+                os.environ.pop(MANIFEST_ENV, None)
+            else:
+                os.environ[MANIFEST_ENV] = old
+
+
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only the subcommand ``load`` has its module imported."""
     parser = argparse.ArgumentParser(
@@ -46,6 +88,8 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
         if name == load:
             module = importlib.import_module(module_name)
             module.add_arguments(sp)
+            if name in INPUT_COMMANDS:
+                add_input_file_options(sp)
             sp.set_defaults(_run=module.run)
     return parser
 
@@ -63,10 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     from transpert._errors import TranspertInputError
 
     try:
-        return int(args._run(args) or 0)
+        with _input_rules(args):
+            return int(args._run(args) or 0)
     except TranspertInputError as err:
         print(f"transpert {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # the file system, not transpert: an unreadable file, a full disk, no permission
+        print(f"transpert {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

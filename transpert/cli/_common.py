@@ -9,9 +9,12 @@ from transpert._errors import TranspertInputError
 
 
 def add_input_arguments(parser, *, target_required: bool = True) -> None:
-    parser.add_argument("--reference", nargs="+", default=[], metavar="[NAME=]REF.h5ad",
-                        help="reference lines: summary profiles or cells (summarised on the way); "
-                        "the line name is NAME or the file's stem")
+    # "extend": `--reference A --reference B` and `--reference A B` both give [A, B] (with plain
+    # nargs="+" the repeated form silently kept only the last one)
+    parser.add_argument("--reference", action="extend", nargs="+", default=[], metavar="[NAME=]REF.h5ad",
+                        help="reference lines: summary profiles or cells (summarised on the way), "
+                        "several after one --reference or one per --reference; the line name is "
+                        "NAME or the file's stem")
     parser.add_argument("--target-train", required=target_required, metavar="TRAIN.h5ad",
                         help="the target line's training data: cells (counts or log1p) or a summary profile")
     parser.add_argument("--pert-col", default="target_gene", help="perturbation column (default: %(default)s)")

@@ -9,7 +9,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="training cells (h5ad; counts or log1p)")
     parser.add_argument("--counts", required=True,
                         help="CSV with the perturbation column and n_cells (e.g. pert_counts_Validation.csv)")
-    parser.add_argument("-o", "--output", required=True, help="baseline h5ad to write")
+    parser.add_argument("-o", "--out", "--output", dest="output", required=True, help="baseline h5ad to write")
     parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
     parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
     parser.add_argument("--counts-col", default="n_cells", help="cell-count column [%(default)s]")

@@ -7,7 +7,7 @@ from transpert.cli.summarize import add_common
 
 def add_arguments(parser) -> None:
     add_common(parser)
-    parser.add_argument("-o", "--output", required=True, help="CSV to write (one row per target x gene)")
+    parser.add_argument("-o", "--out", "--output", dest="output", required=True, help="CSV to write (one row per target x gene)")
     parser.add_argument("--means", choices=("pdex", "float64"), default="pdex",
                         help="pdex: float32 means as pdex 0.3.0 / cell-eval 0.8.2 (bit-exact); "
                              "float64: the summary's float64 means")

@@ -8,7 +8,7 @@ def add_arguments(parser) -> None:
                         help="output directory (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="simulation and split seed (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
-    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+    parser.add_argument("--methods", action="extend", nargs="+", default=None, metavar="METHOD",
                         help="methods to run (default: transpert and every baseline)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
 

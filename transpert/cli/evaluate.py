@@ -15,7 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=["vcc", "full"], default="vcc",
                         help="vcc: mae, discrimination_score_l1, overlap_at_N; full: every "
                         "cell-eval metric except clustering/e-distance [default: %(default)s]")
-    parser.add_argument("-o", "--outdir", required=True, help="output directory")
+    parser.add_argument("-o", "--out", "--outdir", dest="outdir", required=True,
+                        help="output directory (must be new or empty, see --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap resamples for the intervals; 0 skips them [%(default)s]")
@@ -27,16 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from transpert._outputs import check_output_dir, output_dir
     from transpert.evaluate import evaluate
     from transpert.evaluate._bootstrap import bootstrap_ci
     from transpert.evaluate._output import write_outputs
 
+    check_output_dir(args.outdir, overwrite=args.overwrite)  # before the work, not after it
     result = evaluate(args.real, args.pred, profile=args.profile, baseline=args.baseline,
                       pert_col=args.pert_col, control=args.control, threads=args.threads,
                       memory_budget=args.memory_budget, ties=args.ties)
     ci = bootstrap_ci(result, n_boot=args.n_boot, seed=args.seed) if args.n_boot > 0 else None
-    write_outputs(result, args.outdir, ci=ci, de_csv=args.de_csv, report=not args.no_report,
-                  threads=args.threads)
+    with output_dir(args.outdir, overwrite=args.overwrite) as stage:
+        write_outputs(result, stage, ci=ci, de_csv=args.de_csv, report=not args.no_report,
+                      threads=args.threads)
     means = result.means()
     summary = ", ".join(f"{k} {v:.4f}" for k, v in means.items() if k in ("mae", "discrimination_score_l1", "overlap_at_N"))
     if result.score is not None:

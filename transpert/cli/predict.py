@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
                         help="gene order of the output (one column, no header); default: the target's genes")
     parser.add_argument("--target-controls", metavar="CELLS.h5ad",
                         help="the target's control cells, needed when --target-train is a summary profile")
-    parser.add_argument("-o", "--output", required=True, metavar="PRED.h5ad", help="the prediction written")
+    parser.add_argument("-o", "--out", "--output", dest="output", required=True, metavar="PRED.h5ad", help="the prediction written")
     parser.add_argument("--pseudobulk", metavar="PB.h5ad", help="also write the pseudo-bulk prediction here")
     parser.add_argument("--max-cells", type=int, default=100_000,
                         help="cap on cells written, controls included; counts scaled down to fit "
@@ -48,11 +48,25 @@ def run(args) -> int:
     from transpert.cli._common import parse_params, read_references, reference_sources
     from transpert.predict import read_counts, read_gene_list, write_prediction
 
+    from transpert._outputs import check_output_file
+
     log = logging.getLogger("transpert.predict")
+    check_output_file(args.output)  # before the work, not after it
+    if args.pseudobulk:
+        check_output_file(args.pseudobulk, option="--pseudobulk")
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
     counts = read_counts(args.counts, pert_col=args.pert_col)
     perts = [p for p in counts[args.pert_col] if p != args.control]
     target_summary, target_cells = pl.read_input(args.target_train, what=f"target-train ({args.target_train})", **kw)
+    # the control cells are read before the fit, so a problem with them stops the command
+    # before any work is done or any file written
+    controls_source = args.target_controls or target_cells
+    if controls_source is None:
+        raise TranspertInputError("--target-train is a summary profile: give the target's control cells "
+                                  "with --target-controls")
+    controls, target_sum = pl.target_controls(controls_source,
+                                              whole_file_median=controls_source is target_cells,
+                                              pert_col=args.pert_col, control=args.control)
     if args.model:
         if args.method not in ("transpert",):
             raise TranspertInputError("--model is a TransPert model: leave --method at 'transpert'")
@@ -64,20 +78,13 @@ def run(args) -> int:
     else:
         refs = read_references(reference_sources(args.reference), **kw)
         _, prediction = pl.fit_predict(args.method, refs, target_summary, perts, parse_params(args.param))
-    if args.pseudobulk:
-        write_h5ad_atomic(prediction, args.pseudobulk)
-    controls_source = args.target_controls or target_cells
-    if controls_source is None:
-        raise TranspertInputError("--target-train is a summary profile: give the target's control cells "
-                                  "with --target-controls")
-    controls, target_sum = pl.target_controls(controls_source,
-                                              whole_file_median=controls_source is target_cells,
-                                              pert_col=args.pert_col, control=args.control)
     genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
                            control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
                            seed=args.seed, target_sum=target_sum, show_progress=None)
+    if args.pseudobulk:  # after the cells: a failure leaves neither file
+        write_h5ad_atomic(prediction, args.pseudobulk)
     info = out.uns["transpert_cells"]
     print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
           f"controls) x {out.n_vars} genes, log1p float32"

@@ -8,7 +8,7 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", help="prediction h5ad")
     parser.add_argument("--genes", required=True, help="gene_names.csv (no header; expected order)")
-    parser.add_argument("-o", "--output", help="output .vcc [default: <pred>.prep.vcc]")
+    parser.add_argument("-o", "--out", "--output", dest="output", help="output .vcc [default: <pred>.prep.vcc]")
     parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
     parser.add_argument("--celltype-col", default=None, help="cell-type column to keep (optional)")
     parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")

@@ -9,8 +9,14 @@ from transpert.cli._common import add_scoring_arguments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", required=True, help="real cells (h5ad)")
-    parser.add_argument("preds", nargs="+", help="prediction h5ad files (name = file stem)")
-    parser.add_argument("-o", "--outdir", required=True, help="output directory")
+    parser.add_argument("preds", nargs="*", metavar="PRED.h5ad",
+                        help="prediction h5ad files (name = file stem); or give them with --pred")
+    parser.add_argument("--pred", action="extend", nargs="+", default=[], dest="pred_opt",
+                        metavar="PRED.h5ad", help="prediction h5ad files, as `evaluate --pred`; repeatable")
+    parser.add_argument("-o", "--out", "--outdir", dest="outdir", required=True,
+                        help="output directory (must be new or empty, see --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap resamples for the paired comparison of the top two [%(default)s]")
@@ -25,35 +31,40 @@ def run(args: argparse.Namespace) -> int:
     from transpert.evaluate import GENERALIST, evaluate_prepared, prepare
     from transpert.evaluate._bootstrap import generalist_ranking, paired_comparison
     from transpert.evaluate._output import write_results_csv
+    from transpert._outputs import check_output_dir, output_dir
     from transpert.evaluate._report import _md_table
 
-    names = [Path(p).stem for p in args.preds]
+    preds = list(args.preds) + list(args.pred_opt)
+    if not preds:
+        raise TranspertInputError("give the predictions to rank (PRED.h5ad ... or --pred PRED.h5ad ...)")
+    names = [Path(p).stem for p in preds]
     if len(set(names)) != len(names):
         raise TranspertInputError(f"prediction file names must differ (stems: {names})")
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
     # The real file is streamed and summarised once; each prediction is checked against it
     # before it is read, then streamed, scored and dropped (only summaries stay in memory).
+    check_output_dir(args.outdir, overwrite=args.overwrite)  # before the work, not after it
     real = prepare(args.real, "real", memory_budget=args.memory_budget, **kw)
-    results = {}
-    outdir = Path(args.outdir)
-    for name, path in zip(names, args.preds):
-        pred = prepare(path, path, against=real, memory_budget=args.memory_budget, **kw)
-        results[name] = evaluate_prepared(real, pred, metrics=GENERALIST, profile="generalist",
-                                          ties=args.ties, **kw)
-        pred.summary = None  # its DE arrays are kept; the full summary profile is not needed
-        r = results[name]
-        write_results_csv(r.results, r.defined, outdir / f"{name}_results.csv")
-    ranking = generalist_ranking(results)
-    write_csv_atomic(ranking, outdir / "ranking.csv", index=False)
-    lines = ["# Generalist ranking", "", "Each prediction ranked on the seven metrics (1 = best), "
-             "then by mean rank.", "", _md_table(ranking), ""]
-    if len(results) >= 2 and args.n_boot > 0:
-        a, b = ranking["prediction"].iloc[0], ranking["prediction"].iloc[1]
-        cmp = paired_comparison(results[a], results[b], n_boot=args.n_boot, seed=args.seed,
-                                names=(a, b))
-        write_csv_atomic(cmp, outdir / "paired_top2.csv", index=False)
-        lines += [f"## {a} vs {b}: paired bootstrap over perturbations", "", _md_table(cmp), ""]
-    with atomic_path(outdir / "ranking.md") as tmp:
-        tmp.write_text("\n".join(lines))
+    with output_dir(args.outdir, overwrite=args.overwrite) as outdir:
+        results = {}
+        for name, path in zip(names, preds):
+            pred = prepare(path, path, against=real, memory_budget=args.memory_budget, **kw)
+            results[name] = evaluate_prepared(real, pred, metrics=GENERALIST, profile="generalist",
+                                              ties=args.ties, **kw)
+            pred.summary = None  # its DE arrays are kept; the full summary profile is not needed
+            r = results[name]
+            write_results_csv(r.results, r.defined, outdir / f"{name}_results.csv")
+        ranking = generalist_ranking(results)
+        write_csv_atomic(ranking, outdir / "ranking.csv", index=False)
+        lines = ["# Generalist ranking", "", "Each prediction ranked on the seven metrics (1 = best), "
+                 "then by mean rank.", "", _md_table(ranking), ""]
+        if len(results) >= 2 and args.n_boot > 0:
+            a, b = ranking["prediction"].iloc[0], ranking["prediction"].iloc[1]
+            cmp = paired_comparison(results[a], results[b], n_boot=args.n_boot, seed=args.seed,
+                                    names=(a, b))
+            write_csv_atomic(cmp, outdir / "paired_top2.csv", index=False)
+            lines += [f"## {a} vs {b}: paired bootstrap over perturbations", "", _md_table(cmp), ""]
+        with atomic_path(outdir / "ranking.md") as tmp:
+            tmp.write_text("\n".join(lines))
     print(ranking.to_string(index=False))
     return 0

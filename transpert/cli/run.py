@@ -31,12 +31,15 @@ def add_arguments(parser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n", 1)[1].replace("::", ":")
     parser.add_argument("config", metavar="CONFIG.yaml", help="the run configuration (keys below)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the config's output directory whole when it exists and is not empty")
 
 
 def run(args) -> int:
     from transpert import pipeline as pl
 
-    result = pl.run_config(args.config, echo=lambda s: print(s, flush=True))
+    result = pl.run_config(args.config, echo=lambda s: print(s, flush=True),
+                           overwrite=args.overwrite)
     if result["leaderboard"] is not None:
         print()
         print(result["leaderboard"].to_text())

@@ -19,7 +19,7 @@ def add_common(parser) -> None:
 
 def add_arguments(parser) -> None:
     add_common(parser)
-    parser.add_argument("-o", "--output", required=True, help="summary profile to write (.h5ad)")
+    parser.add_argument("-o", "--out", "--output", dest="output", required=True, help="summary profile to write (.h5ad)")
     parser.add_argument("--fdr", choices=("per_perturbation", "table"), default="per_perturbation")
     parser.add_argument("--log2fc", choices=("exact", "clipped"), default="exact")
     parser.add_argument("--no-de", action="store_true", help="pseudo-bulk only (no rank-sum test)")

@@ -117,6 +117,10 @@ def scale_from_summary(summary: dict, file: str = "<memory>") -> str:
             f"{file}: expression matrix has {summary['n_negative']} negative value(s), "
             f"e.g. {summary['first_negative']!r}; expected raw counts or log1p values >= 0"
         )
+    from transpert.data._row_scale import check_rows_agree
+
+    # rows disagreeing (counts beside log1p, counts x a constant) is refused whatever the range
+    check_rows_agree(summary.get("rows"), file)
     if not summary["n_fractional"]:
         return "counts"
     if summary["max"] >= LOG1P_MAX:
@@ -132,11 +136,18 @@ def detect_scale(X, file: str = "<memory>") -> str:
     """Return ``"counts"`` (no value with a fractional part > 1e-3) or ``"log1p"``.
 
     Takes a matrix in any scale (dense or sparse). Raises :class:`TranspertInputError` on NaN,
-    infinite or negative values, or on non-integer values outside [0, 15) (mixed scales).
+    infinite or negative values, on non-integer values outside [0, 15), and on rows that
+    disagree (integer rows beside non-integer ones, counts times a constant; see
+    :mod:`transpert.data._row_scale`).
     """
+    from transpert.data._row_scale import row_evidence
+
     if hasattr(X, "X") and hasattr(X, "obs"):  # an AnnData
         X = X.X
-    return scale_from_summary(value_summary(_values(X)), file)
+    summary = value_summary(_values(X))
+    if not (summary["n_nan"] or summary["n_inf"] or summary["n_negative"]) and np.ndim(X) == 2:
+        summary["rows"] = row_evidence(X)
+    return scale_from_summary(summary, file)
 
 
 def default_include_zero_cells(X) -> bool:

@@ -55,14 +55,17 @@ class _H5Matrix:
     def __init__(self, path: Path, key: str):
         import h5py
 
+        from transpert._h5files import open_h5
+
         self.path = path
         self._buckets = None  # CSC only: rows regrouped in scratch files on first use
-        self.file = h5py.File(path, "r")
+        self.file = open_h5(path)
         try:
             node = self.file
             for part in key.split("/"):
                 if part not in node:
-                    raise TranspertInputError(f"{path}: no matrix {key!r} in the file")
+                    what = "not an AnnData h5ad file: " if key == "X" else ""
+                    raise TranspertInputError(f"{path}: {what}no matrix {key!r} in the file")
                 node = node[part]
             self.node = node
             if isinstance(node, h5py.Dataset):
@@ -387,16 +390,21 @@ class CellSource:
         """One pass over the cells: value summary (NaN, inf, negatives, fractions, range) and
         per-cell library sizes (float64 row sums). Cached."""
         if self._stats is None:
+            from transpert.data import _row_scale
+
             summary = _norm.value_summary(np.empty(0, dtype=self.dtype))
+            rows = _row_scale.empty_evidence()
             sizes = np.empty(self.n_obs, dtype=np.float64)
             nnz = 0
             show = self.show_progress
             with Progress(self.n_obs, f"scanning {self.name}", unit="cells", show=show) as progress:
                 for start, stop, block in self._iter_blocks(chunk_rows or self.default_chunk_rows()):
                     summary = _norm.merge_summaries(summary, _norm.value_summary(block.data))
+                    rows = _row_scale.merge_evidence(rows, _row_scale.row_evidence(block, start))
                     sizes[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
                     nnz += block.nnz
                     progress.update(stop - start)
+            summary["rows"] = rows  # the per-row scale evidence (transpert.data._row_scale)
             self._stats = ScanStats(values=summary, library_sizes=sizes, nnz=nnz)
         return self._stats
 
@@ -530,10 +538,14 @@ def _open_parts(source, schema, manifest) -> _Parts:
     if not path.exists():
         raise TranspertInputError(f"{path}: no such file")
     sch = _schema_for(schema, entry)
-    matrix = _H5Matrix(path, sch.matrix)
+    from transpert._h5files import reading
+
+    with reading(path):
+        matrix = _H5Matrix(path, sch.matrix)
     try:
-        obs = _read_frame(matrix.file["obs"])
-        var = _read_frame(matrix.file["var"])
+        with reading(path):
+            obs = _read_frame(matrix.file["obs"])
+            var = _read_frame(matrix.file["var"])
     except Exception:
         matrix.close()
         raise

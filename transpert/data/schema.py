@@ -11,6 +11,8 @@ nothing file-specific is hard-coded here beyond the canonical defaults.
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -29,6 +31,24 @@ GENE_ID_COL = "gene_id"
 
 # ``gene_symbols`` / ``gene_ids`` value meaning "the var index itself".
 INDEX = "index"
+
+DUPLICATE_GENE_RULES = ("error", "make_unique")
+#: what a schema without its own ``duplicate_genes`` does with two genes of one name: one rule
+#: for every command, set by the command line's ``--duplicate-genes`` (:func:`duplicate_genes`)
+_DUPLICATE_GENES = contextvars.ContextVar("transpert_duplicate_genes", default="error")
+
+
+@contextlib.contextmanager
+def duplicate_genes(rule: str):
+    """Within the block, schemas that do not set ``duplicate_genes`` follow ``rule``
+    (``"error"`` or ``"make_unique"``): how ``--duplicate-genes`` reaches every reader."""
+    if rule not in DUPLICATE_GENE_RULES:
+        raise TranspertInputError(f"duplicate genes: expected one of {DUPLICATE_GENE_RULES}, got {rule!r}")
+    token = _DUPLICATE_GENES.set(rule)
+    try:
+        yield
+    finally:
+        _DUPLICATE_GENES.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +80,10 @@ class Schema:
         (``==``, ``!=``, ``in``, ``not in`` against literals, joined by ``and``), or a mapping
         ``{column: value}`` / ``{column: [values]}``.
     duplicate_genes
-        ``"error"`` (default) or ``"make_unique"``: what to do when two genes share a symbol.
+        ``"error"`` or ``"make_unique"``: what to do when two genes share a symbol.
         ``make_unique`` keeps the first and appends ``-1``, ``-2`` ... to later ones, as anndata.
+        ``None`` (default): the current rule (:func:`duplicate_genes`; ``"error"`` unless the
+        command line's ``--duplicate-genes`` says otherwise).
     """
 
     pert_col: str = PERT_COL
@@ -75,10 +97,10 @@ class Schema:
     counts: bool | None = None
     x_format: str | None = None
     cell_filter: str | Mapping[str, Any] | None = None
-    duplicate_genes: str = "error"
+    duplicate_genes: str | None = None
 
     def __post_init__(self):
-        if self.duplicate_genes not in ("error", "make_unique"):
+        if self.duplicate_genes not in (None, *DUPLICATE_GENE_RULES):
             raise TranspertInputError(
                 f"schema duplicate_genes must be 'error' or 'make_unique', got {self.duplicate_genes!r}"
             )
@@ -103,6 +125,11 @@ class Schema:
                 f"unknown schema field(s) {unknown}; allowed: {sorted(fields)}"
             )
         return cls(**dict(mapping))
+
+    @property
+    def effective_duplicate_genes(self) -> str:
+        """``duplicate_genes``, or the current rule when the schema leaves it unset."""
+        return self.duplicate_genes if self.duplicate_genes is not None else _DUPLICATE_GENES.get()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -186,11 +213,13 @@ class Schema:
         symbols = pd.Index(symbols.astype(str).to_numpy(), dtype=object)
         if symbols.has_duplicates:
             dups = symbols[symbols.duplicated()].unique()
-            if self.duplicate_genes == "error":
+            if self.effective_duplicate_genes == "error":
+                where = "var names" if self.gene_symbols == INDEX else f"var column {self.gene_symbols!r}"
                 raise TranspertInputError(
-                    f"{file}: duplicate gene name(s) in {self.gene_symbols!r}: "
+                    f"{file}: duplicate gene name(s) in the {where}: "
                     f"{list(dups[:10])}{' ...' if len(dups) > 10 else ''} ({len(dups)} in all); "
-                    "set the schema's duplicate_genes: make_unique to rename them"
+                    "pass --duplicate-genes make_unique to rename later ones -1, -2 ... (in Python: "
+                    "schema duplicate_genes='make_unique'), or fix the file"
                 )
             symbols = _make_unique(symbols)
             logger.warning("%s: %d duplicated gene symbols made unique (-1, -2 ...)", file, len(dups))
@@ -210,6 +239,22 @@ class Schema:
                 f"{file}: schema {what} column {where!r} not in var (columns: {list(var.columns)})"
             )
         return var[where]
+
+
+def apply_duplicate_rule(names, file: str, where: str = "var names") -> pd.Index:
+    """Gene ``names`` after the current duplicate-genes rule (:func:`duplicate_genes`): as they
+    are when unique, renamed ``-1``, ``-2`` ... under ``make_unique``, else an error naming them."""
+    names = pd.Index(np.asarray(names).astype(str), dtype=object)
+    if not names.has_duplicates:
+        return names
+    dups = names[names.duplicated()].unique()
+    if _DUPLICATE_GENES.get() == "error":
+        raise TranspertInputError(
+            f"{file}: duplicate gene name(s) in the {where}: {list(dups[:10])}"
+            f"{' ...' if len(dups) > 10 else ''} ({len(dups)} in all); pass --duplicate-genes "
+            "make_unique to rename later ones -1, -2 ..., or fix the file")
+    logger.warning("%s: %d duplicated gene names made unique (-1, -2 ...)", file, len(dups))
+    return _make_unique(names)
 
 
 def _make_unique(names: pd.Index) -> pd.Index:

@@ -89,7 +89,7 @@ def _gene_problems(var: pd.DataFrame, schema: Schema, genes, file: str) -> tuple
     except TranspertInputError as err:
         # canonical_var's messages start with the file name; keep only the sentence
         return [str(err).removeprefix(f"{file}: ")], notes
-    if schema.duplicate_genes == "make_unique":
+    if schema.effective_duplicate_genes == "make_unique":
         n = int((canonical.index != Schema._var_field(var, schema.gene_symbols, "gene_symbols", file)
                  .astype(str).to_numpy()).sum())
         if n:
@@ -118,7 +118,10 @@ def _locate(block, index: int, start: int, cells: CellSource) -> str:
 
 def _value_pass(cells: CellSource, expect_scale: str | None, chunk_rows: int | None) -> tuple[list[str], str | None]:
     """One streaming pass: value problems with their first location; fills the scan cache."""
+    from transpert.data import _row_scale
+
     summary = _norm.value_summary(np.empty(0, dtype=cells.dtype))
+    rows = _row_scale.empty_evidence()
     sizes = np.empty(cells.n_obs, dtype=np.float64)
     first: dict[str, str] = {}
     nnz = 0
@@ -126,6 +129,7 @@ def _value_pass(cells: CellSource, expect_scale: str | None, chunk_rows: int | N
         data = block.data
         part = _norm.value_summary(data)
         summary = _norm.merge_summaries(summary, part)
+        rows = _row_scale.merge_evidence(rows, _row_scale.row_evidence(block, start))
         sizes[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
         nnz += block.nnz
         if data.dtype.kind == "f" and (part["n_nan"] or part["n_inf"] or part["n_negative"] or part["n_fractional"]):
@@ -149,6 +153,7 @@ def _value_pass(cells: CellSource, expect_scale: str | None, chunk_rows: int | N
         problems.append(f"X has {summary['n_inf']} infinite value(s), first {first['inf']}")
     if summary["n_negative"]:
         problems.append(f"X has {summary['n_negative']} negative value(s), first {first['negative']}")
+    summary["rows"] = rows
     scale = None
     if not problems:
         if expect_scale == "counts" and summary["n_fractional"]:
@@ -160,7 +165,11 @@ def _value_pass(cells: CellSource, expect_scale: str | None, chunk_rows: int | N
         elif expect_scale == "log1p" and not summary["n_fractional"]:
             problems.append("X should be log1p-normalised but holds only integers (raw counts?)")
         else:
-            scale = "log1p" if summary["n_fractional"] else "counts"
+            try:  # the rows must agree on the scale too (transpert.data._row_scale)
+                _row_scale.check_rows_agree(rows, "X")
+                scale = "log1p" if summary["n_fractional"] else "counts"
+            except TranspertInputError as err:
+                problems.append(str(err).removeprefix("X: "))
     if not problems and cells._stats is None:
         cells._stats = ScanStats(values=summary, library_sizes=sizes, nnz=nnz)
     return problems, scale

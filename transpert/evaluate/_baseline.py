@@ -33,18 +33,20 @@ def read_counts(counts, *, pert_col: str, control: str, counts_col: str = "n_cel
         if not os.path.exists(counts):
             raise TranspertInputError(f"counts file not found: {counts}")
         counts = pd.read_csv(counts)
-    for col in (pert_col, counts_col):
-        if col not in counts.columns:
-            raise TranspertInputError(
-                f"{name}: column {col!r} not found (columns: {', '.join(map(str, counts.columns))})"
-            )
+    from transpert._tables import plain, with_pert_column
+
+    counts = with_pert_column(pd.DataFrame(counts), pert_col, name)
+    if counts_col not in counts.columns:
+        raise TranspertInputError(
+            f"{name}: column {counts_col!r} not found (columns: {', '.join(map(str, counts.columns))})"
+        )
     n = pd.to_numeric(counts[counts_col], errors="coerce")
     bad = n.isna() | (n < 0) | (n != np.floor(n))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise TranspertInputError(
             f"{name}: {counts_col!r} must be non-negative integers; row {row} has "
-            f"{counts[counts_col].iloc[row]!r}"
+            f"{plain(counts[counts_col].iloc[row])}"
         )
     out = pd.DataFrame({pert_col: counts[pert_col].astype(str), counts_col: n.astype(np.int64)})
     return out[out[pert_col] != control].reset_index(drop=True)

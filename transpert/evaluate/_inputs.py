@@ -72,10 +72,11 @@ def _values(X) -> np.ndarray:
 
 
 def check_value_facts(name: str, *, n_nan: int, n_negative: int, vmin: float, fractional: bool,
-                      vmax: float, n_inf: int = 0) -> str:
+                      vmax: float, n_inf: int = 0, rows: dict | None = None) -> str:
     """cell-eval's scale rule on facts about a file's stored values: ``"counts"`` when no value
-    has a fractional part, else ``"log1p"``; raises on NaN / infinite / negative values and on
-    fractional data outside [0, 15)."""
+    has a fractional part, else ``"log1p"``; raises on NaN / infinite / negative values, on
+    fractional data outside [0, 15), and (given the per-row evidence ``rows``) on rows that
+    disagree (:func:`transpert.data._row_scale.check_rows_agree`, the data layer's rule)."""
     if n_nan or n_inf:
         raise TranspertInputError(
             f"{name}: X contains {n_nan} NaN and {n_inf} infinite values; remove or impute them")
@@ -84,6 +85,9 @@ def check_value_facts(name: str, *, n_nan: int, n_negative: int, vmin: float, fr
             f"{name}: X has negative values (min {vmin:.4g}); expected raw counts or "
             "log1p-normalised expression, both >= 0"
         )
+    from transpert.data._row_scale import check_rows_agree
+
+    check_rows_agree(rows, name)
     if not fractional:
         return "counts"
     if vmax >= LOG1P_MAX:
@@ -126,9 +130,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
             f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
         )
     # Labels are kept as they are (no control relabelling); var names as stored (gene IDs are
-    # not needed, duplicated names made unique as anndata does).
-    schema = Schema(pert_col=pert_col, control_label=CONTROL_LABEL, gene_ids=None,
-                    duplicate_genes="make_unique")
+    # not needed; duplicated names follow the one rule of every command, --duplicate-genes).
+    schema = Schema(pert_col=pert_col, control_label=CONTROL_LABEL, gene_ids=None)
     try:
         cs = open_cells(source, schema=schema)
     except TranspertInputError as err:
@@ -162,7 +165,7 @@ def validate_values(opened: Opened) -> str:
     v = opened.source.scan().values
     scale = check_value_facts(opened.cells.name, n_nan=v["n_nan"], n_inf=v["n_inf"],
                               n_negative=v["n_negative"], vmin=v["min"],
-                              fractional=bool(v["n_fractional"]), vmax=v["max"])
+                              fractional=bool(v["n_fractional"]), vmax=v["max"], rows=v.get("rows"))
     opened.cells.scale = scale
     return scale
 

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from transpert.evaluate._inputs import check_value_facts, log1p_scale_rows, row_
 EXPECTED_GENE_DIM = 18080
 MAX_CELL_DIM = 200000
 VALID_ENCODINGS = (64, 32)
+
+logger = logging.getLogger("transpert.evaluate")
 
 
 def _zstd_compressor():
@@ -94,14 +97,17 @@ def _open(pred) -> _Opened:
     from transpert.data.read import _H5Matrix, _MemoryMatrix
 
     if isinstance(pred, (str, os.PathLike)):
-        import h5py
         from anndata.io import read_elem
 
         if not os.path.exists(pred):
             raise TranspertInputError(f"prediction file not found: {pred}")
-        with h5py.File(pred, "r") as f:
+        from transpert._h5files import open_h5, reading
+
+        with reading(pred), open_h5(pred) as f:
             obs, var = read_elem(f["obs"]), read_elem(f["var"])
-        return _Opened(str(pred), obs, pd.Index(var.index.astype(str)), _H5Matrix(Path(pred), "X"))
+        with reading(pred):
+            matrix = _H5Matrix(Path(pred), "X")
+        return _Opened(str(pred), obs, pd.Index(var.index.astype(str)), matrix)
     return _Opened("prediction", pred.obs, pd.Index(pred.var_names.astype(str)), _MemoryMatrix(pred.X))
 
 
@@ -109,7 +115,10 @@ def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, 
                   max_cell_dim, expected_gene_dim) -> np.ndarray | None:
     """cell-eval prep's checks on obs and genes; returns the column order of ``genes`` in the
     file (None when it is already the file's order)."""
-    name, obs, var_names = opened.name, opened.obs, opened.var_names
+    from transpert.data.schema import apply_duplicate_rule
+
+    name, obs = opened.name, opened.obs
+    var_names = opened.var_names = apply_duplicate_rule(opened.var_names, name)
     if pert_col not in obs:
         raise TranspertInputError(
             f"{name}: perturbation column {pert_col!r} not in obs (columns: "
@@ -121,7 +130,11 @@ def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, 
             f"{name}: control label {ntc_name!r} not found in {pert_col!r}: a submission must "
             "contain control cells")
     if expected_gene_dim and len(genes) != expected_gene_dim:
-        expected_gene_dim = len(genes)  # cell-eval warns and follows the gene list
+        # cell-eval warns and follows the gene list; so do we, where the user sees it
+        logger.warning("%s: the gene list has %d genes but --expected-gene-dim is %d; following "
+                       "the gene list (pass --expected-gene-dim %d, or -1, to silence this)",
+                       name, len(genes), expected_gene_dim, len(genes), len(genes))
+        expected_gene_dim = len(genes)
     order = None
     if list(var_names) != list(genes):
         missing = set(genes) - set(var_names)
@@ -166,10 +179,15 @@ def _scan(opened, order, dtype, chunk_rows, show):
     :func:`~transpert.data.normalize.value_summary`, merged over chunks) and every cell's total
     (float64 sums stored in ``dtype``, as scanpy)."""
     totals = np.zeros(opened.matrix.shape[0], dtype=dtype)
+    from transpert.data import _row_scale
+
     facts = value_summary(np.empty(0, dtype=dtype))
+    rows = _row_scale.empty_evidence()
     for start, stop, block in _chunks(opened, order, dtype, chunk_rows, f"checking {opened.name}", show):
         facts = merge_summaries(facts, value_summary(block.data))
+        rows = _row_scale.merge_evidence(rows, _row_scale.row_evidence(block, start))
         row_totals_into(block.indptr, block.data, totals[start:stop])
+    facts["rows"] = rows
     return facts, totals
 
 
@@ -221,6 +239,10 @@ def prep(pred, genes, output=None, *, pert_col: str = "target_gene",
         rows_per_chunk = default_chunk_rows(opened.matrix) if chunk_rows is None else int(chunk_rows)
         facts, totals = _scan(opened, order, dtype, rows_per_chunk, show_progress)
         transform = _as_stored
+        if not allow_discrete:  # rows on different scales are refused (transpert.data._row_scale)
+            check_value_facts(opened.name, n_nan=facts["n_nan"], n_inf=facts["n_inf"],
+                              n_negative=facts["n_negative"], vmin=facts["min"], fractional=False,
+                              vmax=facts["max"], rows=facts["rows"])
         if facts["n_fractional"]:
             if not allow_discrete:  # cell-eval checks the log1p range of fractional data
                 check_value_facts(opened.name, n_nan=facts["n_nan"], n_inf=facts["n_inf"],

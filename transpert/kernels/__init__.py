@@ -11,6 +11,7 @@
 - :func:`mwu_pvalue`, :func:`ndtr`: scalar pieces, usable on their own.
 - :func:`l1_distances`: L1 distances between the rows of two dense matrices (the PDS core).
 - :func:`value_facts`: one pass over stored values for scale detection (NaN, negatives, fractions).
+- :func:`row_kinds`: each row's scale evidence (empty, integral, fractional, counts x constant).
 """
 
 from transpert.kernels._distances import l1_distances
@@ -23,6 +24,7 @@ from transpert.kernels._gather import (
 from transpert.kernels._pdex import expm1_f32, log2_ratio_pdex
 from transpert.kernels._pseudobulk import plan_row_parts, pseudobulk_checked_csr, pseudobulk_csr
 from transpert.kernels._regroup import regroup_segments
+from transpert.kernels._row_scale import row_kinds
 from transpert.kernels._ranges import rows_strictly_sorted
 from transpert.kernels._ranksum import ranksum_block
 from transpert.kernels._stats import mwu_pvalue, ndtr
@@ -40,6 +42,7 @@ __all__ = [
     "pseudobulk_csr",
     "ranksum_block",
     "regroup_segments",
+    "row_kinds",
     "rows_strictly_sorted",
     "scatter_csr_block",
     "scatter_rows_block",

@@ -82,16 +82,17 @@ def read_counts(counts, *, pert_col: str = "target_gene", counts_col: str = "n_c
         if not Path(counts).exists():
             raise TranspertInputError(f"{name}: file not found")
         counts = pd.read_csv(counts)
-    counts = pd.DataFrame(counts)
-    for col in (pert_col, counts_col):
-        if col not in counts.columns:
-            raise TranspertInputError(f"{name}: no column {col!r} (columns: {list(counts.columns)})")
+    from transpert._tables import plain, with_pert_column
+
+    counts = with_pert_column(pd.DataFrame(counts), pert_col, name)
+    if counts_col not in counts.columns:
+        raise TranspertInputError(f"{name}: no column {counts_col!r} (columns: {list(counts.columns)})")
     n = pd.to_numeric(counts[counts_col], errors="coerce")
     bad = n.isna() | (n < 1) | (n != np.floor(n))
     if bad.any():
         row = counts.loc[bad].iloc[0]
         raise TranspertInputError(f"{name}: column {counts_col!r} must hold positive integers; "
-                                  f"{row[pert_col]!r} has {row[counts_col]!r}")
+                                  f"{plain(row[pert_col])} has {plain(row[counts_col])}")
     out = pd.DataFrame({pert_col: counts[pert_col].astype(str), counts_col: n.astype(np.int64)})
     if out[pert_col].duplicated().any():
         raise TranspertInputError(f"{name}: perturbation {out[pert_col][out[pert_col].duplicated()].iloc[0]!r} listed twice")

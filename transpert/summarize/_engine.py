@@ -367,6 +367,11 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = Tru
             acc.sums, acc.nonzero, _scale32(groups), acc.sums32_arg,
             C.dtype.type(FRACTION_EPS), C.dtype.type(LOG1P_MAX))
     _raise_bad_indices(n_bad_rows, C.shape[1])
+    if n_out == 0 and n_frac:
+        # in range and not counts: the rows must agree on the scale (one parallel pass, no copy)
+        from transpert.data._row_scale import check_rows_agree, row_evidence
+
+        check_rows_agree(row_evidence(C), "AnnData")
     scale = ("counts" if n_frac == 0 else "log1p") if n_out == 0 else detect_scale(original)
     if scale == "counts":
         return None, None, None

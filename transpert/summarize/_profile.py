@@ -112,12 +112,12 @@ def write_summary(summary, path) -> Path:
 
 def read_summary(path):
     """Load a summary profile written by :func:`write_summary` (checks its layout)."""
-    import anndata as ad
-
     path = Path(path)
     if not path.exists():
         raise TranspertInputError(f"{path}: no such file")
-    summary = ad.read_h5ad(path)
+    from transpert._h5files import read_h5ad
+
+    summary = read_h5ad(path)
     meta = summary.uns.get("transpert")
     if isinstance(meta, str):
         summary.uns["transpert"] = json.loads(meta)

@@ -1,0 +1,67 @@
+"""Opening h5ad inputs with a clear error for a file that is not one.
+
+h5py and anndata report a truncated file ("truncated file: eof = ..."), an empty or text file
+("file signature not found") or a directory (errno 21) as raw exceptions; every reader of an
+input file opens it through here, so the user gets one sentence naming the file instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from transpert._errors import TranspertInputError
+
+
+def not_h5ad(path, err: BaseException) -> TranspertInputError:
+    """The error for ``path`` that h5py / anndata could not read (``err``)."""
+    path = Path(path)
+    if path.is_dir():
+        why = "it is a directory"
+    elif path.exists() and path.stat().st_size == 0:
+        why = "the file is empty"
+    else:
+        text = str(err)
+        if "truncated file" in text:
+            why = "the file is truncated (an interrupted download or copy?)"
+        elif "file signature not found" in text:
+            why = "it is not an HDF5 file (a CSV or text file given as h5ad?)"
+        else:
+            why = f"{type(err).__name__}: {text}"
+    return TranspertInputError(f"{path}: not a readable h5ad file: {why}")
+
+
+def open_h5(path):
+    """``h5py.File(path, "r")``, or :class:`TranspertInputError` naming the file."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise not_h5ad(path, err) from None
+
+
+@contextlib.contextmanager
+def reading(path):
+    """Turn a failure to parse ``path`` as h5ad inside the block into a clear error (a file that
+    opens as HDF5 but is not an AnnData: no ``obs``/``var``, or unreadable elements)."""
+    try:
+        yield
+    except TranspertInputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        if isinstance(err, KeyError):
+            raise TranspertInputError(
+                f"{path}: not an AnnData h5ad file (no {err} element)") from None
+        raise not_h5ad(path, err) from None
+
+
+def read_h5ad(path, *, backed: str | None = None):
+    """``anndata.read_h5ad`` with :func:`reading`'s errors; ``path`` must exist."""
+    import anndata as ad
+
+    if not os.path.exists(path):
+        raise TranspertInputError(f"{path}: no such file")
+    with reading(path):
+        return ad.read_h5ad(path, backed=backed)
