@@ -73,14 +73,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit  # noqa: E402
 
-from transpert import pipeline as pl  # noqa: E402
+from transpert.evaluate.leaderboard import GENERALIST_METRICS, VCC_METRICS  # noqa: E402
+from transpert.methods import METHODS, fit_predict  # noqa: E402
+from transpert.summarize import summarize  # noqa: E402
 
 CONTROL = "non-targeting"
 DATLINGER = ["tests/data/datlinger2021_jurkat_stim_unstim_subset.h5ad",
              "/work/shared/data/real/datlinger2021_jurkat_stim_unstim_subset.h5ad"]
 BEST = {"mae": 0.0}  # every other metric used here: higher is better
-METRICS = list(pl.GENERALIST_METRICS)
-VCC = [METRICS.index(c) for c in pl.VCC_METRICS]
+METRICS = list(GENERALIST_METRICS)
+VCC = [METRICS.index(c) for c in VCC_METRICS]
 SIG = METRICS.index("de_spearman_sig")
 PB_COLS = ["pb_mae", "pb_pearson_delta", "pb_pds"]
 #: protocol -> task -> (folds, repeats); decided from fold sizes (PDS needs ~10+ perturbations
@@ -160,7 +162,7 @@ def evaluate_fold(real, written: dict, predictions: dict, perts, methods, repeat
     vals, nsig = [], []
     real_nsig = None
     for name in [*methods, "baseline"]:
-        res = ev.evaluate_prepared(real_p, ev.prepare(written[name], name, **kw), metrics=pl.GENERALIST_METRICS, **kw)
+        res = ev.evaluate_prepared(real_p, ev.prepare(written[name], name, **kw), metrics=GENERALIST_METRICS, **kw)
         order = pd.Index(res.results["perturbation"].astype(str)).get_indexer(perts)
         if (order < 0).any():
             raise RuntimeError(f"{name}: evaluation lacks perturbations {list(perts[order < 0])}")
@@ -200,7 +202,7 @@ def run_task(refs, target, *, protocol: str, n_folds: int, n_repeats: int, seed:
         raise SystemExit(f"unknown protocol {protocol!r}")
     labels = target.obs["target_gene"].astype(str).to_numpy()
     perts = np.array(sorted(set(labels) - {CONTROL}))
-    ref_summaries = {name: pl.summarize_cells(cells, show_progress=False) for name, cells in refs.items()}
+    ref_summaries = {name: summarize(cells, show_progress=False) for name, cells in refs.items()}
     ctrl = np.flatnonzero(labels == CONTROL)
     evaluations = []
     for r in range(n_repeats):
@@ -217,13 +219,13 @@ def run_task(refs, target, *, protocol: str, n_folds: int, n_repeats: int, seed:
             train = _subset(target, (~is_held & (labels != CONTROL)) | ((labels == CONTROL) & ~real_ctrl))
             counts = (pd.Series(labels[is_held]).value_counts().rename_axis("target_gene")
                       .rename("n_cells").reset_index().sort_values("target_gene"))
-            train_summary = pl.summarize_cells(train, show_progress=False)
+            train_summary = summarize(train, show_progress=False)
             written = {"baseline": build_baseline(train, counts)}
             preds = {}
             for method in methods:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    _, preds[method] = pl.fit_predict(method, ref_summaries, train_summary, list(held),
+                    _, preds[method] = fit_predict(method, ref_summaries, train_summary, list(held),
                                                       params=(params or {}).get(method))
                 path = workdir / f"r{r}_fold{k}_{method}.h5ad"
                 backed = write_prediction(preds[method], train, counts, list(target.var_names), path,
@@ -284,7 +286,7 @@ def _pseudobulk_metrics(pred, real_p, held) -> pd.DataFrame:
 def _values(result) -> pd.DataFrame:
     """Per-perturbation metric values, NaN where cell-eval has a null."""
     out = pd.DataFrame({"perturbation": result.results["perturbation"].to_numpy()})
-    for m in pl.GENERALIST_METRICS:
+    for m in GENERALIST_METRICS:
         v = result.results[m].to_numpy(dtype=np.float64)
         out[m] = np.where(result.defined[m].to_numpy(), v, np.nan)
     return out
@@ -464,7 +466,7 @@ def markdown(table: pd.DataFrame, n_evaluations: int) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["simulator", "datlinger_unstim_to_stim", "datlinger_stim_to_unstim"])
-    parser.add_argument("--methods", nargs="+", default=list(pl.METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--protocol", choices=("folds", "pooled"), default="folds",
                         help="folds: each fold evaluated on its own, repeated over seeded splits (default); "
                              "pooled: one split, out-of-fold predictions pooled and evaluated once")

@@ -29,14 +29,14 @@ from bench_evaluate import THREAD_ENV, cached_pair, load_average  # noqa: E402
 WRITE = """
 import json, sys, time
 import numpy as np, pandas as pd
-from transpert import pipeline as pl
+from transpert.data.controls import control_cells, file_median_library_size
 from transpert.baselines import make_prediction
 from transpert.predict import write_prediction
 
 real, out, n_total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t = time.perf_counter()
-controls = pl.control_cells(real, what="target controls", pert_col="target_gene", control="non-targeting")
-target_sum = pl.median_library_size(real, what="target controls")
+controls = control_cells(real, what="target controls", pert_col="target_gene", control="non-targeting")
+target_sum = file_median_library_size(real, what="target controls")
 genes = list(controls.var_names)
 rng = np.random.default_rng(0)
 from transpert.data import normalize_log1p

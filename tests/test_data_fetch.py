@@ -11,8 +11,8 @@ import pytest
 from helpers_http import serve
 from transpert._errors import ChecksumMismatchError, TranspertInputError
 from transpert.cli import main
-from transpert.data.fetch import DownloadError, fetch, resolve_cache_dir, verify
-from transpert.data.manifest import load_manifest
+from transpert.data.fetch import DownloadError, fetch, verify
+from transpert.data.manifest import load_manifest, resolve_cache_dir
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes()
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()

@@ -99,7 +99,7 @@ def test_prep_errors(files, capsys):
 
 def test_prep_rejects_an_empty_gene_list(tmp_path):
     from transpert._errors import TranspertInputError
-    from transpert.evaluate._prep import read_gene_list
+    from transpert.data.tables import read_gene_list
 
     empty = tmp_path / "genes.csv"
     empty.write_text("")

@@ -357,7 +357,7 @@ def test_target_cells_given_as_a_file(setting, tmp_path):
     """A path to the target's raw-count cells (controls and perturbed cells) gives the same file
     as its control cells in memory normalised to the whole file's median library size (what
     its summary used), and not the file the controls' own median would give."""
-    from transpert.pipeline import control_cells, median_library_size
+    from transpert.data.controls import control_cells, file_median_library_size
 
     pred, _, counts, rates = setting
     rng = np.random.default_rng(9)
@@ -368,7 +368,7 @@ def test_target_cells_given_as_a_file(setting, tmp_path):
                        var=pd.DataFrame(index=GENES))
     cells.write_h5ad(tmp_path / "train.h5ad")
     from_file = write_and_read(pred, tmp_path / "train.h5ad", counts, GENES, tmp_path / "f.h5ad", seed=2)
-    target_sum = median_library_size(cells, what="t")
+    target_sum = file_median_library_size(cells, what="t")
     in_memory = write_and_read(pred, control_cells(cells, what="t"), counts, GENES, tmp_path / "m.h5ad",
                                seed=2, target_sum=target_sum)
     for part in ("indptr", "indices", "data"):

@@ -94,8 +94,8 @@ def test_point_score_and_rank_are_means_over_evaluations():
         means = ev.vals.mean(axis=1)
         means[:, ba.SIG] = [_brute_spearman_sig(ev.real_nsig, ev.pred_nsig[k], np.ones(len(ev.perts)))
                             for k in range(len(methods) + 1)]
-        base = dict(zip(ba.pl.VCC_METRICS, means[-1, ba.VCC]))
-        scores.append([100 * ev_score(dict(zip(ba.pl.VCC_METRICS, means[k, ba.VCC])), base)
+        base = dict(zip(ba.VCC_METRICS, means[-1, ba.VCC]))
+        scores.append([100 * ev_score(dict(zip(ba.VCC_METRICS, means[k, ba.VCC])), base)
                        .set_index("metric").loc["avg_score", "from_baseline"] for k in range(len(methods))])
         frame = pd.DataFrame(means[:-1], columns=ba.METRICS)
         frame["mae"] = -frame["mae"]  # best 0: lower is better

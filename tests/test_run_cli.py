@@ -144,7 +144,7 @@ def test_run_config(files, tmp_path, capsys):
 
 
 def test_run_config_errors(tmp_path):
-    from transpert.pipeline import read_config
+    from transpert.run import read_config
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("output: o\ntarget_train: t.h5ad\ncounts: c.csv\nmethod: [x]\n")

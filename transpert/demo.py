@@ -22,8 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transpert import pipeline as pl
+from transpert._versions import versions
+from transpert.data.split import split_perturbations
+from transpert.evaluate.leaderboard import Leaderboard, evaluate_methods, leaderboard_markdown
+from transpert.methods import METHODS, fit_predict
+from transpert.summarize import summarize
 from transpert._io import write_csv_atomic, write_h5ad_atomic
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 logger = logging.getLogger("transpert.demo")
 
@@ -31,7 +36,7 @@ logger = logging.getLogger("transpert.demo")
 @dataclass
 class DemoResult:
     out_dir: Path
-    leaderboard: pl.Leaderboard
+    leaderboard: Leaderboard
     timings: dict
     files: dict
 
@@ -74,7 +79,7 @@ def _subset(adata, mask):
 
 
 def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_fraction: float = 1 / 3,
-             methods=pl.METHODS, n_genes: int = 1000, n_perturbations: int = 48,
+             methods=METHODS, n_genes: int = 1000, n_perturbations: int = 48,
              cells_per_perturbation: int = 60, n_control_cells: int = 600, threads: int | None = None,
              n_boot: int = 1000, move: str = "pseudobulk", echo=print,
              show_progress: bool | None = False) -> DemoResult:
@@ -98,12 +103,12 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     target = atlas.lines[atlas.target_line]
     if not isinstance(target, ad.AnnData):
         target = ad.read_h5ad(target)
-    control = "non-targeting"
-    labels = target.obs["target_gene"].astype(str).to_numpy()
+    control = CONTROL_LABEL
+    labels = target.obs[PERT_COL].astype(str).to_numpy()
 
     steps.start("split", "holding out target perturbations and half of the target's controls")
     perts = sorted(set(labels) - {control})
-    train_perts, heldout = pl.split_perturbations(perts, heldout_fraction, seed=seed)
+    train_perts, heldout = split_perturbations(perts, heldout_fraction, seed=seed)
     rng = np.random.default_rng(seed)
     ctrl_rows = np.flatnonzero(labels == control)
     ctrl_heldout = np.zeros(len(labels), dtype=bool)
@@ -114,8 +119,8 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     real = _subset(target, is_real)
     files["target_train"] = str(write_h5ad_atomic(target_train, out / "target_train.h5ad"))
     files["real"] = str(write_h5ad_atomic(real, out / "real_heldout.h5ad"))
-    counts = (pd.Series(labels[np.isin(labels, heldout)]).value_counts().rename_axis("target_gene")
-              .rename("n_cells").reset_index().sort_values("target_gene", kind="stable"))
+    counts = (pd.Series(labels[np.isin(labels, heldout)]).value_counts().rename_axis(PERT_COL)
+              .rename("n_cells").reset_index().sort_values(PERT_COL, kind="stable"))
     files["counts"] = str(write_csv_atomic(counts, out / "heldout_counts.csv", index=False))
     echo(f"      {len(train_perts)} training perturbations, {len(heldout)} held out "
          f"({int(counts['n_cells'].sum())} real cells), {int(ctrl_heldout.sum())} held-out controls")
@@ -125,9 +130,9 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     references = {}
     for name in atlas.reference_lines:
         cells = atlas.lines[name]
-        references[name] = pl.summarize_cells(cells, threads=threads, show_progress=show_progress)
+        references[name] = summarize(cells, threads=threads, show_progress=show_progress)
         files[f"summary_{name}"] = str(write_h5ad_atomic(references[name], out / "summaries" / f"{name}.h5ad"))
-    train_summary = pl.summarize_cells(target_train, threads=threads, show_progress=show_progress)
+    train_summary = summarize(target_train, threads=threads, show_progress=show_progress)
     files["summary_target_train"] = str(write_h5ad_atomic(train_summary, out / "summaries" / "target_train.h5ad"))
 
     steps.start("predict", f"fitting and predicting with {len(methods)} methods, writing challenge-format cells")
@@ -135,7 +140,7 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     predictions, fitted = {}, {}
     for method in methods:
         t = time.perf_counter()
-        model, pred = pl.fit_predict(method, references, train_summary, heldout)
+        model, pred = fit_predict(method, references, train_summary, heldout)
         path = out / "predictions" / f"{method}.h5ad"
         write_prediction(pred, target_train, counts, genes, path, seed=seed, max_cells=None, move=move)
         predictions[method] = str(path)
@@ -147,7 +152,7 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     files.update({f"prediction_{k}": v for k, v in predictions.items()})
 
     steps.start("evaluate", "evaluating every prediction against the held-out cells (cell-eval metrics)")
-    board = pl.evaluate_methods(files["real"], predictions, str(baseline_path), threads=threads,
+    board = evaluate_methods(files["real"], predictions, str(baseline_path), threads=threads,
                                 n_boot=n_boot, seed=seed, show_progress=show_progress)
 
     steps.start("report", "writing the leaderboard and report")
@@ -166,13 +171,13 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     report = _report(board, params, timings, tp, atlas)
     files["report"] = str(out / "report.md")
     (out / "report.md").write_text(report)
-    (out / "run.json").write_text(json.dumps({"params": params, "timings": timings, "versions": pl.versions(),
+    (out / "run.json").write_text(json.dumps({"params": params, "timings": timings, "versions": versions(),
                                               "files": files}, indent=2, default=str))
     files["run"] = str(out / "run.json")
     return DemoResult(out_dir=out, leaderboard=board, timings=timings, files=files)
 
 
-def _report(board: pl.Leaderboard, params: dict, timings: dict, transpert_model, atlas) -> str:
+def _report(board: Leaderboard, params: dict, timings: dict, transpert_model, atlas) -> str:
     lines = ["# transpert demo report", "",
              f"Simulated atlas (seed {params['seed']}): reference lines {', '.join(atlas.reference_lines)}, "
              f"target `{atlas.target_line}`; {params['n_perturbations']} knockdowns x {params['n_genes']} genes. "
@@ -181,7 +186,7 @@ def _report(board: pl.Leaderboard, params: dict, timings: dict, transpert_model,
              "Score: the challenge score (mean over MAE, PDS, DES of the improvement over the cell-mean "
              "baseline, clipped at 0), x100, with a 95% bootstrap interval over held-out perturbations. "
              "Mean rank: average rank over the seven generalist metrics (1 = best).", "",
-             pl.leaderboard_markdown(board.table), ""]
+             leaderboard_markdown(board.table), ""]
     if transpert_model is not None and hasattr(transpert_model, "weights_"):
         lines += ["## TransPert: fitted reference weights", "", "```",
                   transpert_model.weights_.to_string(), "```", ""]

@@ -18,14 +18,13 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
+from transpert.data.schema import LOG1P_CLIP
 from transpert.summarize import log2fc
 from transpert.summarize._contract import (PROFILE_LAYERS, aligned_layer, check_perturbations,
                                            check_references, check_summary, dense_layer)
 
 logger = logging.getLogger("transpert.baselines")
 
-#: log1p values must stay below this (cell-eval's range check is ``[0, 15)``).
-LOG1P_MAX = np.nextafter(np.float32(15.0), np.float32(0.0))
 
 def make_prediction(perturbations: list[str], genes: pd.Index, control_mean: np.ndarray, delta: np.ndarray,
                     *, method: str, deg_probability: np.ndarray | None = None,
@@ -45,7 +44,7 @@ def make_prediction(perturbations: list[str], genes: pd.Index, control_mean: np.
     delta = np.asarray(delta, dtype=np.float64)
     if not np.isfinite(delta).all():
         raise TranspertInputError(f"{method}: predicted deltas contain NaN or inf")
-    mean = np.clip(control_mean[None, :] + delta, 0.0, float(LOG1P_MAX))
+    mean = np.clip(control_mean[None, :] + delta, 0.0, LOG1P_CLIP)
     delta = mean - control_mean[None, :]
     obs = pd.DataFrame(index=pd.Index(perturbations, name="perturbation"))
     obs["source"] = list(source) if source is not None else method

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from transpert._errors import TranspertInputError
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 
 def add_input_arguments(parser, *, target_required: bool = True) -> None:
@@ -17,8 +17,8 @@ def add_input_arguments(parser, *, target_required: bool = True) -> None:
                         "NAME or the file's stem")
     parser.add_argument("--target-train", required=target_required, metavar="TRAIN.h5ad",
                         help="the target line's training data: cells (counts or log1p) or a summary profile")
-    parser.add_argument("--pert-col", default="target_gene", help="perturbation column (default: %(default)s)")
-    parser.add_argument("--control", default="non-targeting", help="control label (default: %(default)s)")
+    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column (default: %(default)s)")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="control label (default: %(default)s)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a method parameter (VALUE read as JSON when it parses, else a string); repeatable")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
@@ -26,8 +26,8 @@ def add_input_arguments(parser, *, target_required: bool = True) -> None:
 
 def add_scoring_arguments(parser) -> None:
     """Options shared by ``transpert evaluate`` and ``transpert rank``."""
-    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
-    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
+    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column [%(default)s]")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="control label [%(default)s]")
     parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
     parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
                         help="order of DE genes tied in |log2FC| for overlap/precision: gene "
@@ -52,24 +52,10 @@ def parse_params(items: list[str]) -> dict:
     return out
 
 
-def reference_sources(items) -> dict[str, str]:
-    """``[NAME=]PATH`` items (or a {name: path} mapping) -> {name: path}; names must be unique."""
-    if isinstance(items, dict):
-        return {str(k): str(v) for k, v in items.items()}
-    out: dict[str, str] = {}
-    for item in items:
-        item = str(item)
-        name, path = item.split("=", 1) if "=" in item and not Path(item).exists() else (Path(item).stem, item)
-        if name in out:
-            raise TranspertInputError(f"reference line name {name!r} given twice (use NAME=PATH to name them)")
-        out[name] = path
-    return out
-
-
 def read_references(sources: dict[str, str], *, pert_col: str, control: str, threads) -> dict:
     """Summary profiles of every reference (cells summarised on the way)."""
-    from transpert import pipeline as pl
+    from transpert.summarize import read_input
 
-    return {name: pl.read_input(src, what=f"reference {name!r} ({src})", pert_col=pert_col,
+    return {name: read_input(src, what=f"reference {name!r} ({src})", pert_col=pert_col,
                                 control=control, threads=threads)[0]
             for name, src in sources.items()}

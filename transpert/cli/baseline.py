@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 import argparse
 
 
@@ -10,8 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--counts", required=True,
                         help="CSV with the perturbation column and n_cells (e.g. pert_counts_Validation.csv)")
     parser.add_argument("-o", "--out", "--output", dest="output", required=True, help="baseline h5ad to write")
-    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
-    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
+    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column [%(default)s]")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="control label [%(default)s]")
     parser.add_argument("--counts-col", default="n_cells", help="cell-count column [%(default)s]")
 
 

@@ -47,7 +47,8 @@ def _status(entry, cache_dir) -> str:
 
 def run(args) -> int:
     from transpert._errors import ChecksumMismatchError, TranspertInputError
-    from transpert.data.fetch import DownloadError, fetch, resolve_cache_dir, verify
+    from transpert.data.fetch import DownloadError, fetch, verify
+    from transpert.data.manifest import resolve_cache_dir
     from transpert.data.manifest import load_manifest
 
     manifest = load_manifest(args.manifest)

@@ -17,16 +17,16 @@ def run(args) -> int:
     import logging
     import time
 
-    from transpert import pipeline as pl
+    from transpert.methods import METHODS
     from transpert._errors import TranspertInputError
     from transpert.demo import run_demo
 
     if not getattr(args, "verbose", 0):  # the numbered steps are the demo's log; -v adds transpert's own
         logging.getLogger("transpert").setLevel(logging.WARNING)
-    methods = tuple(args.methods) if args.methods else pl.METHODS
-    unknown = [m for m in methods if m not in pl.METHODS]
+    methods = tuple(args.methods) if args.methods else METHODS
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise TranspertInputError(f"unknown methods {unknown}; known: {', '.join(pl.METHODS)}")
+        raise TranspertInputError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
     t0 = time.perf_counter()
     print(f"transpert demo: writing to {args.out}/", flush=True)
     result = run_demo(args.out, seed=args.seed, methods=methods, threads=args.threads, n_boot=args.n_boot,

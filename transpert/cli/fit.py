@@ -14,18 +14,20 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from transpert import pipeline as pl
+    from transpert.methods import make_predictor
+    from transpert.summarize import read_input
     from transpert._errors import TranspertInputError
     from transpert._outputs import check_output_dir, output_dir
-    from transpert.cli._common import parse_params, read_references, reference_sources
+    from transpert.cli._common import parse_params, read_references
+    from transpert.data.tables import reference_sources
 
     if not args.reference:
         raise TranspertInputError("transpert fit needs at least one --reference")
     check_output_dir(args.output, overwrite=args.overwrite)  # before the work, not after it
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
-    target, _ = pl.read_input(args.target_train, what=f"target-train ({args.target_train})", **kw)
+    target, _ = read_input(args.target_train, what=f"target-train ({args.target_train})", **kw)
     refs = read_references(reference_sources(args.reference), **kw)
-    model = pl.make_predictor("transpert", parse_params(args.param)).fit(refs, target)
+    model = make_predictor("transpert", parse_params(args.param)).fit(refs, target)
     with output_dir(args.output, overwrite=args.overwrite) as stage:
         model.save(stage)
     print(f"saved TransPert model to {args.output}/ (fitted on {len(refs)} reference lines, "

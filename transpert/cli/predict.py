@@ -42,11 +42,14 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import logging
 
-    from transpert import pipeline as pl
+    from transpert.data.controls import target_controls
+    from transpert.methods import fit_predict
+    from transpert.summarize import read_input
     from transpert._errors import TranspertInputError
     from transpert._io import write_h5ad_atomic
-    from transpert.cli._common import parse_params, read_references, reference_sources
-    from transpert.predict import read_counts, read_gene_list, write_prediction
+    from transpert.cli._common import parse_params, read_references
+    from transpert.data.tables import read_counts, read_gene_list, reference_sources
+    from transpert.predict import write_prediction
 
     from transpert._outputs import check_output_file
 
@@ -57,14 +60,14 @@ def run(args) -> int:
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
     counts = read_counts(args.counts, pert_col=args.pert_col)
     perts = [p for p in counts[args.pert_col] if p != args.control]
-    target_summary, target_cells = pl.read_input(args.target_train, what=f"target-train ({args.target_train})", **kw)
+    target_summary, target_cells = read_input(args.target_train, what=f"target-train ({args.target_train})", **kw)
     # the control cells are read before the fit, so a problem with them stops the command
     # before any work is done or any file written
     controls_source = args.target_controls or target_cells
     if controls_source is None:
         raise TranspertInputError("--target-train is a summary profile: give the target's control cells "
                                   "with --target-controls")
-    controls, target_sum = pl.target_controls(controls_source,
+    controls, target_sum = target_controls(controls_source,
                                               whole_file_median=controls_source is target_cells,
                                               pert_col=args.pert_col, control=args.control)
     if args.model:
@@ -77,7 +80,7 @@ def run(args) -> int:
         prediction = model.predict(perts)
     else:
         refs = read_references(reference_sources(args.reference), **kw)
-        _, prediction = pl.fit_predict(args.method, refs, target_summary, perts, parse_params(args.param))
+        _, prediction = fit_predict(args.method, refs, target_summary, perts, parse_params(args.param))
     genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
                            control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 import argparse
 
 
@@ -9,10 +10,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", help="prediction h5ad")
     parser.add_argument("--genes", required=True, help="gene_names.csv (no header; expected order)")
     parser.add_argument("-o", "--out", "--output", dest="output", help="output .vcc [default: <pred>.prep.vcc]")
-    parser.add_argument("--pert-col", default="target_gene", help="perturbation column [%(default)s]")
+    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column [%(default)s]")
     parser.add_argument("--celltype-col", default=None, help="cell-type column to keep (optional)")
-    parser.add_argument("--control", default="non-targeting", help="control label [%(default)s]")
-    parser.add_argument("--output-pert-col", default="target_gene", help="[%(default)s]")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="control label [%(default)s]")
+    parser.add_argument("--output-pert-col", default=PERT_COL, help="[%(default)s]")
     parser.add_argument("--output-celltype-col", default="celltype", help="[%(default)s]")
     parser.add_argument("--encoding", type=int, choices=[32, 64], default=32, help="float bits [%(default)s]")
     parser.add_argument("--allow-discrete", action="store_true",

@@ -36,9 +36,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from transpert import pipeline as pl
+    from transpert.run import run_config
 
-    result = pl.run_config(args.config, echo=lambda s: print(s, flush=True),
+    result = run_config(args.config, echo=lambda s: print(s, flush=True),
                            overwrite=args.overwrite)
     if result["leaderboard"] is not None:
         print()

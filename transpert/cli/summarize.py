@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 def add_common(parser) -> None:
     """Options shared by ``summarize`` and ``de``."""
     parser.add_argument("input", help="h5ad path or manifest dataset name (raw counts or log1p)")
-    parser.add_argument("--pert-col", default="target_gene", help="obs column with perturbation labels")
-    parser.add_argument("--control", default="non-targeting", help="control label")
+    parser.add_argument("--pert-col", default=PERT_COL, help="obs column with perturbation labels")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="control label")
     parser.add_argument("--reference", default=None,
                         help="reference group for the test: the control (default), 'rest', or a label")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")

@@ -47,7 +47,7 @@ def row_evidence(X, start: int = 0) -> dict:
     """The row kinds of a matrix or chunk of rows (CSR, CSC or dense); ``start``: the first
     row's position in the file, so the rows named are the file's."""
     from transpert.kernels import row_kinds
-    from transpert.data.normalize import FRACTION_EPS
+    from transpert.data.schema import FRACTION_EPS
     from transpert.kernels._row_scale import ROW_FRACTIONAL, ROW_GRID, ROW_INTEGRAL
 
     if sp.issparse(X):

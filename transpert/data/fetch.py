@@ -23,26 +23,15 @@ from pathlib import Path
 
 from transpert._errors import ChecksumMismatchError
 from transpert._progress import Progress
+from transpert.data.manifest import Manifest, load_manifest
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "TRANSPERT_CACHE"
 _BLOCK = 1 << 20  # 1 MiB reads from the network and the disk
 
 
 class DownloadError(RuntimeError):
     """The server or the network failed; the partial download is kept for a later resume."""
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``cache_dir`` if given, else ``$TRANSPERT_CACHE``, else the user's cache dir for transpert."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("transpert"))
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -71,7 +60,6 @@ class VerifyResult:
 
 
 def _get_manifest(manifest):
-    from transpert.data.manifest import Manifest, load_manifest
 
     if isinstance(manifest, Manifest):
         return manifest

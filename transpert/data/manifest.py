@@ -21,6 +21,9 @@ from typing import Any
 
 from transpert._errors import TranspertInputError
 
+#: environment variable naming the cache folder of fetched datasets
+CACHE_ENV = "TRANSPERT_CACHE"
+
 #: the manifest shipped with the package (in a checkout, a link to the top-level data_manifest.yaml)
 DEFAULT_MANIFEST = Path(__file__).with_name("data_manifest.yaml")
 MANIFEST_ENV = "TRANSPERT_MANIFEST"
@@ -69,8 +72,6 @@ class DatasetEntry:
 
     def cache_path(self, cache_dir: str | os.PathLike | None = None) -> Path:
         """Where :func:`fetch` places this dataset: ``<cache>/<name>/<filename>``."""
-        from transpert.data.fetch import resolve_cache_dir
-
         if self.url is None:
             raise TranspertInputError(f"dataset {self.name!r} has no url (it is a local file: {self.path})")
         filename = self.filename or self.url.rstrip("/").rsplit("/", 1)[-1]
@@ -206,3 +207,23 @@ def load_manifest(path: str | os.PathLike | None = None, *, include_default: boo
     if path is not None:
         manifest = manifest.merged(read_manifest_file(path))
     return manifest
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else ``$TRANSPERT_CACHE``, else the user's cache dir for transpert."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("transpert"))
+
+
+def is_manifest_name(source) -> bool:
+    """Whether ``source`` names a dataset of the manifest (not a path); False when no manifest
+    can be read."""
+    try:
+        return str(source) in load_manifest()
+    except TranspertInputError:
+        return False

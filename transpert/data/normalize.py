@@ -24,11 +24,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
+from transpert.data.schema import FRACTION_EPS, LOG1P_MAX
 
 #: a value whose fractional part exceeds this is not a count (cell-eval's ``guess_is_lognorm``).
-FRACTION_EPS = 1e-3
-#: log1p-normalised values must lie in [0, LOG1P_MAX) (cell-eval's range check).
-LOG1P_MAX = 15.0
 
 
 def _values(X) -> np.ndarray:

@@ -27,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 PERT_COL = "target_gene"
 CONTROL_LABEL = "non-targeting"
+
+#: log1p-normalised values must lie in [0, LOG1P_MAX) (cell-eval's range check)
+LOG1P_MAX = 15.0
+#: the largest float32 below LOG1P_MAX: where predicted log1p values are clipped
+LOG1P_CLIP = float(np.nextafter(np.float32(LOG1P_MAX), np.float32(0.0)))
+#: a stored value whose fractional part exceeds this is not a count (cell-eval's threshold)
+FRACTION_EPS = 1e-3
 GENE_ID_COL = "gene_id"
 
 # ``gene_symbols`` / ``gene_ids`` value meaning "the var index itself".

@@ -21,7 +21,7 @@ import pandas as pd
 from transpert._errors import TranspertInputError
 from transpert.data import normalize as _norm
 from transpert.data.read import CellSource, ScanStats, _cells_from_parts, _open_parts
-from transpert.data.schema import CONTROL_LABEL, PERT_COL, Schema
+from transpert.data.schema import CONTROL_LABEL, FRACTION_EPS, LOG1P_MAX, PERT_COL, Schema
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _value_pass(cells: CellSource, expect_scale: str | None, chunk_rows: int | N
             tests = {
                 "nan": np.isnan, "inf": np.isinf,
                 "negative": lambda d: d < 0,
-                "fractional": lambda d: np.isfinite(d) & (np.modf(np.where(np.isfinite(d), d, 0))[0] > _norm.FRACTION_EPS),
+                "fractional": lambda d: np.isfinite(d) & (np.modf(np.where(np.isfinite(d), d, 0))[0] > FRACTION_EPS),
             }
             for key, test in tests.items():
                 if key not in first:
@@ -159,9 +159,9 @@ def _value_pass(cells: CellSource, expect_scale: str | None, chunk_rows: int | N
         if expect_scale == "counts" and summary["n_fractional"]:
             problems.append(f"X should hold raw counts but has {summary['n_fractional']} non-integer "
                             f"value(s), first {first['fractional']}")
-        elif summary["n_fractional"] and summary["max"] >= _norm.LOG1P_MAX:
+        elif summary["n_fractional"] and summary["max"] >= LOG1P_MAX:
             problems.append(f"X has non-integer values (first {first['fractional']}) and a maximum of "
-                            f"{summary['max']!r} >= {_norm.LOG1P_MAX}: mixed scales")
+                            f"{summary['max']!r} >= {LOG1P_MAX}: mixed scales")
         elif expect_scale == "log1p" and not summary["n_fractional"]:
             problems.append("X should be log1p-normalised but holds only integers (raw counts?)")
         else:

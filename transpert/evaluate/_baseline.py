@@ -13,46 +13,20 @@ to h5ad in row blocks, so the dense baseline matrix is never held in memory whol
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pandas as pd
 
-from transpert._errors import TranspertInputError
 from transpert._io import atomic_path
+from transpert.data.tables import read_counts
 from transpert.evaluate._inputs import check_control, open_input
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 BLOCK_ROWS = 4096
 CONTROL_BLOCK_ROWS = 1024  # control cells densified this many at a time
 
 
-def read_counts(counts, *, pert_col: str, control: str, counts_col: str = "n_cells") -> pd.DataFrame:
-    """The ``target_gene,n_cells`` table (path or DataFrame) without control rows."""
-    name = str(counts) if isinstance(counts, (str, os.PathLike)) else "counts table"
-    if isinstance(counts, (str, os.PathLike)):
-        if not os.path.exists(counts):
-            raise TranspertInputError(f"counts file not found: {counts}")
-        counts = pd.read_csv(counts)
-    from transpert._tables import plain, with_pert_column
-
-    counts = with_pert_column(pd.DataFrame(counts), pert_col, name)
-    if counts_col not in counts.columns:
-        raise TranspertInputError(
-            f"{name}: column {counts_col!r} not found (columns: {', '.join(map(str, counts.columns))})"
-        )
-    n = pd.to_numeric(counts[counts_col], errors="coerce")
-    bad = n.isna() | (n < 0) | (n != np.floor(n))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise TranspertInputError(
-            f"{name}: {counts_col!r} must be non-negative integers; row {row} has "
-            f"{plain(counts[counts_col].iloc[row])}"
-        )
-    out = pd.DataFrame({pert_col: counts[pert_col].astype(str), counts_col: n.astype(np.int64)})
-    return out[out[pert_col] != control].reset_index(drop=True)
-
-
-def baseline_vector(opened, *, control: str = "non-targeting", threads: int | None = None):
+def baseline_vector(opened, *, control: str = CONTROL_LABEL, threads: int | None = None):
     """The cell-mean baseline vector (float32, log1p scale) of an opened training file.
 
     ``opened``: :func:`transpert.evaluate._inputs.open_input`'s result (streamed; validated and
@@ -61,7 +35,7 @@ def baseline_vector(opened, *, control: str = "non-targeting", threads: int | No
     from transpert.evaluate._runner import reduce_input
 
     check_control(opened.cells, control)
-    prep = reduce_input(opened, pert_col="target_gene", control=control, threads=threads, de=False)
+    prep = reduce_input(opened, pert_col=PERT_COL, control=control, threads=threads, de=False)
     # Mean of the per-group means (float32 like cell-eval's numpy mean over polars' f32 means).
     return prep.means.astype(np.float64).mean(axis=0).astype(np.float32)
 
@@ -78,8 +52,8 @@ def _control_blocks(opened, ctrl_rows: np.ndarray):
             done += block.shape[0]
 
 
-def build_baseline(train, counts, output=None, *, pert_col: str = "target_gene",
-                   control: str = "non-targeting", counts_col: str = "n_cells",
+def build_baseline(train, counts, output=None, *, pert_col: str = PERT_COL,
+                   control: str = CONTROL_LABEL, counts_col: str = "n_cells",
                    threads: int | None = None):
     """Build the cell-mean baseline prediction; log1p scale out.
 

@@ -31,9 +31,8 @@ import scipy.sparse as sp
 from numba import njit
 
 from transpert._errors import TranspertInputError
+from transpert.data.schema import CONTROL_LABEL, FRACTION_EPS, LOG1P_MAX, PERT_COL
 
-FRACTION_EPSILON = 1e-3  # cell-eval's threshold for "has a fractional part"
-LOG1P_MAX = 15.0  # cell-eval rejects fractional data with values >= 15
 
 logger = logging.getLogger("transpert.evaluate")
 
@@ -109,7 +108,7 @@ def detect_scale(X, name: str) -> str:
     frac = np.modf(values)[0]
     return check_value_facts(name, n_nan=n_nan, n_negative=int((values < 0).sum()),
                              vmin=float(np.nanmin(values)) if n_nan < values.size else np.nan,
-                             fractional=bool((frac > FRACTION_EPSILON).any()),
+                             fractional=bool((frac > FRACTION_EPS).any()),
                              vmax=float(np.nanmax(values)) if n_nan < values.size else np.nan)
 
 
@@ -119,7 +118,7 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     import anndata as ad
 
     from transpert.data import open_cells
-    from transpert.data.schema import CONTROL_LABEL, Schema
+    from transpert.data.schema import Schema
 
     name = describe_source(source, which)
     if isinstance(source, (str, os.PathLike)):
@@ -143,7 +142,7 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
         # Row chunks of a CSC file each scan the whole file (transpert.data.read).
         logger.warning("%s: X is stored as CSC; streaming it by rows re-reads the file for every "
                        "chunk. Convert it to CSR once (adata.X = adata.X.tocsr()) for speed", name)
-    labels = cs.obs["target_gene"].to_numpy(str)
+    labels = cs.obs[PERT_COL].to_numpy(str)
     empty = labels == ""
     if empty.any():
         cs.close()

@@ -35,7 +35,9 @@ from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
 from transpert.data.normalize import merge_summaries, value_summary
 from transpert.data.read import default_chunk_rows
+from transpert.data.tables import read_gene_list
 from transpert.evaluate._inputs import check_value_facts, log1p_scale_rows, row_totals_into
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 EXPECTED_GENE_DIM = 18080
 MAX_CELL_DIM = 200000
@@ -67,19 +69,6 @@ def _zstd_compressor():
         path.unlink()
         return out
     return run
-
-
-def read_gene_list(path) -> list[str]:
-    """First column of a header-less CSV (the challenge's ``gene_names.csv``)."""
-    if not os.path.exists(path):
-        raise TranspertInputError(f"gene list not found: {path}")
-    try:
-        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        frame = pd.DataFrame()
-    if frame.shape[0] == 0:
-        raise TranspertInputError(f"{path}: the gene list is empty")
-    return frame.iloc[:, 0].astype(str).tolist()
 
 
 @dataclass
@@ -205,9 +194,9 @@ def _write_h5ad(path: Path, opened: _Opened, order, dtype, chunk_rows, obs, gene
         write_h5ad_metadata(f, obs, pd.DataFrame(index=np.asarray(genes)))
 
 
-def prep(pred, genes, output=None, *, pert_col: str = "target_gene",
-         celltype_col: str | None = None, ntc_name: str = "non-targeting",
-         output_pert_col: str = "target_gene", output_celltype_col: str = "celltype",
+def prep(pred, genes, output=None, *, pert_col: str = PERT_COL,
+         celltype_col: str | None = None, ntc_name: str = CONTROL_LABEL,
+         output_pert_col: str = PERT_COL, output_celltype_col: str = "celltype",
          encoding: int = 32, allow_discrete: bool = False,
          max_cell_dim: int | None = MAX_CELL_DIM, expected_gene_dim: int | None = EXPECTED_GENE_DIM,
          chunk_rows: int | None = None, show_progress: bool | None = None) -> Path:

@@ -29,6 +29,7 @@ from transpert.evaluate._inputs import Cells, Opened, check_control, check_pair,
 from transpert.evaluate._metrics import PROFILES, TIE_ORDERS
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
 from transpert.evaluate._score import aggregate, column_mean, score
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 logger = logging.getLogger("transpert.evaluate")
 
@@ -57,7 +58,7 @@ def reduce_input(opened: Opened, *, pert_col: str, control: str, threads: int | 
 
     validate_values(opened)
     cells = opened.cells
-    summary = summarize(opened.source, pert_col="target_gene", control=control, threads=threads,
+    summary = summarize(opened.source, pert_col=PERT_COL, control=control, threads=threads,
                         memory_budget=memory_budget, de=de, checksum=False, chunk_rows=chunk_rows,
                         show_progress=False)
     groups = np.array(sorted(set(np.unique(cells.labels))))
@@ -71,7 +72,7 @@ def reduce_input(opened: Opened, *, pert_col: str, control: str, threads: int | 
                     summary=summary if de else None)
 
 
-def prepare(source, which: str, *, pert_col: str = "target_gene", control: str = "non-targeting",
+def prepare(source, which: str, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
             threads: int | None = None, de: bool = True, memory_budget=None,
             against: Prepared | None = None, chunk_rows: int | None = None) -> Prepared:
     """One file (h5ad path or AnnData, counts or log1p) reduced to pseudo-bulks and DE.
@@ -200,7 +201,7 @@ def _check_ties(ties: str) -> None:
 
 
 def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", metrics=None,
-                      pert_col: str = "target_gene", control: str = "non-targeting",
+                      pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                       threads: int | None = None, ties: str = "gene") -> EvaluationResult:
     """Metrics for two prepared files (see :func:`evaluate`)."""
     names = _resolve_metrics(profile, metrics)
@@ -244,7 +245,7 @@ def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", m
 
 
 def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
-             pert_col: str = "target_gene", control: str = "non-targeting",
+             pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
              threads: int | None = None, memory_budget=None, ties: str = "gene") -> EvaluationResult:
     """Score a prediction against real cells exactly as ``cell-eval run`` 0.8.2 does.
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._writer import CHALLENGE_MAX_CELLS, build_prediction_cells, read_counts, read_gene_list, write_prediction
+from ._writer import CHALLENGE_MAX_CELLS, build_prediction_cells, write_prediction
 
-__all__ = ["CHALLENGE_MAX_CELLS", "build_prediction_cells", "read_counts", "read_gene_list", "write_prediction"]
+__all__ = ["CHALLENGE_MAX_CELLS", "build_prediction_cells", "write_prediction"]

@@ -60,11 +60,13 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
+from transpert.data.schema import LOG1P_CLIP
+from transpert.data.tables import read_counts, read_gene_list
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 logger = logging.getLogger("transpert.predict")
 
 #: largest value written: cell-eval requires log1p values in [0, 15)
-LOG1P_MAX = float(np.nextafter(np.float32(15.0), np.float32(0.0)))
 #: the challenge's limit on the number of cells in a submission
 CHALLENGE_MAX_CELLS = 100_000
 #: what ``move=`` accepts (see the module docstring)
@@ -73,45 +75,6 @@ MOVES = ("de", "pseudobulk", "all")
 CELLS = ("quantile", "resample", "mean")
 #: genes per dense block when the non-DE genes are moved (``move="pseudobulk"``)
 _COLUMN_BLOCK = 2048
-
-
-def read_counts(counts, *, pert_col: str = "target_gene", counts_col: str = "n_cells") -> pd.DataFrame:
-    """The ``target_gene,n_cells`` table (path or DataFrame) as a DataFrame, checked."""
-    name = str(counts) if isinstance(counts, (str, os.PathLike)) else "counts table"
-    if isinstance(counts, (str, os.PathLike)):
-        if not Path(counts).exists():
-            raise TranspertInputError(f"{name}: file not found")
-        counts = pd.read_csv(counts)
-    from transpert._tables import plain, with_pert_column
-
-    counts = with_pert_column(pd.DataFrame(counts), pert_col, name)
-    if counts_col not in counts.columns:
-        raise TranspertInputError(f"{name}: no column {counts_col!r} (columns: {list(counts.columns)})")
-    n = pd.to_numeric(counts[counts_col], errors="coerce")
-    bad = n.isna() | (n < 1) | (n != np.floor(n))
-    if bad.any():
-        row = counts.loc[bad].iloc[0]
-        raise TranspertInputError(f"{name}: column {counts_col!r} must hold positive integers; "
-                                  f"{plain(row[pert_col])} has {plain(row[counts_col])}")
-    out = pd.DataFrame({pert_col: counts[pert_col].astype(str), counts_col: n.astype(np.int64)})
-    if out[pert_col].duplicated().any():
-        raise TranspertInputError(f"{name}: perturbation {out[pert_col][out[pert_col].duplicated()].iloc[0]!r} listed twice")
-    return out.reset_index(drop=True)
-
-
-def read_gene_list(genes) -> list[str]:
-    """Gene order: a list, or a one-column CSV without header (the challenge's ``gene_names.csv``)."""
-    if isinstance(genes, (str, os.PathLike)):
-        if not Path(genes).exists():
-            raise TranspertInputError(f"{genes}: gene list file not found")
-        genes = pd.read_csv(genes, header=None).iloc[:, 0].astype(str).tolist()
-    genes = [str(g) for g in genes]
-    if len(set(genes)) != len(genes):
-        dup = pd.Index(genes)[pd.Index(genes).duplicated()][0]
-        raise TranspertInputError(f"gene list: {dup!r} appears twice")
-    if not genes:
-        raise TranspertInputError("gene list is empty")
-    return genes
 
 
 def _control_matrix(target_controls, genes: list[str], pert_col: str, control: str,
@@ -179,7 +142,7 @@ def _shift_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(current[down] > 0, target[down] / current[down], 0.0)
     block[:, down] *= ratio[None, :]
-    np.clip(block, 0.0, LOG1P_MAX, out=block)
+    np.clip(block, 0.0, LOG1P_CLIP, out=block)
     return block
 
 
@@ -198,7 +161,7 @@ def _concentrate_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
     if block.shape[0] == 0 or block.shape[1] == 0:
         return block
     return concentrate_columns(np.ascontiguousarray(block, dtype=np.float64),
-                               np.ascontiguousarray(target, dtype=np.float64), LOG1P_MAX)
+                               np.ascontiguousarray(target, dtype=np.float64), LOG1P_CLIP)
 
 
 class _ControlSampler:
@@ -240,7 +203,7 @@ def _de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
 
 
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
-                           pert_col: str = "target_gene", counts_col: str = "n_cells",
+                           pert_col: str = PERT_COL, counts_col: str = "n_cells",
                            deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
                            move: str = "pseudobulk",
                            rng: np.random.Generator) -> tuple[list[sp.csr_matrix], list[str], pd.DataFrame]:
@@ -268,7 +231,7 @@ def _recorded(blocks, labels: list, report: list):
 
 
 def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
-                          pert_col: str = "target_gene", counts_col: str = "n_cells",
+                          pert_col: str = PERT_COL, counts_col: str = "n_cells",
                           deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
                           move: str = "pseudobulk", rng: np.random.Generator):
     """Yield ``(perturbation, cells, n_de_genes_shifted)`` for every row of ``counts``, in order:
@@ -280,7 +243,7 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
     control_mean = np.asarray(controls.mean(axis=0)).ravel()
     # genes of the list the prediction lacks: predicted as no change (the control mean)
     pred_mean = np.where(cols[None, :] >= 0, mean[:, np.maximum(cols, 0)], control_mean[None, :])
-    pred_mean = np.clip(pred_mean, 0.0, LOG1P_MAX)
+    pred_mean = np.clip(pred_mean, 0.0, LOG1P_CLIP)
     prob = None
     if "deg_probability" in prediction.layers:
         p = np.asarray(prediction.layers["deg_probability"], dtype=np.float64)
@@ -332,7 +295,7 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
 
 
 def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_path, *,
-                     pert_col: str = "target_gene", control: str = "non-targeting",
+                     pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                      counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
                      deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str | None = None,
                      move: str = "pseudobulk", seed: int = 0, target_sum: float | None = None,
@@ -407,7 +370,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         logger.warning("%d of %d genes of the gene list are not predicted; written as unchanged controls",
                        len(genes) - len(shared), len(genes))
     if isinstance(target_controls, (str, os.PathLike)):
-        from transpert.pipeline import target_controls as controls_of
+        from transpert.data.controls import target_controls as controls_of
 
         target_controls, file_sum = controls_of(
             target_controls, whole_file_median=target_sum is None, pert_col=pert_col,

@@ -6,13 +6,14 @@ import numpy as np
 
 from transpert._errors import TranspertInputError
 from transpert._parallel import resolve_threads
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 from transpert.summarize._effects import FDR_METHODS, LOG2FC_METHODS
 from transpert.summarize._engine import BACKENDS, compute_in_memory, compute_streamed, parse_memory
 from transpert.summarize._groups import make_groups
 from transpert.summarize._profile import build_profile, file_checksum
 
 
-def summarize(cells, *, pert_col: str = "target_gene", control: str = "non-targeting",
+def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
               reference: str | None = None, threads: int | None = None, memory_budget=None,
               fdr: str = "per_perturbation", log2fc: str = "exact", show_progress: bool | None = None,
               de: bool = True, backend: str = "threads", continuity: bool = True,

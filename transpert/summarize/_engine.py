@@ -350,7 +350,7 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = Tru
     on the original matrix, so errors and results are exactly those of the separate check.
     """
     from transpert.data import detect_scale
-    from transpert.data.normalize import FRACTION_EPS, LOG1P_MAX
+    from transpert.data.schema import FRACTION_EPS, LOG1P_MAX
     from transpert.kernels import plan_row_parts, pseudobulk_checked_csr
 
     original = X

@@ -19,8 +19,9 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert.data.simulate import _effects as fx
 from transpert.data.simulate import _genes as gn
+from transpert.data.schema import CONTROL_LABEL
 
-CONTROL = "non-targeting"
+CONTROL = CONTROL_LABEL
 H1_DEPTH = 50_000  # median UMI per cell of the challenge's H1 data
 N_CONTROL_GUIDES = 10
 ESCAPE_FRACTION = 0.05  # cells in which the guide does nothing (no knockdown, no effect)

@@ -32,6 +32,7 @@ import pandas as pd
 from transpert._errors import TranspertInputError
 from transpert.data.simulate import _model as sa
 from transpert.data.simulate import _genes as gn
+from transpert.data.schema import PERT_COL
 
 __all__ = ["SimulatedAtlas", "SimulatedTruth", "simulate_atlas", "load_atlas", "read_truth", "CONTROL"]
 
@@ -75,7 +76,7 @@ class SimulatedTruth:
         X = np.concatenate([self.log_effects[ln].to_numpy(np.float32) for ln in lines])
         obs = self.perturbations.copy()
         obs.index = [f"{r.line}|{r.target_gene}" for r in obs.itertuples()]
-        for col in ("line", "target_gene"):
+        for col in ("line", PERT_COL):
             obs[col] = pd.Categorical(obs[col])
         genes = self.log_effects[lines[0]].columns
         adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(genes, dtype=str)))
@@ -95,14 +96,14 @@ class SimulatedTruth:
         obs = adata.obs.copy()
         obs.index = pd.RangeIndex(len(obs))
         obs["line"] = obs["line"].astype(str)
-        obs["target_gene"] = obs["target_gene"].astype(str)
+        obs[PERT_COL] = obs[PERT_COL].astype(str)
         X = np.asarray(adata.X)
         genes = pd.Index(adata.var_names.astype(str), name="gene")
         log_effects = {}
         for ln in lines:
             rows = np.flatnonzero(obs["line"].to_numpy() == ln)
-            log_effects[ln] = pd.DataFrame(X[rows], index=pd.Index(obs["target_gene"].to_numpy()[rows],
-                                                                    name="target_gene"), columns=genes)
+            log_effects[ln] = pd.DataFrame(X[rows], index=pd.Index(obs[PERT_COL].to_numpy()[rows],
+                                                                    name=PERT_COL), columns=genes)
         baseline = pd.DataFrame(np.asarray(adata.varm["baseline"]), index=genes, columns=lines)
         return cls(log_effects=log_effects, perturbations=obs, lines=line_df, baseline=baseline)
 
@@ -196,14 +197,14 @@ def simulate_atlas(out_dir: str | os.PathLike | None = None, *, seed: int = 0,
                                         params, role="target" if i == n_lines - 1 else "reference")
         eff = model["effects"][i]
         rows.append(pd.DataFrame({
-            "line": names[i], "target_gene": perts,
+            "line": names[i], PERT_COL: perts,
             "knockdown_efficiency": model["efficiency"][i],
             "has_effect": model["has_effect"], "module": model["module"],
             "n_changed": (eff != 0).sum(axis=1), "n_cells": n_cells}))
 
     truth = SimulatedTruth(
         log_effects={names[i]: pd.DataFrame(model["effects"][i].astype(np.float32),
-                                            index=pd.Index(perts, name="target_gene"),
+                                            index=pd.Index(perts, name=PERT_COL),
                                             columns=gene_index) for i in range(n_lines)},
         perturbations=pd.concat(rows, ignore_index=True),
         lines=sa.line_frame(names, similarity_arr, depths, model),
@@ -226,7 +227,7 @@ def _line_anndata(name, X, group, guide, batch, symbols, ids, perts, params, rol
                         np.char.add(np.char.add(target.astype(str), "_g"), (guide + 1).astype(str)).astype(object))
     categories = [CONTROL] + sorted(perts)
     obs = pd.DataFrame({
-        "target_gene": pd.Categorical(target, categories=categories),
+        PERT_COL: pd.Categorical(target, categories=categories),
         "guide_id": pd.Categorical(guide_id),
         "batch": pd.Categorical(np.char.add(f"{name}_b", (batch + 1).astype(str))),
         "cell_line": pd.Categorical([name] * X.shape[0]),

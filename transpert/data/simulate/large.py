@@ -28,6 +28,7 @@ from transpert._errors import TranspertInputError
 from transpert.data.simulate import _effects as fx
 from transpert.data.simulate import _genes as gn
 from transpert.data.simulate._model import CONTROL, ESCAPE_FRACTION, N_CONTROL_GUIDES, check_panel
+from transpert.data.schema import PERT_COL
 
 H1_CONTROL_FRACTION = 38_176 / 300_000
 _TARGET_CHUNK_NNZ = 16_000_000  # ~130 MB of data + indices per chunk
@@ -169,7 +170,7 @@ def _obs_var(d: _Design, n_perturbations: int) -> tuple[pd.DataFrame, pd.DataFra
     guide_id = np.where(is_ctrl, np.char.add(f"{CONTROL}_", np.char.zfill(d.guide.astype(str), 2)),
                         np.char.add(np.char.add(target, "_g"), (d.guide + 1).astype(str)))
     obs = pd.DataFrame({
-        "target_gene": pd.Categorical(target, categories=[CONTROL] + sorted(perts)),
+        PERT_COL: pd.Categorical(target, categories=[CONTROL] + sorted(perts)),
         "guide_id": pd.Categorical(guide_id),
         "batch": pd.Categorical(np.char.add("b", (d.batch + 1).astype(str))),
     }, index=pd.Index(np.char.add("cell", np.char.zfill(np.arange(d.groups.size).astype(str), 7)),

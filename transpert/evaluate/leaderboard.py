@@ -1,0 +1,121 @@
+"""Several predictions scored on the same real cells: the leaderboard of ``transpert run``, the
+demo and the accuracy benchmark (challenge score x100 with its bootstrap interval, the seven
+generalist metrics and their mean rank). Cells on any scale; metrics on log1p as
+:func:`transpert.evaluate.evaluate` computes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
+
+logger = logging.getLogger("transpert.evaluate")
+
+#: the three challenge metrics (cell-eval ``vcc`` profile) and the seven of the generalist ranking
+VCC_METRICS = ("mae", "discrimination_score_l1", "overlap_at_N")
+GENERALIST_METRICS = ("mae", "discrimination_score_l1", "overlap_at_N", "pearson_delta",
+                      "de_spearman_lfc_sig", "pr_auc", "de_spearman_sig")
+
+
+@dataclass
+class Leaderboard:
+    """Predictions evaluated on the same real cells.
+
+    ``table``: one row per method (challenge score x100 with its bootstrap interval, the seven
+    generalist metrics, their mean rank), best score first. ``results``: per method the
+    per-perturbation results (generalist metrics); ``intervals``: per method the bootstrap table.
+    """
+
+    table: pd.DataFrame
+    results: dict = field(default_factory=dict)
+    intervals: dict = field(default_factory=dict)
+
+    def to_text(self) -> str:
+        return format_leaderboard(self.table)
+
+
+@contextlib.contextmanager
+def _quiet_empty_means():
+    """A metric with no defined value (e.g. no perturbation with a real DE gene) averages to NaN:
+    expected and reported as NaN, so numpy's 'Mean of empty slice' warning is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        yield
+
+
+def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_COL,
+                     control: str = CONTROL_LABEL, threads: int | None = None, n_boot: int = 1000,
+                     seed: int = 0, show_progress: bool | None = None) -> Leaderboard:
+    """Evaluate every prediction (name -> h5ad path or AnnData of cells) against ``real``.
+
+    Metrics are cell-eval 0.8.2's (:mod:`transpert.evaluate`); the challenge score is against
+    ``baseline`` (the cell-mean baseline's cells, :func:`transpert.evaluate.build_baseline`) with
+    a bootstrap interval over perturbations; the generalist mean rank is over the seven metrics.
+    """
+    from transpert import evaluate as ev
+    from transpert._progress import track
+    from transpert.evaluate._bootstrap import bootstrap_ci, generalist_ranking
+
+    kw = dict(pert_col=pert_col, control=control, threads=threads)
+    real_p = ev.prepare(real, "real", **kw)
+    base_p = ev.prepare(baseline, "baseline", **kw)
+    base_vcc = ev.evaluate_prepared(real_p, base_p, metrics=VCC_METRICS, **kw)
+    rows, results, intervals = [], {}, {}
+    for name, pred in track(predictions.items(), len(predictions), "evaluating", "prediction", show_progress):
+        pred_p = ev.prepare(pred, f"prediction {name}", **kw)
+        vcc = ev.evaluate_prepared(real_p, pred_p, metrics=VCC_METRICS, **kw)
+        gen = ev.evaluate_prepared(real_p, pred_p, metrics=GENERALIST_METRICS, **kw)
+        vcc.baseline = base_vcc
+        vcc.score = ev.score(vcc.means(), base_vcc.means())
+        with _quiet_empty_means():
+            ci = bootstrap_ci(vcc, n_boot=n_boot, seed=seed)
+            ci_gen = bootstrap_ci(gen, n_boot=n_boot, seed=seed)
+        avg = ci.set_index("metric").loc["score:avg_score"]
+        rows.append({"method": name, "score": 100 * avg["mean"], "score_ci_low": 100 * avg["ci_low"],
+                     "score_ci_high": 100 * avg["ci_high"]})
+        results[name] = gen
+        intervals[name] = pd.concat([ci, ci_gen[~ci_gen["metric"].isin(ci["metric"])]], ignore_index=True)
+        logger.info("evaluated %s: score %.2f", name, 100 * avg["mean"])
+    with _quiet_empty_means():
+        ranking = generalist_ranking(results, metrics=GENERALIST_METRICS).set_index("prediction")
+    table = pd.DataFrame(rows).set_index("method")
+    table = table.join(ranking[list(GENERALIST_METRICS) + ["mean_rank"]])
+    table = table.sort_values(["score", "mean_rank"], ascending=[False, True], kind="stable").reset_index()
+    return Leaderboard(table=table, results=results, intervals=intervals)
+
+
+_SHORT = {"discrimination_score_l1": "PDS", "overlap_at_N": "DES", "mae": "MAE",
+          "pearson_delta": "pearson_d", "de_spearman_lfc_sig": "sp_lfc_sig", "pr_auc": "pr_auc",
+          "de_spearman_sig": "sp_nsig", "mean_rank": "mean_rank"}
+
+
+def format_leaderboard(table: pd.DataFrame) -> str:
+    """A fixed-width text leaderboard (score x100 with its 95% bootstrap interval)."""
+    cols = ["method", "score", "95% CI"] + [_SHORT[c] for c in GENERALIST_METRICS] + ["mean_rank"]
+    lines = []
+    for _, r in table.iterrows():
+        cells = [str(r["method"]), f"{r['score']:.2f}", f"[{r['score_ci_low']:.2f}, {r['score_ci_high']:.2f}]"]
+        cells += [("nan" if pd.isna(r[m]) else f"{r[m]:.3f}") for m in GENERALIST_METRICS]
+        cells.append(f"{r['mean_rank']:.2f}")
+        lines.append(cells)
+    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
+    fmt = lambda row: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))  # noqa: E731
+    return "\n".join([fmt(cols), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines])
+
+
+def leaderboard_markdown(table: pd.DataFrame) -> str:
+    """The leaderboard as a Markdown table."""
+    head = ["method", "score (x100)", "95% CI"] + [_SHORT[c] for c in GENERALIST_METRICS] + ["mean rank"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in table.iterrows():
+        vals = [f"`{r['method']}`", f"{r['score']:.2f}", f"[{r['score_ci_low']:.2f}, {r['score_ci_high']:.2f}]"]
+        vals += [("nan" if pd.isna(r[m]) else f"{r[m]:.3f}") for m in GENERALIST_METRICS]
+        vals.append(f"{r['mean_rank']:.2f}")
+        out.append("| " + " | ".join(vals) + " |")
+    return "\n".join(out)

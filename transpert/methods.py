@@ -1,0 +1,47 @@
+"""Every prediction method by name: TransPert and the baselines, behind one interface.
+
+Each method is a predictor with ``fit(references: {line: summary}, target_train: summary)`` and
+``predict(perturbations) -> AnnData`` (layers ``mean``, ``delta``, ``log2fc``, optional
+``deg_probability``; ``uns["transpert_prediction"]`` names the method), all on the log1p scale.
+``--method``, a run config's ``methods`` and the demo take these names.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from transpert._errors import TranspertInputError
+
+#: every method ``--method`` accepts: the TransPert estimator, then the baselines
+METHODS: tuple[str, ...] = ("transpert", "control", "cell-mean", "train-mean", "reference-mean",
+                            "linear", "linear-transfer", "deg-frequency")
+
+
+def make_predictor(method: str, params: dict | None = None):
+    """A new, unfitted predictor ``method`` (see :data:`METHODS`) with ``params``."""
+    params = dict(params or {})
+    if method == "transpert":
+        from transpert.transfer import TransPert
+
+        try:
+            return TransPert(**params)
+        except TypeError as err:
+            raise TranspertInputError(f"transpert: bad parameter ({err})") from None
+    from transpert.baselines import BASELINES, get_baseline
+
+    if method not in BASELINES:
+        raise TranspertInputError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    try:
+        return get_baseline(method, **params)
+    except TypeError as err:
+        raise TranspertInputError(f"{method}: bad parameter ({err})") from None
+
+
+def fit_predict(method: str, references: dict, target_train, perturbations, params: dict | None = None):
+    """Fit ``method`` on summaries and predict ``perturbations``; returns ``(predictor, prediction)``."""
+    predictor = make_predictor(method, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        predictor.fit(references, target_train)
+        prediction = predictor.predict(list(perturbations))
+    return predictor, prediction
