@@ -273,7 +273,8 @@ def test_move_all_matches_every_predicted_mean(setting, tmp_path):
 def test_concentrate_block_against_brute_force():
     """Each column's mean becomes the target; an increase fills the largest cells first (each up to
     just below 15), a decrease lowers the largest values to one level (checked by bisection)."""
-    from transpert.predict._writer import LOG1P_MAX, _concentrate_block
+    from transpert.data.schema import LOG1P_CLIP as LOG1P_MAX
+    from transpert.predict._writer import _concentrate_block
 
     rng = np.random.default_rng(3)
     x = np.log1p(rng.poisson(rng.uniform(0.05, 4, 30), size=(60, 30))).astype(np.float64)
@@ -381,7 +382,7 @@ def test_target_cells_given_as_a_file(setting, tmp_path):
 
 def _concentrate_reference(block, target):
     """The vectorised NumPy formulation of the pseudobulk move (before the numba kernel)."""
-    from transpert.predict._writer import LOG1P_MAX
+    from transpert.data.schema import LOG1P_CLIP as LOG1P_MAX
 
     n = block.shape[0]
     order = np.argsort(-block, axis=0, kind="stable")
@@ -412,7 +413,8 @@ def _concentrate_reference(block, target):
 def test_concentrate_kernel_equals_the_numpy_formulation():
     """The numba kernel behind move="pseudobulk" gives the NumPy formulation's bits: ties, zeros,
     increases past the cap, decreases past the column sum, unchanged columns."""
-    from transpert.predict._writer import LOG1P_MAX, _concentrate_block
+    from transpert.data.schema import LOG1P_CLIP as LOG1P_MAX
+    from transpert.predict._writer import _concentrate_block
 
     rng = np.random.default_rng(4)
     block = np.round(rng.gamma(0.6, 1.2, (257, 60)), 1) * (rng.random((257, 60)) < 0.6)  # ties, zeros

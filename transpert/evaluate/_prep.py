@@ -122,7 +122,7 @@ def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, 
         # cell-eval warns and follows the gene list; so do we, where the user sees it
         logger.warning("%s: the gene list has %d genes but --expected-gene-dim is %d; following "
                        "the gene list (pass --expected-gene-dim %d, or -1, to silence this)",
-                       name, len(genes), expected_gene_dim, len(genes), len(genes))
+                       name, len(genes), expected_gene_dim, len(genes))
         expected_gene_dim = len(genes)
     order = None
     if list(var_names) != list(genes):
