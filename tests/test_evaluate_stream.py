@@ -14,7 +14,7 @@ from transpert._errors import TranspertInputError
 from transpert.data.read import CellSource
 from transpert.data.storage import H5Matrix
 from transpert.evaluate import GENERALIST, evaluate, prepare
-from transpert.evaluate._inputs import group_means, normalize_log1p
+from helpers_evaluate import group_means, normalize_log1p
 
 KW = dict(pert_col="target_gene", control=CONTROL, threads=1)
 

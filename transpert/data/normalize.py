@@ -182,6 +182,18 @@ def median_library_size(sizes: np.ndarray, include_zero_cells: bool = True):
     return sizes.dtype.type(np.median(sizes))
 
 
+def log1p_scale_rows(data: np.ndarray, indptr: np.ndarray, totals: np.ndarray, target) -> np.ndarray:
+    """scanpy's ``normalize_total`` + ``log1p`` on CSR rows, in place on ``data`` (counts in,
+    log1p out): each row divided by ``total / target`` (1 for an empty row), then log1p.
+    ``totals``: the rows' totals (:func:`transpert.kernels.row_totals_into`), ``target``: the median total of the
+    whole matrix."""
+    factor = totals / target
+    factor = factor + (factor == 0)
+    np.true_divide(data, np.repeat(factor, np.diff(indptr)), out=data)
+    np.log1p(data, out=data)
+    return data
+
+
 def normalize_log1p(X, library_sizes: np.ndarray | None = None, target_sum: float | None = None,
                     *, include_zero_cells: bool | None = None, check: bool = True) -> sp.csr_matrix:
     """Normalise a counts-scale matrix (or chunk of rows) to log1p of median-library-size counts.

@@ -33,10 +33,11 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
-from transpert.data.normalize import merge_summaries, value_summary
+from transpert.data.normalize import log1p_scale_rows, merge_summaries, value_summary
 from transpert.data.storage import default_chunk_rows
 from transpert.data.tables import read_gene_list
-from transpert.evaluate._inputs import check_value_facts, log1p_scale_rows, row_totals_into
+from transpert.evaluate._inputs import check_value_facts
+from transpert.kernels import row_totals_into
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 EXPECTED_GENE_DIM = 18080

@@ -11,6 +11,7 @@
 - :func:`mwu_pvalue`, :func:`ndtr`: scalar pieces, usable on their own.
 - :func:`l1_distances`: L1 distances between the rows of two dense matrices (the PDS core).
 - :func:`value_facts`: one pass over stored values for scale detection (NaN, negatives, fractions).
+- :func:`row_totals_into`: each CSR row's sum (library sizes), scanpy's float64 accumulation.
 - :func:`row_kinds`: each row's scale evidence (empty, integral, fractional, counts x constant).
 """
 
@@ -28,9 +29,10 @@ from transpert.kernels._row_scale import row_kinds
 from transpert.kernels._ranges import rows_strictly_sorted
 from transpert.kernels._ranksum import ranksum_block
 from transpert.kernels._stats import mwu_pvalue, ndtr
-from transpert.kernels._values import value_facts
+from transpert.kernels._values import row_totals_into, value_facts
 
 __all__ = [
+    "row_totals_into",
     "count_csr_block",
     "expm1_f32",
     "l1_distances",
