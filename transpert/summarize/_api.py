@@ -88,7 +88,8 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
             label = str(source_cells.path) if source_cells.path is not None else source_cells.name
             canonical_ref = CONTROL_LABEL if (mapping and reference == control) else reference
             groups = make_groups(source_cells.obs, PERT_COL if mapping else pert_col,
-                                 CONTROL_LABEL if mapping else control, canonical_ref, label)
+                                 CONTROL_LABEL if mapping else control, canonical_ref, label,
+                                 shown=(pert_col, control))
             normalization = dict(source_cells.normalization())
             acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
                                    scratch_dir=scratch_dir, **opts)
