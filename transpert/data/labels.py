@@ -43,16 +43,20 @@ def label_overview(counts: pd.Series, shown: int = SHOWN) -> str:
     counts = counts.sort_values(ascending=False, kind="stable")
     if len(counts) == 0:
         return "no labels"
-    head = [f"{k!r} ({int(n)} cells)" if i == 0 else f"{k!r} ({int(n)})"
+    head = [f"{k!r} ({_cells(n)})" if i == 0 else f"{k!r} ({int(n)})"
             for i, (k, n) in enumerate(counts.iloc[:shown].items())]
     text = ", ".join(head)
     if len(counts) > shown:
         text += f" and {len(counts) - shown} more labels"
-    controls = [f"{k!r} ({int(n)} cells)" for k, n in counts.items() if looks_like_control(k)]
+    controls = [f"{k!r} ({_cells(n)})" for k, n in counts.items() if looks_like_control(k)]
     if controls:
         text += "; " + ("looks like a control: " if len(controls) == 1 else "look like controls: ")
         text += ", ".join(controls[:shown])
     return text
+
+
+def _cells(n) -> str:
+    return f"{int(n)} cell" + ("" if int(n) == 1 else "s")
 
 
 def control_not_found(where: str, column: str, control: str, counts: pd.Series) -> str:
