@@ -104,3 +104,46 @@ def test_label_overview_by_hand():
         "'c' (3 cells), 'a' (2) and 2 more labels; looks like a control: 'NTC' (1 cell)")
     assert [looks_like_control(x) for x in ("non-targeting", "sgNTC-3", "CTRL", "NT5E", "NEGR1", "safe_targeting")] \
         == [True, True, True, False, False, True]
+
+
+@pytest.fixture(scope="module")
+def one_cell(tmp_path_factory) -> Path:
+    """The synthetic real file with perturbation G1 reduced to a single cell."""
+    real, _ = make_pair(5, n_perts=6, n_genes=20, cells=12, ctrl_cells=30)
+    labels = real.obs["target_gene"].astype(str).to_numpy()
+    keep = (labels != "G1") | (np.cumsum(labels == "G1") == 1)
+    path = tmp_path_factory.mktemp("one_cell") / "one_cell.h5ad"
+    real[keep].copy().write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize("min_cells, flagged", [(None, ["G1"]), (13, None), (1, [])])
+def test_perturbations_with_few_cells_are_flagged_and_named(one_cell, tmp_path, capsys, caplog,
+                                                           min_cells, flagged):
+    import anndata
+
+    out = tmp_path / "s.h5ad"
+    extra = [] if min_cells is None else ["--min-cells", min_cells]
+    caplog.set_level("WARNING")
+    code, stdout, _ = _run(["summarize", one_cell, "-o", out, "--threads", "1", *extra], capsys)
+    assert code == 0
+    s = anndata.read_h5ad(out)
+    n = s.obs["n_cells"]
+    expected = list(n.index[n < (min_cells or 3)]) if flagged is None else flagged
+    assert list(s.obs.index[s.obs["few_cells"].to_numpy(bool)]) == expected
+    assert n["G1"] == 1 and (flagged is not None or len(expected) == len(n))  # 13: every group
+    warned = [r.getMessage() for r in caplog.records if "few_cells" in r.getMessage()]
+    if expected:
+        assert len(warned) == 1 and "G1 (1)" in warned[0] and f"fewer than {min_cells or 3} cells" in warned[0]
+        assert f"{len(expected)} flagged in obs['few_cells']" in stdout
+    else:
+        assert not warned and "flagged" not in stdout
+    meta = s.uns["transpert"]
+    meta = __import__("json").loads(meta) if isinstance(meta, str) else meta
+    assert meta["min_cells"] == (min_cells or 3)
+
+
+def test_min_cells_must_be_positive(one_cell, tmp_path, capsys):
+    code, _, err = _run(["summarize", one_cell, "-o", tmp_path / "s.h5ad", "--min-cells", "0"], capsys)
+    assert code == 2 and "min_cells must be a whole number >= 1, got 0" in err
+    assert not (tmp_path / "s.h5ad").exists()

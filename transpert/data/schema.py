@@ -35,6 +35,9 @@ LOG1P_CLIP = float(np.nextafter(np.float32(LOG1P_MAX), np.float32(0.0)))
 #: a stored value whose fractional part exceeds this is not a count (cell-eval's threshold)
 FRACTION_EPS = 1e-3
 GENE_ID_COL = "gene_id"
+#: a perturbation with fewer cells is flagged in its summary (obs["few_cells"]) and named in a
+#: warning: a rank-sum call from one or two cells is not evidence
+MIN_CELLS = 3
 
 # ``gene_symbols`` / ``gene_ids`` value meaning "the var index itself".
 INDEX = "index"
