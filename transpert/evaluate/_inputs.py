@@ -31,6 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
+from transpert.data.labels import control_not_found, label_counts
 from transpert.data.schema import CONTROL_LABEL, LOG1P_MAX, PERT_COL
 
 
@@ -47,6 +48,7 @@ class Cells:
     labels: np.ndarray  # str label of every cell
     var_names: pd.Index
     scale: str | None  # scale the input was in: "counts" or "log1p" (None: not yet scanned)
+    column: str = PERT_COL  # the obs column the labels were read from, named in messages
 
 
 @dataclass
@@ -122,8 +124,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
         cs = open_cells(source, schema=schema)
     except TranspertInputError as err:
         if f"perturbation column {pert_col!r} not in obs" in str(err):
-            raise TranspertInputError(f"{name}: perturbation column {pert_col!r} not in obs "
-                                      f"({err}); pass the right column name") from None
+            # the data layer's sentence names the file and lists the columns: said once
+            raise TranspertInputError(f"{err}; pass the right column name (--pert-col)") from None
         raise
     if cs.format == "csc":
         # Row chunks of a CSC file each scan the whole file (transpert.data.read).
@@ -137,7 +139,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
             f"{name}: {int(empty.sum())} cells have an empty label in {pert_col!r}; label or drop them"
         )
     cells = Cells(name=name, X=None, labels=labels,
-                  var_names=pd.Index(np.asarray(cs.var_names).astype(str)), scale=None)
+                  var_names=pd.Index(np.asarray(cs.var_names).astype(str)), scale=None,
+                  column=pert_col)
     return Opened(source=cs, cells=cells)
 
 
@@ -158,10 +161,8 @@ def validate_values(opened: Opened) -> str:
 
 def check_control(cells: Cells, control: str) -> None:
     if control not in set(np.unique(cells.labels).astype(str)):
-        raise TranspertInputError(
-            f"{cells.name}: control label {control!r} not found in the perturbation column; "
-            "pass the control label used in the file"
-        )
+        raise TranspertInputError(control_not_found(cells.name, cells.column, control,
+                                                    label_counts(cells.labels)))
 
 
 def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
@@ -186,10 +187,7 @@ def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
     real_set = {str(x) for x in np.unique(real.labels)}
     pred_set = {str(x) for x in np.unique(pred.labels)}
     if control not in real_set:
-        raise TranspertInputError(
-            f"{real.name}: control label {control!r} not found in the perturbation column; "
-            "pass the control label used in the file"
-        )
+        check_control(real, control)
     if control not in pred_set:
         raise TranspertInputError(
             f"{pred.name}: control label {control!r} not found: the prediction must contain "
