@@ -63,6 +63,7 @@ from transpert._progress import Progress
 from transpert.data.schema import LOG1P_CLIP
 from transpert.data.tables import read_counts, read_gene_list
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
+from transpert.predict._counts import de_genes
 
 logger = logging.getLogger("transpert.predict")
 
@@ -191,15 +192,23 @@ class _ControlSampler:
         return sp.csr_matrix((vals, (rows, cols)), shape=(n, n_genes))
 
 
-def _de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
-    """Columns of the genes predicted DE for one perturbation (see the module docstring)."""
-    if n_de is not None:
-        score = prob if prob is not None else np.abs(delta)
-        order = np.argsort(-score, kind="stable")[:n_de]
-        return np.sort(order[score[order] > 0])
-    if prob is not None:
-        return np.flatnonzero(prob >= deg_threshold)
-    return np.flatnonzero(np.abs(delta) > min_abs_delta)
+def prediction_layers(prediction, genes: list[str]):
+    """``(cols, mean, delta, deg_probability or None, n_de_genes or None)`` of a pseudo-bulk
+    prediction in ``genes`` order (log1p scale; ``cols[j] < 0``: gene ``j`` not predicted, its
+    columns hold 0)."""
+    cols = prediction.var_names.get_indexer(pd.Index(genes))
+
+    def take(layer, fill=0.0):
+        x = np.asarray(prediction.layers[layer], dtype=np.float64)
+        return np.where(cols[None, :] >= 0, x[:, np.maximum(cols, 0)], fill)
+
+    prob = take("deg_probability") if "deg_probability" in prediction.layers else None
+    n_de = None
+    if "n_de_genes" in prediction.obs.columns:
+        n_de = pd.to_numeric(prediction.obs["n_de_genes"], errors="coerce").to_numpy()
+        if np.isnan(n_de).any() or (n_de < 0).any():
+            raise TranspertInputError("prediction: obs['n_de_genes'] must hold non-negative integers")
+    return cols, take("mean"), take("delta"), prob, n_de
 
 
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
@@ -237,26 +246,13 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
     """Yield ``(perturbation, cells, n_de_genes_shifted)`` for every row of ``counts``, in order:
     the perturbation's cells as log1p float32 CSR (indices sorted, no stored zeros). One
     perturbation's cells are built at a time."""
-    gene_index = pd.Index(genes)
-    cols = prediction.var_names.get_indexer(gene_index)
-    mean = np.asarray(prediction.layers["mean"], dtype=np.float64)
     control_mean = np.asarray(controls.mean(axis=0)).ravel()
+    cols, mean, delta, prob, n_de = prediction_layers(prediction, genes)
     # genes of the list the prediction lacks: predicted as no change (the control mean)
-    pred_mean = np.where(cols[None, :] >= 0, mean[:, np.maximum(cols, 0)], control_mean[None, :])
+    pred_mean = np.where(cols[None, :] >= 0, mean, control_mean[None, :])
     pred_mean = np.clip(pred_mean, 0.0, LOG1P_CLIP)
-    prob = None
-    if "deg_probability" in prediction.layers:
-        p = np.asarray(prediction.layers["deg_probability"], dtype=np.float64)
-        prob = np.where(cols[None, :] >= 0, p[:, np.maximum(cols, 0)], 0.0)
-    delta = np.asarray(prediction.layers["delta"], dtype=np.float64)
-    delta = np.where(cols[None, :] >= 0, delta[:, np.maximum(cols, 0)], 0.0)
     if move not in MOVES:
         raise TranspertInputError(f"move must be one of {MOVES}, got {move!r}")
-    n_de = None
-    if "n_de_genes" in prediction.obs.columns:
-        n_de = pd.to_numeric(prediction.obs["n_de_genes"], errors="coerce").to_numpy()
-        if np.isnan(n_de).any() or (n_de < 0).any():
-            raise TranspertInputError("prediction: obs['n_de_genes'] must hold non-negative integers")
     rows = prediction.obs_names.get_indexer(counts[pert_col])
     n_genes = len(genes)
     sampler = None if cells == "mean" else _ControlSampler(controls, cells, rng)
@@ -270,7 +266,7 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
         if move == "all":  # every gene to its predicted mean; significance follows the shift sizes
             de_cols = np.flatnonzero(pred_mean[r] != control_mean)
         else:
-            de_cols = _de_genes(prob[r] if prob is not None else None, delta[r],
+            de_cols = de_genes(prob[r] if prob is not None else None, delta[r],
                                 None if n_de is None else int(n_de[r]), deg_threshold, min_abs_delta)
         moved = [(de_cols, _shift_block)]
         if move == "pseudobulk":
