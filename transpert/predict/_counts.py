@@ -53,6 +53,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
+from transpert.predict._layers import de_genes, prediction_layers
 
 #: the pseudo-bulk total of cell-eval2's ``vcc2026`` expression metrics
 BULK_TARGET_SUM = 50_000.0
@@ -60,18 +61,6 @@ BULK_TARGET_SUM = 50_000.0
 MAX_COUNTS_PER_CELL = 1_000_000
 #: cells per perturbation when the counts table gives none (the 2026 challenge's)
 DEFAULT_CELLS_PER_PERTURBATION = 400
-
-
-def de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
-    """Columns of the genes predicted DE for one perturbation (the rule of both writers: see
-    :mod:`transpert.predict._writer`)."""
-    if n_de is not None:
-        score = prob if prob is not None else np.abs(delta)
-        order = np.argsort(-score, kind="stable")[:n_de]
-        return np.sort(order[score[order] > 0])
-    if prob is not None:
-        return np.flatnonzero(prob >= deg_threshold)
-    return np.flatnonzero(np.abs(delta) > min_abs_delta)
 
 
 def raw_count_controls(x) -> sp.csr_matrix:
@@ -163,3 +152,23 @@ class CountCells:
             cells.data = np.floor(cells.data).astype(np.float32)
             cells.eliminate_zeros()
         return cells
+
+
+def iter_count_cells(prediction, controls: sp.csr_matrix, genes: list[str], table: pd.DataFrame, *,
+                     pert_col: str, counts_col: str, deg_threshold: float, min_abs_delta: float,
+                     seed: int):
+    """Yield ``(perturbation, cells, n_de_genes_moved)`` for every row of ``table``: the
+    perturbation's raw-count cells (float32 CSR, integer values) built by :class:`CountCells`
+    from ``controls`` (raw counts, ``genes`` order). One perturbation at a time."""
+    cols, mean, delta, prob, n_de = prediction_layers(prediction, genes)
+    builder = CountCells(controls, seed)
+    totals = np.asarray(builder.controls.sum(axis=0)).ravel()
+    c = totals / max(totals.sum(), 1.0)
+    rows = prediction.obs_names.get_indexer(table[pert_col])
+    for i, (pert, n, r) in enumerate(zip(table[pert_col], table[counts_col], rows)):
+        q = count_rates(mean[r:r + 1], delta[r:r + 1], builder.controls)[0]
+        q = np.where(cols >= 0, q, c)  # genes the prediction lacks: no change
+        de = np.zeros(len(genes), dtype=bool)
+        de[de_genes(None if prob is None else prob[r], delta[r], None if n_de is None else int(n_de[r]),
+                    deg_threshold, min_abs_delta)] = True
+        yield pert, builder.build(q, de, int(n), i), int(de.sum())
