@@ -185,6 +185,36 @@ def test_unknown_format_is_refused(case, tmp_path):
                          format="tsv")
 
 
+def test_cli_predict_format_counts(tmp_path, capsys):
+    """``transpert predict --format counts``: a counts table without ``n_cells``
+    (400 cells each), the target's raw control cells written unchanged, genes in its order."""
+    from transpert.cli import main
+    from transpert.data.simulate import simulate_atlas
+
+    atlas = simulate_atlas(seed=3, n_reference_lines=2, similarity=(0.8, 0.3), n_genes=200,
+                           n_perturbations=12, cells_per_perturbation=30, n_control_cells=150)
+    refs = []
+    for name in atlas.reference_lines:
+        atlas.lines[name].write_h5ad(tmp_path / f"{name}.h5ad")
+        refs.append(str(tmp_path / f"{name}.h5ad"))
+    target = atlas.lines[atlas.target_line]
+    labels = target.obs[PERT_COL].astype(str).to_numpy()
+    held = sorted(set(labels) - {CONTROL_LABEL})[:3]
+    target[~np.isin(labels, held)].copy().write_h5ad(tmp_path / "train.h5ad")
+    pd.DataFrame({PERT_COL: held}).to_csv(tmp_path / "counts.csv", index=False)
+    rc = main(["predict", "--method", "reference-mean", "--reference", *refs, "--target-train", str(tmp_path / "train.h5ad"),
+               "--counts", str(tmp_path / "counts.csv"), "--format", "counts", "-o", str(tmp_path / "p.h5ad")])
+    assert rc == 0, capsys.readouterr().err
+    assert "integer raw counts" in capsys.readouterr().out
+    pred = ad.read_h5ad(tmp_path / "p.h5ad")
+    assert list(pred.var_names) == list(target.var_names)
+    assert np.array_equal(pred.X.data, np.round(pred.X.data)) and pred.X.data.min() >= 0
+    n = pred.obs[PERT_COL].astype(str).value_counts()
+    assert [n[p] for p in held] == [400] * 3 and n[CONTROL_LABEL] == (labels == CONTROL_LABEL).sum()
+    written = pred.X[(pred.obs[PERT_COL].astype(str) == CONTROL_LABEL).to_numpy()].toarray()
+    assert np.array_equal(written, target.X[labels == CONTROL_LABEL].toarray())
+
+
 CE2 = os.environ.get("TRANSPERT_CELL_EVAL2_PYTHON")
 
 
