@@ -74,6 +74,80 @@ def _fix_residual(col, lo, hi, excess, key, only_positive):  # pragma: no cover 
 
 
 @njit(cache=True)
+def _water_level(col, lo, m, remove):  # pragma: no cover - compiled
+    """Lower the largest of ``col[lo:lo + m]`` to the highest integer level ``L`` at which
+    ``sum(max(v - L, 0)) >= remove`` would still hold one level lower, i.e. remove at most
+    ``remove`` counts (the caller settles the last few); ``L`` by bisection, no sort."""
+    top = 0.0
+    for k in range(m):
+        top = max(top, col[lo + k])
+    low, high = 0.0, top  # removed(high) = 0 <= remove; find the lowest L with removed(L) <= remove
+    while high - low > 1.0:
+        mid = np.floor((low + high) / 2.0)
+        removed = 0.0
+        for k in range(m):
+            if col[lo + k] > mid:
+                removed += col[lo + k] - mid
+        if removed <= remove:
+            high = mid
+        else:
+            low = mid
+    removed = 0.0
+    for k in range(m):
+        if col[lo + k] > low:
+            removed += col[lo + k] - low
+    level = low if removed <= remove else high
+    for k in range(m):
+        if col[lo + k] > level:
+            col[lo + k] = level
+
+
+@njit(cache=True)
+def gather_rows_csc(indptr, indices, data, rows, n_genes):  # pragma: no cover - compiled
+    """The CSR rows ``rows`` (in that order) of a matrix as CSC parts ``(indptr, row, value)``
+    (int64, int64, float64; rows within a column ascending)."""
+    counts = np.zeros(n_genes + 1, np.int64)
+    for r in rows:
+        for p in range(indptr[r], indptr[r + 1]):
+            counts[indices[p] + 1] += 1
+    for g in range(n_genes):
+        counts[g + 1] += counts[g]
+    out_ptr = counts.copy()
+    pos = counts[:-1].copy()
+    out_rows = np.empty(out_ptr[n_genes], np.int64)
+    out_vals = np.empty(out_ptr[n_genes], np.float64)
+    for i in range(rows.size):
+        r = rows[i]
+        for p in range(indptr[r], indptr[r + 1]):
+            g = indices[p]
+            out_rows[pos[g]] = i
+            out_vals[pos[g]] = data[p]
+            pos[g] += 1
+    return out_ptr, out_rows, out_vals
+
+
+@njit(cache=True)
+def csc_to_csr(indptr, rows, vals, n_rows):  # pragma: no cover - compiled
+    """CSC parts to CSR parts ``(indptr int64, indices int32, data float32)``, indices sorted."""
+    n_cols = indptr.size - 1
+    counts = np.zeros(n_rows + 1, np.int64)
+    for p in range(indptr[n_cols]):
+        counts[rows[p] + 1] += 1
+    for r in range(n_rows):
+        counts[r + 1] += counts[r]
+    pos = counts[:-1].copy()
+    out_idx = np.empty(indptr[n_cols], np.int32)
+    out_val = np.empty(indptr[n_cols], np.float32)
+    for g in range(n_cols):
+        for p in range(indptr[g], indptr[g + 1]):
+            r = rows[p]
+            out_idx[pos[r]] = g
+            out_val[pos[r]] = vals[p]
+            pos[r] += 1
+    return counts, out_idx, out_val
+
+
+@njit(cache=True)
 def _capacities(indptr, target, de, n_cells):  # pragma: no cover - compiled
     """Output slots per gene: every cell for a DE increase, one for an empty non-DE column
     that needs counts, else the column's stored entries."""
@@ -148,36 +222,30 @@ def counts_cells_csc(indptr, rows, vals, lib, target, de, seed):  # pragma: no c
                 out_rows[lo + k] = rows[a + k]
                 out_vals[lo + k] = vals[a + k]
             if need > 0:  # to the top-CPM cells, none more than doubled
-                cpm = np.empty(m)
                 top = 0.0
                 for k in range(m):
-                    cpm[k] = -vals[a + k] / lib[rows[a + k]]
                     top = max(top, vals[a + k])
-                order = np.argsort(cpm, kind="mergesort")
                 k_cells = min(m, max(1, int(np.ceil(need / top))))
                 each = np.floor(need / k_cells)
                 rest = int(need - each * k_cells)
+                prev = -1
+                best_sc = 0.0
+                last = np.inf  # CPMs already served: the k_cells largest, by repeated selection
                 for i in range(k_cells):
-                    out_vals[lo + order[i]] += each + (1.0 if i < rest else 0.0)
+                    best = -1
+                    for k in range(m):
+                        sc = vals[a + k] / lib[rows[a + k]]
+                        if sc < last or (sc == last and k > prev):
+                            if best < 0 or sc > best_sc:
+                                best, best_sc = k, sc
+                    out_vals[lo + best] += each + (1.0 if i < rest else 0.0)
+                    last, prev = best_sc, best
             elif need < 0:  # water level on the largest counts
-                remove = -need
-                desc = np.sort(vals[a:b])[::-1]
-                # smallest integer level L with sum(max(v - L, 0)) <= remove
-                prefix = 0.0
-                level = 0.0
-                for i in range(m):
-                    prefix += desc[i]
-                    nxt = desc[i + 1] if i + 1 < m else 0.0
-                    if prefix - (i + 1) * nxt >= remove:
-                        level = np.ceil((prefix - remove) / (i + 1))
-                        break
-                removed = 0.0
+                _water_level(out_vals, lo, m, -need)
+                got = 0.0
                 for k in range(m):
-                    if out_vals[lo + k] > level:
-                        removed += out_vals[lo + k] - level
-                        out_vals[lo + k] = level
-                # ceil left up to i+1 counts still to remove: one from cells at the level
-                _fix_residual(out_vals, lo, lo + m, int(remove - removed), key, True)
+                    got += out_vals[lo + k]
+                _fix_residual(out_vals, lo, lo + m, int(got - target[g]), key, True)
         count = 0
         for k in range(cap[g]):
             if out_vals[lo + k] != 0.0:

@@ -64,8 +64,9 @@ DEFAULT_CELLS_PER_PERTURBATION = 400
 
 
 def raw_count_controls(x) -> sp.csr_matrix:
-    """The control cells as float64 CSR of integer counts; raises if they are not raw counts."""
-    x = sp.csr_matrix(x, dtype=np.float64)
+    """The control cells as float32 CSR of integer counts (exact below 2**24 per entry); raises
+    if they are not raw counts."""
+    x = x if sp.isspmatrix_csr(x) and x.dtype == np.float32 else sp.csr_matrix(x, dtype=np.float32)
     if x.nnz and (x.data.min() < 0 or np.any(x.data != np.round(x.data))):
         raise TranspertInputError("target controls: format='counts' needs the target's raw UMI counts "
                                   "(non-negative integers); these are normalised values")
@@ -74,14 +75,21 @@ def raw_count_controls(x) -> sp.csr_matrix:
     return x
 
 
-def count_rates(mean: np.ndarray, delta: np.ndarray, controls: sp.csr_matrix) -> np.ndarray:
+def control_fractions(controls: sp.csr_matrix) -> np.ndarray:
+    """Each gene's share of all the control cells' counts (raw counts in, fractions out)."""
+    totals = np.asarray(controls.sum(axis=0, dtype=np.float64)).ravel()
+    return totals / max(totals.sum(), 1.0)
+
+
+def count_rates(mean: np.ndarray, delta: np.ndarray, controls: sp.csr_matrix | None = None, *,
+                fractions: np.ndarray | None = None) -> np.ndarray:
     """Predicted count rate per unit library, ``q`` (perturbations x genes; module docstring).
 
     ``mean``, ``delta``: the prediction's layers (log1p scale) in the controls' gene order;
-    ``controls``: raw counts. Rows sum to about 1 (exactly 1 for "no change").
+    ``controls``: raw counts (or their :func:`control_fractions`). Rows sum to about 1 (exactly 1
+    for "no change").
     """
-    totals = np.asarray(controls.sum(axis=0)).ravel()
-    c = totals / max(totals.sum(), 1.0)
+    c = control_fractions(controls) if fractions is None else fractions
     base = np.expm1(np.clip(mean - delta, 0.0, None))
     now = np.expm1(np.clip(mean, 0.0, None))
     kappa = c.sum() / max(base.sum(axis=1).mean(), 1e-300)
@@ -114,7 +122,7 @@ class CountCells:
 
     def __init__(self, controls: sp.csr_matrix, seed: int, max_per_cell: float = MAX_COUNTS_PER_CELL):
         self.controls = raw_count_controls(controls)
-        lib = np.asarray(self.controls.sum(axis=1)).ravel()
+        lib = np.asarray(self.controls.sum(axis=1, dtype=np.float64)).ravel()
         self.order = np.argsort(lib, kind="stable")  # cells by depth, for stratified draws
         self.lib = lib
         self.seed = int(seed)
@@ -131,19 +139,18 @@ class CountCells:
         """``n`` cells (float32 CSR of integer counts, sorted indices, no stored zeros) whose
         genes sum to ``round(q * N0)`` (``q`` from :func:`count_rates`, ``de`` a boolean mask of
         the genes called DE; module docstring)."""
-        from transpert.kernels._counts import counts_cells_csc
+        from transpert.kernels._counts import counts_cells_csc, csc_to_csr, gather_rows_csc
 
         rows = self.draw(int(n), index)
-        source = self.controls[rows].tocsc()
-        source.sort_indices()
+        c = self.controls
+        indptr, r, v = gather_rows_csc(c.indptr, c.indices, c.data, rows, c.shape[1])
         lib = self.lib[rows]
         target = np.rint(q * lib.sum()).astype(np.int64)
         seed = int(np.random.default_rng([self.seed, 11, index]).integers(0, 2**62))
-        indptr, r, v = counts_cells_csc(source.indptr.astype(np.int64), source.indices.astype(np.int64),
-                                        source.data, lib.astype(np.float64), target,
+        indptr, r, v = counts_cells_csc(indptr, r, v, lib.astype(np.float64), target,
                                         np.ascontiguousarray(de, dtype=np.bool_), seed)
-        cells = sp.csc_matrix((v, r, indptr), shape=(int(n), q.size)).tocsr()
-        cells.sort_indices()
+        ptr, idx, val = csc_to_csr(indptr, r, v, int(n))
+        cells = sp.csr_matrix((val, idx, ptr), shape=(int(n), q.size))
         totals = np.asarray(cells.sum(axis=1)).ravel()
         over = totals > self.max_per_cell
         if over.any():  # thin the rare over-deep cell to the cap
@@ -162,11 +169,10 @@ def iter_count_cells(prediction, controls: sp.csr_matrix, genes: list[str], tabl
     from ``controls`` (raw counts, ``genes`` order). One perturbation at a time."""
     cols, mean, delta, prob, n_de = prediction_layers(prediction, genes)
     builder = CountCells(controls, seed)
-    totals = np.asarray(builder.controls.sum(axis=0)).ravel()
-    c = totals / max(totals.sum(), 1.0)
+    c = control_fractions(builder.controls)
     rows = prediction.obs_names.get_indexer(table[pert_col])
     for i, (pert, n, r) in enumerate(zip(table[pert_col], table[counts_col], rows)):
-        q = count_rates(mean[r:r + 1], delta[r:r + 1], builder.controls)[0]
+        q = count_rates(mean[r:r + 1], delta[r:r + 1], fractions=c)[0]
         q = np.where(cols >= 0, q, c)  # genes the prediction lacks: no change
         de = np.zeros(len(genes), dtype=bool)
         de[de_genes(None if prob is None else prob[r], delta[r], None if n_de is None else int(n_de[r]),
