@@ -17,16 +17,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", metavar="MODEL", help="a TransPert model saved by `transpert fit` (no refit)")
     add_input_arguments(parser, target_required=True)
     parser.add_argument("--counts", required=True, metavar="COUNTS.csv",
-                        help="target_gene,n_cells table: the perturbations to predict and their cells")
+                        help="target_gene,n_cells table: the perturbations to predict and their cells "
+                        "(with --format counts the n_cells column may be left out: 400 cells each)")
+    parser.add_argument("--format", choices=("log1p", "counts"), default="log1p",
+                        help="cells written: 'log1p' normalised values (2025 challenge) or 'counts' integer "
+                        "raw UMI counts built from the target's raw control cells (2026 challenge, "
+                        "cell-eval2 vcc2026) (default: %(default)s)")
     parser.add_argument("--genes", metavar="GENES.csv",
                         help="gene order of the output (one column, no header); default: the target's genes")
     parser.add_argument("--target-controls", metavar="CELLS.h5ad",
                         help="the target's control cells, needed when --target-train is a summary profile")
     parser.add_argument("-o", "--out", "--output", dest="output", required=True, metavar="PRED.h5ad", help="the prediction written")
     parser.add_argument("--pseudobulk", metavar="PB.h5ad", help="also write the pseudo-bulk prediction here")
-    parser.add_argument("--max-cells", type=int, default=100_000,
+    parser.add_argument("--max-cells", type=int, default=None,
                         help="cap on cells written, controls included; counts scaled down to fit "
-                        "(default: %(default)s, the challenge's; -1: no cap)")
+                        "(default: 100000, the 2025 challenge's, for log1p; no cap for counts; -1: no cap)")
     parser.add_argument("--cells", choices=("quantile", "resample", "mean"), default=None,
                         help="how control cells are drawn for each perturbation (default: the method's "
                         "choice: 'mean' for cell-mean, as cell-eval writes its baseline; else 'quantile')")
@@ -58,7 +63,11 @@ def run(args) -> int:
     if args.pseudobulk:
         check_output_file(args.pseudobulk, option="--pseudobulk")
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
-    counts = read_counts(args.counts, pert_col=args.pert_col)
+    from transpert.predict._writer import _with_default_cells
+
+    counts = _with_default_cells(args.counts, None, args.pert_col, "n_cells", args.control) \
+        if args.format == "counts" else args.counts
+    counts = read_counts(counts, pert_col=args.pert_col)
     perts = [p for p in counts[args.pert_col] if p != args.control]
     target_summary, target_cells = read_input(args.target_train, what=f"target-train ({args.target_train})", **kw)
     # the control cells are read before the fit, so a problem with them stops the command
@@ -83,14 +92,17 @@ def run(args) -> int:
         _, prediction = fit_predict(args.method, refs, target_summary, perts, parse_params(args.param))
     genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
-                           control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,
+                           control=args.control,
+                           max_cells="auto" if args.max_cells is None else None if args.max_cells == -1 else args.max_cells,
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
-                           seed=args.seed, target_sum=target_sum, show_progress=None)
+                           seed=args.seed, target_sum=target_sum, show_progress=None,
+                           format=args.format)
     if args.pseudobulk:  # after the cells: a failure leaves neither file
         write_h5ad_atomic(prediction, args.pseudobulk)
     info = out.uns["transpert_cells"]
     print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
-          f"controls) x {out.n_vars} genes, log1p float32"
+          f"controls) x {out.n_vars} genes, "
+          + ("integer raw counts" if args.format == "counts" else "log1p float32")
           + (f"; cell counts scaled by {info['cap_factor']:.4f} to respect --max-cells" if info["cap_factor"] < 1 else ""))
     out.file.close()
     return 0
