@@ -76,7 +76,8 @@ class ZeroShotTransPert:
     knockdown : bool
         Predict the perturbed gene's own expression from the lines' median knockdown ratio.
     fdr_threshold, deg_alpha, deg_max_rows, random_state
-        As in :class:`~transpert.transfer.TransPert`.
+        As in :class:`~transpert.transfer.TransPert` (``deg_max_rows`` smaller: the classifier
+        is fit once per reference line and once on all, on a uniform subsample of the rows).
     pert_col, control
         How control cells are recognised in ``target_controls``.
     """
@@ -86,7 +87,7 @@ class ZeroShotTransPert:
                  specific_scales: Sequence[float] = DEFAULT_ZS_SPECIFIC_SCALES,
                  deg_thresholds: Sequence[float] = DEFAULT_DEG_THRESHOLDS,
                  criterion: Callable | None = None, shrinkage: str = "js", knockdown: bool = True,
-                 fdr_threshold: float = 0.05, deg_alpha: float = 1e-4, deg_max_rows: int = 300_000,
+                 fdr_threshold: float = 0.05, deg_alpha: float = 1e-4, deg_max_rows: int = 50_000,
                  random_state: int = 0, pert_col: str = PERT_COL, control: str = CONTROL_LABEL):
         self.temperatures = temperatures
         self.structure_weight = structure_weight

@@ -68,19 +68,16 @@ def profile_criterion(pred_delta: np.ndarray, pred_called: np.ndarray, real_delt
     lfc_p, lfc_r = log2fc(pred_mean, ctrl), log2fc(real_mean, ctrl)
     lfc_p = np.clip(np.nan_to_num(lfc_p, nan=0.0, posinf=10, neginf=-10), -10, 10)
     lfc_r = np.clip(np.nan_to_num(lfc_r, nan=0.0, posinf=10, neginf=-10), -10, 10)
-    direction, jaccard, nmae = [], [], []
-    for i in range(len(labels)):
-        real, called = real_sig[i], pred_called[i]
-        union = (real | called).sum()
-        jaccard.append((real & called).sum() / union if union else 1.0)
-        if not has[i]:
-            continue
-        direction.append(float(np.mean(pred_sign[i, real] == real_sign[i, real])))
-        denom = np.mean(np.abs(lfc_r[i, real]))
-        nmae.append(float(np.mean(np.abs(lfc_p[i, real] - lfc_r[i, real])) / denom) if denom > 0 else 0.0)
-    out["de_direction"] = float(np.mean(direction)) if direction else np.nan
-    out["de_jaccard"] = float(np.mean(jaccard))
-    out["lfc_nmae"] = float(np.mean(nmae)) if nmae else np.nan
+    inter = (real_sig & pred_called).sum(axis=1)
+    union = (real_sig | pred_called).sum(axis=1)
+    out["de_jaccard"] = float(np.mean(np.where(union > 0, inter / np.maximum(union, 1), 1.0)))
+    n_sig = real_sig.sum(axis=1)[has]
+    agree = ((pred_sign == real_sign) & real_sig).sum(axis=1)[has]
+    err = (np.abs(lfc_p - lfc_r) * real_sig).sum(axis=1)[has]
+    size = (np.abs(lfc_r) * real_sig).sum(axis=1)[has]
+    out["de_direction"] = float(np.mean(agree / n_sig)) if has.any() else np.nan
+    out["lfc_nmae"] = float(np.mean(np.where(size > 0, err / np.where(size > 0, size, 1.0), 0.0))) \
+        if has.any() else np.nan
     anchored = {
         "pds_cosine": 2.0 * (out["pds_cosine"] - 0.5),
         "mse": 1.0 - out["mse"] / mse0 if mse0 > 0 else 0.0,
