@@ -18,7 +18,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
               fdr: str = "per_perturbation", log2fc: str = "exact", show_progress: bool | None = None,
               de: bool = True, backend: str = "threads", continuity: bool = True,
               checksum: bool = True, chunk_rows: int | None = None, scratch_dir=None,
-              scale: str | None = None):
+              scale: str | None = None, scheduler=None):
     """Summary profile of a dataset: per-perturbation pseudo-bulk and Wilcoxon DE vs control.
 
     ``cells``: an AnnData in memory (computed in place, nothing copied but what must be), or a
@@ -44,6 +44,13 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     knows it, skipping :func:`transpert.data.detect_scale` (one parallel pass over the stored
     values, ~0.2-0.6 s at VCC size); None detects it.
 
+    ``scheduler`` (a file's cells only): compute on a ``dask.distributed`` cluster, whose
+    workers read their own rows from the file (the path must be on storage they share): a
+    scheduler address (``"tcp://host:8786"``), ``"local:N"`` (a LocalCluster of N worker
+    processes, ``threads`` threads each, started and closed here) or a ``distributed.Client``.
+    Needs ``pip install 'transpert[dask]'``; the numbers are those of the single-machine engine
+    (see :mod:`transpert.summarize._distributed`); ``memory_budget`` is then per worker task.
+
     Returns an AnnData (see :mod:`transpert.summarize._profile` for the layout).
     """
     import anndata as ad
@@ -57,6 +64,9 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     parse_memory(memory_budget)
     opts = dict(threads=threads, memory_budget=memory_budget, backend=backend, de=de,
                 continuity=continuity, show_progress=show_progress)
+    if scheduler is not None and isinstance(cells, ad.AnnData) and not cells.isbacked:
+        raise TranspertInputError("scheduler: distributed summaries read the cells from a file on "
+                                  "shared storage; pass its path, not an AnnData in memory")
     if isinstance(cells, ad.AnnData) and not cells.isbacked:
         groups = make_groups(cells.obs, pert_col, control, reference)
         acc = None
@@ -89,11 +99,15 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
             canonical_ref = CONTROL_LABEL if (mapping and reference == control) else reference
             groups = make_groups(source_cells.obs, PERT_COL if mapping else pert_col,
                                  CONTROL_LABEL if mapping else control, canonical_ref, label)
-            normalization = dict(source_cells.normalization())
-            acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
-                                   scratch_dir=scratch_dir, **opts)
+            if scheduler is not None:
+                acc, normalization, digest = _on_cluster(source_cells, groups, scheduler, checksum,
+                                                         opts)
+            else:
+                normalization = dict(source_cells.normalization())
+                acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
+                                       scratch_dir=scratch_dir, **opts)
+                digest = file_checksum(source_cells.path) if (checksum and source_cells.path) else None
             var_names = source_cells.var_names
-            digest = file_checksum(source_cells.path) if (checksum and source_cells.path) else None
             source = {"source": label, "checksum": f"sha256:{digest}" if digest else None}
         finally:
             if source_cells is not cells:
@@ -118,6 +132,24 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     }
     return build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de,
                          threads=resolve_threads(threads))
+
+
+def _on_cluster(cells, groups, scheduler, checksum: bool, opts: dict):
+    """(accumulators, normalisation record, checksum or None) computed by a Dask cluster; the
+    checksum is read by a worker too, alongside the statistics."""
+    from transpert.summarize._distributed import compute_on_cluster, connect, normalization_on_cluster
+
+    if cells.path is None:
+        raise TranspertInputError("scheduler: distributed summaries read the cells from a file on "
+                                  "shared storage; these cells are in memory")
+    with connect(scheduler, opts["threads"]) as client:
+        digest = client.submit(file_checksum, str(cells.path), pure=False) if checksum else None
+        normalization = normalization_on_cluster(client, cells, cells.schema.matrix)
+        acc = compute_on_cluster(client, cells, groups, normalization,
+                                 memory_budget=opts["memory_budget"], de=opts["de"],
+                                 continuity=opts["continuity"], threads=opts["threads"])
+        digest = digest.result() if digest is not None else None
+    return acc, normalization, digest
 
 
 _LOG1P_RECORD = {"input_scale": "log1p", "method": "none (already log1p)"}
