@@ -51,6 +51,11 @@ def connect(scheduler, threads: int | None = None):
     LocalCluster of N worker processes, ``threads`` threads each, default 1, closed after), or
     a scheduler address such as ``tcp://host:8786``."""
     distributed = _distributed()
+    import logging
+
+    quiet = logging.getLogger("distributed")
+    if quiet.level == logging.NOTSET:  # its INFO lines (workers starting ...) are not the user's log
+        quiet.setLevel(logging.WARNING)
     if isinstance(scheduler, distributed.Client):
         yield scheduler
         return
