@@ -103,10 +103,13 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                 acc, normalization, digest = _on_cluster(source_cells, groups, scheduler, checksum,
                                                          opts)
             else:
-                normalization = dict(source_cells.normalization())
-                acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
-                                       scratch_dir=scratch_dir, **opts)
-                digest = file_checksum(source_cells.path) if (checksum and source_cells.path) else None
+                # the checksum is read in a thread beside the engine (hashlib releases the GIL;
+                # the engine's file reads leave a core idle much of the time)
+                with _Checksum(source_cells.path if checksum else None) as digest_of:
+                    acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
+                                           scratch_dir=scratch_dir, **opts)
+                    normalization = dict(source_cells.normalization())
+                    digest = digest_of()
             var_names = source_cells.var_names
             source = {"source": label, "checksum": f"sha256:{digest}" if digest else None}
         finally:
@@ -132,6 +135,26 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     }
     return build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de,
                          threads=resolve_threads(threads))
+
+
+class _Checksum:
+    """``file_checksum(path)`` computed in a background thread (None: no checksum)."""
+
+    def __init__(self, path):
+        self.path = path
+        self._pool = self._future = None
+
+    def __enter__(self):
+        if self.path is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="transpert-checksum")
+            self._future = self._pool.submit(file_checksum, self.path)
+        return lambda: None if self._future is None else self._future.result()
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _on_cluster(cells, groups, scheduler, checksum: bool, opts: dict):
