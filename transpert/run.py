@@ -22,7 +22,7 @@ from transpert.methods import METHODS
 
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
             "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells", "move",
-            "deg_threshold", "n_boot", "zero_shot"}
+            "deg_threshold", "n_boot", "zero_shot", "scheduler"}
 
 
 def read_config(path) -> dict:
@@ -73,16 +73,20 @@ def read_config(path) -> dict:
 
 
 def run_config(config_path, *, echo=print, show_progress: bool | None = None,
-               overwrite: bool = False) -> dict:
+               overwrite: bool = False, scheduler=None) -> dict:
     """``transpert run``: summaries, fit, predict, write cells, evaluate (when ``real`` is given),
     report; the config, the versions and the timings recorded next to the outputs.
 
     The run is written into a staging folder that becomes ``output`` only when the whole run
     succeeded (:func:`transpert._outputs.output_dir`): a failed run leaves nothing, and an
-    existing non-empty ``output`` is refused unless ``overwrite`` (then replaced whole)."""
+    existing non-empty ``output`` is refused unless ``overwrite`` (then replaced whole).
+    ``scheduler`` (else the config's ``scheduler`` key): cells given as files are summarised
+    on that ``dask.distributed`` cluster, one connection for the whole run."""
     from transpert._outputs import check_output_dir, output_dir
 
     cfg = read_config(config_path)
+    if scheduler is not None:
+        cfg["scheduler"] = scheduler
     final = check_output_dir(cfg["output"], overwrite=overwrite, option=f"{config_path}: output")
     with output_dir(final, overwrite=overwrite, option=f"{config_path}: output") as stage:
         result = _run_in(cfg, config_path, stage, final, echo=echo, show_progress=show_progress)
@@ -119,11 +123,13 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     echo(f"[1/4] summaries: {len(cfg['references'])} reference lines and the target's training data ...")
     t = time.perf_counter()
     refs = {}
-    for name, src in cfg["references"].items():
-        refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress, **kw)
-        write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
-    target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
-                                      show_progress=show_progress, **kw)
+    with _cluster(cfg.get("scheduler"), kw["threads"]) as client:
+        for name, src in cfg["references"].items():
+            refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
+                                       scheduler=client, **kw)
+            write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+        target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
+                                          show_progress=show_progress, scheduler=client, **kw)
     write_h5ad_atomic(target, out / "summaries" / "target_train.h5ad")
     timings["summaries_s"] = time.perf_counter() - t
 
@@ -301,3 +307,14 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings,
             "zero_shot": True}
+
+
+def _cluster(scheduler, threads):
+    """One ``dask.distributed`` client for the run's summaries (None: no cluster)."""
+    import contextlib
+
+    if not scheduler:
+        return contextlib.nullcontext(None)
+    from transpert.summarize import connect_scheduler
+
+    return connect_scheduler(scheduler if hasattr(scheduler, "submit") else str(scheduler), threads)

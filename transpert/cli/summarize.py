@@ -20,6 +20,11 @@ def add_common(parser) -> None:
     parser.add_argument("--memory-budget", default="2GB", help="memory bound for streaming (e.g. 2GB, 500MB)")
     parser.add_argument("--backend", choices=("threads", "joblib"), default="threads",
                         help="numba threads, or joblib worker processes (one gene block per job)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N",
+                        help="compute on a dask.distributed cluster: a scheduler address "
+                        "(tcp://host:8786; workers read the input file themselves, so it must be "
+                        "on storage they share) or local:N (N worker processes started here); "
+                        "needs pip install 'transpert[dask]'")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -38,6 +43,7 @@ def run(args) -> int:
                         reference=args.reference, threads=args.threads,
                         memory_budget=args.memory_budget, fdr=args.fdr, log2fc=args.log2fc,
                         de=not args.no_de, backend=args.backend, min_cells=args.min_cells,
+                        scheduler=args.scheduler,
                         show_progress=False if args.no_progress else None)
     write_summary(summary, args.output)
     few = int(summary.obs["few_cells"].sum())

@@ -74,6 +74,7 @@ class CellSource:
         self.obs = schema.canonical_obs(kept, label)
         self.var = schema.canonical_var(var, label)
         self._stats: ScanStats | None = None
+        self._checked_scale: str | None = None
 
     # -- shape and names
     @property
@@ -185,7 +186,17 @@ class CellSource:
         """``"counts"`` or ``"log1p"``: declared by the schema, else detected in a streaming pass."""
         if self.schema.counts is not None:
             return "counts" if self.schema.counts else "log1p"
+        if self._checked_scale is not None:
+            return self._checked_scale
         return _norm.scale_from_summary(self.scan().values, self._label)
+
+    def set_checked_scale(self, scale: str) -> None:
+        """Record ``"log1p"`` as the scale when a caller has checked every stored value by the
+        rules of :func:`transpert.data.normalize.scale_from_summary` in its own read (the
+        summaries engine's first pass does), so :attr:`scale` need not scan the file again."""
+        if scale != "log1p":
+            raise ValueError("only a log1p verdict can be recorded (counts need the library sizes of a scan)")
+        self._checked_scale = scale
 
     # -- normalisation
     def normalization(self) -> dict:
@@ -229,7 +240,9 @@ class CellSource:
         info = self.normalization()
         if info["input_scale"] == "log1p":
             for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
-                yield start, stop, block.astype(np.float32), block
+                # no copy when stored as float32: the chunk is fresh from the file, and the
+                # consumers read it only
+                yield start, stop, block.astype(np.float32, copy=False), block
             return
         wdt = _norm.working_dtype(self.dtype)
         sizes = self.scan().library_sizes.astype(wdt)

@@ -386,16 +386,23 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = Tru
 
 def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, de: bool,
                      continuity: bool, show_progress, chunk_rows=None, scratch_dir=None) -> Accumulators:
-    """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory)."""
+    """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory).
+
+    A file whose scale is neither declared nor known yet is read as log1p in pass A, its values
+    checked in the same read (:mod:`transpert.summarize._checked_stream`); only when they are
+    not log1p is the file scanned for its scale (and counts' library sizes) first."""
     from transpert.kernels import count_csr_block, regroup_segments, scatter_csr_block
+    from transpert.summarize._checked_stream import pseudobulk_checked_stream
 
     n_threads = resolve_threads(threads)
     budget = parse_memory(memory_budget)
-    counts_input = cells.scale == "counts"
     if chunk_rows is None:
         # the data layer's chunks hold ~16M entries (~0.4 GB with their copies here) at a 2 GB budget
         chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
-    acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)  # chunks are float32
+    acc = None
+    if cells.schema.counts is None and cells._stats is None and cells._checked_scale is None:
+        acc = pseudobulk_checked_stream(cells, groups, chunk_rows, n_threads, de, show_progress)
+    counts_input = cells.scale == "counts"
 
     def chunks(with_counts: bool):
         """Log1p chunks, and the stored counts of the same read when the input is counts and
@@ -407,12 +414,14 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
         for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False):
             yield start, stop, canonical_csr(L), canonical_csr(R)
 
-    with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
-            numba_threads(n_threads) as n_parts:
-        for start, stop, L, R in chunks(with_counts=True):
-            accumulate_pseudobulk(acc, L, groups.codes[start:stop], R, n_parts)
-            bar.update(stop - start)
-    acc.info.update(passes=1, chunk_rows=chunk_rows)
+    if acc is None:
+        acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)  # chunks are float32
+        with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
+                numba_threads(n_threads) as n_parts:
+            for start, stop, L, R in chunks(with_counts=True):
+                accumulate_pseudobulk(acc, L, groups.codes[start:stop], R, n_parts)
+                bar.update(stop - start)
+        acc.info.update(passes=1, chunk_rows=chunk_rows)
     if not de:
         return acc
 
