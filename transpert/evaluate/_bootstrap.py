@@ -14,6 +14,8 @@ cell-eval's own aggregate (a NaN anywhere makes it NaN).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
@@ -66,7 +68,10 @@ def _metric_columns(result):
 
 
 def _point_means(values: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
+    # a metric undefined for every perturbation has no mean (NaN); numpy says so with a
+    # RuntimeWarning through the warnings module, which np.errstate does not silence
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(values, axis=0) if values.size else np.array([])
 
 
