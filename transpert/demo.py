@@ -27,6 +27,7 @@ import pandas as pd
 from transpert._versions import versions
 from transpert.data.split import split_perturbations
 from transpert.evaluate.leaderboard import Leaderboard, evaluate_methods, leaderboard_markdown
+from transpert.evaluate._html import write_html_report
 from transpert.methods import METHODS, ZERO_SHOT_METHODS, fit_predict
 from transpert.summarize import summarize
 from transpert._io import write_csv_atomic, write_h5ad_atomic
@@ -185,6 +186,7 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     report = _report(board, params, timings, tp, atlas)
     files["report"] = str(out / "report.md")
     (out / "report.md").write_text(report)
+    files["report_html"] = str(write_html_report(out / "report.md"))
     (out / "run.json").write_text(json.dumps({"params": params, "timings": timings, "versions": versions(),
                                               "files": files}, indent=2, default=str))
     files["run"] = str(out / "run.json")

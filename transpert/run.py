@@ -104,6 +104,7 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     from transpert._versions import versions
     from transpert.data.controls import target_controls
     from transpert.data.tables import read_counts, read_gene_list
+    from transpert.evaluate._html import write_html_report
     from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdown
     from transpert.methods import fit_predict
     from transpert.predict import write_prediction
@@ -182,7 +183,9 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
         board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
                                  seed=seed, show_progress=show_progress, **kw)
         write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
-        (out / "leaderboard.md").write_text(leaderboard_markdown(board.table) + "\n")
+        (out / "leaderboard.md").write_text("# transpert run: leaderboard\n\n"
+                                            + leaderboard_markdown(board.table) + "\n")
+        write_html_report(out / "leaderboard.md")  # report.html: the same page for a browser
         for name, res in board.results.items():
             (out / "evaluation").mkdir(exist_ok=True)
             write_csv_atomic(res.results, out / "evaluation" / f"{name}_results.csv", index=False)

@@ -14,6 +14,7 @@ cell-eval's own aggregate (a NaN anywhere makes it NaN).
 
 from __future__ import annotations
 
+
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
