@@ -183,13 +183,13 @@ def test_streamed_log1p_read_each_row_twice(tmp_path, monkeypatch):
     path = tmp_path / "log1p.h5ad"
     adata.write_h5ad(path)
     reads = np.zeros(adata.n_obs, dtype=int)
-    original = read_module._H5Matrix.read_rows
+    original = read_module.H5Matrix.read_rows
 
     def spy(self, start, stop):
         reads[start:stop] += 1
         return original(self, start, stop)
 
-    monkeypatch.setattr(read_module._H5Matrix, "read_rows", spy)
+    monkeypatch.setattr(read_module.H5Matrix, "read_rows", spy)
     streamed = summarize(path, threads=1, chunk_rows=64, show_progress=False)
     assert (reads == 2).all(), np.unique(reads)
     in_memory = summarize(adata, threads=1, show_progress=False)

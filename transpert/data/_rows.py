@@ -27,10 +27,10 @@ def open_matrix(path, key: str = "X"):
     """The matrix backend of an h5ad file (CSR or dense; a CSC matrix is refused: its rows are
     scattered over the whole file)."""
     from transpert._h5files import reading
-    from transpert.data.read import _H5Matrix
+    from transpert.data.storage import H5Matrix
 
     with reading(Path(path)):
-        matrix = _H5Matrix(Path(path), key)
+        matrix = H5Matrix(Path(path), key)
     if matrix.format == "csc":
         matrix.close()
         raise TranspertInputError(f"{path}: matrix {key!r} is stored as CSC; reading shards of rows "

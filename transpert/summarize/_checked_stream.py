@@ -28,12 +28,12 @@ def pseudobulk_checked_stream(cells, groups, chunk_rows: int, n_threads: int, de
     from transpert.data import _row_scale
     from transpert.data.schema import FRACTION_EPS, LOG1P_MAX
     from transpert.kernels import plan_row_parts, pseudobulk_checked_csr
-    from transpert.summarize._engine import Accumulators, _raise_bad_indices, _scale32, canonical_csr
+    from transpert.summarize._accumulators import Accumulators, canonical_csr, raise_bad_indices, scale32
 
     if np.dtype(cells.dtype) != np.float32:
         return None
     acc = Accumulators.new(groups, cells.n_vars, False, pdex_means=de)
-    scale32 = _scale32(groups)
+    scale32 = scale32(groups)
     n_frac = 0
     seen_values = False
     evidence = _row_scale.empty_evidence()
@@ -47,7 +47,7 @@ def pseudobulk_checked_stream(cells, groups, chunk_rows: int, n_threads: int, de
             n_out, frac, _unsorted, n_bad = pseudobulk_checked_csr(
                 C.data, C.indices, C.indptr, codes, part_ptr, part_rows, np.flatnonzero(codes < 0),
                 acc.sums, acc.nonzero, scale32, acc.sums32_arg, eps, upper)
-            _raise_bad_indices(n_bad, C.shape[1])
+            raise_bad_indices(n_bad, C.shape[1])
             if n_out:
                 return None  # out of range: the scan decides (counts, or its error)
             n_frac += frac
