@@ -14,15 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "baseline`): adds score.csv")
     parser.add_argument("--profile", choices=["vcc", "full"], default="vcc",
                         help="vcc: mae, discrimination_score_l1, overlap_at_N; full: every "
-                        "cell-eval metric except clustering/e-distance [default: %(default)s]")
+                        "cell-eval metric except clustering/e-distance")
     parser.add_argument("-o", "--out", "--outdir", dest="outdir", required=True,
                         help="output directory (must be new or empty, see --overwrite)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
-                        help="bootstrap resamples for the intervals; 0 skips them [%(default)s]")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")
+                        help="bootstrap resamples for the intervals; 0 skips them")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--de-csv", action="store_true",
                         help="write the DE tables as cell-eval's long CSV (real_de.csv, "
                         "pred_de.csv) instead of summary h5ad files (slower for large data)")

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--counts", required=True, metavar="COUNTS.csv",
                         help="target_gene,n_cells table: the perturbations to predict and their cells")
     parser.add_argument("--genes", metavar="GENES.csv",
-                        help="gene order of the output (one column, no header); default: the target's genes")
+                        help="gene order of the output, one column, no header (default: the target's genes)")
     parser.add_argument("--target-controls", metavar="CELLS.h5ad",
                         help="the target's control cells, needed when --target-train is a summary profile")
     parser.add_argument("-o", "--out", "--output", dest="output", required=True, metavar="PRED.h5ad", help="the prediction written")
