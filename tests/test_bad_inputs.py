@@ -90,6 +90,10 @@ def inputs(tmp_path_factory) -> dict:
     bad["no_pert_col"] = _write(nocol, d / "no_pert_col.h5ad")
     noctrl = real[real.obs["target_gene"] != "non-targeting"].copy()
     bad["no_controls"] = _write(noctrl, d / "no_controls.h5ad")
+    relabelled = real.copy()
+    relabelled.obs["target_gene"] = relabelled.obs["target_gene"].astype(str).replace(
+        {"non-targeting": "control"})
+    bad["controls_named_otherwise"] = _write(relabelled, d / "controls_named_control.h5ad")
     f["bad"] = bad
     return f
 
@@ -111,6 +115,8 @@ EXPECT = {
     "duplicate_genes": "duplicate gene",
     "no_pert_col": "perturbation column 'target_gene'",
     "no_controls": "control",
+    # the controls are there under another label: the message names it, however many labels
+    "controls_named_otherwise": "control label 'non-targeting' not found.*looks like a control: 'control'",
 }
 
 

@@ -259,10 +259,10 @@ def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
     if control not in real_set:
         check_control(real, control)
     if control not in pred_set:
-        raise TranspertInputError(
-            f"{pred.name}: control label {control!r} not found: the prediction must contain "
-            "control cells (copy the real or training control cells into it)"
-        )
+        raise TranspertInputError(control_not_found(
+            pred.name, pred.column, control, label_counts(pred.labels),
+            hint=f"the prediction must contain control cells labelled {control!r}, as the real "
+            "file's (copy the real or training control cells into it)"))
     if real_set != pred_set:
         only_real = sorted(real_set - pred_set)
         only_pred = sorted(pred_set - real_set)

@@ -115,9 +115,11 @@ def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, 
     if celltype_col and celltype_col not in obs:
         raise TranspertInputError(f"{name}: cell-type column {celltype_col!r} not in obs")
     if ntc_name not in set(obs[pert_col].astype(str)):
-        raise TranspertInputError(
-            f"{name}: control label {ntc_name!r} not found in {pert_col!r}: a submission must "
-            "contain control cells")
+        from transpert.data.labels import control_not_found, label_counts
+
+        raise TranspertInputError(control_not_found(
+            name, pert_col, ntc_name, label_counts(obs[pert_col]),
+            hint="a submission must contain control cells (--control names their label)"))
     if expected_gene_dim and len(genes) != expected_gene_dim:
         # cell-eval warns and follows the gene list; so do we, where the user sees it
         logger.warning("%s: the gene list has %d genes but --expected-gene-dim is %d; following "
