@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         avg = float(result.score["from_baseline"].iloc[-1])
         n_scored = len(result.score) - 1
         if args.profile == "vcc":
-            summary += f"; challenge score vs the baseline {avg:.4f} (x100 on the leaderboard: {100 * avg:.2f})"
+            summary += f"; avg_score vs the baseline, the challenge score, {avg:.4f} (x100 on the leaderboard: {100 * avg:.2f})"
         else:  # not the challenge's score: the mean over every metric of the profile
             summary += (f"; avg_score over the {n_scored} metrics of --profile {args.profile} {avg:.4f} "
                         "(not the challenge score, which averages MAE, PDS and DES: --profile vcc)")
