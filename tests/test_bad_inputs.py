@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -184,7 +185,12 @@ def test_bad_input(inputs, tmp_path, capsys, command, kind):
     out.mkdir()
     argv = _commands(inputs, bad, out)[command]
     before_out, before_in = snapshot(tmp_path), snapshot(bad.parent)
-    code, err = run_cli(argv, capsys)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, err = run_cli(argv, capsys)
+    noise = [f"{w.category.__name__}: {w.message}" for w in caught
+             if issubclass(w.category, (UserWarning, RuntimeWarning))]
+    assert noise == [], f"warnings besides the message: {noise}"
     assert code != 0, f"{command} accepted {kind}"
     assert "Traceback" not in err
     assert err.startswith("transpert ") and "error:" in err, err

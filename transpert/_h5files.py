@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 from transpert._errors import TranspertInputError
@@ -63,5 +64,8 @@ def read_h5ad(path, *, backed: str | None = None):
 
     if not os.path.exists(path):
         raise TranspertInputError(f"{path}: no such file")
-    with reading(path):
+    with reading(path), warnings.catch_warnings():
+        # anndata's own note on duplicated names: transpert applies its one duplicate-genes rule
+        # (an error naming the gene, or --duplicate-genes make_unique) right after reading
+        warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
         return ad.read_h5ad(path, backed=backed)
