@@ -111,10 +111,11 @@ def test_compile_notice_once_and_only_when_numba_compiles():
 
 
 def test_leaderboard_legend_explains_every_abbreviation():
-    from transpert.evaluate.leaderboard import GENERALIST_METRICS, _SHORT, format_legend
+    from transpert.evaluate.leaderboard import GENERALIST_METRICS, LEGEND, _SHORT, format_legend
 
     text = format_legend()
     for metric in GENERALIST_METRICS:
         assert f"  {_SHORT[metric]} " in text and f"({metric}" in text or metric == "pr_auc"
     assert "  nan " in text and "  score " in text and "mean_rank" in text
-    assert format_legend(markdown=True).count("\n- `") == len(text.splitlines()) - 1
+    assert format_legend(markdown=True).count("\n- `") == len(LEGEND) - 1
+    assert max(len(line) for line in text.splitlines()) <= 100

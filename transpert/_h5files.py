@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -53,8 +54,10 @@ def reading(path):
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:
         if isinstance(err, KeyError):
+            found = re.search(r"object '([^']+)' doesn't exist", str(err))
+            element = repr(found.group(1)) if found else str(err)
             raise TranspertInputError(
-                f"{path}: not an AnnData h5ad file (no {err} element)") from None
+                f"{path}: not an AnnData h5ad file (no {element} element)") from None
         raise not_h5ad(path, err) from None
 
 

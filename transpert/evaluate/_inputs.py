@@ -125,7 +125,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     name = describe_source(source, which)
     if isinstance(source, (str, os.PathLike)):
         if not os.path.exists(source):
-            raise TranspertInputError(f"{which} file not found: {source}")
+            role = "" if str(which) == str(source) else f" (the {which} file)"
+            raise TranspertInputError(f"{source}: no such file{role}")
     elif not isinstance(source, ad.AnnData):
         raise TranspertInputError(
             f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
@@ -133,13 +134,7 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     # Labels are kept as they are (no control relabelling); var names as stored (gene IDs are
     # not needed; duplicated names follow the one rule of every command, --duplicate-genes).
     schema = Schema(pert_col=pert_col, control_label=CONTROL_LABEL, gene_ids=None)
-    try:
-        cs = open_cells(source, schema=schema)
-    except TranspertInputError as err:
-        if f"perturbation column {pert_col!r} not in obs" in str(err):
-            # the data layer's sentence names the file and lists the columns: said once
-            raise TranspertInputError(f"{err}; pass the right column name (--pert-col)") from None
-        raise
+    cs = open_cells(source, schema=schema)  # a missing column: the data layer's one sentence
     if cs.format == "csc":
         # Row chunks of a CSC file each scan the whole file (transpert.data.read).
         logger.warning("%s: X is stored as CSC; streaming it by rows re-reads the file for every "

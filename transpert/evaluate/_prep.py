@@ -89,7 +89,7 @@ def _open(pred) -> _Opened:
         from anndata.io import read_elem
 
         if not os.path.exists(pred):
-            raise TranspertInputError(f"prediction file not found: {pred}")
+            raise TranspertInputError(f"{pred}: no such file (the prediction)")
         from transpert._h5files import open_h5, reading
 
         with reading(pred), open_h5(pred) as f:
@@ -111,7 +111,7 @@ def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, 
     if pert_col not in obs:
         raise TranspertInputError(
             f"{name}: perturbation column {pert_col!r} not in obs (columns: "
-            f"{', '.join(map(str, obs.columns))})")
+            f"{list(map(str, obs.columns))}); pass the right column name (--pert-col)")
     if celltype_col and celltype_col not in obs:
         raise TranspertInputError(f"{name}: cell-type column {celltype_col!r} not in obs")
     if ntc_name not in set(obs[pert_col].astype(str)):
