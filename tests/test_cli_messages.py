@@ -147,3 +147,19 @@ def test_min_cells_must_be_positive(one_cell, tmp_path, capsys):
     code, _, err = _run(["summarize", one_cell, "-o", tmp_path / "s.h5ad", "--min-cells", "0"], capsys)
     assert code == 2 and "min_cells must be a whole number >= 1, got 0" in err
     assert not (tmp_path / "s.h5ad").exists()
+
+
+def test_prep_warns_when_the_gene_count_is_not_the_expected_one(tmp_path, capsys, caplog):
+    _, pred = make_pair(5, n_perts=6, n_genes=20, cells=12, ctrl_cells=30, log1p=True)
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    pd.Series(pred.var_names).to_csv(tmp_path / "genes.csv", index=False, header=False)
+    caplog.set_level("WARNING")
+    code, _, _ = _run(["prep", tmp_path / "pred.h5ad", "--genes", tmp_path / "genes.csv",
+                       "-o", tmp_path / "sub.vcc", "--expected-gene-dim", "18080"], capsys)
+    assert code == 0 and (tmp_path / "sub.vcc").exists()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("has 20 genes but --expected-gene-dim is 18080" in w for w in warned), warned
+    caplog.clear()
+    code, _, _ = _run(["prep", tmp_path / "pred.h5ad", "--genes", tmp_path / "genes.csv",
+                       "-o", tmp_path / "sub2.vcc", "--expected-gene-dim", "20"], capsys)
+    assert code == 0 and not [r for r in caplog.records if "expected-gene-dim" in r.getMessage()]

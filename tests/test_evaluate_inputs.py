@@ -78,7 +78,7 @@ def test_out_of_range_and_negative_values(pair):
 
 
 def test_missing_file(tmp_path, pair):
-    with pytest.raises(TranspertInputError, match="real file not found"):
+    with pytest.raises(TranspertInputError, match="no such file \\(the real file\\)"):
         evaluate(tmp_path / "nope.h5ad", pair[1])
 
 

@@ -122,6 +122,6 @@ def test_prep_errors(tmp_path):
         prep(pred, genes, tmp_path / "x.vcc", max_cell_dim=10, **kw)
     with pytest.raises(TranspertInputError, match="chunk_rows"):
         prep(pred, genes, tmp_path / "x.vcc", chunk_rows=0, show_progress=False)
-    with pytest.raises(TranspertInputError, match="not found"):
+    with pytest.raises(TranspertInputError, match="no such file"):
         prep(tmp_path / "missing.h5ad", genes, tmp_path / "x.vcc")
     assert not (tmp_path / "x.vcc").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", default="transpert-demo", metavar="DIR",
                         help="output directory (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="simulation and split seed (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="simulation and split seed")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
     parser.add_argument("--methods", action="extend", nargs="+", default=None, metavar="METHOD",
                         help="methods to run (default: transpert, every few-shot baseline and transpert-zero-shot)")

@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
                         "raw UMI counts built from the target's raw control cells (2026 challenge, "
                         "cell-eval2 vcc2026) (default: %(default)s)")
     parser.add_argument("--genes", metavar="GENES.csv",
-                        help="gene order of the output (one column, no header); default: the target's genes")
+                        help="gene order of the output, one column, no header (default: the target's genes)")
     parser.add_argument("--target-controls", metavar="CELLS.h5ad",
                         help="the target's control cells, needed when --target-train is a summary profile")
     parser.add_argument("-o", "--out", "--output", dest="output", required=True, metavar="PRED.h5ad", help="the prediction written")

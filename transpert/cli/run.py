@@ -27,10 +27,8 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    import argparse
-
-    # The module docstring is the config reference: show it under --help.
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    # The module docstring is the config reference: shown as written under --help (the
+    # command line's HelpFormatter keeps descriptions and epilogs raw).
     parser.epilog = __doc__.split("\n", 1)[1].replace("::", ":")
     parser.add_argument("config", metavar="CONFIG.yaml", help="the run configuration (keys below)")
     parser.add_argument("--overwrite", action="store_true",

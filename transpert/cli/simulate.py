@@ -19,44 +19,44 @@ def _similarity(text: str) -> list[float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True,
                         help="output directory (atlas) or .h5ad file (with --large)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--n-genes", type=int, default=None,
-                        help="genes (default 1500; 18080 with --large)")
+                        help="genes (default: 1500; 18080 with --large)")
     parser.add_argument("--n-perturbations", type=int, default=None,
-                        help="perturbed genes of the panel (default 60; 300 with --large)")
+                        help="perturbed genes of the panel (default: 60; 300 with --large)")
     parser.add_argument("--cells-per-perturbation", type=int, default=80,
-                        help="mean cells per perturbation and line (default 80)")
+                        help="mean cells per perturbation and line (default: 80)")
     parser.add_argument("--n-control-cells", type=int, default=None,
-                        help="control cells per line (default 400; 12.7%% of cells with --large)")
-    parser.add_argument("--n-reference-lines", type=int, default=3, help="reference lines (default 3)")
+                        help="control cells per line (default: 400; 12.7%% of cells with --large)")
+    parser.add_argument("--n-reference-lines", type=int, default=3, help="reference lines (default: 3)")
     parser.add_argument("--similarity", type=_similarity, default=[0.8, 0.6, 0.4],
                         help="similarity of each reference line's effects to the target's, one value "
-                             "or one per reference, comma-separated (default 0.8,0.6,0.4)")
+                             "or one per reference, comma-separated (default: 0.8,0.6,0.4)")
     parser.add_argument("--reference-depth", type=float, default=10_000,
-                        help="median UMI per cell of the reference lines (default 10000)")
+                        help="median UMI per cell of the reference lines (default: 10000)")
     parser.add_argument("--target-depth", default=None,
                         help="median UMI per cell of the target line: a number, or 'h1' for 50000 "
                              "(default: as the references)")
     parser.add_argument("--frac-no-effect", type=float, default=0.15,
-                        help="share of perturbations without downstream effect (default 0.15)")
+                        help="share of perturbations without downstream effect (default: 0.15)")
     parser.add_argument("--effect-scale", type=float, default=1.0,
-                        help="multiplies every downstream effect (default 1)")
+                        help="multiplies every downstream effect (default: 1)")
     large = parser.add_argument_group("one large file (benchmarks)")
     large.add_argument("--large", type=int, metavar="N_CELLS", default=None,
                        help="write ONE h5ad of N_CELLS cells chunk by chunk (e.g. 300000 for the "
                             "challenge's size) instead of an atlas")
     large.add_argument("--scale", choices=("counts", "log1p"), default="counts",
-                       help="--large: raw counts or log1p-normalised values (default counts)")
+                       help="--large: raw counts or log1p-normalised values (default: counts)")
     large.add_argument("--density", type=float, default=0.11,
-                       help="--large: fraction of non-zero entries (default 0.11, as the H1 file)")
+                       help="--large: fraction of non-zero entries (default: 0.11, as the H1 file)")
     large.add_argument("--depth", type=float, default=50_000,
-                       help="--large: median UMI per cell (default 50000, as H1)")
+                       help="--large: median UMI per cell (default: 50000, as H1)")
     large.add_argument("--order", choices=("shuffled", "grouped"), default="shuffled",
-                       help="--large: cells of a perturbation interleaved or contiguous (default shuffled)")
+                       help="--large: cells of a perturbation interleaved or contiguous (default: shuffled)")
     large.add_argument("--chunk-rows", type=int, default=None, help="--large: rows per written chunk")
     large.add_argument("--compression", choices=("none", "gzip", "lzf"), default="none",
-                       help="--large: h5py compression of X (default none)")
-    parser.add_argument("--threads", type=int, default=None, help="cores to use (default all)")
+                       help="--large: h5py compression of X (default: none)")
+    parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
 
 
 def run(args: argparse.Namespace) -> int:

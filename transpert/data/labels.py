@@ -59,12 +59,17 @@ def _cells(n) -> str:
     return f"{int(n)} cell" + ("" if int(n) == 1 else "s")
 
 
-def control_not_found(where: str, column: str, control: str, counts: pd.Series) -> str:
+def control_not_found(where: str, column: str, control: str, counts: pd.Series,
+                      hint: str | None = None) -> str:
     """The one sentence for a control label absent from ``column``; ``counts``: cells per label
-    (:func:`label_counts` of the cells' labels)."""
+    (:func:`label_counts` of the cells' labels); ``hint``: what to do, when not to give another
+    control label (e.g. a prediction that must use the real file's)."""
     like = [str(k) for k in counts.index if looks_like_control(k)]
-    hint = (f"; if {like[0]!r} marks the control cells, give it as the control label (--control "
-            f"{like[0]})" if len(like) == 1 else
-            "; give the label of the control cells as the control label (--control LABEL)")
+    if hint is not None:
+        hint = f": {hint}"
+    elif len(like) == 1:
+        hint = f"; if {like[0]!r} marks the control cells, give it as the control label (--control {like[0]})"
+    else:
+        hint = "; give the label of the control cells as the control label (--control LABEL)"
     return (f"{where}: control label {control!r} not found in obs[{column!r}] "
             f"(labels: {label_overview(counts)}){hint}")

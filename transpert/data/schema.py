@@ -169,7 +169,7 @@ class Schema:
         if self.pert_col not in obs.columns:
             raise TranspertInputError(
                 f"{file}: perturbation column {self.pert_col!r} not in obs "
-                f"(columns: {list(obs.columns)})"
+                f"(columns: {list(map(str, obs.columns))}); pass the right column name (--pert-col)"
             )
         labels = obs[self.pert_col]
         missing = labels.isna().to_numpy()

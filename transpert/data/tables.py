@@ -57,7 +57,7 @@ def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells"
     name = str(counts) if isinstance(counts, (str, os.PathLike)) else "counts table"
     if isinstance(counts, (str, os.PathLike)):
         if not Path(counts).exists():
-            raise TranspertInputError(f"{name}: file not found")
+            raise TranspertInputError(f"{name}: no such file")
         counts = pd.read_csv(counts)
     counts = with_pert_column(pd.DataFrame(counts), pert_col, name)
     if counts_col not in counts.columns:
@@ -83,7 +83,7 @@ def read_gene_list(genes) -> list[str]:
     if isinstance(genes, (str, os.PathLike)):
         name = f"{genes}: gene list"
         if not Path(genes).exists():
-            raise TranspertInputError(f"{name} file not found")
+            raise TranspertInputError(f"{genes}: no such file (the gene list)")
         try:
             frame = pd.read_csv(genes, header=None, dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:

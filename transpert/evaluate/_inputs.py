@@ -112,7 +112,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     name = describe_source(source, which)
     if isinstance(source, (str, os.PathLike)):
         if not os.path.exists(source):
-            raise TranspertInputError(f"{which} file not found: {source}")
+            role = "" if str(which) == str(source) else f" (the {which} file)"
+            raise TranspertInputError(f"{source}: no such file{role}")
     elif not isinstance(source, ad.AnnData):
         raise TranspertInputError(
             f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
@@ -120,13 +121,7 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     # Labels are kept as they are (no control relabelling); var names as stored (gene IDs are
     # not needed; duplicated names follow the one rule of every command, --duplicate-genes).
     schema = Schema(pert_col=pert_col, control_label=CONTROL_LABEL, gene_ids=None)
-    try:
-        cs = open_cells(source, schema=schema)
-    except TranspertInputError as err:
-        if f"perturbation column {pert_col!r} not in obs" in str(err):
-            # the data layer's sentence names the file and lists the columns: said once
-            raise TranspertInputError(f"{err}; pass the right column name (--pert-col)") from None
-        raise
+    cs = open_cells(source, schema=schema)  # a missing column: the data layer's one sentence
     if cs.format == "csc":
         # Row chunks of a CSC file each scan the whole file (transpert.data.read).
         logger.warning("%s: X is stored as CSC; streaming it by rows re-reads the file for every "
@@ -189,10 +184,10 @@ def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
     if control not in real_set:
         check_control(real, control)
     if control not in pred_set:
-        raise TranspertInputError(
-            f"{pred.name}: control label {control!r} not found: the prediction must contain "
-            "control cells (copy the real or training control cells into it)"
-        )
+        raise TranspertInputError(control_not_found(
+            pred.name, pred.column, control, label_counts(pred.labels),
+            hint=f"the prediction must contain control cells labelled {control!r}, as the real "
+            "file's (copy the real or training control cells into it)"))
     if real_set != pred_set:
         only_real = sorted(real_set - pred_set)
         only_pred = sorted(pred_set - real_set)

@@ -96,7 +96,8 @@ LEGEND = (
     ("pr_auc", "precision-recall AUC of the DE calls (pr_auc)"),
     ("sp_nsig", "Spearman correlation of the numbers of DE genes across perturbations "
                 "(de_spearman_sig)"),
-    ("mean_rank", "mean of the ranks on the seven metrics MAE ... sp_nsig (1 = best)"),
+    ("mean_rank", "mean of the ranks on the seven metrics MAE ... sp_nsig (1 = best; every "
+                  "metric but MAE is best at 1)"),
     ("nan", "undefined: e.g. sp_nsig of a prediction that calls the same number of DE genes "
             "(none, for control) for every perturbation, which has no order to correlate; "
             "ranked last on that metric"),
@@ -107,8 +108,11 @@ def format_legend(markdown: bool = False) -> str:
     """The leaderboard's column legend, one line per abbreviation."""
     if markdown:
         return "\n".join(f"- `{k}`: {v}" for k, v in LEGEND)
+    import textwrap
+
     width = max(len(k) for k, _ in LEGEND)
-    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in LEGEND)
+    return "\n".join(textwrap.fill(v, 100, initial_indent=f"  {k.ljust(width)}  ",
+                                    subsequent_indent=" " * (width + 4)) for k, v in LEGEND)
 
 
 def format_leaderboard(table: pd.DataFrame) -> str:
