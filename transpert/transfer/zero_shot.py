@@ -138,12 +138,13 @@ class ZeroShotTransPert:
                 raise TranspertInputError(f"reference line {line.name!r} shares no gene with the target's controls "
                                           f"(e.g. reference {refs[line.name].var_names[0]!r}, target {genes[0]!r})")
         ratios = {n: line_knockdown_ratio(r) for n, r in refs.items()}
-        finite = [v for v in ratios.values() if np.isfinite(v)]
-        self.knockdown_ratio_ = float(np.median(finite)) if finite else np.nan
         # copy groups on each line's own genes (the target's alignment could hide differences)
         own = [ReferenceLine.from_summary(n, r, pd.Index(r.var_names.astype(str)), self.fdr_threshold)
                for n, r in refs.items()]
         groups = dict(zip(refs, copy_groups(own)))
+        distinct = {gid: name for name, gid in reversed(list(groups.items()))}.values()
+        finite = [ratios[n] for n in distinct if np.isfinite(ratios[n])]
+        self.knockdown_ratio_ = float(np.median(finite)) if finite else np.nan
         held = held_out_lines(refs, groups, ratios, self.fdr_threshold)
         self.n_groups_ = len(set(groups.values()))
         if len(held) < 2:

@@ -59,6 +59,7 @@ def held_out_lines(summaries: Mapping, groups: Mapping[str, int], kd_ratios: Map
             continue
         seen.add(gid)
         others = [n for n in summaries if groups[n] != gid]
+        distinct = list({groups[n]: n for n in reversed(others)}.values())  # one per group
         if not others:
             continue
         genes = pd.Index(summary.var_names.astype(str))
@@ -67,9 +68,9 @@ def held_out_lines(summaries: Mapping, groups: Mapping[str, int], kd_ratios: Map
         if not lines:
             continue
         sig = np.nan_to_num(dense_layer(summary, "fdr"), nan=1.0) < fdr_threshold
-        k_de = int(np.median([np.median(line.sig.sum(axis=1)) for line in lines]))
+        k_de = int(np.median([np.median(line.sig.sum(axis=1)) for line in lines if line.name in distinct]))
         frac, _ = control_frac_expressing(summary)
-        ratios = [kd_ratios[n] for n in others if np.isfinite(kd_ratios[n])]
+        ratios = [kd_ratios[n] for n in distinct if np.isfinite(kd_ratios[n])]
         out.append(HeldOut(name=name, genes=genes,
                            control_mean=np.asarray(summary.var["control_mean"], dtype=np.float64),
                            control_frac=np.nan_to_num(frac), perturbations=list(summary.obs_names.astype(str)),
