@@ -16,7 +16,7 @@ from transpert.methods import ZERO_SHOT_METHODS, fit_predict, zero_shot_method
 from transpert.transfer import ZeroShotTransPert, control_profile, profile_criterion
 
 #: small grids keep each fit to a second or two
-FAST = dict(temperatures=(0.01, 0.05, float("inf")), specific_scales=(0.5, 1.0, 1.5),
+FAST = dict(temperatures=(0.01, 0.05, float("inf")), specific_scales=(0.5, 1.0, 1.5), shrinkages=("js",),
             common_scales=(0.0, 1.0), deg_thresholds=(0.5, 0.2), deg_max_rows=20_000)
 
 

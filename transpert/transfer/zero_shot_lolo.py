@@ -8,8 +8,9 @@ line (:func:`transpert.transfer.zero_shot_weights.copy_groups`) are held out wit
 
 :func:`search` chooses, in this order, on the mean criterion over held-out lines:
 
-1. the softmax temperature of the line weights and the scales ``a`` (generic response) and ``b``
-   (specific effects): for each temperature a coordinate search (``b`` at ``a = 1``, then
+1. the softmax temperature of the line weights, the shrinkage of the lines' specific effects
+   and the scales ``a`` (generic response) and ``b`` (specific effects): for each temperature
+   and shrinkage a coordinate search (``b`` at ``a = 1``, then
    ``a``, then ``b``), DE calls meanwhile the ``k`` largest |delta| per perturbation with ``k``
    the other lines' median number of significant genes per perturbation;
 2. the DEG classifier across lines: for each held-out line, a classifier fit on the other
@@ -82,6 +83,7 @@ def held_out_lines(summaries: Mapping, groups: Mapping[str, int], kd_ratios: Map
 @dataclass
 class SearchResult:
     temperature: float
+    shrinkage: str
     common_scale: float
     specific_scale: float
     deg_threshold: float
@@ -92,9 +94,9 @@ class SearchResult:
     classifier_rows: tuple        # (X, y) of every held-out line, to fit the final classifier
 
 
-def _comps(model, h: HeldOut, temperature: float) -> Components:
+def _comps(model, h: HeldOut, temperature: float, shrinkage: str) -> Components:
     return components(h.others, h.control_mean, h.genes, h.perturbations, temperature=temperature,
-                      structure_weight=model.structure_weight, shrinkage=model.shrinkage,
+                      structure_weight=model.structure_weight, shrinkage=shrinkage,
                       kd_ratio=h.kd_ratio if model.knockdown else np.nan)
 
 
@@ -103,7 +105,7 @@ def search(model, held: list[HeldOut], criterion: Callable) -> SearchResult:
     rows, cache = [], {}
 
     def score(t, comps, a, b):
-        key = (t, a, b)
+        key = (t, shrink, a, b)
         if key not in cache:
             values = []
             for h, c in zip(held, comps):
@@ -111,22 +113,24 @@ def search(model, held: list[HeldOut], criterion: Callable) -> SearchResult:
                 values.append(criterion(d, top_k_calls(d, h.k_de), h.delta, h.sig, h.control_mean,
                                         h.perturbations, h.genes)["score"])
             cache[key] = float(np.nanmean(values))
-            rows.append({"temperature": t, "common_scale": a, "specific_scale": b, "score": cache[key]})
+            rows.append({"temperature": t, "shrinkage": shrink, "common_scale": a, "specific_scale": b,
+                         "score": cache[key]})
         return cache[key]
 
     best = (-np.inf, None)
-    for t in model.temperatures:
-        comps = [_comps(model, h, t) for h in held]
+    for t, shrink in [(t, s) for s in model.shrinkages for t in model.temperatures]:
+        comps = [_comps(model, h, t, shrink) for h in held]
         a0 = 1.0 if 1.0 in model.common_scales else model.common_scales[0]
         b = max(model.specific_scales, key=lambda s: score(t, comps, a0, s))
         a = max(model.common_scales, key=lambda s: score(t, comps, s, b))
         b = max(model.specific_scales, key=lambda s: score(t, comps, a, s))
         if score(t, comps, a, b) > best[0]:
-            best = (score(t, comps, a, b), (t, a, b))
-    t, a, b = best[1]
+            best = (score(t, comps, a, b), (t, shrink, a, b))
+    t, shrink, a, b = best[1]
     curve = pd.DataFrame(rows)
-    curve["chosen"] = (curve["temperature"] == t) & (curve["common_scale"] == a) & (curve["specific_scale"] == b)
-    comps = [_comps(model, h, t) for h in held]
+    curve["chosen"] = ((curve["temperature"] == t) & (curve["shrinkage"] == shrink)
+                       & (curve["common_scale"] == a) & (curve["specific_scale"] == b))
+    comps = [_comps(model, h, t, shrink) for h in held]
     # the DEG classifier across lines: out-of-line probabilities for each held-out line
     Xs = [c.features(h.control_mean, h.control_frac) for h, c in zip(held, comps)]
     ys = [h.sig.ravel().astype(np.float64) for h in held]
@@ -148,7 +152,7 @@ def search(model, held: list[HeldOut], criterion: Callable) -> SearchResult:
     threshold_curve["chosen"] = np.arange(len(threshold_curve)) == chosen
     thr = float(threshold_curve["threshold"].iloc[chosen])
     per_line = pd.DataFrame(per_line_at[thr], index=pd.Index([h.name for h in held], name="held_out"))
-    return SearchResult(temperature=t, common_scale=a, specific_scale=b, deg_threshold=thr, curve=curve,
+    return SearchResult(temperature=t, shrinkage=shrink, common_scale=a, specific_scale=b, deg_threshold=thr, curve=curve,
                         threshold_curve=threshold_curve, per_line=per_line,
                         weight_check=_weight_check(held, comps),
                         classifier_rows=(np.concatenate(Xs), np.concatenate(ys)))
