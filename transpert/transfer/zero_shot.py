@@ -68,6 +68,9 @@ class ZeroShotTransPert:
         Grids of ``a`` (generic response) and ``b`` (specific effects).
     deg_thresholds : sequence of float
         DEG-probability thresholds searched.
+    one_se_rule : bool
+        Keep the configuration closest to the unweighted reference mean among those within one
+        standard error of the best leave-one-line-out criterion (:mod:`.zero_shot_lolo`).
     criterion : callable or None
         ``criterion(pred_delta, pred_called, real_delta, real_sig, control_mean, perturbations,
         genes) -> {"score": float, ...}``, larger is better (None: ``profile_criterion``).
@@ -89,7 +92,7 @@ class ZeroShotTransPert:
                  common_scales: Sequence[float] = DEFAULT_ZS_COMMON_SCALES,
                  specific_scales: Sequence[float] = DEFAULT_ZS_SPECIFIC_SCALES,
                  deg_thresholds: Sequence[float] = DEFAULT_DEG_THRESHOLDS,
-                 criterion: Callable | None = None, shrinkages: Sequence[str] = ("js", "none"), knockdown: bool = True,
+                 one_se_rule: bool = True, criterion: Callable | None = None, shrinkages: Sequence[str] = ("js", "none"), knockdown: bool = True,
                  fdr_threshold: float = 0.05, deg_alpha: float = 1e-4, deg_max_rows: int = 50_000,
                  random_state: int = 0, pert_col: str = PERT_COL, control: str = CONTROL_LABEL):
         self.temperatures = temperatures
@@ -97,6 +100,7 @@ class ZeroShotTransPert:
         self.common_scales = common_scales
         self.specific_scales = specific_scales
         self.deg_thresholds = deg_thresholds
+        self.one_se_rule = one_se_rule
         self.criterion = criterion
         self.shrinkages = shrinkages
         self.knockdown = knockdown
