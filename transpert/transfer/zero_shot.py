@@ -50,6 +50,8 @@ from transpert.transfer.zero_shot_weights import copy_groups
 
 SOURCE_REFERENCES = "references"
 SOURCE_GENERIC = "generic_response"
+#: temperature of the held-out lines' relevance to the target (the few-shot weights' default)
+RELEVANCE_TEMPERATURE = 0.05
 DEFAULT_TEMPERATURES = (0.005, 0.02, 0.05, 0.2, float("inf"))
 DEFAULT_ZS_COMMON_SCALES = (0.0, 0.5, 1.0, 1.5)
 DEFAULT_ZS_SPECIFIC_SCALES = tuple(np.round(np.arange(0.0, 2.0001, 0.25), 2))
@@ -164,7 +166,7 @@ class ZeroShotTransPert:
             self.deg_threshold_, self.deg_source_, self.deg_classifier_ = 0.5, "reference_significance", None
             self.cv_curve_ = self.deg_threshold_curve_ = self.lolo_ = self.weight_check_ = None
         else:
-            res = search(self, held, self.criterion or profile_criterion)
+            res = search(self, held, self.criterion or profile_criterion, self._relevance(held, groups))
             self.temperature_, self.common_scale_ = res.temperature, res.common_scale
             self.shrinkage_ = res.shrinkage
             self.specific_scale_, self.deg_threshold_ = res.specific_scale, res.deg_threshold
@@ -177,6 +179,16 @@ class ZeroShotTransPert:
         self.weights_ = comps.weights
         self.genes_ = genes
         return self
+
+    def _relevance(self, held, groups: dict) -> np.ndarray:
+        """Each held-out line's weight for the target (its group's, at temperature 0.05)."""
+        from transpert.transfer.zero_shot_weights import responsiveness, zero_shot_weights
+
+        w = zero_shot_weights(self.lines_, self.target_.control_mean,
+                              responsiveness(self.lines_, len(self.target_.genes)),
+                              temperature=RELEVANCE_TEMPERATURE, structure_weight=self.structure_weight)["weight"]
+        per_group = pd.Series([w[n] for n in groups], index=[groups[n] for n in groups]).groupby(level=0).sum()
+        return np.array([per_group[groups[h.name]] for h in held])
 
     def _components(self, perts):
         return components(self.lines_, self.target_.control_mean, self.target_.genes, perts,

@@ -8,6 +8,10 @@ line (:func:`transpert.transfer.zero_shot_weights.copy_groups`) are held out wit
 
 :func:`search` chooses, in this order, on the mean criterion over held-out lines:
 
+Held-out lines count in the mean criterion by how much they resemble the target (their weight for
+the target at the few-shot default temperature 0.05): a line unlike the target (a noisy line,
+another cell type) says little about how the target should be predicted.
+
 1. (one-standard-error rule, ``one_se_rule=True``: among the configurations whose mean
    criterion is within one paired standard error of the best, the one closest to the unweighted
    reference mean: with a handful of lines the leave-one-line-out is noisy, and each held-out
@@ -105,9 +109,17 @@ def _comps(model, h: HeldOut, temperature: float, shrinkage: str) -> Components:
                       kd_ratio=h.kd_ratio if model.knockdown else np.nan)
 
 
-def search(model, held: list[HeldOut], criterion: Callable) -> SearchResult:
-    """Choose temperature, scales and DEG threshold by the mean criterion over ``held``."""
+def search(model, held: list[HeldOut], criterion: Callable, relevance: np.ndarray | None = None) -> SearchResult:
+    """Choose temperature, scales and DEG threshold by the mean criterion over ``held``, weighted
+    by ``relevance`` (one non-negative number per held-out line: how much it resembles the target;
+    None: equal)."""
     rows, cache = [], {}
+    rel = np.ones(len(held)) if relevance is None else np.asarray(relevance, dtype=np.float64)
+    rel = rel / rel.sum()
+
+    def wmean(values):
+        ok = np.isfinite(values)
+        return float((rel[ok] * values[ok]).sum() / rel[ok].sum()) if ok.any() else np.nan
 
     def score(t, comps, a, b):
         key = (t, shrink, a, b)
@@ -119,8 +131,8 @@ def search(model, held: list[HeldOut], criterion: Callable) -> SearchResult:
                                         h.perturbations, h.genes)["score"])
             cache[key] = np.asarray(values, dtype=np.float64)
             rows.append({"temperature": t, "shrinkage": shrink, "common_scale": a, "specific_scale": b,
-                         "score": float(np.nanmean(values))})
-        return float(np.nanmean(cache[key]))
+                         "score": wmean(cache[key])})
+        return wmean(cache[key])
 
     for t, shrink in [(t, s) for s in model.shrinkages for t in model.temperatures]:
         comps = [_comps(model, h, t, shrink) for h in held]
@@ -130,7 +142,7 @@ def search(model, held: list[HeldOut], criterion: Callable) -> SearchResult:
         b = max(model.specific_scales, key=lambda s: score(t, comps, a, s))
         if model.one_se_rule:  # the simplest member of the family is always a candidate
             score(t, comps, 1.0, 1.0)
-    t, shrink, a, b = _choose(cache, one_se=model.one_se_rule)
+    t, shrink, a, b = _choose(cache, rel, one_se=model.one_se_rule)
     curve = pd.DataFrame(rows)
     curve["chosen"] = ((curve["temperature"] == t) & (curve["shrinkage"] == shrink)
                        & (curve["common_scale"] == a) & (curve["specific_scale"] == b))
@@ -149,7 +161,7 @@ def search(model, held: list[HeldOut], criterion: Callable) -> SearchResult:
         res = [criterion(c.delta(a, b), p >= thr, h.delta, h.sig, h.control_mean, h.perturbations, h.genes)
                for h, c, p in zip(held, comps, probs)]
         per_line_at[thr] = res
-        th_rows.append({"threshold": thr, "score": float(np.nanmean([r["score"] for r in res])),
+        th_rows.append({"threshold": thr, "score": wmean(np.array([r["score"] for r in res])),
                         "mean_called": float(np.mean([(p >= thr).sum(axis=1).mean() for p in probs]))})
     threshold_curve = pd.DataFrame(th_rows)
     chosen = int(np.argmax(threshold_curve["score"].to_numpy()))
@@ -169,19 +181,26 @@ def _simplicity(key) -> float:
     return abs(a - 1.0) + abs(b - 1.0) + 0.5 * float(np.isfinite(t)) + 0.5 * float(shrink != "none")
 
 
-def _choose(cache: dict, *, one_se: bool):
-    """The configuration with the best mean criterion; with ``one_se``, the simplest one (closest
-    to the unweighted reference mean) whose mean is within one standard error of the best's, the
-    standard error of the per-line differences to the best (paired over held-out lines)."""
-    means = {k: float(np.nanmean(v)) for k, v in cache.items()}
+def _choose(cache: dict, rel: np.ndarray, *, one_se: bool):
+    """The configuration with the best weighted mean criterion; with ``one_se``, the simplest one
+    (closest to the unweighted reference mean) whose mean is within one standard error of the
+    best's, the weighted standard error of the per-line differences to the best (paired over
+    held-out lines)."""
+    def wmean(v):
+        ok = np.isfinite(v)
+        return float((rel[ok] * v[ok]).sum() / rel[ok].sum()) if ok.any() else -np.inf
+
+    means = {k: wmean(v) for k, v in cache.items()}
     best = max(means, key=means.get)
     if not one_se:
         return best
     ok = []
     for key, values in cache.items():
         diff = values - cache[best]
-        diff = diff[np.isfinite(diff)]
-        se = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        m = np.isfinite(diff)
+        w = rel[m] / rel[m].sum() if m.any() else rel[m]
+        n = int(m.sum())
+        se = float(np.sqrt((w ** 2 * (diff[m] - (w * diff[m]).sum()) ** 2).sum() * n / (n - 1))) if n > 1 else 0.0
         if means[key] >= means[best] - se:
             ok.append(key)
     return min(ok, key=lambda k: (_simplicity(k), -means[k]))
