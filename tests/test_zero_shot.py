@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import anndata as ad
@@ -205,7 +206,8 @@ def test_cli_detects_zero_shot(tmp_path, capsys):
         refs.append(f"{name}={tmp_path / f'{name}.h5ad'}")
     target = atlas.lines[atlas.target_line]
     labels = target.obs["target_gene"].astype(str).to_numpy()
-    target[labels == "non-targeting"].copy().write_h5ad(tmp_path / "controls.h5ad")
+    ctrl_rows = np.flatnonzero(labels == "non-targeting")
+    target[ctrl_rows[::2]].copy().write_h5ad(tmp_path / "controls.h5ad")  # the other half: real
     perts = sorted(set(labels) - {"non-targeting"})[:4]
     pd.DataFrame({"target_gene": perts, "n_cells": 15}).to_csv(tmp_path / "counts.csv", index=False)
     args = ["predict", "--reference", *refs, "--target-train", str(tmp_path / "controls.h5ad"),
@@ -223,3 +225,21 @@ def test_cli_detects_zero_shot(tmp_path, capsys):
     assert (cells.obs["target_gene"].value_counts()[perts] == 15).all()
     assert main([*args, "--method", "deg-frequency", "-o", str(tmp_path / "q.h5ad")]) == 2
     assert "no zero-shot counterpart" in capsys.readouterr().err
+
+    # `transpert run`: the zero_shot key; methods mapped to their zero-shot counterparts
+    real_rows = np.isin(labels, perts)
+    real_rows[ctrl_rows[1::2]] = True
+    held = target[real_rows].copy()
+    held.write_h5ad(tmp_path / "real.h5ad")
+    config = tmp_path / "run.yaml"
+    config.write_text("references: {%s}\ntarget_train: controls.h5ad\ncounts: counts.csv\n"
+                      "real: real.h5ad\noutput: out\nmethods: [control, reference-mean]\nzero_shot: true\n"
+                      "n_boot: 20\n" % ", ".join(f"{n}: {n}.h5ad" for n in atlas.reference_lines))
+    assert main(["run", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "zero-shot: the target is known by" in printed
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["zero_shot"] is True
+    assert sorted(record["predictions"]) == ["zero-shot-control", "zero-shot-reference-mean"]
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert sorted(board["method"]) == ["zero-shot-control", "zero-shot-reference-mean"]
