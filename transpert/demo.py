@@ -38,7 +38,7 @@ logger = logging.getLogger("transpert.demo")
 #: the demo's methods: TransPert, every few-shot baseline and zero-shot TransPert
 DEMO_METHODS = tuple(m for m in METHODS if m not in ZERO_SHOT_METHODS) + ("transpert-zero-shot",)
 #: zero-shot TransPert's grids in the demo (coarser than the defaults, to stay within the demo's time)
-DEMO_ZERO_SHOT_PARAMS = {"temperatures": (0.02, float("inf")), "specific_scales": (0.5, 1.0, 1.5),
+DEMO_ZERO_SHOT_PARAMS = {"temperatures": (0.02, float("inf")), "shrinkages": ("js", "none"), "specific_scales": (0.5, 1.0, 1.5),
                          "common_scales": (0.5, 1.0), "deg_thresholds": (0.5, 0.2, 0.05),
                          "deg_max_rows": 20_000}
 

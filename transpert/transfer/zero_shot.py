@@ -50,6 +50,8 @@ from transpert.transfer.zero_shot_weights import copy_groups
 
 SOURCE_REFERENCES = "references"
 SOURCE_GENERIC = "generic_response"
+#: temperature of the held-out lines' relevance to the target (the few-shot weights' default)
+RELEVANCE_TEMPERATURE = 0.05
 DEFAULT_TEMPERATURES = (0.005, 0.02, 0.05, 0.2, float("inf"))
 DEFAULT_ZS_COMMON_SCALES = (0.0, 0.5, 1.0, 1.5)
 DEFAULT_ZS_SPECIFIC_SCALES = tuple(np.round(np.arange(0.0, 2.0001, 0.25), 2))
@@ -68,11 +70,17 @@ class ZeroShotTransPert:
         Grids of ``a`` (generic response) and ``b`` (specific effects).
     deg_thresholds : sequence of float
         DEG-probability thresholds searched.
+    one_se_rule : bool
+        Keep the configuration closest to the unweighted reference mean among those within one
+        standard error of the best leave-one-line-out criterion (:mod:`.zero_shot_lolo`).
     criterion : callable or None
         ``criterion(pred_delta, pred_called, real_delta, real_sig, control_mean, perturbations,
         genes) -> {"score": float, ...}``, larger is better (None: ``profile_criterion``).
-    shrinkage : {"js", "significant", "none"}
-        Shrinkage of each line's specific effects (:func:`transpert.transfer.aggregate.aggregate`).
+    shrinkages : sequence of {"js", "significant", "none"}
+        Shrinkages of each line's specific effects searched
+        (:func:`transpert.transfer.aggregate.aggregate`): James-Stein by the line's own p-value
+        lowers the error of the profile, none keeps the effects' full size (which L1 PDS
+        rewards); chosen by leave-one-line-out (``shrinkage_``).
     knockdown : bool
         Predict the perturbed gene's own expression from the lines' median knockdown ratio.
     fdr_threshold, deg_alpha, deg_max_rows, random_state
@@ -86,7 +94,7 @@ class ZeroShotTransPert:
                  common_scales: Sequence[float] = DEFAULT_ZS_COMMON_SCALES,
                  specific_scales: Sequence[float] = DEFAULT_ZS_SPECIFIC_SCALES,
                  deg_thresholds: Sequence[float] = DEFAULT_DEG_THRESHOLDS,
-                 criterion: Callable | None = None, shrinkage: str = "js", knockdown: bool = True,
+                 one_se_rule: bool = True, criterion: Callable | None = None, shrinkages: Sequence[str] = ("js", "none"), knockdown: bool = True,
                  fdr_threshold: float = 0.05, deg_alpha: float = 1e-4, deg_max_rows: int = 50_000,
                  random_state: int = 0, pert_col: str = PERT_COL, control: str = CONTROL_LABEL):
         self.temperatures = temperatures
@@ -94,8 +102,9 @@ class ZeroShotTransPert:
         self.common_scales = common_scales
         self.specific_scales = specific_scales
         self.deg_thresholds = deg_thresholds
+        self.one_se_rule = one_se_rule
         self.criterion = criterion
-        self.shrinkage = shrinkage
+        self.shrinkages = shrinkages
         self.knockdown = knockdown
         self.fdr_threshold = fdr_threshold
         self.deg_alpha = deg_alpha
@@ -118,8 +127,9 @@ class ZeroShotTransPert:
         if not 0 <= self.structure_weight <= 1:
             raise TranspertInputError(f"zero-shot TransPert: structure_weight must be in [0, 1], "
                                       f"got {self.structure_weight!r}")
-        if self.shrinkage not in SHRINKAGE:
-            raise TranspertInputError(f"shrinkage must be one of {SHRINKAGE}, got {self.shrinkage!r}")
+        self.shrinkages = (self.shrinkages,) if isinstance(self.shrinkages, str) else tuple(self.shrinkages)
+        if not self.shrinkages or any(x not in SHRINKAGE for x in self.shrinkages):
+            raise TranspertInputError(f"shrinkages must be a non-empty list of {SHRINKAGE}, got {self.shrinkages!r}")
         if not all(0 < t <= 1 for t in self.deg_thresholds):
             raise TranspertInputError(f"deg_thresholds must lie in (0, 1], got {self.deg_thresholds}")
 
@@ -138,12 +148,13 @@ class ZeroShotTransPert:
                 raise TranspertInputError(f"reference line {line.name!r} shares no gene with the target's controls "
                                           f"(e.g. reference {refs[line.name].var_names[0]!r}, target {genes[0]!r})")
         ratios = {n: line_knockdown_ratio(r) for n, r in refs.items()}
-        finite = [v for v in ratios.values() if np.isfinite(v)]
-        self.knockdown_ratio_ = float(np.median(finite)) if finite else np.nan
         # copy groups on each line's own genes (the target's alignment could hide differences)
         own = [ReferenceLine.from_summary(n, r, pd.Index(r.var_names.astype(str)), self.fdr_threshold)
                for n, r in refs.items()]
         groups = dict(zip(refs, copy_groups(own)))
+        distinct = {gid: name for name, gid in reversed(list(groups.items()))}.values()
+        finite = [ratios[n] for n in distinct if np.isfinite(ratios[n])]
+        self.knockdown_ratio_ = float(np.median(finite)) if finite else np.nan
         held = held_out_lines(refs, groups, ratios, self.fdr_threshold)
         self.n_groups_ = len(set(groups.values()))
         if len(held) < 2:
@@ -151,11 +162,13 @@ class ZeroShotTransPert:
                           "cross-validate; equal weights, scales 1 and the lines' own significance as the "
                           "DE call", UserWarning, stacklevel=2)
             self.temperature_, self.common_scale_, self.specific_scale_ = float("inf"), 1.0, 1.0
+            self.shrinkage_ = self.shrinkages[0]
             self.deg_threshold_, self.deg_source_, self.deg_classifier_ = 0.5, "reference_significance", None
             self.cv_curve_ = self.deg_threshold_curve_ = self.lolo_ = self.weight_check_ = None
         else:
-            res = search(self, held, self.criterion or profile_criterion)
+            res = search(self, held, self.criterion or profile_criterion, self._relevance(held, groups))
             self.temperature_, self.common_scale_ = res.temperature, res.common_scale
+            self.shrinkage_ = res.shrinkage
             self.specific_scale_, self.deg_threshold_ = res.specific_scale, res.deg_threshold
             self.cv_curve_, self.deg_threshold_curve_ = res.curve, res.threshold_curve
             self.lolo_, self.weight_check_ = res.per_line, res.weight_check
@@ -167,10 +180,20 @@ class ZeroShotTransPert:
         self.genes_ = genes
         return self
 
+    def _relevance(self, held, groups: dict) -> np.ndarray:
+        """Each held-out line's weight for the target (its group's, at temperature 0.05)."""
+        from transpert.transfer.zero_shot_weights import responsiveness, zero_shot_weights
+
+        w = zero_shot_weights(self.lines_, self.target_.control_mean,
+                              responsiveness(self.lines_, len(self.target_.genes)),
+                              temperature=RELEVANCE_TEMPERATURE, structure_weight=self.structure_weight)["weight"]
+        per_group = pd.Series([w[n] for n in groups], index=[groups[n] for n in groups]).groupby(level=0).sum()
+        return np.array([per_group[groups[h.name]] for h in held])
+
     def _components(self, perts):
         return components(self.lines_, self.target_.control_mean, self.target_.genes, perts,
                           temperature=self.temperature_, structure_weight=self.structure_weight,
-                          shrinkage=self.shrinkage, kd_ratio=self.knockdown_ratio_ if self.knockdown else np.nan)
+                          shrinkage=self.shrinkage_, kd_ratio=self.knockdown_ratio_ if self.knockdown else np.nan)
 
     # ------------------------------------------------------------------------- predict
     def predict(self, perturbations: Sequence[str]):
@@ -213,7 +236,7 @@ class ZeroShotTransPert:
         out.layers["deg_probability"] = prob.astype(np.float32)
         out.uns["transpert_prediction"] = {
             "method": "transpert-zero-shot", "scale": "log1p", "zero_shot": True,
-            "temperature": self.temperature_, "common_scale": self.common_scale_,
+            "temperature": self.temperature_, "shrinkage": self.shrinkage_, "common_scale": self.common_scale_,
             "specific_scale": self.specific_scale_, "deg_source": self.deg_source_,
             "deg_threshold": self.deg_threshold_}
         return out

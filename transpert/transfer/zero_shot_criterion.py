@@ -41,12 +41,15 @@ COMPONENTS = ("pds_cosine", "mse", "de_direction", "de_jaccard", "lfc_nmae")
 
 
 def profile_criterion(pred_delta: np.ndarray, pred_called: np.ndarray, real_delta: np.ndarray,
-                      real_sig: np.ndarray, control_mean: np.ndarray, perturbations, genes) -> dict:
+                      real_sig: np.ndarray, control_mean: np.ndarray, perturbations, genes, *,
+                      pds_values: np.ndarray | None = None) -> dict:
     """Score a predicted held-out line against its summary (see the module docstring).
 
     ``pred_delta``/``real_delta``: (n_perts, n_genes) log1p deltas against the held-out line's
     ``control_mean`` (log1p); ``pred_called``/``real_sig``: boolean DE calls. Returns the raw
-    metrics, their anchored values (``anchored_<name>``) and ``score``.
+    metrics, their anchored values (``anchored_<name>``) and ``score``. ``pds_values``: the
+    per-perturbation PDS when already known (e.g. a bootstrap resample of perturbations, whose
+    PDS must stay ranked among the full set), else computed here.
     """
     pred_delta = np.nan_to_num(np.asarray(pred_delta, dtype=np.float64))
     real_delta = np.nan_to_num(np.asarray(real_delta, dtype=np.float64))
@@ -55,7 +58,9 @@ def profile_criterion(pred_delta: np.ndarray, pred_called: np.ndarray, real_delt
     real_mean = np.clip(ctrl + real_delta, 0.0, None)
     labels = list(perturbations)
     out: dict = {}
-    if len(labels) >= 2:
+    if pds_values is not None:
+        out["pds_cosine"] = float(np.mean(pds_values))
+    elif len(labels) >= 2:
         out["pds_cosine"] = float(np.mean(discrimination_scores(
             (pred_mean - ctrl).astype(np.float32), (real_mean - ctrl).astype(np.float32), labels,
             list(genes), metric="cosine")))

@@ -35,7 +35,7 @@ from transpert.transfer.aggregate import Aggregate, aggregate
 from transpert.transfer.deg_classifier import deg_features
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.target import knockdown_ratio
-from transpert.transfer.zero_shot_weights import responsiveness, zero_shot_weights
+from transpert.transfer.zero_shot_weights import copy_groups, responsiveness, zero_shot_weights
 
 
 @dataclass
@@ -76,19 +76,21 @@ def components(lines: Sequence[ReferenceLine], control_mean: np.ndarray, genes: 
     """The :class:`Components` of a target with log1p ``control_mean`` over ``genes``, from
     ``lines`` aligned to those genes; ``kd_ratio``: the knockdown ratio (NaN: none)."""
     g = len(genes)
-    response = responsiveness(lines, g)
+    groups = copy_groups(lines)
+    distinct = [line for i, line in enumerate(lines) if groups[i] == i]  # one of each exact copy
+    response = responsiveness(distinct, g)
     weights = zero_shot_weights(lines, control_mean, response, temperature=temperature,
                                 structure_weight=structure_weight)
     w = weights["weight"]
     perts = list(perturbations)
     agg = aggregate(lines, w, perts, g, shrinkage)
-    generic_sum, wsum, freq_sum, n_total = np.zeros(g), np.zeros(g), np.zeros(g), 0
+    generic_sum, wsum, freq_sum = np.zeros(g), np.zeros(g), np.zeros(g)
     for line in lines:
         wl = float(w[line.name])
         generic_sum[line.gene_positions] += wl * np.nan_to_num(line.mean_delta)
         freq_sum[line.gene_positions] += wl * line.sig.mean(axis=0)
         wsum[line.gene_positions] += wl
-        n_total += len(line.perturbations)
+    n_total = sum(len(line.perturbations) for line in distinct)
     with np.errstate(invalid="ignore", divide="ignore"):
         generic = np.where(wsum > 0, generic_sum / wsum, 0.0)
         freq = np.where(wsum > 0, freq_sum / wsum, 0.0)
