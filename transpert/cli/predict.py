@@ -96,7 +96,7 @@ def run(args) -> int:
                            max_cells="auto" if args.max_cells is None else None if args.max_cells == -1 else args.max_cells,
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
                            seed=args.seed, target_sum=target_sum, show_progress=None,
-                           format=args.format)
+                           format=args.format, threads=args.threads)
     if args.pseudobulk:  # after the cells: a failure leaves neither file
         write_h5ad_atomic(prediction, args.pseudobulk)
     info = out.uns["transpert_cells"]

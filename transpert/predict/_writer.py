@@ -313,7 +313,8 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
                      counts_col: str = "n_cells", max_cells: int | None | str = "auto",
                      deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str | None = None,
                      move: str = "pseudobulk", seed: int = 0, target_sum: float | None = None,
-                     show_progress: bool | None = False, format: str = "log1p"):
+                     show_progress: bool | None = False, format: str = "log1p",
+                     threads: int | None = None):
     """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns it, opened
     backed (read-only: obs, var and uns in memory, X on disk).
 
@@ -365,6 +366,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
     show_progress : a progress bar over the cells written (None: on a terminal).
+    threads : ``format="counts"``: perturbations built at once (None: every core).
 
     The file written: ``X`` log1p float32 CSR in [0, 15) (indices sorted, no stored zeros),
     ``obs[pert_col]``, control cells last, ``var_names`` = ``genes``; ``uns["transpert_cells"]``
@@ -443,7 +445,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         cells = move = "counts"
         built = iter_count_cells(pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col,
                                  counts_col=counts_col, deg_threshold=deg_threshold,
-                                 min_abs_delta=min_abs_delta, seed=seed)
+                                 min_abs_delta=min_abs_delta, seed=seed, threads=threads)
     else:
         built = iter_prediction_cells(
             pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
