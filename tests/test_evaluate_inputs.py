@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from _evaluate_synth import CONTROL, make_pair
 from transpert._errors import TranspertInputError
 from transpert.evaluate import evaluate
-from transpert.evaluate._inputs import detect_scale, group_means, normalize_log1p
+from helpers_evaluate import detect_scale, group_means, normalize_log1p
 
 sc = pytest.importorskip("scanpy")
 

@@ -73,6 +73,16 @@ def _input_rules(args):
                 os.environ[MANIFEST_ENV] = old
 
 
+def _compile_notice(command: str):
+    """One line on stderr when numba compiles transpert's kernels (the first run), for the
+    commands that use them."""
+    if command == "data":
+        return contextlib.nullcontext()
+    from transpert.kernels._compile_notice import compile_notice
+
+    return compile_notice(lambda text: print(f"transpert {command}: {text}", file=sys.stderr, flush=True))
+
+
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only the subcommand ``load`` has its module imported."""
     parser = argparse.ArgumentParser(
@@ -99,15 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in SUBCOMMANDS), None)
     parser = build_parser(load=command)
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=min(level, logging.INFO), format="%(levelname)s %(name)s: %(message)s")
+    # transpert's own log from INFO (-vv: DEBUG); other libraries' only from WARNING, so their
+    # chatter (anndata's "... storing 'x' as categorical" on every write) stays off the terminal
+    # unless -vv asks for everything
+    debug = args.verbose >= 2
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("transpert").setLevel(logging.DEBUG if debug else logging.INFO)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if args.command is None else 2
     from transpert._errors import TranspertInputError
 
     try:
-        with _input_rules(args):
+        with _input_rules(args), _compile_notice(args.command):
             return int(args._run(args) or 0)
     except TranspertInputError as err:
         print(f"transpert {args.command}: error: {err}", file=sys.stderr)

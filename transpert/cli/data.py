@@ -63,7 +63,14 @@ def run(args) -> int:
             print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
         print(f"\ncache: {resolve_cache_dir(args.cache_dir)}")
         return 0
+    import sys
+
     failed = 0
+
+    def error(name: str, err: Exception, what: str = "error") -> None:
+        text = str(err) if str(err).startswith(f"{name}: ") else f"{name}: {err}"
+        print(f"transpert data {args.data_command}: {what}: {text}", file=sys.stderr)
+
     for name in args.names:
         try:
             if args.data_command == "fetch":
@@ -74,9 +81,9 @@ def run(args) -> int:
                 state = "ok" if result.ok else f"unverified (no checksum in the manifest; {result.algorithm} {result.actual})"
                 print(f"{name}: {state} {result.path}")
         except ChecksumMismatchError as err:
-            print(f"{name}: CHECKSUM MISMATCH: {err}")
+            error(name, err, "error: CHECKSUM MISMATCH")
             failed += 1
         except (DownloadError, TranspertInputError) as err:
-            print(f"{name}: error: {err}")
+            error(name, err)
             failed += 1
     return 1 if failed else 0

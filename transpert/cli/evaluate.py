@@ -46,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
     means = result.means()
     summary = ", ".join(f"{k} {v:.4f}" for k, v in means.items() if k in ("mae", "discrimination_score_l1", "overlap_at_N"))
     if result.score is not None:
-        summary += f"; avg_score {float(result.score['from_baseline'].iloc[-1]):.4f}"
+        avg = float(result.score["from_baseline"].iloc[-1])
+        n_scored = len(result.score) - 1
+        if args.profile == "vcc":
+            summary += f"; challenge score vs the baseline {avg:.4f} (x100 on the leaderboard: {100 * avg:.2f})"
+        else:  # not the challenge's score: the mean over every metric of the profile
+            summary += (f"; avg_score over the {n_scored} metrics of --profile {args.profile} {avg:.4f} "
+                        "(not the challenge score, which averages MAE, PDS and DES: --profile vcc)")
     print(f"{len(result.results)} perturbations: {summary}; written to {args.outdir}")
     return 0

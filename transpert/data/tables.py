@@ -45,12 +45,14 @@ def plain(value) -> str:
 
 
 def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells",
-                control: str | None = None) -> pd.DataFrame:
+                control: str | None = None, minimum: int = 1) -> pd.DataFrame:
     """The counts table (path or DataFrame) as ``pert_col, counts_col`` (str, int64), checked.
 
-    ``control``: when given, its row (if any) is dropped. Raises naming the file, the column and
-    the first bad value: a missing column, a count that is not a whole number >= 1, a
-    perturbation listed twice.
+    ``control``: when given, its row (if any) is dropped. ``minimum``: the smallest count allowed
+    (1 where the table says how many cells to write; 0 where a row may ask for none, as
+    cell-eval's baseline accepts). Raises naming the file, the column and the first bad value: a
+    missing column, a count that is not a whole number >= ``minimum``, a perturbation listed
+    twice.
     """
     name = str(counts) if isinstance(counts, (str, os.PathLike)) else "counts table"
     if isinstance(counts, (str, os.PathLike)):
@@ -61,10 +63,10 @@ def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells"
     if counts_col not in counts.columns:
         raise TranspertInputError(f"{name}: no column {counts_col!r} (columns: {list(counts.columns)})")
     n = pd.to_numeric(counts[counts_col], errors="coerce")
-    bad = n.isna() | (n < 1) | (n != np.floor(n))
+    bad = n.isna() | (n < minimum) | (n != np.floor(n))
     if bad.any():
         row = counts.loc[bad].iloc[0]
-        raise TranspertInputError(f"{name}: column {counts_col!r} must hold positive integers; "
+        raise TranspertInputError(f"{name}: column {counts_col!r} must hold whole numbers >= {minimum}; "
                                   f"{plain(row[pert_col])} has {plain(row[counts_col])}")
     out = pd.DataFrame({pert_col: counts[pert_col].astype(str), counts_col: n.astype(np.int64)})
     if out[pert_col].duplicated().any():

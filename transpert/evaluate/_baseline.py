@@ -63,7 +63,8 @@ def build_baseline(train, counts, output=None, *, pert_col: str = PERT_COL,
     streamed, never read whole.
     """
 
-    table = read_counts(counts, pert_col=pert_col, control=control, counts_col=counts_col)
+    table = read_counts(counts, pert_col=pert_col, control=control, counts_col=counts_col,
+                        minimum=0)
     opened = open_input(train, "train", pert_col, control)
     try:
         return _build(opened, table, output, pert_col=pert_col, control=control,

@@ -33,10 +33,11 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
-from transpert.data.normalize import merge_summaries, value_summary
-from transpert.data.read import default_chunk_rows
+from transpert.data.normalize import log1p_scale_rows, merge_summaries, value_summary
+from transpert.data.storage import default_chunk_rows
 from transpert.data.tables import read_gene_list
-from transpert.evaluate._inputs import check_value_facts, log1p_scale_rows, row_totals_into
+from transpert.evaluate._inputs import check_value_facts
+from transpert.kernels import row_totals_into
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 EXPECTED_GENE_DIM = 18080
@@ -78,12 +79,12 @@ class _Opened:
     name: str
     obs: pd.DataFrame
     var_names: pd.Index
-    matrix: object  # transpert.data.read._H5Matrix or _MemoryMatrix
+    matrix: object  # transpert.data.storage.H5Matrix or MemoryMatrix
 
 
 def _open(pred) -> _Opened:
     """Open an h5ad path backed (obs and var read, X not) or wrap an in-memory AnnData."""
-    from transpert.data.read import _H5Matrix, _MemoryMatrix
+    from transpert.data.storage import H5Matrix, MemoryMatrix
 
     if isinstance(pred, (str, os.PathLike)):
         from anndata.io import read_elem
@@ -95,9 +96,9 @@ def _open(pred) -> _Opened:
         with reading(pred), open_h5(pred) as f:
             obs, var = read_elem(f["obs"]), read_elem(f["var"])
         with reading(pred):
-            matrix = _H5Matrix(Path(pred), "X")
+            matrix = H5Matrix(Path(pred), "X")
         return _Opened(str(pred), obs, pd.Index(var.index.astype(str)), matrix)
-    return _Opened("prediction", pred.obs, pd.Index(pred.var_names.astype(str)), _MemoryMatrix(pred.X))
+    return _Opened("prediction", pred.obs, pd.Index(pred.var_names.astype(str)), MemoryMatrix(pred.X))
 
 
 def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, ntc_name,

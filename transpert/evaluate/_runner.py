@@ -267,7 +267,7 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
         Memory the summaries engine may use per file (e.g. ``"1GB"``; None: its default, 2 GiB).
         Files are streamed from disk one at a time, never read whole.
     ties
-        Order of significant genes tied in |log2FC| for the overlap/precision metrics:
+        Order of significant genes tied in ``|log2FC|`` for the overlap/precision metrics:
         ``"gene"`` (file order, deterministic) or ``"polars"`` (cell-eval's own polars ranking,
         whose tie order depends on polars' thread count; see ``_metrics.ranked_significant``).
     """

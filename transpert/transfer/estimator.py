@@ -152,7 +152,7 @@ class TransPert:
         how much it moves in this perturbation, so it gets the size it has when it does),
         ``"model"`` when it comes from the classifier (whose calls go with the model's own
         perturbation-specific deltas). ``"floor"``: a gene called DE (probability >=
-        ``deg_threshold_``) is predicted to move by at least the mean |delta| it had in the
+        ``deg_threshold_``) is predicted to move by at least the mean ``|delta|`` it had in the
         training perturbations where it was significant
         (:func:`transpert.transfer.target.significant_effect`; direction from the model's own
         delta, or from those training effects when the model predicts no change), so that the
