@@ -103,6 +103,15 @@ def _water_level(col, lo, m, remove):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def all_counts(values):  # pragma: no cover - compiled
+    """True when every value is a non-negative integer."""
+    for v in values:
+        if v < 0 or v != np.floor(v):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def gather_rows_csc(indptr, indices, data, rows, n_genes):  # pragma: no cover - compiled
     """The CSR rows ``rows`` (in that order) of a matrix as CSC parts ``(indptr, row, value)``
     (int64, int64, float64; rows within a column ascending)."""

@@ -66,13 +66,26 @@ DEFAULT_CELLS_PER_PERTURBATION = 400
 def raw_count_controls(x) -> sp.csr_matrix:
     """The control cells as float32 CSR of integer counts (exact below 2**24 per entry); raises
     if they are not raw counts."""
+    if getattr(x, "_transpert_raw_counts", False):  # checked already
+        return x
     x = x if sp.isspmatrix_csr(x) and x.dtype == np.float32 else sp.csr_matrix(x, dtype=np.float32)
-    if x.nnz and (x.data.min() < 0 or np.any(x.data != np.round(x.data))):
+    if x.nnz and not check_counts(x.data):
         raise TranspertInputError("target controls: format='counts' needs the target's raw UMI counts "
                                   "(non-negative integers); these are normalised values")
-    x.sort_indices()
-    x.eliminate_zeros()
+    if not x.has_canonical_format:
+        x = x.copy()
+        x.sum_duplicates()
+    if x.nnz and not x.data.all():
+        x.eliminate_zeros()
+    x._transpert_raw_counts = True
     return x
+
+
+def check_counts(values: np.ndarray) -> bool:
+    """Whether every value is a non-negative integer (one compiled pass)."""
+    from transpert.kernels._counts import all_counts
+
+    return bool(all_counts(np.ascontiguousarray(values)))
 
 
 def control_fractions(controls: sp.csr_matrix) -> np.ndarray:
