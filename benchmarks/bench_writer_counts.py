@@ -8,7 +8,8 @@ prediction: ``--perturbations`` (300), every gene's control mean moved by a seed
 factor (sd 0.1), 50 genes per perturbation called DE and moved by a factor 2 or 1/2. Each
 perturbation gets ``--cells`` cells (400); all control cells are written too. The write runs in
 its own subprocess (``_common.run_child``: whole-process wall time and peak RSS); ``write_s`` is
-the ``write_prediction`` call alone. One JSON line per cell count: run two to see memory flat in
+the ``write_prediction`` call alone, ``write_cpu_s`` its CPU time over all threads (on a shared
+machine, ``write_cpu_s / 2`` bounds what two free cores would take). One JSON line per cell count: run two to see memory flat in
 the number of cells.
 
     flock /tmp/transpert-bench.lock python benchmarks/bench_writer_counts.py              # 400 cells
@@ -57,13 +58,17 @@ pred = make_prediction(perts, pd.Index(genes), control_mean, mean - control_mean
 del factor, mean, prob
 counts = pd.DataFrame({"target_gene": perts, "n_cells": [n_cells] * n_perts})
 setup = time.perf_counter() - t
-t = time.perf_counter()
+import resource
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+t, c = time.perf_counter(), cpu()
 write_prediction(pred, controls, counts, genes, out, format="counts")
-write_s = time.perf_counter() - t
+write_s, write_cpu_s = time.perf_counter() - t, cpu() - c
 import h5py
 with h5py.File(out, "r") as f:
     shape, nnz = [int(v) for v in f["X"].attrs["shape"]], int(f["X"]["indptr"][-1])
-print(json.dumps({"setup_s": setup, "write_s": write_s, "n_obs": shape[0], "n_vars": shape[1], "nnz": nnz}))
+print(json.dumps({"setup_s": setup, "write_s": write_s, "write_cpu_s": write_cpu_s, "n_obs": shape[0], "n_vars": shape[1], "nnz": nnz}))
 """
 
 

@@ -101,11 +101,10 @@ def run(args) -> int:
         _, prediction = fit_predict(args.method, refs, target_summary, perts, parse_params(args.param))
     genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
-                           control=args.control,
-                           max_cells="auto" if args.max_cells is None else None if args.max_cells == -1 else args.max_cells,
+                           control=args.control, max_cells=_max_cells(args),
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
                            seed=args.seed, target_sum=target_sum, show_progress=None,
-                           format=args.format)
+                           format=args.format, threads=args.threads)
     if args.pseudobulk:  # after the cells: a failure leaves neither file
         write_h5ad_atomic(prediction, args.pseudobulk)
     info = out.uns["transpert_cells"]
@@ -115,6 +114,11 @@ def run(args) -> int:
           + (f"; cell counts scaled by {info['cap_factor']:.4f} to respect --max-cells" if info["cap_factor"] < 1 else ""))
     out.file.close()
     return 0
+
+
+def _max_cells(args):
+    """``--max-cells``: unset -> the writer's default for the format, -1 -> no cap."""
+    return "auto" if args.max_cells is None else None if args.max_cells == -1 else args.max_cells
 
 
 def _zero_shot_target(source, pert_col: str, control: str) -> bool:
@@ -163,13 +167,16 @@ def _run_zero_shot(args, counts, perts, log) -> int:
                  model.temperature_, model.common_scale_, model.specific_scale_, model.deg_threshold_)
     genes = read_gene_list(args.genes) if args.genes else list(controls.var_names)
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
-                           control=args.control, max_cells=None if args.max_cells == -1 else args.max_cells,
+                           control=args.control, max_cells=_max_cells(args),
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
-                           seed=args.seed, target_sum=target_sum, show_progress=None)
+                           seed=args.seed, target_sum=target_sum, show_progress=None,
+                           format=args.format, threads=args.threads)
     if args.pseudobulk:
         write_h5ad_atomic(prediction, args.pseudobulk)
     info = out.uns["transpert_cells"]
     print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
-          f"controls) x {out.n_vars} genes, log1p float32; zero-shot prediction ({method})")
+          f"controls) x {out.n_vars} genes, "
+          + ("integer raw counts" if args.format == "counts" else "log1p float32")
+          + f"; zero-shot prediction ({method})")
     out.file.close()
     return 0

@@ -18,18 +18,18 @@ DE. Output: new CSC parts with every column summing exactly to its target:
 
 Stochastic rounding leaves a residual of a few counts; it is taken from (or given to) cells in
 a seeded cyclic order so that every column ends exactly on its target. Randomness comes from a
-counter-based generator keyed by ``(seed, gene)``, so the output does not depend on the thread
-count.
+counter-based generator keyed by ``(seed, gene)``. The kernels are serial and release the GIL:
+the writer builds several perturbations at once in threads.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _mix(z):  # pragma: no cover - compiled
     """splitmix64 finaliser on a uint64."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -37,14 +37,14 @@ def _mix(z):  # pragma: no cover - compiled
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _uniform(key, i):  # pragma: no cover - compiled
     """A uniform in [0, 1) from the stream ``key``, draw ``i``."""
     z = _mix(key + np.uint64(i + 1) * np.uint64(0x9E3779B97F4A7C15))
     return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fix_residual(col, lo, hi, excess, key, only_positive):  # pragma: no cover - compiled
     """Remove ``excess`` (> 0) or add ``-excess`` counts, one per cell, cycling from a seeded
     start; removal skips empty cells, addition goes to cells with counts when ``only_positive``."""
@@ -73,7 +73,7 @@ def _fix_residual(col, lo, hi, excess, key, only_positive):  # pragma: no cover 
             i += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _water_level(col, lo, m, remove):  # pragma: no cover - compiled
     """Lower the largest of ``col[lo:lo + m]`` to the highest integer level ``L`` at which
     ``sum(max(v - L, 0)) >= remove`` would still hold one level lower, i.e. remove at most
@@ -102,7 +102,16 @@ def _water_level(col, lo, m, remove):  # pragma: no cover - compiled
             col[lo + k] = level
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def all_counts(values):  # pragma: no cover - compiled
+    """True when every value is a non-negative integer."""
+    for v in values:
+        if v < 0 or v != np.floor(v):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def gather_rows_csc(indptr, indices, data, rows, n_genes):  # pragma: no cover - compiled
     """The CSR rows ``rows`` (in that order) of a matrix as CSC parts ``(indptr, row, value)``
     (int64, int64, float64; rows within a column ascending)."""
@@ -126,7 +135,7 @@ def gather_rows_csc(indptr, indices, data, rows, n_genes):  # pragma: no cover -
     return out_ptr, out_rows, out_vals
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def csc_to_csr(indptr, rows, vals, n_rows):  # pragma: no cover - compiled
     """CSC parts to CSR parts ``(indptr int64, indices int32, data float32)``, indices sorted."""
     n_cols = indptr.size - 1
@@ -147,7 +156,7 @@ def csc_to_csr(indptr, rows, vals, n_rows):  # pragma: no cover - compiled
     return counts, out_idx, out_val
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _capacities(indptr, target, de, n_cells):  # pragma: no cover - compiled
     """Output slots per gene: every cell for a DE increase, one for an empty non-DE column
     that needs counts, else the column's stored entries."""
@@ -164,7 +173,7 @@ def _capacities(indptr, target, de, n_cells):  # pragma: no cover - compiled
     return cap
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def counts_cells_csc(indptr, rows, vals, lib, target, de, seed):  # pragma: no cover - compiled
     """``(indptr, rows, vals)`` of the new cells (CSC, float64 integer values, no stored zeros)."""
     n_cells = lib.size
@@ -183,7 +192,7 @@ def counts_cells_csc(indptr, rows, vals, lib, target, de, seed):  # pragma: no c
         if lib[c] > lib[deepest]:
             deepest = c
     base = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-    for g in prange(n_genes):
+    for g in range(n_genes):
         key = _mix(base + np.uint64(g))
         a, b = indptr[g], indptr[g + 1]
         lo = start[g]
@@ -256,7 +265,7 @@ def counts_cells_csc(indptr, rows, vals, lib, target, de, seed):  # pragma: no c
         new_indptr[g + 1] = new_indptr[g] + kept[g]
     new_rows = np.empty(new_indptr[n_genes], np.int32)
     new_vals = np.empty(new_indptr[n_genes], np.float32)
-    for g in prange(n_genes):
+    for g in range(n_genes):
         q = new_indptr[g]
         lo = start[g]
         for k in range(cap[g]):

@@ -66,13 +66,26 @@ DEFAULT_CELLS_PER_PERTURBATION = 400
 def raw_count_controls(x) -> sp.csr_matrix:
     """The control cells as float32 CSR of integer counts (exact below 2**24 per entry); raises
     if they are not raw counts."""
+    if getattr(x, "_transpert_raw_counts", False):  # checked already
+        return x
     x = x if sp.isspmatrix_csr(x) and x.dtype == np.float32 else sp.csr_matrix(x, dtype=np.float32)
-    if x.nnz and (x.data.min() < 0 or np.any(x.data != np.round(x.data))):
+    if x.nnz and not check_counts(x.data):
         raise TranspertInputError("target controls: format='counts' needs the target's raw UMI counts "
                                   "(non-negative integers); these are normalised values")
-    x.sort_indices()
-    x.eliminate_zeros()
+    if not x.has_canonical_format:
+        x = x.copy()
+        x.sum_duplicates()
+    if x.nnz and not x.data.all():
+        x.eliminate_zeros()
+    x._transpert_raw_counts = True
     return x
+
+
+def check_counts(values: np.ndarray) -> bool:
+    """Whether every value is a non-negative integer (one compiled pass)."""
+    from transpert.kernels._counts import all_counts
+
+    return bool(all_counts(np.ascontiguousarray(values)))
 
 
 def control_fractions(controls: sp.csr_matrix) -> np.ndarray:
@@ -163,18 +176,38 @@ class CountCells:
 
 def iter_count_cells(prediction, controls: sp.csr_matrix, genes: list[str], table: pd.DataFrame, *,
                      pert_col: str, counts_col: str, deg_threshold: float, min_abs_delta: float,
-                     seed: int):
+                     seed: int, threads: int | None = None):
     """Yield ``(perturbation, cells, n_de_genes_moved)`` for every row of ``table``: the
     perturbation's raw-count cells (float32 CSR, integer values) built by :class:`CountCells`
-    from ``controls`` (raw counts, ``genes`` order). One perturbation at a time."""
+    from ``controls`` (raw counts, ``genes`` order), ``threads`` perturbations at a time (None:
+    every core), in order; the same cells whatever the thread count."""
     cols, mean, delta, prob, n_de = prediction_layers(prediction, genes)
     builder = CountCells(controls, seed)
     c = control_fractions(builder.controls)
     rows = prediction.obs_names.get_indexer(table[pert_col])
-    for i, (pert, n, r) in enumerate(zip(table[pert_col], table[counts_col], rows)):
+
+    def one(i, r, n):
         q = count_rates(mean[r:r + 1], delta[r:r + 1], fractions=c)[0]
         q = np.where(cols >= 0, q, c)  # genes the prediction lacks: no change
         de = np.zeros(len(genes), dtype=bool)
         de[de_genes(None if prob is None else prob[r], delta[r], None if n_de is None else int(n_de[r]),
                     deg_threshold, min_abs_delta)] = True
-        yield pert, builder.build(q, de, int(n), i), int(de.sum())
+        return builder.build(q, de, int(n), i), int(de.sum())
+
+    # perturbations built in threads (the compiled steps release the GIL), yielded in order;
+    # at most 2 per thread in flight, so memory stays that of a few perturbations
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transpert._parallel import resolve_threads
+
+    workers = resolve_threads(threads)
+    jobs = list(zip(range(len(rows)), table[pert_col], rows, table[counts_col]))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        for i, pert, r, n in jobs:
+            pending.append((pert, pool.submit(one, i, r, n)))
+            if len(pending) > 2 * workers:
+                done_pert, fut = pending.pop(0)
+                yield (done_pert, *fut.result())
+        for done_pert, fut in pending:
+            yield (done_pert, *fut.result())

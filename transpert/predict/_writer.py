@@ -123,21 +123,26 @@ def _control_matrix(target_controls, genes: list[str], pert_col: str, control: s
 
 
 def _select_controls(adata, genes: list[str], pert_col: str, control: str):
-    """The control cells of ``adata`` (all its cells without ``obs[pert_col]``), ``genes`` order."""
+    """The matrix of the control cells of ``adata`` (all its cells without ``obs[pert_col]``), in
+    ``genes`` order (not copied when nothing needs selecting)."""
     import anndata as ad
 
     if not isinstance(adata, ad.AnnData):
         raise TranspertInputError(f"target_controls must be an AnnData of control cells, got {type(adata).__name__}")
+    x = adata.X
     if pert_col in adata.obs.columns:
         is_ctrl = (adata.obs[pert_col].astype(str) == control).to_numpy()
         if not is_ctrl.any():
             raise TranspertInputError(f"target_controls: no cell has {pert_col} == {control!r}")
-        adata = adata[is_ctrl]
+        if not is_ctrl.all():
+            x = x[np.flatnonzero(is_ctrl)]
     missing = pd.Index(genes).difference(adata.var_names)
     if len(missing):
         raise TranspertInputError(f"target_controls: {len(missing)} genes of the gene list are not measured "
                                   f"(e.g. {list(missing[:3])})")
-    return adata[:, adata.var_names.get_indexer(genes)]
+    if not adata.var_names.equals(pd.Index(genes)):  # reorder only when needed (a copy)
+        x = x[:, adata.var_names.get_indexer(genes)]
+    return x
 
 
 def _with_default_cells(counts, prediction, pert_col: str, counts_col: str, control: str):
@@ -313,7 +318,8 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
                      counts_col: str = "n_cells", max_cells: int | None | str = "auto",
                      deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str | None = None,
                      move: str = "pseudobulk", seed: int = 0, target_sum: float | None = None,
-                     show_progress: bool | None = False, format: str = "log1p"):
+                     show_progress: bool | None = False, format: str = "log1p",
+                     threads: int | None = None):
     """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns it, opened
     backed (read-only: obs, var and uns in memory, X on disk).
 
@@ -365,6 +371,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
     show_progress : a progress bar over the cells written (None: on a terminal).
+    threads : ``format="counts"``: perturbations built at once (None: every core).
 
     The file written: ``X`` log1p float32 CSR in [0, 15) (indices sorted, no stored zeros),
     ``obs[pert_col]``, control cells last, ``var_names`` = ``genes``; ``uns["transpert_cells"]``
@@ -410,7 +417,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     if format == "counts":
         from transpert.predict._counts import raw_count_controls
 
-        controls = raw_count_controls(_select_controls(target_controls, genes, pert_col, control).X)
+        controls = raw_count_controls(_select_controls(target_controls, genes, pert_col, control))
     else:
         controls = _control_matrix(target_controls, genes, pert_col, control, target_sum)
     n_cells, n_ctrl, factor = _cap(table[counts_col].to_numpy(), controls.shape[0], max_cells)
@@ -443,7 +450,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         cells = move = "counts"
         built = iter_count_cells(pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col,
                                  counts_col=counts_col, deg_threshold=deg_threshold,
-                                 min_abs_delta=min_abs_delta, seed=seed)
+                                 min_abs_delta=min_abs_delta, seed=seed, threads=threads)
     else:
         built = iter_prediction_cells(
             pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
