@@ -11,6 +11,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from transpert._errors import TranspertInputError
@@ -154,3 +155,66 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert info["tables"] >= 2  # intervals, PDS scale curve and info["height"] > 1000
     shot = (tmp_path / "shot.png").read_bytes()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000
+
+
+def _overlaps(fig) -> list[str]:
+    """Neighbouring tick labels of one axis that overlap or nearly touch: on an x axis, less
+    than one em (the label's font size) of white space between them; on a y axis, any overlap."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+            boxes = [(t.get_text(), t.get_window_extent(renderer),
+                      t.get_fontsize() * fig.dpi / 72) for t in labels]
+            lo, hi = ("x0", "x1") if name == "x" else ("y0", "y1")
+            boxes.sort(key=lambda b: getattr(b[1], lo))
+            for (a, box_a, em), (b, box_b, _) in zip(boxes, boxes[1:]):
+                gap = getattr(box_b, lo) - getattr(box_a, hi)
+                if gap < (em if name == "x" else 0):
+                    found.append(f"{ax.get_title()} {name}: {a!r} / {b!r} ({gap:.1f} px apart)")
+    return found
+
+
+def test_report_figures_have_no_overlapping_tick_labels(tmp_path, monkeypatch):
+    """Every figure of the report, checked as it is saved: no two tick labels of an axis
+    overlap or touch (the per-perturbation histograms of MAE values around 0.02 had them,
+    8.5 px apart at 10 pt before the fix)."""
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from _evaluate_synth import make_pair
+    from transpert.evaluate import evaluate, write_report
+
+    real, pred = make_pair(8)
+    result = evaluate(real, pred, profile="full", threads=1)
+    # per-perturbation values in the narrow ranges of a real evaluation (MAE ~0.02, log1p),
+    # whose default ticks (0.0180, 0.0185, ...) ran into each other
+    n = len(result.results)
+    result.results["mae"] = np.linspace(0.017834, 0.027512, n)
+    result.results["pearson_delta"] = np.linspace(0.5012, 0.8567, n)
+    seen, problems = [], []
+    save = Figure.savefig
+
+    def checked_save(fig, fname, *args, **kwargs):
+        seen.append(Path(fname).name)
+        problems.extend(f"{Path(fname).name}: {p}" for p in _overlaps(fig))
+        return save(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", checked_save)
+    write_report(result, tmp_path)
+    assert sorted(seen) == ["pds_vs_scale.png", "per_perturbation_metrics.png", "pred_vs_real_delta.png"]
+    assert not problems, problems
+
+
+def test_overlap_check_catches_crowded_labels():
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2, 1.2))
+    ax.set_xticks(np.linspace(0, 1, 12), [f"{v:.6f}" for v in np.linspace(0.012, 0.013, 12)])
+    assert _overlaps(fig)
+    plt.close(fig)

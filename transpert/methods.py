@@ -44,7 +44,32 @@ def zero_shot_method(method: str) -> str:
 
 
 def make_predictor(method: str, params: dict | None = None):
-    """A new, unfitted predictor ``method`` (see :data:`METHODS`) with ``params``."""
+    """A new, unfitted predictor ``method`` (see :data:`METHODS`) with ``params``.
+
+    Parameters
+    ----------
+    method
+        One of :data:`METHODS`: ``"transpert"`` or a baseline name.
+    params
+        Keyword arguments of the predictor's constructor (e.g. ``{"cv_repeats": 1}``).
+
+    Returns
+    -------
+    Predictor
+        With ``fit(references, target_train)`` on summary profiles and ``predict(perturbations)``
+        returning a pseudo-bulk prediction on the log1p scale.
+
+    Raises
+    ------
+    TranspertInputError
+        For an unknown method or a parameter its constructor does not take.
+
+    Examples
+    --------
+    >>> from transpert.methods import make_predictor
+    >>> make_predictor("transpert", {"cv_repeats": 1}).cv_repeats
+    1
+    """
     params = dict(params or {})
     if method == "transpert":
         from transpert.transfer import TransPert
@@ -72,7 +97,32 @@ def make_predictor(method: str, params: dict | None = None):
 
 def fit_predict(method: str, references: dict, target_train, perturbations, params: dict | None = None):
     """Fit ``method`` on summaries and predict ``perturbations``; returns ``(predictor, prediction)``.
-    For a zero-shot method ``target_train`` is the target's controls."""
+
+    Parameters
+    ----------
+    method, params
+        As :func:`make_predictor`.
+    references
+        Reference line name -> summary profile (:func:`transpert.summarize.summarize`).
+    target_train
+        The target line's training summary profile (its control and training perturbations);
+        for a zero-shot method, the target's controls.
+    perturbations
+        The perturbations to predict.
+
+    Returns
+    -------
+    tuple
+        The fitted predictor, and the prediction: an AnnData with obs = ``perturbations``, var =
+        the target's genes, layers ``mean`` and ``delta`` (log1p pseudo-bulk and its difference
+        to the target's controls), ``log2fc`` and, for methods that call DE genes,
+        ``deg_probability``.
+
+    Examples
+    --------
+    >>> from transpert.methods import fit_predict
+    >>> model, pred = fit_predict("train-mean", {"K562": k562}, h1_train, ["GENE1"])  # doctest: +SKIP
+    """
     predictor = make_predictor(method, params)
     with warnings.catch_warnings():
         warnings.simplefilter("default")

@@ -26,7 +26,26 @@ RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "t
 
 
 def read_config(path) -> dict:
-    """Read and check a run configuration (YAML); relative paths are relative to the file."""
+    """Read and check a run configuration (YAML); relative paths are relative to the file.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        The config with defaults filled in (``methods``: every method when absent) and paths
+        resolved; a value that is neither an existing path nor has a file suffix is kept as a
+        manifest dataset name.
+
+    Raises
+    ------
+    TranspertInputError
+        For a missing file, invalid YAML, an unknown key or method, or a missing required key
+        (``target_train``, ``counts``, ``output``).
+    """
     import yaml
 
     path = Path(path)
@@ -80,8 +99,33 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None,
     The run is written into a staging folder that becomes ``output`` only when the whole run
     succeeded (:func:`transpert._outputs.output_dir`): a failed run leaves nothing, and an
     existing non-empty ``output`` is refused unless ``overwrite`` (then replaced whole).
-    ``scheduler`` (else the config's ``scheduler`` key): cells given as files are summarised
-    on that ``dask.distributed`` cluster, one connection for the whole run."""
+
+    Parameters
+    ----------
+    config_path
+        The YAML config (keys in :data:`RUN_KEYS`; :func:`read_config` checks it).
+    echo
+        Where the progress lines go (``print`` by default).
+    show_progress
+        Progress bars (None: on a terminal).
+    overwrite
+        Replace an existing non-empty output folder.
+    scheduler
+        Else the config's ``scheduler`` key: cells given as files are summarised on that
+        ``dask.distributed`` cluster (an address or ``"local:N"``), one connection for the run.
+
+    Returns
+    -------
+    dict
+        ``out_dir``, ``predictions`` (method -> the written cells, log1p), ``leaderboard`` (None
+        without ``real``) and ``timings``.
+
+    Examples
+    --------
+    >>> from transpert.run import run_config
+    >>> result = run_config("config.yaml")  # doctest: +SKIP
+    >>> result["predictions"]["transpert"]  # doctest: +SKIP
+    """
     from transpert._outputs import check_output_dir, output_dir
 
     cfg = read_config(config_path)

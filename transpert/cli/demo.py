@@ -39,6 +39,7 @@ def run(args) -> int:
     print()
     print(f"done in {time.perf_counter() - t0:.1f} s. Outputs in {result.out_dir}/:")
     print("  report.md, leaderboard.csv   the leaderboard and the fitted TransPert weights")
+    print("  report.html                  the same report as one page for a browser")
     print("  predictions/*.h5ad           challenge-format predictions (one per method)")
     print("  evaluation/                  per-perturbation metrics and bootstrap intervals")
     print("  summaries/, atlas/           summary profiles and the simulated cells")

@@ -350,11 +350,34 @@ def open_cells(source, *, schema: Schema | dict | None = None, manifest=None,
                show_progress: bool | None = False) -> CellSource:
     """Open a dataset's cells without loading the matrix.
 
-    ``source``: an h5ad path, a manifest dataset name (local ``path`` or fetched into the cache),
-    an AnnData (in memory, or backed: then its file is opened), or a :class:`CellSource`
-    (returned as is). ``schema``: a :class:`Schema`, or a dict laid over the manifest's mapping;
-    default: the manifest's mapping for a name, the canonical names for a path. ``manifest``: a
-    :class:`~transpert.data.manifest.Manifest` or an extra manifest file.
+    Parameters
+    ----------
+    source
+        An h5ad path, a manifest dataset name (local ``path`` or fetched into the cache), an
+        AnnData (in memory, or backed: then its file is opened), or a :class:`CellSource`
+        (returned as is).
+    schema
+        A :class:`Schema`, or a dict laid over the manifest's mapping; default: the manifest's
+        mapping for a name, the canonical names for a path.
+    manifest
+        A :class:`~transpert.data.manifest.Manifest` or an extra manifest file.
+    show_progress
+        Show a progress bar while the file is scanned.
+
+    Returns
+    -------
+    CellSource
+        The cells in the canonical schema (obs ``target_gene``, control ``non-targeting``, gene
+        symbols as var names), read in row chunks on demand. Scale as stored (raw counts or
+        log1p); :meth:`CellSource.iter_log1p_chunks` gives log1p of median-library-size
+        normalised counts. Use it as a context manager to close the file.
+
+    Examples
+    --------
+    >>> from transpert.data import open_cells
+    >>> with open_cells("datlinger_jurkat_stimulated") as cells:  # doctest: +SKIP
+    ...     for start, stop, X in cells.iter_log1p_chunks():
+    ...         ...
     """
     if isinstance(source, CellSource):
         if schema is not None:
@@ -366,7 +389,25 @@ def open_cells(source, *, schema: Schema | dict | None = None, manifest=None,
 def read_cells(source, *, schema: Schema | dict | None = None, manifest=None):
     """Load a (small) dataset fully into memory as canonical AnnData with CSR X (stored values).
 
-    Same sources and schema as :func:`open_cells`; the scale is unchanged (counts stay counts).
+    Parameters
+    ----------
+    source, schema, manifest
+        As :func:`open_cells`: a path, manifest name, AnnData or CellSource, and how its fields
+        map onto the canonical schema.
+
+    Returns
+    -------
+    anndata.AnnData
+        Cells x genes, CSR, obs ``target_gene`` and var names = gene symbols. The scale is
+        unchanged (raw counts stay raw counts; log1p stays log1p); ``uns["transpert_source"]``
+        records where it came from.
+
+    Examples
+    --------
+    >>> from transpert.data import read_cells
+    >>> cells = read_cells("papalexi_thp1")  # doctest: +SKIP
+    >>> cells.shape  # doctest: +SKIP
+    (20729, 299)
     """
     import anndata as ad
 

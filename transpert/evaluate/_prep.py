@@ -211,6 +211,31 @@ def prep(pred, genes, output=None, *, pert_col: str = PERT_COL,
     chunks of ``chunk_rows`` (default: about 8 M stored values) twice, once to check the values
     and sum every cell's counts, once to write the output chunk by chunk. Memory: obs, the gene
     list, the row pointer and one chunk.
+
+    Parameters
+    ----------
+    pred
+        The prediction's cells: h5ad path or AnnData (log1p, or raw counts).
+    genes
+        The gene list (the challenge's ``gene_names.csv``) or a list.
+    output
+        The ``.vcc`` file to write.
+    pert_col, celltype_col, ntc_name, output_pert_col, output_celltype_col, encoding
+        As ``cell-eval prep``'s options of the same names.
+    allow_discrete, max_cell_dim, expected_gene_dim
+        As ``cell-eval prep``'s checks of the same names.
+    chunk_rows, show_progress
+        Rows per chunk, and a progress bar.
+
+    Returns
+    -------
+    Path
+        The ``.vcc`` file written.
+
+    Examples
+    --------
+    >>> from transpert.evaluate import prep
+    >>> prep("prediction.h5ad", "gene_names.csv", "prediction.vcc")  # doctest: +SKIP
     """
     compress = _zstd_compressor()  # fail before reading anything if zstd is missing
     if encoding not in VALID_ENCODINGS:

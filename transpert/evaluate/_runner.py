@@ -270,6 +270,21 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
         Order of significant genes tied in ``|log2FC|`` for the overlap/precision metrics:
         ``"gene"`` (file order, deterministic) or ``"polars"`` (cell-eval's own polars ranking,
         whose tie order depends on polars' thread count; see ``_metrics.ranked_significant``).
+
+    Returns
+    -------
+    EvaluationResult
+        Per-perturbation ``results`` and cell-eval's ``agg_results`` (log1p-scale metrics;
+        overlap and precision on the Wilcoxon DE of each file against its own controls),
+        ``flags``, the pseudo-bulks (``bulk``) and DE arrays (``de``), and ``score`` with a
+        baseline.
+
+    Examples
+    --------
+    >>> from transpert.evaluate import evaluate, bootstrap_ci
+    >>> result = evaluate("real.h5ad", "pred.h5ad", baseline="baseline.h5ad")  # doctest: +SKIP
+    >>> result.score  # doctest: +SKIP
+    >>> bootstrap_ci(result)  # doctest: +SKIP
     """
     names = _resolve_metrics(profile, metrics)
     _check_ties(ties)

@@ -376,6 +376,17 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     The file written: ``X`` log1p float32 CSR in [0, 15) (indices sorted, no stored zeros),
     ``obs[pert_col]``, control cells last, ``var_names`` = ``genes``; ``uns["transpert_cells"]``
     records the settings and a per-perturbation table of cells written and genes shifted.
+
+    Returns
+    -------
+    anndata.AnnData
+        The written file, opened backed read-only (log1p float32 CSR cells).
+
+    Examples
+    --------
+    >>> from transpert.predict import write_prediction
+    >>> cells = write_prediction(prediction, "h1_train.h5ad", "pert_counts.csv",
+    ...                          "gene_names.csv", "prediction.h5ad")  # doctest: +SKIP
     """
     import anndata as ad
     import h5py

@@ -59,6 +59,13 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     (see :mod:`transpert.summarize._distributed`); ``memory_budget`` is then per worker task.
 
     Returns an AnnData (see :mod:`transpert.summarize._profile` for the layout).
+
+    Examples
+    --------
+    >>> from transpert.summarize import summarize
+    >>> summary = summarize("papalexi_thp1", threads=2)  # doctest: +SKIP
+    >>> summary.layers["fdr"].shape  # perturbations x genes  # doctest: +SKIP
+    (25, 299)
     """
     import anndata as ad
 

@@ -170,6 +170,15 @@ class TransPert:
         Cores for the PDS computation (see :mod:`transpert._parallel`).
     show_progress : bool or None
         Progress of the cross-validation (None: a bar on a terminal).
+
+    Examples
+    --------
+    >>> from transpert.summarize import summarize
+    >>> from transpert.transfer import TransPert
+    >>> refs = {"K562": summarize("replogle_k562_essential"), "RPE1": summarize("replogle_rpe1")}  # doctest: +SKIP
+    >>> model = TransPert().fit(refs, summarize("h1_train.h5ad"))  # doctest: +SKIP
+    >>> prediction = model.predict(["GENE1", "GENE2"])  # doctest: +SKIP
+    >>> model.weights_["weight"]  # doctest: +SKIP
     """
 
     def __init__(self, weighting: str = "softmax", temperature: float = 0.05,
