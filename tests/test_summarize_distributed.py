@@ -161,3 +161,15 @@ def test_scale_checked_by_the_tasks_falls_back_to_the_scan(tmp_path, client, mon
     bad.write_h5ad(path)
     with pytest.raises(TranspertInputError, match="negative"):
         summarize(str(path), scheduler=client)
+
+
+def test_run_config_accepts_a_scheduler(tmp_path):
+    from transpert.run import _cluster, read_config
+
+    (tmp_path / "c.yaml").write_text("output: out\ntarget_train: t.h5ad\ncounts: c.csv\nscheduler: local:1\n")
+    cfg = read_config(tmp_path / "c.yaml")
+    assert cfg["scheduler"] == "local:1"
+    with _cluster(None, 1) as none:
+        assert none is None
+    with _cluster(cfg["scheduler"], 1) as c:
+        assert len(c.scheduler_info()["workers"]) == 1
