@@ -48,7 +48,8 @@ def _distributed():
 @contextlib.contextmanager
 def connect(scheduler, threads: int | None = None):
     """A ``distributed.Client`` for ``scheduler``: a Client (used as is), ``"local:N"`` (a
-    LocalCluster of N worker processes, ``threads`` threads each, default 1, closed after), or
+    LocalCluster of N worker processes, ``threads`` threads each (one task per thread), default
+    1, closed after), or
     a scheduler address such as ``tcp://host:8786``."""
     distributed = _distributed()
     import logging
@@ -213,8 +214,11 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     labelled = codes >= 0
     weights = np.bincount(codes[labelled], weights=per_row[labelled] + 1, minlength=len(groups.labels))
     others = [c for c in range(len(groups.labels)) if c != groups.ref and groups.n_cells[c] > 0]
-    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    shards = plan_shards(weights, others, budget / SHARD_BYTES_PER_ENTRY, n_workers)
+    workers = client.scheduler_info().get("workers", {})
+    n_workers = max(1, len(workers))
+    # at least one shard per worker thread (each runs one task at a time)
+    n_slots = max(n_workers, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+    shards = plan_shards(weights, others, budget / SHARD_BYTES_PER_ENTRY, n_slots)
     order = np.argsort(codes, kind="stable")  # cells of each group, in row order
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes[labelled], minlength=len(groups.labels)))])
     first = int(np.sum(~labelled))
@@ -224,6 +228,7 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
         return idx if file_rows is None else file_rows[idx], idx
 
     ref_rows, _ = rows_of([groups.ref])
+    # the reference task runs alone (every shard waits for its table): it may use more threads
     ref_future = client.submit(reference_task, spec, ref_rows, de, threads, pure=False)
     futures = {}
     for i, shard in enumerate(shards):
@@ -231,7 +236,7 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
         local = np.full(len(groups.labels), -1, dtype=np.int64)
         local[shard] = np.arange(len(shard))
         fut = client.submit(shard_task, spec, rows, local[codes[idx]], len(shard), ref_future,
-                            de=de, continuity=continuity, memory_budget=budget, threads=threads,
+                            de=de, continuity=continuity, memory_budget=budget, threads=1,
                             pure=False)
         futures[fut] = shard
     acc = Accumulators.new(groups, cells.n_vars, spec.scale == "counts", pdex_means=de)

@@ -61,15 +61,9 @@ def load_rows(spec: FileSpec, rows: np.ndarray):
 
 
 def _task_threads(threads: int | None) -> int:
-    """Threads of the running Dask worker (or ``threads``; 1 outside a worker)."""
-    if threads:
-        return int(threads)
-    try:
-        from distributed import get_worker
-
-        return max(1, int(get_worker().state.nthreads))
-    except (ImportError, ValueError, AttributeError):
-        return 1
+    """Numba threads of one task: ``threads``, default 1 (a Dask worker runs one task per
+    thread of its own, so its threads are already busy with as many shards)."""
+    return max(1, int(threads)) if threads else 1
 
 
 def _pseudobulk(spec: FileSpec, X, raw, codes: np.ndarray, n_groups: int, de: bool, n_threads: int):
