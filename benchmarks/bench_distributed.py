@@ -5,8 +5,8 @@ log1p float32 CSR, ~4.7 GB; written once into ``benchmarks/_data/``), each run i
 process, timed whole (imports, reading, scale check, checksum, writing the output included):
 
 - ``cli``: ``python -m transpert summarize FILE -o OUT.h5ad`` (the single-machine engine);
-- ``local1``, ``local2``: the same with ``--scheduler local:1`` / ``local:2`` (the API call the
-  option makes, so the driver can also report every worker's peak memory and the cluster's
+- ``local1``, ``local2``: the same with ``--scheduler local:1`` / ``local:2``, the machine's
+  threads shared out (1 worker x 2 threads, 2 workers x 1 thread; the API call the option makes, so the driver can also report every worker's peak memory and the cluster's
   task stream before the cluster closes);
 - ``illico``: illico 0.6.0 as a whole process (``read_h5ad``, ``asymptotic_wilcoxon`` against
   the control, its table pickled), with ``--illico-python`` (a virtualenv holding illico).
@@ -53,9 +53,11 @@ elif tool.startswith("local"):
     n = int(tool[5:])
     import distributed
     from transpert.summarize import connect_scheduler, summarize, write_summary
-    with connect_scheduler(f"local:{n}", threads) as client:
+    per_worker = max(1, threads // n)  # the machine's cores shared out, never oversubscribed
+    res["threads_per_worker"] = per_worker
+    with connect_scheduler(f"local:{n}", per_worker) as client:
         with distributed.get_task_stream(client) as ts:
-            s = summarize(path, scheduler=client, threads=threads, show_progress=False)
+            s = summarize(path, scheduler=client, threads=per_worker, show_progress=False)
         def peak():
             import resource
             r = resource.getrusage(resource.RUSAGE_SELF)

@@ -147,3 +147,29 @@ def test_worker_killed_mid_run(tmp_path, monkeypatch):
     assert killed and killed[0] in before and killed[0] not in after
     assert len(placed) == 1 + dist.uns["transpert"]["engine"]["shards"]
     _assert_same(single, dist)
+
+
+def test_scale_checked_by_the_tasks_falls_back_to_the_scan(tmp_path, client, monkeypatch):
+    """A file taken for log1p from its first rows is checked by the tasks; counts (or invalid
+    values) send it to the scan, with the single machine's result or error."""
+    path = tmp_path / "cells.h5ad"
+    _awkward("counts", seed=2).write_h5ad(path)
+    monkeypatch.setattr(_distributed, "_first_rows_look_log1p", lambda cells: True)
+    _assert_same(summarize(str(path)), summarize(str(path), scheduler=client))
+    bad = _awkward("log1p", seed=2)
+    bad.X.data[-1] = -0.5
+    bad.write_h5ad(path)
+    with pytest.raises(TranspertInputError, match="negative"):
+        summarize(str(path), scheduler=client)
+
+
+def test_run_config_accepts_a_scheduler(tmp_path):
+    from transpert.run import _cluster, read_config
+
+    (tmp_path / "c.yaml").write_text("output: out\ntarget_train: t.h5ad\ncounts: c.csv\nscheduler: local:1\n")
+    cfg = read_config(tmp_path / "c.yaml")
+    assert cfg["scheduler"] == "local:1"
+    with _cluster(None, 1) as none:
+        assert none is None
+    with _cluster(cfg["scheduler"], 1) as c:
+        assert len(c.scheduler_info()["workers"]) == 1

@@ -193,17 +193,16 @@ class _Checksum:
 def _on_cluster(cells, groups, scheduler, checksum: bool, opts: dict):
     """(accumulators, normalisation record, checksum or None) computed by a Dask cluster; the
     checksum is read by a worker too, alongside the statistics."""
-    from transpert.summarize._distributed import compute_on_cluster, connect, normalization_on_cluster
+    from transpert.summarize._distributed import connect, summarize_on_cluster
 
     if cells.path is None:
         raise TranspertInputError("scheduler: distributed summaries read the cells from a file on "
                                   "shared storage; these cells are in memory")
     with connect(scheduler, opts["threads"]) as client:
         digest = client.submit(file_checksum, str(cells.path), pure=False) if checksum else None
-        normalization = normalization_on_cluster(client, cells, cells.schema.matrix)
-        acc = compute_on_cluster(client, cells, groups, normalization,
-                                 memory_budget=opts["memory_budget"], de=opts["de"],
-                                 continuity=opts["continuity"], threads=opts["threads"])
+        acc, normalization = summarize_on_cluster(client, cells, groups,
+                                                  memory_budget=opts["memory_budget"], de=opts["de"],
+                                                  continuity=opts["continuity"], threads=opts["threads"])
         digest = digest.result() if digest is not None else None
     return acc, normalization, digest
 

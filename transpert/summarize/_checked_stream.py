@@ -37,11 +37,13 @@ def pseudobulk_checked_stream(cells, groups, chunk_rows: int, n_threads: int, de
     n_frac = 0
     seen_values = False
     evidence = _row_scale.empty_evidence()
+    canonical = True
     eps, upper = np.float32(FRACTION_EPS), np.float32(LOG1P_MAX)
     with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
             numba_threads(n_threads) as n_parts:
         for start, stop, block in cells.iter_chunks(chunk_rows, show_progress=False):
             C = canonical_csr(block)
+            canonical = canonical and C is block
             codes = groups.codes[start:stop]
             _, part_ptr, part_rows = plan_row_parts(codes, C.indptr, len(groups.labels), n_parts)
             n_out, frac, _unsorted, n_bad = pseudobulk_checked_csr(
@@ -61,5 +63,6 @@ def pseudobulk_checked_stream(cells, groups, chunk_rows: int, n_threads: int, de
         return None
     _row_scale.check_rows_agree(evidence, str(cells.path) if cells.path is not None else cells.name)
     cells.set_checked_scale("log1p")
-    acc.info.update(passes=1, chunk_rows=chunk_rows, scale_check="in the pseudo-bulk pass")
+    acc.info.update(passes=1, chunk_rows=chunk_rows, scale_check="in the pseudo-bulk pass",
+                    canonical_chunks=canonical)
     return acc

@@ -48,7 +48,8 @@ def _distributed():
 @contextlib.contextmanager
 def connect(scheduler, threads: int | None = None):
     """A ``distributed.Client`` for ``scheduler``: a Client (used as is), ``"local:N"`` (a
-    LocalCluster of N worker processes, ``threads`` threads each, default 1, closed after), or
+    LocalCluster of N worker processes, ``threads`` threads each (one task per thread), default
+    1, closed after), or
     a scheduler address such as ``tcp://host:8786``."""
     distributed = _distributed()
     import logging
@@ -147,13 +148,50 @@ def normalization_on_cluster(client, cells, key: str) -> dict:
             "working_dtype": str(wdt)}
 
 
+def summarize_on_cluster(client, cells, groups: Groups, *, memory_budget, de: bool, continuity: bool,
+                         threads: int | None = None) -> tuple[Accumulators, dict]:
+    """(accumulators, normalisation record) of a file's cells, computed by the cluster.
+
+    A file of float32 values whose scale is not declared, and whose first rows look log1p, is
+    computed as log1p straight away, each task also checking its rows' values; the scan
+    (:func:`normalization_on_cluster`) runs only when that check fails (counts, or invalid
+    values: then the scan's verdict or error is the single-machine one), and the work again."""
+    if cells.schema.counts is None and np.dtype(cells.dtype) == np.float32 and np.all(groups.codes >= 0) \
+            and _first_rows_look_log1p(cells):
+        record = {"input_scale": "log1p", "method": "none (already log1p)"}
+        acc = compute_on_cluster(client, cells, groups, record, memory_budget=memory_budget, de=de,
+                                 continuity=continuity, threads=threads, check_scale=True)
+        if acc is not None:
+            cells.set_checked_scale("log1p")
+            return acc, record
+    record = normalization_on_cluster(client, cells, cells.schema.matrix)
+    acc = compute_on_cluster(client, cells, groups, record, memory_budget=memory_budget, de=de,
+                             continuity=continuity, threads=threads)
+    return acc, record
+
+
+def _first_rows_look_log1p(cells, n_rows: int = 2000) -> bool:
+    """The first rows' values are in [0, LOG1P_MAX) and some are fractional (read by the driver)."""
+    from transpert.data.schema import FRACTION_EPS, LOG1P_MAX
+
+    for _, _, block in cells.iter_chunks(min(n_rows, max(1, cells.n_obs)), show_progress=False):
+        v = block.data
+        if v.size == 0:
+            continue
+        return bool(np.all((v >= 0) & (v < LOG1P_MAX)) and np.any(v - np.floor(v) > FRACTION_EPS))
+    return False
+
+
 def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, memory_budget, de: bool,
-                       continuity: bool, threads: int | None = None, on_result=None) -> Accumulators:
+                       continuity: bool, threads: int | None = None, on_result=None,
+                       check_scale: bool = False) -> Accumulators | None:
     """Pseudo-bulk and rank-sum statistics of every group, computed by the cluster's workers.
 
     ``cells``: an open :class:`transpert.data.CellSource` of a file (the workers open the same
     path: it must be on storage they share); ``groups``: the cells' groups against a reference
     group (not one-vs-rest). ``on_result(i, n)`` is called after each shard's result arrived.
+    ``check_scale``: the values are taken as log1p and checked by the tasks; returns None when
+    they are not (every cell must then be in a group).
     """
     from transpert.summarize._shards import FileSpec, reference_task, shard_task
 
@@ -163,7 +201,8 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     budget = parse_memory(memory_budget)
     spec = FileSpec(path=str(cells.path), key=cells.schema.matrix, n_vars=cells.n_vars,
                     scale=normalization["input_scale"], target_sum=normalization.get("target_sum"),
-                    working_dtype=normalization.get("working_dtype", "float32"))
+                    working_dtype=normalization.get("working_dtype", "float32"),
+                    check_scale=check_scale)
     file_rows = _file_rows(cells)
     n_file = cells._matrix.shape[0]
     if cells.format == "csr":
@@ -175,8 +214,11 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     labelled = codes >= 0
     weights = np.bincount(codes[labelled], weights=per_row[labelled] + 1, minlength=len(groups.labels))
     others = [c for c in range(len(groups.labels)) if c != groups.ref and groups.n_cells[c] > 0]
-    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    shards = plan_shards(weights, others, budget / SHARD_BYTES_PER_ENTRY, n_workers)
+    workers = client.scheduler_info().get("workers", {})
+    n_workers = max(1, len(workers))
+    # at least one shard per worker thread (each runs one task at a time)
+    n_slots = max(n_workers, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+    shards = plan_shards(weights, others, budget / SHARD_BYTES_PER_ENTRY, n_slots)
     order = np.argsort(codes, kind="stable")  # cells of each group, in row order
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes[labelled], minlength=len(groups.labels)))])
     first = int(np.sum(~labelled))
@@ -186,6 +228,7 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
         return idx if file_rows is None else file_rows[idx], idx
 
     ref_rows, _ = rows_of([groups.ref])
+    # the reference task runs alone (every shard waits for its table): it may use more threads
     ref_future = client.submit(reference_task, spec, ref_rows, de, threads, pure=False)
     futures = {}
     for i, shard in enumerate(shards):
@@ -193,25 +236,50 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
         local = np.full(len(groups.labels), -1, dtype=np.int64)
         local[shard] = np.arange(len(shard))
         fut = client.submit(shard_task, spec, rows, local[codes[idx]], len(shard), ref_future,
-                            de=de, continuity=continuity, memory_budget=budget, threads=threads,
+                            de=de, continuity=continuity, memory_budget=budget, threads=1,
                             pure=False)
         futures[fut] = shard
     acc = Accumulators.new(groups, cells.n_vars, spec.scale == "counts", pdex_means=de)
     if de:
         acc.u = np.full((len(groups.labels), cells.n_vars), np.nan)
         acc.p = np.full((len(groups.labels), cells.n_vars), np.nan)
-    _place(acc, [groups.ref], ref_future.result())
+    facts = []
+    ref_result = ref_future.result()
+    facts.append(ref_result.get("scale_facts"))
+    _place(acc, [groups.ref], ref_result)
     distributed = _distributed()
     for k, fut in enumerate(distributed.as_completed(list(futures))):
         shard = futures[fut]
-        _place(acc, shard, fut.result())
+        result = fut.result()
+        facts.append(result.get("scale_facts"))
+        _place(acc, shard, result)
         fut.release()
         if on_result is not None:
             on_result(k, len(futures))
     ref_future.release()
+    if check_scale and not _log1p_verdict(facts, str(cells.path)):
+        return None
     acc.info.update(passes=1, scheduler=str(client.scheduler.address), workers=n_workers,
                     shards=len(shards), file_rows=n_file)
     return acc
+
+
+def _log1p_verdict(facts: list[dict], label: str) -> bool:
+    """Whether the tasks' value facts (every cell's, merged) are those of log1p values by
+    :func:`transpert.data.normalize.scale_from_summary`; False also where it would raise."""
+    from transpert.data import _row_scale
+    from transpert.data import normalize as _norm
+
+    summary = _norm.value_summary(np.empty(0, dtype=np.float32))
+    evidence = _row_scale.empty_evidence()
+    for part in facts:
+        summary = _norm.merge_summaries(summary, part["values"])
+        evidence = _row_scale.merge_evidence(evidence, part["rows"])
+    summary["rows"] = evidence
+    try:
+        return _norm.scale_from_summary(summary, label) == "log1p"
+    except TranspertInputError:
+        return False
 
 
 def _place(acc: Accumulators, codes: list[int], result: dict) -> None:

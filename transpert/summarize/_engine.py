@@ -351,10 +351,13 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
 
     def chunks(with_counts: bool):
         """Log1p chunks, and the stored counts of the same read when the input is counts and
-        ``with_counts`` (the pseudo-bulk's count sums); every chunk is read from the file once."""
+        ``with_counts`` (the pseudo-bulk's count sums); every chunk is read from the file once.
+        Pass B's chunks are pass A's again: when pass A found them all canonical they are not
+        checked again (a pass over every column index)."""
+        check = with_counts or not acc.info.get("canonical_chunks")
         if not (counts_input and with_counts):
             for start, stop, L in cells.iter_log1p_chunks(chunk_rows, show_progress=False):
-                yield start, stop, canonical_csr(L), None
+                yield start, stop, canonical_csr(L) if check else L, None
             return
         for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False):
             yield start, stop, canonical_csr(L), canonical_csr(R)

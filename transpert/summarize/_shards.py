@@ -36,6 +36,9 @@ class FileSpec:
     scale: str  # "counts" or "log1p"
     target_sum: float | None = None
     working_dtype: str = "float32"
+    #: the scale is not established yet: the values are taken as log1p and each task also
+    #: returns the facts a scan would give for its rows (the driver decides)
+    check_scale: bool = False
 
 
 def load_rows(spec: FileSpec, rows: np.ndarray):
@@ -58,15 +61,9 @@ def load_rows(spec: FileSpec, rows: np.ndarray):
 
 
 def _task_threads(threads: int | None) -> int:
-    """Threads of the running Dask worker (or ``threads``; 1 outside a worker)."""
-    if threads:
-        return int(threads)
-    try:
-        from distributed import get_worker
-
-        return max(1, int(get_worker().state.nthreads))
-    except (ImportError, ValueError, AttributeError):
-        return 1
+    """Numba threads of one task: ``threads``, default 1 (a Dask worker runs one task per
+    thread of its own, so its threads are already busy with as many shards)."""
+    return max(1, int(threads)) if threads else 1
 
 
 def _pseudobulk(spec: FileSpec, X, raw, codes: np.ndarray, n_groups: int, de: bool, n_threads: int):
@@ -86,6 +83,17 @@ def _sums(acc) -> dict:
     return {"sums": acc.sums, "nonzero": acc.nonzero, "sums32": acc.sums32, "raw_sums": acc.raw_sums}
 
 
+def _scale_facts(spec: FileSpec, X) -> dict | None:
+    """What :meth:`CellSource.scan` learns about these rows' stored values (value facts, row
+    kinds; row numbers are the shard's, used only to decide), when the scale is being checked."""
+    if not spec.check_scale:
+        return None
+    from transpert.data import _row_scale
+    from transpert.data import normalize as _norm
+
+    return {"values": _norm.value_summary(X.data), "rows": _row_scale.row_evidence(X)}
+
+
 def reference_task(spec: FileSpec, rows: np.ndarray, de: bool, threads: int | None = None) -> dict:
     """The reference group (sorted file ``rows``): pseudo-bulk and, with ``de``, its table
     ``(keys uint32, counts int32, ptr)``."""
@@ -97,6 +105,7 @@ def reference_task(spec: FileSpec, rows: np.ndarray, de: bool, threads: int | No
     acc, _ = _pseudobulk(spec, X, raw, np.zeros(X.shape[0], dtype=np.int64), 1, de, n_threads)
     out = _sums(acc)
     out["n_cells"] = X.shape[0]
+    out["scale_facts"] = _scale_facts(spec, X)
     if de:
         fmt = KeyFormat.for_dtype(np.float32)
         C = X.tocsc()
@@ -120,6 +129,7 @@ def shard_task(spec: FileSpec, rows: np.ndarray, codes: np.ndarray, n_groups: in
     acc, plan = _pseudobulk(spec, X, raw, codes, n_groups, de, n_threads)
     del raw
     out = _sums(acc)
+    out["scale_facts"] = _scale_facts(spec, X)
     if not de:
         return out
     fmt = KeyFormat.for_dtype(np.float32)
