@@ -91,4 +91,4 @@ def test_summarize_help_names_fdr_and_log2fc(capsys):
         main(["summarize", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Benjamini-Hochberg" in text and "(default: per_perturbation)" in text
-    assert "log2 of the ratio" in text and "(default: exact)" in text
+    assert "log2(expm1(mean) / expm1(control mean))" in text and "(default: exact)" in text

@@ -73,7 +73,7 @@ def test_out_of_range_and_negative_values(pair):
         evaluate(real, bad, threads=1)
     neg = pred.copy()
     neg.X.data[0] = -1.0
-    with pytest.raises(TranspertInputError, match="negative values"):
+    with pytest.raises(TranspertInputError, match="negative value"):
         evaluate(real, neg, threads=1)
 
 

@@ -104,7 +104,7 @@ def test_prep_errors(tmp_path):
     neg = pred.copy()
     neg.X = neg.X.copy()
     neg.X.data[3] = -0.5
-    with pytest.raises(TranspertInputError, match="negative values"):
+    with pytest.raises(TranspertInputError, match="negative value"):
         prep(neg, genes, tmp_path / "x.vcc", **kw)
     # with allow_discrete the values are kept as they are, as cell-eval does
     prep(big, genes, tmp_path / "kept.vcc", allow_discrete=True, **kw)

@@ -36,8 +36,9 @@ def add_arguments(parser) -> None:
                         help="Benjamini-Hochberg over each perturbation's genes (per_perturbation, as "
                         "cell-eval 0.8.2) or over the whole table (table, as in the challenge)")
     parser.add_argument("--log2fc", choices=("exact", "clipped"), default="exact",
-                        help="exact: log2 of the ratio of mean expression (METRICS.md); clipped: "
-                        "the challenge-era ratio clipped to [1/20, 20]")
+                        help="exact: log2(expm1(mean) / expm1(control mean)), +/-inf where one is 0 "
+                        "(cell-eval 0.8.2, METRICS.md); clipped: the ratio clipped to [1/20, 20] "
+                        "first (challenge-era cell-eval <= 0.6)")
     parser.add_argument("--no-de", action="store_true", help="pseudo-bulk only (no rank-sum test)")
 
 

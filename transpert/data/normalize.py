@@ -105,15 +105,23 @@ def merge_summaries(a: dict, b: dict) -> dict:
 
 
 def scale_from_summary(summary: dict, file: str = "<memory>") -> str:
-    """``"counts"`` or ``"log1p"`` from a value summary (the cell-eval rule); raises when neither."""
+    """``"counts"`` or ``"log1p"`` from a value summary (the cell-eval rule); raises when neither.
+
+    The one wording of these errors for every command (the evaluation's checks call it too).
+    ``first_negative`` / ``first_fractional`` (an example value) may be None.
+    """
     if summary["n_nan"] or summary["n_inf"]:
         raise TranspertInputError(
-            f"{file}: expression matrix has {summary['n_nan']} NaN and {summary['n_inf']} infinite value(s)"
+            f"{file}: expression matrix has {summary['n_nan']} NaN and {summary['n_inf']} infinite "
+            "value(s); remove or impute them"
         )
     if summary["n_negative"]:
+        example = summary.get("first_negative")
+        example = summary.get("min") if example is None else example
         raise TranspertInputError(
-            f"{file}: expression matrix has {summary['n_negative']} negative value(s), "
-            f"e.g. {summary['first_negative']!r}; expected raw counts or log1p values >= 0"
+            f"{file}: expression matrix has {summary['n_negative']} negative value(s)"
+            + (f", e.g. {float(example)!r}" if example is not None else "")
+            + "; expected raw counts or log1p values >= 0"
         )
     from transpert.data._row_scale import check_rows_agree
 
@@ -122,10 +130,13 @@ def scale_from_summary(summary: dict, file: str = "<memory>") -> str:
     if not summary["n_fractional"]:
         return "counts"
     if summary["max"] >= LOG1P_MAX:
+        example = summary.get("first_fractional")
         raise TranspertInputError(
-            f"{file}: expression matrix has non-integer values (e.g. {summary['first_fractional']!r}) "
-            f"but a maximum of {summary['max']!r} >= {LOG1P_MAX}: mixed scales, neither raw counts "
-            "nor log1p-normalised values"
+            f"{file}: expression matrix has non-integer values"
+            + (f" (e.g. {float(example):.6g})" if example is not None else "")
+            + f", so not raw counts, but its maximum is {float(summary['max']):.6g} >= {LOG1P_MAX:g}: "
+            f"log1p-normalised values lie in [0, {LOG1P_MAX:g}); mixed scales? Pass raw integer "
+            "counts or log1p of median-library-size normalised counts"
         )
     return "log1p"
 

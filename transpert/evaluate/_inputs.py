@@ -78,27 +78,11 @@ def check_value_facts(name: str, *, n_nan: int, n_negative: int, vmin: float, fr
     has a fractional part, else ``"log1p"``; raises on NaN / infinite / negative values, on
     fractional data outside [0, 15), and (given the per-row evidence ``rows``) on rows that
     disagree (:func:`transpert.data._row_scale.check_rows_agree`, the data layer's rule)."""
-    if n_nan or n_inf:
-        raise TranspertInputError(
-            f"{name}: X contains {n_nan} NaN and {n_inf} infinite values; remove or impute them")
-    if n_negative:
-        raise TranspertInputError(
-            f"{name}: X has negative values (min {vmin:.4g}); expected raw counts or "
-            "log1p-normalised expression, both >= 0"
-        )
-    from transpert.data._row_scale import check_rows_agree
+    from transpert.data.normalize import scale_from_summary
 
-    check_rows_agree(rows, name)
-    if not fractional:
-        return "counts"
-    if vmax >= LOG1P_MAX:
-        raise TranspertInputError(
-            f"{name}: X has fractional values (so it is not raw counts) but its maximum is "
-            f"{vmax:.4g} >= {LOG1P_MAX:g}: log1p-normalised data must lie in [0, {LOG1P_MAX:g}). "
-            "Pass raw integer counts, or log1p of median-library-size normalised counts; values "
-            "this large suggest mixed scales (some cells raw, some log1p)"
-        )
-    return "log1p"
+    return scale_from_summary({"n_nan": n_nan, "n_inf": n_inf, "n_negative": n_negative,
+                               "min": vmin, "n_fractional": int(bool(fractional)), "max": vmax,
+                               "rows": rows}, name)
 
 
 def open_input(source, which: str, pert_col: str, control: str) -> Opened:
