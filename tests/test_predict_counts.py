@@ -115,6 +115,13 @@ def test_pseudobulk_is_the_prediction_to_rounding(case, i):
     bound = T * (0.5 + f * G / 2) / s.sum() + 1e-9
     assert np.all(np.abs(np.expm1(pb) - T * f) <= bound)
     assert np.abs(pb - np.log1p(T * f)).max() < 0.01
+    # the public helpers say the same: the target profile and the recomputation from cells
+    from transpert.predict import predicted_pseudobulk, pseudobulk_of_counts
+
+    layers = case["pred"].layers
+    np.testing.assert_allclose(predicted_pseudobulk(layers["mean"][i], layers["delta"][i], case["ctrl"].X)[0],
+                               np.log1p(T * f), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(pseudobulk_of_counts(cells), pb, rtol=1e-6, atol=1e-9)
 
 
 def _cpm_pvalues(w, pert):

@@ -70,9 +70,9 @@ def run(args) -> int:
     if args.pseudobulk:
         check_output_file(args.pseudobulk, option="--pseudobulk")
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
-    from transpert.predict._writer import _with_default_cells
+    from transpert.predict._counts import with_default_cells
 
-    counts = _with_default_cells(args.counts, None, args.pert_col, "n_cells", args.control) \
+    counts = with_default_cells(args.counts, None, args.pert_col, "n_cells", args.control) \
         if args.format == "counts" else args.counts
     counts = read_counts(counts, pert_col=args.pert_col)
     perts = [p for p in counts[args.pert_col] if p != args.control]

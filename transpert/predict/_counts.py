@@ -48,6 +48,9 @@ moving that cell's genes proportionally (never seen with realistic predictions).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -61,6 +64,45 @@ BULK_TARGET_SUM = 50_000.0
 MAX_COUNTS_PER_CELL = 1_000_000
 #: cells per perturbation when the counts table gives none (the 2026 challenge's)
 DEFAULT_CELLS_PER_PERTURBATION = 400
+
+
+def select_controls(adata, genes: list[str], pert_col: str, control: str):
+    """The matrix of the control cells of ``adata`` (all its cells without ``obs[pert_col]``), in
+    ``genes`` order (not copied when nothing needs selecting)."""
+    import anndata as ad
+
+    if not isinstance(adata, ad.AnnData):
+        raise TranspertInputError(f"target_controls must be an AnnData of control cells, got {type(adata).__name__}")
+    x = adata.X
+    if pert_col in adata.obs.columns:
+        is_ctrl = (adata.obs[pert_col].astype(str) == control).to_numpy()
+        if not is_ctrl.any():
+            raise TranspertInputError(f"target_controls: no cell has {pert_col} == {control!r}")
+        if not is_ctrl.all():
+            x = x[np.flatnonzero(is_ctrl)]
+    missing = pd.Index(genes).difference(adata.var_names)
+    if len(missing):
+        raise TranspertInputError(f"target_controls: {len(missing)} genes of the gene list are not measured "
+                                  f"(e.g. {list(missing[:3])})")
+    if not adata.var_names.equals(pd.Index(genes)):  # reorder only when needed (a copy)
+        x = x[:, adata.var_names.get_indexer(genes)]
+    return x
+
+
+def with_default_cells(counts, prediction, pert_col: str, counts_col: str, control: str):
+    """The counts table, or every predicted perturbation, with 400 cells where none is given."""
+    n = DEFAULT_CELLS_PER_PERTURBATION
+    if counts is None:
+        perts = [p for p in map(str, prediction.obs_names) if p != control]
+        return pd.DataFrame({pert_col: perts, counts_col: n})
+    if isinstance(counts, (str, os.PathLike)):
+        if not Path(counts).exists():
+            raise TranspertInputError(f"{counts}: file not found")
+        counts = pd.read_csv(counts)
+    counts = pd.DataFrame(counts)
+    if counts_col not in counts.columns:
+        counts = counts.assign(**{counts_col: n})
+    return counts
 
 
 def raw_count_controls(x) -> sp.csr_matrix:

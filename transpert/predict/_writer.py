@@ -122,46 +122,6 @@ def _control_matrix(target_controls, genes: list[str], pert_col: str, control: s
     return x
 
 
-def _select_controls(adata, genes: list[str], pert_col: str, control: str):
-    """The matrix of the control cells of ``adata`` (all its cells without ``obs[pert_col]``), in
-    ``genes`` order (not copied when nothing needs selecting)."""
-    import anndata as ad
-
-    if not isinstance(adata, ad.AnnData):
-        raise TranspertInputError(f"target_controls must be an AnnData of control cells, got {type(adata).__name__}")
-    x = adata.X
-    if pert_col in adata.obs.columns:
-        is_ctrl = (adata.obs[pert_col].astype(str) == control).to_numpy()
-        if not is_ctrl.any():
-            raise TranspertInputError(f"target_controls: no cell has {pert_col} == {control!r}")
-        if not is_ctrl.all():
-            x = x[np.flatnonzero(is_ctrl)]
-    missing = pd.Index(genes).difference(adata.var_names)
-    if len(missing):
-        raise TranspertInputError(f"target_controls: {len(missing)} genes of the gene list are not measured "
-                                  f"(e.g. {list(missing[:3])})")
-    if not adata.var_names.equals(pd.Index(genes)):  # reorder only when needed (a copy)
-        x = x[:, adata.var_names.get_indexer(genes)]
-    return x
-
-
-def _with_default_cells(counts, prediction, pert_col: str, counts_col: str, control: str):
-    """The counts table, or every predicted perturbation, with 400 cells where none is given."""
-    from transpert.predict._counts import DEFAULT_CELLS_PER_PERTURBATION as n
-
-    if counts is None:
-        perts = [p for p in map(str, prediction.obs_names) if p != control]
-        return pd.DataFrame({pert_col: perts, counts_col: n})
-    if isinstance(counts, (str, os.PathLike)):
-        if not Path(counts).exists():
-            raise TranspertInputError(f"{counts}: file not found")
-        counts = pd.read_csv(counts)
-    counts = pd.DataFrame(counts)
-    if counts_col not in counts.columns:
-        counts = counts.assign(**{counts_col: n})
-    return counts
-
-
 def _cap(n_cells: np.ndarray, n_controls: int, max_cells: int | None) -> tuple[np.ndarray, int, float]:
     """Scale the per-perturbation and control counts down proportionally to fit ``max_cells``."""
     total = int(n_cells.sum()) + n_controls
@@ -373,7 +333,8 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     show_progress : a progress bar over the cells written (None: on a terminal).
     threads : ``format="counts"``: perturbations built at once (None: every core).
 
-    The file written: ``X`` log1p float32 CSR in [0, 15) (indices sorted, no stored zeros),
+    The file written: ``X`` log1p float32 CSR in [0, 15) (``format="counts"``: integer counts
+    stored as float32, at most 1e6 per cell) (indices sorted, no stored zeros),
     ``obs[pert_col]``, control cells last, ``var_names`` = ``genes``; ``uns["transpert_cells"]``
     records the settings and a per-perturbation table of cells written and genes shifted.
 
@@ -403,7 +364,9 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         max_cells = CHALLENGE_MAX_CELLS if format == "log1p" else None
     genes = read_gene_list(genes)
     if format == "counts":
-        counts = _with_default_cells(counts, pseudobulk_prediction, pert_col, counts_col, control)
+        from transpert.predict._counts import with_default_cells
+
+        counts = with_default_cells(counts, pseudobulk_prediction, pert_col, counts_col, control)
     table = read_counts(counts, pert_col=pert_col, counts_col=counts_col)
     if (table[pert_col] == control).any():
         logger.info("counts table lists the control %r: ignored, every control cell is written", control)
@@ -426,9 +389,9 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
             control=control, what=f"target controls ({target_controls})")
         target_sum = file_sum if target_sum is None else target_sum
     if format == "counts":
-        from transpert.predict._counts import raw_count_controls
+        from transpert.predict._counts import raw_count_controls, select_controls
 
-        controls = raw_count_controls(_select_controls(target_controls, genes, pert_col, control))
+        controls = raw_count_controls(select_controls(target_controls, genes, pert_col, control))
     else:
         controls = _control_matrix(target_controls, genes, pert_col, control, target_sum)
     n_cells, n_ctrl, factor = _cap(table[counts_col].to_numpy(), controls.shape[0], max_cells)
