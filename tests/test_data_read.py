@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from helpers_data import counts_matrix
 from transpert._errors import TranspertInputError
 from transpert.data import CellSource, Schema, open_cells, read_cells
-from transpert.data import read as read_mod
+from transpert.data import storage as read_mod  # the chunk and scan sizes live with the back-ends
 
 DATLINGER = "datlinger2021_jurkat_stim_unstim_subset.h5ad"
 PAPALEXI = "papalexi2021_thp1_lowmoi_subset.h5ad"
@@ -72,13 +72,13 @@ def test_large_csc_is_regrouped_by_rows_once(tmp_path, monkeypatch, chunk_rows):
     monkeypatch.setattr(read_mod, "CSC_SCAN_BLOCK", 53)
     monkeypatch.setattr(read_mod, "CSC_BUCKET_ENTRIES", 40)  # a few rows a bucket
     built = []
-    original = read_mod._RowBuckets.__init__
+    original = read_mod.RowBuckets.__init__
 
     def spy(self, matrix):
         built.append(matrix.path)
         original(self, matrix)
 
-    monkeypatch.setattr(read_mod._RowBuckets, "__init__", spy)
+    monkeypatch.setattr(read_mod.RowBuckets, "__init__", spy)
     X = counts_matrix(15, n_obs=97, fmt="csc", dtype=np.float32)
     path = write_cells(tmp_path, X)
     expected = stored_csr(X)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from transpert.cli import main
-from transpert.methods import METHODS
+from transpert.demo import DEMO_METHODS as METHODS
 
 
 def test_demo_end_to_end(tmp_path, capsys):

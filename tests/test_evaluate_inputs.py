@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from _evaluate_synth import CONTROL, make_pair
 from transpert._errors import TranspertInputError
 from transpert.evaluate import evaluate
-from transpert.evaluate._inputs import detect_scale, group_means, normalize_log1p
+from helpers_evaluate import detect_scale, group_means, normalize_log1p
 
 sc = pytest.importorskip("scanpy")
 
@@ -78,7 +78,7 @@ def test_out_of_range_and_negative_values(pair):
 
 
 def test_missing_file(tmp_path, pair):
-    with pytest.raises(TranspertInputError, match="real file not found"):
+    with pytest.raises(TranspertInputError, match="no such file \\(the real file\\)"):
         evaluate(tmp_path / "nope.h5ad", pair[1])
 
 

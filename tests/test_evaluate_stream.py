@@ -11,9 +11,10 @@ import scipy.sparse as sp
 
 from _evaluate_synth import CONTROL, make_pair
 from transpert._errors import TranspertInputError
-from transpert.data.read import CellSource, _H5Matrix
+from transpert.data.read import CellSource
+from transpert.data.storage import H5Matrix
 from transpert.evaluate import GENERALIST, evaluate, prepare
-from transpert.evaluate._inputs import group_means, normalize_log1p
+from helpers_evaluate import group_means, normalize_log1p
 
 KW = dict(pert_col="target_gene", control=CONTROL, threads=1)
 
@@ -58,14 +59,14 @@ def test_evaluate_streams_and_never_reads_whole(paths, monkeypatch):
         raise AssertionError("read_h5ad called: a file was read whole")
 
     reads = []
-    original = _H5Matrix.read_rows
+    original = H5Matrix.read_rows
 
     def spy(self, start, stop):
         reads.append(self.path.name)
         return original(self, start, stop)
 
     monkeypatch.setattr(ad, "read_h5ad", no_whole_read)
-    monkeypatch.setattr(_H5Matrix, "read_rows", spy)
+    monkeypatch.setattr(H5Matrix, "read_rows", spy)
     got = evaluate(real_path, pred_path, profile="full", **KW).results
     pd.testing.assert_frame_equal(got, expected)
     # real: scan, pass A (log1p + raw), pass B (log1p + raw); pred likewise: all real reads first
@@ -167,16 +168,16 @@ def test_baseline_streamed_equals_scanpy_reference(tmp_path, monkeypatch):
     ctrl = labels == CONTROL
 
     reads = []
-    original = _H5Matrix.read_rows
+    original = H5Matrix.read_rows
 
     def spy(self, start, stop):
         reads.append(stop - start)
         return original(self, start, stop)
 
-    import transpert.data.read as rd
+    import transpert.data.storage as rd
 
     monkeypatch.setattr(rd, "TARGET_CHUNK_ENTRIES", 500)  # several chunks on this small file
-    monkeypatch.setattr(_H5Matrix, "read_rows", spy)
+    monkeypatch.setattr(H5Matrix, "read_rows", spy)
     written = build_baseline(tmp_path / "train.h5ad", counts, tmp_path / "base.h5ad").to_memory()
     monkeypatch.undo()
     assert reads and max(reads) < train.n_obs

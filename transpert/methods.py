@@ -4,6 +4,12 @@ Each method is a predictor with ``fit(references: {line: summary}, target_train:
 ``predict(perturbations) -> AnnData`` (layers ``mean``, ``delta``, ``log2fc``, optional
 ``deg_probability``; ``uns["transpert_prediction"]`` names the method), all on the log1p scale.
 ``--method``, a run config's ``methods`` and the demo take these names.
+
+Zero-shot methods (:data:`ZERO_SHOT_METHODS`) predict a target known only by its control cells:
+their ``fit`` takes the target's controls (cells, a summary profile or a Series of log1p
+control means) in place of ``target_train``. :func:`zero_shot_method` maps a few-shot name to
+its zero-shot counterpart (``transpert`` -> ``transpert-zero-shot``, ``control`` ->
+``zero-shot-control`` ...).
 """
 
 from __future__ import annotations
@@ -14,7 +20,27 @@ from transpert._errors import TranspertInputError
 
 #: every method ``--method`` accepts: the TransPert estimator, then the baselines
 METHODS: tuple[str, ...] = ("transpert", "control", "cell-mean", "train-mean", "reference-mean",
-                            "linear", "linear-transfer", "deg-frequency")
+                            "linear", "linear-transfer", "deg-frequency",
+                            "transpert-zero-shot", "zero-shot-control", "zero-shot-reference-mean",
+                            "zero-shot-mean-response", "zero-shot-linear")
+#: the methods whose fit takes the target's control cells only
+ZERO_SHOT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if "zero-shot" in m)
+#: few-shot method -> its zero-shot counterpart
+_ZERO_SHOT_OF = {"transpert": "transpert-zero-shot", "control": "zero-shot-control",
+                 "reference-mean": "zero-shot-reference-mean", "cell-mean": "zero-shot-mean-response",
+                 "train-mean": "zero-shot-mean-response", "linear-transfer": "zero-shot-linear"}
+
+
+def zero_shot_method(method: str) -> str:
+    """The zero-shot counterpart of ``method`` (itself when it is zero-shot already); a method
+    without one is an error."""
+    if method in ZERO_SHOT_METHODS:
+        return method
+    if method not in _ZERO_SHOT_OF:
+        raise TranspertInputError(
+            f"method {method!r} needs target training perturbations and has no zero-shot counterpart; "
+            f"zero-shot methods: {', '.join(ZERO_SHOT_METHODS)}")
+    return _ZERO_SHOT_OF[method]
 
 
 def make_predictor(method: str, params: dict | None = None):
@@ -52,6 +78,13 @@ def make_predictor(method: str, params: dict | None = None):
             return TransPert(**params)
         except TypeError as err:
             raise TranspertInputError(f"transpert: bad parameter ({err})") from None
+    if method == "transpert-zero-shot":
+        from transpert.transfer import ZeroShotTransPert
+
+        try:
+            return ZeroShotTransPert(**params)
+        except TypeError as err:
+            raise TranspertInputError(f"transpert-zero-shot: bad parameter ({err})") from None
     from transpert.baselines import BASELINES, get_baseline
 
     if method not in BASELINES:
@@ -72,7 +105,8 @@ def fit_predict(method: str, references: dict, target_train, perturbations, para
     references
         Reference line name -> summary profile (:func:`transpert.summarize.summarize`).
     target_train
-        The target line's training summary profile (its control and training perturbations).
+        The target line's training summary profile (its control and training perturbations);
+        for a zero-shot method, the target's controls.
     perturbations
         The perturbations to predict.
 

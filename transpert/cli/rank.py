@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
-                        help="bootstrap resamples for the paired comparison of the top two [%(default)s]")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")
+                        help="bootstrap resamples for the paired comparison of the top two")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
 def run(args: argparse.Namespace) -> int:

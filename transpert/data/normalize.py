@@ -182,6 +182,39 @@ def median_library_size(sizes: np.ndarray, include_zero_cells: bool = True):
     return sizes.dtype.type(np.median(sizes))
 
 
+def log1p_scale_rows(data: np.ndarray, indptr: np.ndarray, totals: np.ndarray, target) -> np.ndarray:
+    """scanpy's ``normalize_total`` + ``log1p`` on CSR rows, in place on ``data`` (counts in,
+    log1p out): each row divided by ``total / target`` (1 for an empty row), then log1p.
+    ``totals``: the rows' totals (:func:`transpert.kernels.row_totals_into`), ``target``: the median total of the
+    whole matrix."""
+    factor = totals / target
+    factor = factor + (factor == 0)
+    np.true_divide(data, np.repeat(factor, np.diff(indptr)), out=data)
+    np.log1p(data, out=data)
+    return data
+
+
+def median_from_histogram(sizes: np.ndarray, counts: np.ndarray, include_zero_cells: bool = True):
+    """:func:`median_library_size` from distinct library sizes and how many cells have each
+    (pieces from several workers may repeat a size): the same value, without every cell's size.
+    ``sizes`` are in the working dtype (the result keeps it)."""
+    sizes = np.asarray(sizes)
+    counts = np.asarray(counts, dtype=np.int64)
+    distinct, inverse = np.unique(sizes, return_inverse=True)
+    total = np.bincount(inverse.ravel(), weights=counts, minlength=len(distinct)).astype(np.int64)
+    if not include_zero_cells:
+        keep = distinct > 0
+        distinct, total = distinct[keep], total[keep]
+    n = int(total.sum())
+    if n == 0:
+        raise TranspertInputError("cannot normalise: every cell has zero counts")
+    cum = np.cumsum(total)
+    # the middle order statistics of the sorted sizes, through numpy's own median of them
+    middle = [(n - 1) // 2, n // 2] if n % 2 == 0 else [n // 2]
+    values = distinct[np.searchsorted(cum, np.asarray(middle) + 1)]
+    return sizes.dtype.type(np.median(values.astype(sizes.dtype)))
+
+
 def normalize_log1p(X, library_sizes: np.ndarray | None = None, target_sum: float | None = None,
                     *, include_zero_cells: bool | None = None, check: bool = True) -> sp.csr_matrix:
     """Normalise a counts-scale matrix (or chunk of rows) to log1p of median-library-size counts.

@@ -1,20 +1,16 @@
 """Reading cells: a backed h5ad (or an in-memory AnnData) in row chunks, in the canonical schema.
 
 :class:`CellSource` never holds the whole expression matrix: it keeps obs, var and the CSR row
-pointer (or CSC column pointer), and reads rows ``[start, stop)`` from disk on demand with h5py.
-CSR and dense X are read by slicing. CSC X stores columns, so rows are scattered over the whole
-file: a CSC matrix of one scan block is scanned for each request; a larger one is bucketed once,
-on the first row request: one pass over its stored entries writes each entry to the scratch file
-of its block of rows (:class:`_RowBuckets`), and each request then reads only the buckets it
-overlaps. (Scanning the whole file for every chunk made a large CSC file quadratic in its size.)
+pointer (or CSC column pointer), and reads rows ``[start, stop)`` on demand through a storage
+back-end (:mod:`transpert.data.storage`: h5ad CSR / CSC / dense, or in memory). It decides the
+file's scale (raw counts or log1p) and yields chunks normalised to log1p of median-library-size
+counts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,233 +23,9 @@ from transpert._errors import TranspertInputError
 from transpert._progress import Progress
 from transpert.data import normalize as _norm
 from transpert.data.schema import Schema
+from transpert.data.storage import H5Matrix, MemoryMatrix, default_chunk_rows
 
 logger = logging.getLogger(__name__)
-
-#: default chunk size aims at about this many stored entries (~64 MB as float32 + int32; the
-#: normalisation's temporaries make the peak a few times that).
-TARGET_CHUNK_ENTRIES = 8 * 2**20
-MIN_CHUNK_ROWS = 64
-#: CSC files are scanned in blocks of this many stored entries.
-CSC_SCAN_BLOCK = 8 * 2**20
-#: a CSC file larger than one scan block is bucketed by rows, about this many entries a bucket
-CSC_BUCKET_ENTRIES = 8 * 2**20
-
-
-def default_chunk_rows(matrix) -> int:
-    """Rows per chunk of a matrix backend (``shape``, ``nnz``) so that a chunk holds about
-    ``TARGET_CHUNK_ENTRIES`` stored entries (at least ``MIN_CHUNK_ROWS``)."""
-    n_file = max(1, matrix.shape[0])
-    per_row = max(1.0, matrix.nnz / n_file)
-    return int(max(MIN_CHUNK_ROWS, min(n_file, TARGET_CHUNK_ENTRIES // per_row)))
-
-
-# ---------------------------------------------------------------------- matrix backends
-class _H5Matrix:
-    """Row access to an expression matrix stored in an h5ad file (CSR, CSC or dense)."""
-
-    def __init__(self, path: Path, key: str):
-        import h5py
-
-        from transpert._h5files import open_h5
-
-        self.path = path
-        self._buckets = None  # CSC only: rows regrouped in scratch files on first use
-        self.file = open_h5(path)
-        try:
-            node = self.file
-            for part in key.split("/"):
-                if part not in node:
-                    what = "not an AnnData h5ad file: " if key == "X" else ""
-                    raise TranspertInputError(f"{path}: {what}no matrix {key!r} in the file")
-                node = node[part]
-            self.node = node
-            if isinstance(node, h5py.Dataset):
-                self.format = "dense"
-                self.shape = tuple(int(s) for s in node.shape)
-                self.dtype = node.dtype
-                self.nnz = self.shape[0] * self.shape[1] if len(self.shape) == 2 else 0
-            else:
-                enc = node.attrs.get("encoding-type", node.attrs.get("h5sparse_format", ""))
-                enc = enc.decode() if isinstance(enc, bytes) else str(enc)
-                if enc in ("csr_matrix", "csr"):
-                    self.format = "csr"
-                elif enc in ("csc_matrix", "csc"):
-                    self.format = "csc"
-                else:
-                    raise TranspertInputError(f"{path}: matrix {key!r} has unsupported encoding {enc!r}")
-                shape = node.attrs.get("shape", node.attrs.get("h5sparse_shape"))
-                self.shape = tuple(int(s) for s in shape)
-                self.dtype = node["data"].dtype
-                self.indptr = node["indptr"][...].astype(np.int64)
-                self.nnz = int(self.indptr[-1])
-            if len(self.shape) != 2:
-                raise TranspertInputError(f"{path}: matrix {key!r} is not two-dimensional ({self.shape})")
-        except Exception:
-            self.file.close()
-            raise
-
-    def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
-        n_vars = self.shape[1]
-        if self.format == "dense":
-            return sp.csr_matrix(self.node[start:stop])
-        if self.format == "csr":
-            lo, hi = int(self.indptr[start]), int(self.indptr[stop])
-            data = self.node["data"][lo:hi]
-            indices = self.node["indices"][lo:hi]
-            indptr = self.indptr[start : stop + 1] - lo
-            return sp.csr_matrix((data, indices, indptr), shape=(stop - start, n_vars))
-        if self.nnz > CSC_SCAN_BLOCK:
-            if self._buckets is None:
-                self._buckets = _RowBuckets(self)
-            return self._buckets.read_rows(start, stop)
-        return self._scan_rows(start, stop)
-
-    def _scan_rows(self, start: int, stop: int) -> sp.csr_matrix:
-        """CSC rows ``[start, stop)`` by scanning every stored entry (small files)."""
-        rows, cols, vals = [], [], []
-        for lo, hi, idx, col, data in self.csc_blocks():
-            keep = np.flatnonzero((idx >= start) & (idx < stop))
-            if keep.size == 0:
-                continue
-            rows.append(idx[keep].astype(np.int64) - start)
-            cols.append(col[keep])
-            vals.append(data[keep])
-        return _csr_from_entries(rows, cols, vals, stop - start, self.shape[1], self.dtype)
-
-    def csc_blocks(self):
-        """A CSC matrix's stored entries in file order, in blocks of ``CSC_SCAN_BLOCK``:
-        ``(lo, hi, row indices, column of each entry, values)``."""
-        data_ds, idx_ds = self.node["data"], self.node["indices"]
-        for lo in range(0, self.nnz, CSC_SCAN_BLOCK):
-            hi = min(lo + CSC_SCAN_BLOCK, self.nnz)
-            # the columns this block overlaps, each repeated over its entries in the block
-            c0 = int(np.searchsorted(self.indptr, lo, side="right")) - 1
-            c1 = int(np.searchsorted(self.indptr, hi - 1, side="right")) - 1
-            span = np.diff(np.clip(self.indptr[c0:c1 + 2], lo, hi))
-            cols = np.repeat(np.arange(c0, c1 + 1, dtype=np.int32), span)
-            yield lo, hi, idx_ds[lo:hi], cols, data_ds[lo:hi]
-
-    def close(self) -> None:
-        if self._buckets is not None:
-            self._buckets.close()
-            self._buckets = None
-        self.file.close()
-
-
-def _csr_from_entries(rows, cols, vals, n_rows, n_cols, dtype) -> sp.csr_matrix:
-    """CSR from lists of (row, column, value) pieces in CSC order. COO -> CSR keeps explicit
-    zeros, and entries that arrive in column order leave each row's indices sorted."""
-    if not rows:
-        return sp.csr_matrix((n_rows, n_cols), dtype=dtype)
-    coo = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                        shape=(n_rows, n_cols))
-    return coo.tocsr()
-
-
-class _RowBuckets:
-    """A CSC matrix's entries regrouped by blocks of rows in scratch files (two passes).
-
-    Bucket ``b`` holds rows ``[b * rows_per_bucket, (b + 1) * rows_per_bucket)``. Pass 1 reads
-    the row indices alone and counts each bucket's entries; pass 2 reads the entries block by
-    block and writes each bucket's share at its place in three flat files (row, column, value),
-    in CSC order. Scratch disk: the matrix's entries once more (8 + itemsize bytes each), in a
-    temporary directory removed on close.
-    """
-
-    def __init__(self, matrix: "_H5Matrix"):
-        import tempfile
-
-        n_rows, nnz = matrix.shape[0], matrix.nnz
-        per_row = max(1.0, nnz / max(1, n_rows))
-        self.rows_per_bucket = int(max(1, CSC_BUCKET_ENTRIES // per_row))
-        n_buckets = -(-n_rows // self.rows_per_bucket)
-        self.n_cols, self.dtype = matrix.shape[1], matrix.dtype
-        self.dir = Path(tempfile.mkdtemp(prefix="transpert-csc-"))
-        # removed on close, or when this object is collected / the interpreter exits
-        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.dir), ignore_errors=True)
-        try:
-            idx_ds = matrix.node["indices"]
-            counts = np.zeros(n_buckets, dtype=np.int64)
-            for lo in range(0, nnz, CSC_SCAN_BLOCK):
-                rows = idx_ds[lo:min(lo + CSC_SCAN_BLOCK, nnz)].astype(np.int64)
-                counts += np.bincount(rows // self.rows_per_bucket, minlength=n_buckets)
-            self.offsets = np.concatenate([[0], np.cumsum(counts)])
-            # plain files written and read at offsets (not memory-mapped: the pages would count
-            # as the process's memory)
-            self.files = {part: (open(self.dir / part, "w+b"), np.dtype(dt)) for part, dt in
-                          (("row", np.int32), ("col", np.int32), ("val", self.dtype))}
-            cursor = self.offsets[:-1].copy()
-            with Progress(nnz, f"regrouping the CSC matrix of {matrix.path.name} by rows",
-                          unit="entries") as progress:
-                for lo, hi, idx, col, data in matrix.csc_blocks():
-                    bucket = idx.astype(np.int64) // self.rows_per_bucket
-                    if n_buckets <= np.iinfo(np.uint16).max:
-                        bucket = bucket.astype(np.uint16)  # numpy's stable sort is a radix sort then
-                    order = np.argsort(bucket, kind="stable")  # CSC order kept within a bucket
-                    size = np.bincount(bucket, minlength=n_buckets)
-                    bounds = np.concatenate([[0], np.cumsum(size)])
-                    parts = {"row": idx[order], "col": col[order], "val": data[order]}
-                    for b in np.flatnonzero(size):
-                        for part, (f, dt) in self.files.items():
-                            f.seek(int(cursor[b]) * dt.itemsize)
-                            f.write(parts[part][bounds[b]:bounds[b + 1]].astype(dt, copy=False).tobytes())
-                        cursor[b] += size[b]
-                    progress.update(hi - lo)
-            for f, _ in self.files.values():
-                f.flush()
-        except Exception:
-            self.close()
-            raise
-
-    def _read(self, part: str, b: int) -> np.ndarray:
-        f, dt = self.files[part]
-        lo, hi = int(self.offsets[b]), int(self.offsets[b + 1])
-        f.seek(lo * dt.itemsize)
-        return np.frombuffer(f.read((hi - lo) * dt.itemsize), dtype=dt)
-
-    def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
-        rows, cols, vals = [], [], []
-        for b in range(start // self.rows_per_bucket, (stop - 1) // self.rows_per_bucket + 1):
-            idx = self._read("row", b)
-            keep = np.flatnonzero((idx >= start) & (idx < stop))
-            if keep.size == 0:
-                continue
-            rows.append(idx[keep].astype(np.int64) - start)
-            cols.append(self._read("col", b)[keep])
-            vals.append(self._read("val", b)[keep])
-        # buckets are visited in row order, each in CSC order: a row's entries stay column-sorted
-        return _csr_from_entries(rows, cols, vals, stop - start, self.n_cols, self.dtype)
-
-    def close(self) -> None:
-        for f, _ in getattr(self, "files", {}).values():
-            f.close()
-        self.files = {}
-        self._cleanup()
-
-
-class _MemoryMatrix:
-    """Row access to an in-memory matrix (AnnData.X or a layer)."""
-
-    def __init__(self, X):
-        self.X = X
-        self.shape = tuple(X.shape)
-        self.dtype = X.dtype
-        if sp.issparse(X):
-            self.format = X.format if X.format in ("csr", "csc") else "csr"
-            if X.format not in ("csr", "csc"):
-                self.X = X.tocsr()
-            self.nnz = int(self.X.nnz)
-        else:
-            self.format = "dense"
-            self.nnz = self.shape[0] * self.shape[1]
-
-    def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
-        block = self.X[start:stop]
-        return block.tocsr() if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
-
-    def close(self) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------- scan statistics
@@ -302,6 +74,7 @@ class CellSource:
         self.obs = schema.canonical_obs(kept, label)
         self.var = schema.canonical_var(var, label)
         self._stats: ScanStats | None = None
+        self._checked_scale: str | None = None
 
     # -- shape and names
     @property
@@ -413,7 +186,17 @@ class CellSource:
         """``"counts"`` or ``"log1p"``: declared by the schema, else detected in a streaming pass."""
         if self.schema.counts is not None:
             return "counts" if self.schema.counts else "log1p"
+        if self._checked_scale is not None:
+            return self._checked_scale
         return _norm.scale_from_summary(self.scan().values, self._label)
+
+    def set_checked_scale(self, scale: str) -> None:
+        """Record ``"log1p"`` as the scale when a caller has checked every stored value by the
+        rules of :func:`transpert.data.normalize.scale_from_summary` in its own read (the
+        summaries engine's first pass does), so :attr:`scale` need not scan the file again."""
+        if scale != "log1p":
+            raise ValueError("only a log1p verdict can be recorded (counts need the library sizes of a scan)")
+        self._checked_scale = scale
 
     # -- normalisation
     def normalization(self) -> dict:
@@ -457,7 +240,9 @@ class CellSource:
         info = self.normalization()
         if info["input_scale"] == "log1p":
             for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
-                yield start, stop, block.astype(np.float32), block
+                # no copy when stored as float32: the chunk is fresh from the file, and the
+                # consumers read it only
+                yield start, stop, block.astype(np.float32, copy=False), block
             return
         wdt = _norm.working_dtype(self.dtype)
         sizes = self.scan().library_sizes.astype(wdt)
@@ -525,7 +310,7 @@ def _open_parts(source, schema, manifest) -> _Parts:
                 if layer not in source.layers:
                     raise TranspertInputError(f"AnnData: no layer {layer!r} (layers: {list(source.layers)})")
                 X = source.layers[layer]
-            return _Parts(_MemoryMatrix(X), source.obs, source.var, None, sch, "AnnData")
+            return _Parts(MemoryMatrix(X), source.obs, source.var, None, sch, "AnnData")
     if not isinstance(source, (str, os.PathLike)):
         raise TranspertInputError(f"cannot read cells from a {type(source).__name__}")
     path = Path(source)
@@ -541,7 +326,7 @@ def _open_parts(source, schema, manifest) -> _Parts:
     from transpert._h5files import reading
 
     with reading(path):
-        matrix = _H5Matrix(path, sch.matrix)
+        matrix = H5Matrix(path, sch.matrix)
     try:
         with reading(path):
             obs = _read_frame(matrix.file["obs"])

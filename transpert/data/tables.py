@@ -45,7 +45,7 @@ def plain(value) -> str:
 
 
 def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells",
-                control: str | None = None) -> pd.DataFrame:
+                control: str | None = None, minimum: int = 1) -> pd.DataFrame:
     """The counts table (path or DataFrame) as ``pert_col, counts_col`` (str, int64), checked.
 
     Parameters
@@ -56,6 +56,9 @@ def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells"
         The perturbation column and the column of cell numbers.
     control
         When given, its row (if any) is dropped.
+    minimum
+        The smallest count allowed: 1 where the table says how many cells to write; 0 where a
+        row may ask for none, as cell-eval's baseline accepts.
 
     Returns
     -------
@@ -66,7 +69,7 @@ def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells"
     ------
     TranspertInputError
         Naming the file, the column and the first bad value: a missing column, a count that is
-        not a whole number >= 1, a perturbation listed twice.
+        not a whole number >= ``minimum``, a perturbation listed twice.
 
     Examples
     --------
@@ -80,16 +83,16 @@ def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells"
     name = str(counts) if isinstance(counts, (str, os.PathLike)) else "counts table"
     if isinstance(counts, (str, os.PathLike)):
         if not Path(counts).exists():
-            raise TranspertInputError(f"{name}: file not found")
+            raise TranspertInputError(f"{name}: no such file")
         counts = pd.read_csv(counts)
     counts = with_pert_column(pd.DataFrame(counts), pert_col, name)
     if counts_col not in counts.columns:
         raise TranspertInputError(f"{name}: no column {counts_col!r} (columns: {list(counts.columns)})")
     n = pd.to_numeric(counts[counts_col], errors="coerce")
-    bad = n.isna() | (n < 1) | (n != np.floor(n))
+    bad = n.isna() | (n < minimum) | (n != np.floor(n))
     if bad.any():
         row = counts.loc[bad].iloc[0]
-        raise TranspertInputError(f"{name}: column {counts_col!r} must hold positive integers; "
+        raise TranspertInputError(f"{name}: column {counts_col!r} must hold whole numbers >= {minimum}; "
                                   f"{plain(row[pert_col])} has {plain(row[counts_col])}")
     out = pd.DataFrame({pert_col: counts[pert_col].astype(str), counts_col: n.astype(np.int64)})
     if out[pert_col].duplicated().any():
@@ -127,7 +130,7 @@ def read_gene_list(genes) -> list[str]:
     if isinstance(genes, (str, os.PathLike)):
         name = f"{genes}: gene list"
         if not Path(genes).exists():
-            raise TranspertInputError(f"{name} file not found")
+            raise TranspertInputError(f"{genes}: no such file (the gene list)")
         try:
             frame = pd.read_csv(genes, header=None, dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:

@@ -87,7 +87,8 @@ def build_baseline(train, counts, output=None, *, pert_col: str = PERT_COL,
     >>> build_baseline("train.h5ad", "pert_counts.csv", "baseline.h5ad")  # doctest: +SKIP
     """
 
-    table = read_counts(counts, pert_col=pert_col, control=control, counts_col=counts_col)
+    table = read_counts(counts, pert_col=pert_col, control=control, counts_col=counts_col,
+                        minimum=0)
     opened = open_input(train, "train", pert_col, control)
     try:
         return _build(opened, table, output, pert_col=pert_col, control=control,

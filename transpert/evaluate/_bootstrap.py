@@ -14,7 +14,6 @@ cell-eval's own aggregate (a NaN anywhere makes it NaN).
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -68,11 +67,17 @@ def _metric_columns(result):
 
 
 def _point_means(values: np.ndarray) -> np.ndarray:
-    # a metric undefined for every perturbation has no mean (NaN); numpy says so with a
-    # RuntimeWarning through the warnings module, which np.errstate does not silence
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(values, axis=0) if values.size else np.array([])
+    """Column means over the defined (non-NaN) values; NaN for a column with none (a metric no
+    perturbation defines), without numpy's 'Mean of empty slice' warning: the same sum / count
+    as ``np.nanmean``."""
+    if not values.size:
+        return np.array([])
+    ok = ~np.isnan(values)
+    count = ok.sum(axis=0)
+    sums = np.where(ok, values, 0.0).sum(axis=0)
+    out = np.full(values.shape[1], np.nan)
+    np.divide(sums, count, out=out, where=count > 0)
+    return out
 
 
 def bootstrap_ci(result, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:

@@ -4,9 +4,10 @@ Evaluation streams each file: :func:`open_input` opens it backed (obs, var and t
 only; ``transpert.data.open_cells``), :func:`validate_values` checks its values in one
 streaming pass (the same pass learns the scale and the library sizes the normalisation
 needs), and the runner hands the open source to the summaries engine, which reads it in row
-chunks within a memory budget. The in-memory helpers below (``detect_scale``,
-``normalize_log1p``, ``group_means``) are the tests' references; ``prep`` streams with their
-row-wise parts (``check_value_facts``, ``row_totals_into``, ``log1p_scale_rows``).
+chunks within a memory budget. ``prep`` streams with the row-wise parts: ``check_value_facts``
+here, the row totals (``transpert.kernels.row_totals_into``) and the normalisation of rows
+(``transpert.data.normalize.log1p_scale_rows``). The in-memory references of these steps are in
+the tests (``tests/helpers_evaluate.py``).
 
 - Scale detection (``cell_eval.utils.guess_is_lognorm``): no stored value with a fractional
   part > 1e-3 means raw counts, which are normalised per file exactly as scanpy's
@@ -28,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from numba import njit
 
 from transpert._errors import TranspertInputError
-from transpert.data.schema import CONTROL_LABEL, FRACTION_EPS, LOG1P_MAX, PERT_COL
+from transpert.data.labels import control_not_found, label_counts
+from transpert.data.schema import CONTROL_LABEL, LOG1P_MAX, PERT_COL
 
 
 logger = logging.getLogger("transpert.evaluate")
@@ -47,6 +48,7 @@ class Cells:
     labels: np.ndarray  # str label of every cell
     var_names: pd.Index
     scale: str | None  # scale the input was in: "counts" or "log1p" (None: not yet scanned)
+    column: str = PERT_COL  # the obs column the labels were read from, named in messages
 
 
 @dataclass
@@ -99,19 +101,6 @@ def check_value_facts(name: str, *, n_nan: int, n_negative: int, vmin: float, fr
     return "log1p"
 
 
-def detect_scale(X, name: str) -> str:
-    """``"counts"`` or ``"log1p"`` by cell-eval's rule; raises on out-of-range fractional data."""
-    values = _values(X)
-    if not values.size:
-        return "counts"
-    n_nan = int(np.isnan(values).sum())
-    frac = np.modf(values)[0]
-    return check_value_facts(name, n_nan=n_nan, n_negative=int((values < 0).sum()),
-                             vmin=float(np.nanmin(values)) if n_nan < values.size else np.nan,
-                             fractional=bool((frac > FRACTION_EPS).any()),
-                             vmax=float(np.nanmax(values)) if n_nan < values.size else np.nan)
-
-
 def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     """Open an h5ad path or an AnnData for streaming (``transpert.data.open_cells``): obs, var and
     the row pointer are read, the matrix is not. Labels are the strings of ``obs[pert_col]``."""
@@ -123,7 +112,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     name = describe_source(source, which)
     if isinstance(source, (str, os.PathLike)):
         if not os.path.exists(source):
-            raise TranspertInputError(f"{which} file not found: {source}")
+            role = "" if str(which) == str(source) else f" (the {which} file)"
+            raise TranspertInputError(f"{source}: no such file{role}")
     elif not isinstance(source, ad.AnnData):
         raise TranspertInputError(
             f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
@@ -131,13 +121,7 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     # Labels are kept as they are (no control relabelling); var names as stored (gene IDs are
     # not needed; duplicated names follow the one rule of every command, --duplicate-genes).
     schema = Schema(pert_col=pert_col, control_label=CONTROL_LABEL, gene_ids=None)
-    try:
-        cs = open_cells(source, schema=schema)
-    except TranspertInputError as err:
-        if f"perturbation column {pert_col!r} not in obs" in str(err):
-            raise TranspertInputError(f"{name}: perturbation column {pert_col!r} not in obs "
-                                      f"({err}); pass the right column name") from None
-        raise
+    cs = open_cells(source, schema=schema)  # a missing column: the data layer's one sentence
     if cs.format == "csc":
         # Row chunks of a CSC file each scan the whole file (transpert.data.read).
         logger.warning("%s: X is stored as CSC; streaming it by rows re-reads the file for every "
@@ -150,7 +134,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
             f"{name}: {int(empty.sum())} cells have an empty label in {pert_col!r}; label or drop them"
         )
     cells = Cells(name=name, X=None, labels=labels,
-                  var_names=pd.Index(np.asarray(cs.var_names).astype(str)), scale=None)
+                  var_names=pd.Index(np.asarray(cs.var_names).astype(str)), scale=None,
+                  column=pert_col)
     return Opened(source=cs, cells=cells)
 
 
@@ -169,69 +154,10 @@ def validate_values(opened: Opened) -> str:
     return scale
 
 
-@njit(cache=True)
-def row_totals_into(indptr, data, out):  # pragma: no cover - compiled
-    """Each CSR row's sum into ``out`` (scanpy's ``_normalize_csr``: a float64 accumulator per
-    row, stored in ``out``'s dtype)."""
-    for i in range(indptr.size - 1):
-        s = 0.0
-        for j in range(indptr[i], indptr[i + 1]):
-            s += data[j]
-        out[i] = s
-
-
-def log1p_scale_rows(data: np.ndarray, indptr: np.ndarray, totals: np.ndarray, target) -> np.ndarray:
-    """scanpy's ``normalize_total`` + ``log1p`` on CSR rows, in place on ``data`` (counts in,
-    log1p out): each row divided by ``total / target`` (1 for an empty row), then log1p.
-    ``totals``: the rows' totals (:func:`row_totals_into`), ``target``: the median total of the
-    whole matrix."""
-    factor = totals / target
-    factor = factor + (factor == 0)
-    np.true_divide(data, np.repeat(factor, np.diff(indptr)), out=data)
-    np.log1p(data, out=data)
-    return data
-
-
-def normalize_log1p(X, inplace: bool = False):
-    """scanpy ``normalize_total(target_sum=None)`` then ``log1p``, bit for bit; returns a copy.
-
-    Counts scale in, log1p scale out (float32 for integer or float32 input). CSR/CSC input
-    gives CSR output (target = median of all cells' totals, as scanpy's CSR path), dense gives
-    dense (median of the non-zero totals, scanpy's dense path). ``inplace`` reuses a float CSR
-    matrix's data array (for matrices the caller owns: saves one copy of the data).
-    """
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)  # CSC -> CSR, as scanpy does
-        data = X.data
-        if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
-            data = data.astype(np.float32)
-        elif not inplace:
-            data = data.copy()
-        counts = np.zeros(X.shape[0], dtype=data.dtype)
-        row_totals_into(X.indptr, data, counts)
-        log1p_scale_rows(data, X.indptr, counts, np.median(counts))
-        if inplace:
-            X.data = data
-            return X
-        return sp.csr_matrix((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
-    X = np.asarray(X)
-    if np.issubdtype(X.dtype, np.integer) or X.dtype == np.bool_:
-        X = X.astype(np.float32)
-    counts = X.sum(axis=1)
-    target = np.median(counts[counts > 0])
-    factor = counts / target
-    factor = factor + (factor == 0)
-    out = np.true_divide(X, factor[:, None])
-    np.log1p(out, out=out)
-    return out
-
-
 def check_control(cells: Cells, control: str) -> None:
     if control not in set(np.unique(cells.labels).astype(str)):
-        raise TranspertInputError(
-            f"{cells.name}: control label {control!r} not found in the perturbation column; "
-            "pass the control label used in the file"
-        )
+        raise TranspertInputError(control_not_found(cells.name, cells.column, control,
+                                                    label_counts(cells.labels)))
 
 
 def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
@@ -256,15 +182,12 @@ def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
     real_set = {str(x) for x in np.unique(real.labels)}
     pred_set = {str(x) for x in np.unique(pred.labels)}
     if control not in real_set:
-        raise TranspertInputError(
-            f"{real.name}: control label {control!r} not found in the perturbation column; "
-            "pass the control label used in the file"
-        )
+        check_control(real, control)
     if control not in pred_set:
-        raise TranspertInputError(
-            f"{pred.name}: control label {control!r} not found: the prediction must contain "
-            "control cells (copy the real or training control cells into it)"
-        )
+        raise TranspertInputError(control_not_found(
+            pred.name, pred.column, control, label_counts(pred.labels),
+            hint=f"the prediction must contain control cells labelled {control!r}, as the real "
+            "file's (copy the real or training control cells into it)"))
     if real_set != pred_set:
         only_real = sorted(real_set - pred_set)
         only_pred = sorted(pred_set - real_set)
@@ -278,38 +201,3 @@ def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
     if labels.size < 2:
         raise TranspertInputError(f"{real.name}: no perturbation besides the control {control!r}")
     return labels
-
-
-@njit(cache=True)
-def _csr_group_sums(indptr, indices, data, codes, n_groups, n_genes):  # pragma: no cover
-    sums = np.zeros((n_groups, n_genes), dtype=np.float64)
-    for i in range(indptr.size - 1):
-        k = codes[i]
-        for j in range(indptr[i], indptr[i + 1]):
-            sums[k, indices[j]] += data[j]
-    return sums
-
-
-@njit(cache=True)
-def _dense_group_sums(X, codes, n_groups):  # pragma: no cover - compiled
-    n, g = X.shape
-    sums = np.zeros((n_groups, g), dtype=np.float64)
-    for i in range(n):
-        k = codes[i]
-        for j in range(g):
-            sums[k, j] += X[i, j]
-    return sums
-
-
-def group_means(X, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """(len(groups), n_genes) float32 means of X's rows per label (float64 accumulation).
-
-    Scale in = scale out (log1p here). Explicitly stored zeros are harmless.
-    """
-    codes = pd.Index(groups).get_indexer(labels).astype(np.int64)
-    n = np.bincount(codes, minlength=len(groups)).astype(np.float64)
-    if sp.issparse(X):
-        sums = _csr_group_sums(X.indptr, X.indices, X.data, codes, len(groups), X.shape[1])
-    else:
-        sums = _dense_group_sums(np.ascontiguousarray(X), codes, len(groups))
-    return (sums / n[:, None]).astype(np.float32)

@@ -33,10 +33,11 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
-from transpert.data.normalize import merge_summaries, value_summary
-from transpert.data.read import default_chunk_rows
+from transpert.data.normalize import log1p_scale_rows, merge_summaries, value_summary
+from transpert.data.storage import default_chunk_rows
 from transpert.data.tables import read_gene_list
-from transpert.evaluate._inputs import check_value_facts, log1p_scale_rows, row_totals_into
+from transpert.evaluate._inputs import check_value_facts
+from transpert.kernels import row_totals_into
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 EXPECTED_GENE_DIM = 18080
@@ -78,26 +79,26 @@ class _Opened:
     name: str
     obs: pd.DataFrame
     var_names: pd.Index
-    matrix: object  # transpert.data.read._H5Matrix or _MemoryMatrix
+    matrix: object  # transpert.data.storage.H5Matrix or MemoryMatrix
 
 
 def _open(pred) -> _Opened:
     """Open an h5ad path backed (obs and var read, X not) or wrap an in-memory AnnData."""
-    from transpert.data.read import _H5Matrix, _MemoryMatrix
+    from transpert.data.storage import H5Matrix, MemoryMatrix
 
     if isinstance(pred, (str, os.PathLike)):
         from anndata.io import read_elem
 
         if not os.path.exists(pred):
-            raise TranspertInputError(f"prediction file not found: {pred}")
+            raise TranspertInputError(f"{pred}: no such file (the prediction)")
         from transpert._h5files import open_h5, reading
 
         with reading(pred), open_h5(pred) as f:
             obs, var = read_elem(f["obs"]), read_elem(f["var"])
         with reading(pred):
-            matrix = _H5Matrix(Path(pred), "X")
+            matrix = H5Matrix(Path(pred), "X")
         return _Opened(str(pred), obs, pd.Index(var.index.astype(str)), matrix)
-    return _Opened("prediction", pred.obs, pd.Index(pred.var_names.astype(str)), _MemoryMatrix(pred.X))
+    return _Opened("prediction", pred.obs, pd.Index(pred.var_names.astype(str)), MemoryMatrix(pred.X))
 
 
 def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, ntc_name,
@@ -111,13 +112,15 @@ def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, 
     if pert_col not in obs:
         raise TranspertInputError(
             f"{name}: perturbation column {pert_col!r} not in obs (columns: "
-            f"{', '.join(map(str, obs.columns))})")
+            f"{list(map(str, obs.columns))}); pass the right column name (--pert-col)")
     if celltype_col and celltype_col not in obs:
         raise TranspertInputError(f"{name}: cell-type column {celltype_col!r} not in obs")
     if ntc_name not in set(obs[pert_col].astype(str)):
-        raise TranspertInputError(
-            f"{name}: control label {ntc_name!r} not found in {pert_col!r}: a submission must "
-            "contain control cells")
+        from transpert.data.labels import control_not_found, label_counts
+
+        raise TranspertInputError(control_not_found(
+            name, pert_col, ntc_name, label_counts(obs[pert_col]),
+            hint="a submission must contain control cells (--control names their label)"))
     if expected_gene_dim and len(genes) != expected_gene_dim:
         # cell-eval warns and follows the gene list; so do we, where the user sees it
         logger.warning("%s: the gene list has %d genes but --expected-gene-dim is %d; following "

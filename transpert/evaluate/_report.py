@@ -165,7 +165,11 @@ def write_report(result, outdir, *, ci: pd.DataFrame | None = None, diag: dict |
     if result.score is not None:
         lines += ["## Score against the baseline", "",
                   "`1 - u/b` for best-0 metrics, `(u - b)/(1 - b)` for best-1 metrics, NaN to 0, "
-                  "clipped at 0; `avg_score` is their mean (the leaderboard showed 100x).", "",
+                  "clipped at 0; `avg_score` is their mean"
+                  + (" (the challenge score; the leaderboard showed 100x)." if result.profile == "vcc" else
+                     f" over the {len(result.score) - 1} metrics of profile `{result.profile}`: not the "
+                     "challenge's leaderboard score, which averages MAE, PDS and DES only (profile "
+                     "`vcc`)."), "",
                   _md_table(result.score), ""]
     lines += ["## Aggregates with 95% bootstrap intervals (over perturbations)", ""]
     if ci is not None:

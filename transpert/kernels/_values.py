@@ -84,3 +84,14 @@ def value_facts(values, eps):
             if firsts[k] < 0 and first[p, k] >= 0:
                 firsts[k] = first[p, k]
     return counts, extremes, firsts
+
+
+@njit(cache=True)
+def row_totals_into(indptr, data, out):  # pragma: no cover - compiled
+    """Each CSR row's sum into ``out`` (scanpy's ``_normalize_csr``: a float64 accumulator per
+    row, stored in ``out``'s dtype). Counts scale in; the rows' library sizes out."""
+    for i in range(indptr.size - 1):
+        s = 0.0
+        for j in range(indptr[i], indptr[i + 1]):
+            s += data[j]
+        out[i] = s
