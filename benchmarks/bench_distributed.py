@@ -8,6 +8,8 @@ process, timed whole (imports, reading, scale check, checksum, writing the outpu
 - ``local1``, ``local2``: the same with ``--scheduler local:1`` / ``local:2``, the machine's
   threads shared out (1 worker x 2 threads, 2 workers x 1 thread; the API call the option makes, so the driver can also report every worker's peak memory and the cluster's
   task stream before the cluster closes);
+- ``phases``: one worker thread's costs, phase by phase: the reference task and one shard of a
+  4-shard plan (read, then the whole task), for the per-entry rates of the paper model;
 - ``illico``: illico 0.6.0 as a whole process (``read_h5ad``, ``asymptotic_wilcoxon`` against
   the control, its table pickled), with ``--illico-python`` (a virtualenv holding illico).
 
@@ -76,6 +78,48 @@ elif tool.startswith("local"):
     res["worker_peak_mb"] = [w["peak_mb"] for w in workers.values()]
     res["worker_cpu_s"] = [w["cpu_s"] for w in workers.values()]
     res["driver_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+elif tool == "phases":
+    # one worker's costs, phase by phase, on one thread: the reference task and one shard of
+    # a 4-shard plan (the paper model's per-entry rates)
+    import numpy as np
+    from transpert.data import open_cells
+    from transpert.data._rows import open_matrix, read_file_rows
+    from transpert.summarize._groups import make_groups
+    from transpert.summarize import _distributed as D, _shards as S
+    from transpert.kernels import reference_table
+    cells = open_cells(path)
+    groups = make_groups(cells.obs, "target_gene", "non-targeting", None)
+    per_row = np.diff(cells._matrix.indptr)
+    weights = np.bincount(groups.codes, weights=per_row + 1, minlength=len(groups.labels))
+    others = [c for c in range(len(groups.labels)) if c != groups.ref]
+    shards = D.plan_shards(weights, others, 1.0, 4)
+    spec = S.FileSpec(path=path, key="X", n_vars=cells.n_vars, scale="log1p")
+    def rows_of(codes):
+        return np.flatnonzero(np.isin(groups.codes, codes))
+    def clock():
+        return time.perf_counter(), time.process_time()
+    out = {}
+    for name, codes in (("reference", [groups.ref]), ("shard", shards[0])):
+        rows = rows_of(codes)
+        w0, c0 = clock()
+        m = open_matrix(path, "X"); X = read_file_rows(m, rows); m.close()
+        w1, c1 = clock()
+        lo, hi = int(cells._matrix.indptr[rows[0]]), int(cells._matrix.indptr[rows[-1] + 1])
+        out[name] = {"cells": len(rows), "entries": int(X.nnz), "file_entries_spanned": hi - lo,
+                     "read_wall_s": w1 - w0, "read_cpu_s": c1 - c0}
+        if name == "reference":
+            w0, c0 = clock(); r = S.reference_task(spec, rows, True, 1); w1, c1 = clock()
+        else:
+            local = np.full(len(groups.labels), -1); local[codes] = np.arange(len(codes))
+            w0, c0 = clock()
+            r = S.shard_task(spec, rows, local[groups.codes[rows]], len(codes), ref, de=True,
+                             continuity=True, memory_budget=2 * 2**30, threads=1)
+            w1, c1 = clock()
+        out[name].update(task_wall_s=w1 - w0, task_cpu_s=c1 - c0)
+        if name == "reference":
+            ref = r
+            out[name]["table_values"] = int(r["table"][0].size)
+    res.update(out)
 elif tool == "illico":
     import anndata as ad
     import numpy as np

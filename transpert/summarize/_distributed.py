@@ -28,9 +28,10 @@ from transpert._errors import TranspertInputError
 from transpert.summarize._engine import Accumulators, parse_memory
 from transpert.summarize._groups import Groups
 
-#: bytes a shard's worker holds per stored entry (log1p CSR, the stored counts' CSR, the read
-#: window's copies); a shard holds at most memory_budget / SHARD_BYTES_PER_ENTRY entries
-SHARD_BYTES_PER_ENTRY = 24
+#: bytes a shard's worker holds per stored entry (the log1p CSR, 8 bytes, with the read's and
+#: the gather's transients; counts also keep their stored CSR and the normalisation's copy: x2);
+#: a shard holds at most memory_budget / SHARD_BYTES_PER_ENTRY entries
+SHARD_BYTES_PER_ENTRY = 12
 #: cells per scan task
 SCAN_ROWS = 50_000
 
@@ -218,7 +219,8 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     n_workers = max(1, len(workers))
     # at least one shard per worker thread (each runs one task at a time)
     n_slots = max(n_workers, sum(int(w.get("nthreads", 1)) for w in workers.values()))
-    shards = plan_shards(weights, others, budget / SHARD_BYTES_PER_ENTRY, n_slots)
+    per_entry = SHARD_BYTES_PER_ENTRY * (2 if spec.scale == "counts" else 1)
+    shards = plan_shards(weights, others, budget / per_entry, n_slots)
     order = np.argsort(codes, kind="stable")  # cells of each group, in row order
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes[labelled], minlength=len(groups.labels)))])
     first = int(np.sum(~labelled))
@@ -244,7 +246,8 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
         acc.u = np.full((len(groups.labels), cells.n_vars), np.nan)
         acc.p = np.full((len(groups.labels), cells.n_vars), np.nan)
     facts = []
-    ref_result = ref_future.result()
+    # the reference's sums only: its table stays on the workers
+    ref_result = client.submit(_without_table, ref_future, pure=False).result()
     facts.append(ref_result.get("scale_facts"))
     _place(acc, [groups.ref], ref_result)
     distributed = _distributed()
@@ -262,6 +265,10 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     acc.info.update(passes=1, scheduler=str(client.scheduler.address), workers=n_workers,
                     shards=len(shards), file_rows=n_file)
     return acc
+
+
+def _without_table(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "table"}
 
 
 def _log1p_verdict(facts: list[dict], label: str) -> bool:
