@@ -155,7 +155,8 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
             model, pred = fit_predict(method, refs, controls, perts)
         info[method] = {"fit_predict_s": round(time.perf_counter() - t, 2)}
         if method == "transpert-zero-shot":
-            info[method].update(temperature=model.temperature_, common_scale=model.common_scale_,
+            info[method].update(temperature=model.temperature_, shrinkage=model.shrinkage_,
+                                common_scale=model.common_scale_,
                                 specific_scale=model.specific_scale_, deg_threshold=model.deg_threshold_,
                                 deg_source=model.deg_source_,
                                 weights=model.weights_["weight"].round(3).to_dict())

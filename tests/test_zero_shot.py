@@ -243,3 +243,16 @@ def test_cli_detects_zero_shot(tmp_path, capsys):
     assert sorted(record["predictions"]) == ["zero-shot-control", "zero-shot-reference-mean"]
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
     assert sorted(board["method"]) == ["zero-shot-control", "zero-shot-reference-mean"]
+
+
+def test_criterion_is_pluggable(data):
+    refs, _, ctrl = data
+    calls = []
+
+    def smallest_effects(pred_delta, pred_called, real_delta, real_sig, control_mean, perts, genes):
+        calls.append(len(perts))
+        return {"score": -float(np.abs(pred_delta).mean())}
+
+    model = ZeroShotTransPert(**{**FAST, "common_scales": (0.0, 1.0), "specific_scales": (0.0, 1.0)},
+                              criterion=smallest_effects, one_se_rule=False).fit(refs, ctrl)
+    assert calls and (model.common_scale_, model.specific_scale_) == (0.0, 0.0)

@@ -151,7 +151,9 @@ def _run_zero_shot(args, counts, perts, log) -> int:
         raise TranspertInputError("--target-train holds only control cells (zero-shot) but --model is a "
                                   "few-shot TransPert model; leave out --model to fit zero-shot TransPert")
     method = zero_shot_method(args.method)
-    controls, target_sum = target_controls(args.target_train, whole_file_median=True,
+    # the cells the prediction is built from: --target-controls when given (needed when
+    # --target-train is a summary without perturbations), else the control-only file itself
+    controls, target_sum = target_controls(args.target_controls or args.target_train, whole_file_median=True,
                                            pert_col=args.pert_col, control=args.control)
     how = f" (the zero-shot counterpart of --method {args.method})" if method != args.method else ""
     print(f"zero-shot: {args.target_train} holds only control cells ({controls.n_obs} cells, no target "

@@ -184,8 +184,10 @@ class ZeroShotTransPert:
         """Each held-out line's weight for the target (its group's, at temperature 0.05)."""
         from transpert.transfer.zero_shot_weights import responsiveness, zero_shot_weights
 
+        ids = copy_groups(self.lines_)
+        distinct = [line for i, line in enumerate(self.lines_) if ids[i] == i]
         w = zero_shot_weights(self.lines_, self.target_.control_mean,
-                              responsiveness(self.lines_, len(self.target_.genes)),
+                              responsiveness(distinct, len(self.target_.genes)),
                               temperature=RELEVANCE_TEMPERATURE, structure_weight=self.structure_weight)["weight"]
         per_group = pd.Series([w[n] for n in groups], index=[groups[n] for n in groups]).groupby(level=0).sum()
         return np.array([per_group[groups[h.name]] for h in held])
