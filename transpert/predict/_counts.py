@@ -43,7 +43,11 @@ does not call DE cannot be hidden in a few cells and may come out significant; D
 counts to every cell, so library sizes grow by the predicted share of the DE genes and every
 other gene's CPM falls by that share (what the predicted composition says, and what the pseudo-
 bulk shows); a cell above ``max_per_cell`` counts (1e6 in the challenge) is thinned to it,
-moving that cell's genes proportionally (never seen with realistic predictions).
+moving that cell's genes proportionally (never seen with realistic predictions). Because every
+gene's total is pinned, the cells' scatter cancels in the pseudo-bulk, which is not what an
+i.i.d. sample of cells would show: cell-eval2 notices it on ``expr_mse_unbiased_capped`` (its
+sampling correction, estimated from the cells' scatter, exceeds the file's spread across
+perturbations; it caps the correction, so the score is not inflated).
 """
 
 from __future__ import annotations
