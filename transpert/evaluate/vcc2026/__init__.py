@@ -1,0 +1,13 @@
+"""cell-eval2 0.20.0's ``vcc2026`` suite (the Virtual Cell Challenge 2026 scorer) on raw counts,
+streamed from disk: its validation, metrics, file layouts, baseline, replicate anchor and score.
+"""
+
+from transpert.evaluate.vcc2026._run import (
+    RealSummary,
+    agg_table,
+    results_table,
+    run_metrics,
+    summarize_real,
+)
+
+__all__ = ["RealSummary", "agg_table", "results_table", "run_metrics", "summarize_real"]

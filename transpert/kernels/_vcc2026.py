@@ -1,0 +1,200 @@
+"""Numba kernels of the vcc2026 suite (cell-eval2 0.20.0's ``vcc2026`` preset).
+
+All inputs are raw counts (CSR parts of a row block, float values) unless said otherwise.
+
+- :func:`count_row_checks`: per row, the total and whether any value is negative, non-finite or
+  non-integral (the preset's input validation).
+- :func:`group_sums_csr`: per (group, gene) sums of counts, float64.
+- :func:`jackknife_moments`: the delete-one jackknife's running sums s1, s2 of
+  ``log1p(TS * (P_g - y_ig) / (S - l_i)) - log1p(TS * P_g / S)`` over a block of one group's cells.
+- :func:`cpm_log1p_csc`: a block's values as ``log1p(x / (l / 1e6))`` (float64), column-major,
+  sorted within each gene: the values the Wilcoxon test ranks.
+- :func:`ranksum_vs_control`: per gene, the rank sum of a group in the pooled sample
+  group ∪ control and the tie correction ``1 - sum(t^3 - t) / (N^3 - N)``, from the sorted
+  non-zero values of both (zeros enter as one tie block by formula). Exact: ranks are half
+  integers and the sums stay far below 2^53.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def count_row_checks(indptr, data, totals, bad):  # pragma: no cover - compiled
+    """totals[i] = sum of row i; bad[i] bit 1: negative, 2: non-finite, 4: non-integral."""
+    for i in range(indptr.size - 1):
+        s = 0.0
+        flag = 0
+        for k in range(indptr[i], indptr[i + 1]):
+            v = float(data[k])
+            if not math.isfinite(v):
+                flag |= 2
+                continue
+            if v < 0.0:
+                flag |= 1
+            if v != math.floor(v):
+                flag |= 4
+            s += v
+        totals[i] = s
+        bad[i] = flag
+
+
+@njit(cache=True)
+def group_sums_csr(indptr, indices, data, codes, out):  # pragma: no cover - compiled
+    """out[codes[i], indices[k]] += data[k] (float64) for every stored value of row i."""
+    for i in range(indptr.size - 1):
+        c = codes[i]
+        if c < 0:
+            continue
+        for k in range(indptr[i], indptr[i + 1]):
+            out[c, indices[k]] += float(data[k])
+
+
+@njit(cache=True, parallel=True)
+def jackknife_moments(indptr, indices, data, lib, P, S, b, ts, s1, s2):  # pragma: no cover
+    """Accumulate s1[g] += v_ig and s2[g] += v_ig^2 over the block's rows (one group's cells),
+    v_ig = log1p(ts * (P[g] - y_ig) / (S - lib[i])) - b[g], and v_ig = -b[g] when the cell
+    holds every count of the group (S - lib[i] == 0)."""
+    n = indptr.size - 1
+    G = P.size
+    dense = np.zeros((n, G))
+    for i in range(n):
+        for k in range(indptr[i], indptr[i + 1]):
+            dense[i, indices[k]] += float(data[k])
+    for g in prange(G):
+        a1 = 0.0
+        a2 = 0.0
+        pg = P[g]
+        bg = b[g]
+        for i in range(n):
+            r = S - lib[i]
+            if r > 0.0:
+                v = math.log1p(ts * (pg - dense[i, g]) / r) - bg
+            else:
+                v = -bg
+            a1 += v
+            a2 += v * v
+        s1[g] += a1
+        s2[g] += a2
+
+
+@njit(cache=True)
+def cpm_log1p_csc(indptr, indices, data, lib, n_genes, col_ptr, values):  # pragma: no cover
+    """Column-major log1p-CPM values of a CSR block, each gene's values sorted ascending.
+    col_ptr (n_genes + 1) and values (nnz) are outputs. Zero-count cells store nothing."""
+    col_ptr[:] = 0
+    for k in range(indptr[-1]):
+        if data[k] != 0:
+            col_ptr[indices[k] + 1] += 1
+    for g in range(n_genes):
+        col_ptr[g + 1] += col_ptr[g]
+    fill = col_ptr[:-1].copy()
+    for i in range(indptr.size - 1):
+        f = lib[i] / 1e6
+        for k in range(indptr[i], indptr[i + 1]):
+            x = float(data[k])
+            if x != 0.0:
+                g = indices[k]
+                values[fill[g]] = math.log1p(x / f)
+                fill[g] += 1
+    for g in range(n_genes):
+        values[col_ptr[g]:col_ptr[g + 1]] = np.sort(values[col_ptr[g]:col_ptr[g + 1]])
+
+
+@njit(cache=True)
+def _cube_minus(t):  # pragma: no cover - compiled
+    t = float(t)
+    return t * t * t - t
+
+
+@njit(cache=True)
+def _lower(vals, lo, hi, x):  # pragma: no cover - compiled
+    """First index in vals[lo:hi] (sorted) with vals[k] >= x."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if vals[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _upper(vals, lo, hi, x):  # pragma: no cover - compiled
+    """First index in vals[lo:hi] (sorted) with vals[k] > x."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if vals[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def control_tie_terms(col_ptr, values, m, out):  # pragma: no cover - compiled
+    """out[g] = sum over the control's tie blocks of gene g (zeros included) of t^3 - t."""
+    for g in range(col_ptr.size - 1):
+        lo = col_ptr[g]
+        hi = col_ptr[g + 1]
+        acc = _cube_minus(m - (hi - lo))
+        k = lo
+        while k < hi:
+            j = k + 1
+            while j < hi and values[j] == values[k]:
+                j += 1
+            acc += _cube_minus(j - k)
+            k = j
+        out[g] = acc
+
+
+@njit(cache=True, parallel=True)
+def ranksum_vs_control(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, ranksum, tiecorr):
+    """Rank sum of the group (n1 cells) in group ∪ control (m cells) per gene, and the tie
+    correction coefficient of the pooled sample (scanpy's ``_tiecorrect``).
+    g_ptr/g_vals and c_ptr/c_vals: sorted non-zero values per gene (see cpm_log1p_csc)."""
+    G = g_ptr.size - 1
+    N = n1 + m
+    NN = _cube_minus(N)
+    for g in prange(G):
+        glo = g_ptr[g]
+        ghi = g_ptr[g + 1]
+        clo = c_ptr[g]
+        chi = c_ptr[g + 1]
+        gz = n1 - (ghi - glo)
+        cz = m - (chi - clo)
+        # U of the group against the control, doubled (exact integers)
+        u2 = gz * cz  # zeros of the group against the zeros of the control: half each
+        ties = c_ties[g]
+        if gz > 0:
+            ties += _cube_minus(gz + cz) - _cube_minus(cz)
+        k = glo
+        while k < ghi:
+            x = g_vals[k]
+            j = k + 1
+            while j < ghi and g_vals[j] == x:
+                j += 1
+            b = j - k
+            a0 = _lower(c_vals, clo, chi, x)
+            a1 = _upper(c_vals, a0, chi, x)
+            below = cz + (a0 - clo)
+            eq = a1 - a0
+            u2 += b * (2 * below + eq)
+            ties += _cube_minus(b + eq) - _cube_minus(eq)
+            k = j
+        ranksum[g] = u2 / 2.0 + n1 * (n1 + 1) / 2.0
+        tiecorr[g] = 1.0 - ties / NN if N >= 2 else 1.0
+
+
+@njit(cache=True)
+def mean_cpm_rows(indptr, indices, data, lib, inv_n, out):  # pragma: no cover - compiled
+    """out[g] += (x_ig / (lib_i / 1e6)) * inv_n over the rows in order: scipy's sparse
+    ``mean(axis=0)`` of the CPM matrix (each value times 1/n, summed row by row)."""
+    for i in range(indptr.size - 1):
+        f = lib[i] / 1e6
+        for k in range(indptr[i], indptr[i + 1]):
+            out[indices[k]] += (float(data[k]) / f) * inv_n
