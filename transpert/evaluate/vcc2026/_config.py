@@ -28,9 +28,9 @@ SCORED = (
     "de_wilcoxon_lfc_nmae",
 )
 PER_PERT = (
+    "de_wilcoxon_lfc_nmae",
     "de_wilcoxon_direction_fidelity_yield_raw",
     "de_wilcoxon_direction_reach_raw",
-    "de_wilcoxon_lfc_nmae",
     "de_wilcoxon_sig_jaccard",
     "pds_cosine",
     "expr_mse_unbiased",
