@@ -24,32 +24,42 @@ def _defined(x):
     return ~np.isnan(x) & (x != 0)
 
 
-def de_metrics(real, pred, genes: np.ndarray, labels, kept: np.ndarray) -> dict:
+def _full(de, G):
+    """A DE table spread over all G genes: NaN where the gene was not tested."""
+    lfc = np.full(G, np.nan)
+    p = np.full(G, np.nan)
+    p_adj = np.full(G, np.nan)
+    lfc[de.kept], p[de.kept] = de.lfc, de.p
+    p_adj[de.kept] = np.where(np.isnan(de.lfc), 1.0, de.p_adj)  # NaN log2FC: p_adj 1
+    present = np.zeros(G, dtype=bool)
+    present[de.kept] = True
+    return lfc, p, p_adj, present
+
+
+def de_metrics(real, pred, genes: np.ndarray, labels) -> dict:
     """The four DE members per perturbation: fidelity yield (raw), reach (raw), Jaccard of the
-    significant sets, normalised MAE of log2FC over the real-significant gate."""
-    names = genes[kept]
-    pos = {g: i for i, g in enumerate(names)}
+    significant sets, normalised MAE of log2FC over the real-significant gate. Each side's table
+    holds the genes its own control kept (the same genes when both use the real control); a
+    target is excluded when its label is a gene of the real table."""
+    G = genes.size
+    pos = {g: i for i, g in enumerate(genes)}
     out = {k: {} for k in ("de_wilcoxon_direction_fidelity_yield_raw",
                            "de_wilcoxon_direction_reach_raw", "de_wilcoxon_lfc_nmae",
                            "de_wilcoxon_sig_jaccard")}
     alpha = P_ADJ_THRESHOLD
     for p in labels:
-        r, q = real.de[p], pred.de[p]
-        keep = np.ones(names.size, dtype=bool)
-        if p in pos:
-            keep[pos[p]] = False
-        lfc_r, lfc_p = r.lfc[keep], q.lfc[keep]
-        padj_r = np.where(np.isnan(r.lfc), 1.0, r.p_adj)[keep]
-        padj_p = np.where(np.isnan(q.lfc), 1.0, q.p_adj)[keep]
-        p_p = q.p[keep]
-        feat = names[keep]
-        sig_r = padj_r < alpha
-        sig_p = padj_p < alpha
+        lfc_r, _, padj_r, in_r = _full(real.de[p], G)
+        lfc_p, p_p, padj_p, in_p = _full(pred.de[p], G)
+        if p in pos and in_r[pos[p]]:
+            in_r[pos[p]] = in_p[pos[p]] = False
+        sig_r = in_r & (padj_r < alpha)
+        sig_p = in_p & (padj_p < alpha)
         a, b = int(sig_r.sum()), int(sig_p.sum())
         tp = int((sig_r & sig_p).sum())
         union = a + b - tp
         out["de_wilcoxon_sig_jaccard"][p] = 1.0 if union == 0 else tp / union
-        in_denom = _defined(lfc_r)
+        both = in_r & in_p
+        in_denom = both & _defined(lfc_r)
         match = in_denom & _defined(lfc_p) & (np.sign(lfc_p) == np.sign(lfc_r))
         n_conf = a
         n_pred = int((sig_p & in_denom).sum())
@@ -60,28 +70,37 @@ def de_metrics(real, pred, genes: np.ndarray, labels, kept: np.ndarray) -> dict:
         if n_conf == 0:
             out["de_wilcoxon_direction_reach_raw"][p] = np.nan
         else:
-            s = sig_r
+            s = np.flatnonzero(sig_r & in_p)
             rank_padj = np.where(np.isnan(padj_p[s]), np.inf, padj_p[s])
             rank_p = np.where(np.isnan(p_p[s]), np.inf, p_p[s])
             abs_lfc = np.where(np.isnan(lfc_p[s]), -np.inf, np.abs(lfc_p[s]))
-            order = np.lexsort((feat[s], -abs_lfc, rank_p, rank_padj, ~sig_p[s]))
-            n_denom = np.cumsum(in_denom[s][order])
-            n_match = np.cumsum(match[s][order])
+            order = s[np.lexsort((genes[s], -abs_lfc, rank_p, rank_padj, ~sig_p[s]))]
+            n_denom = np.cumsum(in_denom[order])
+            n_match = np.cumsum(match[order])
             with np.errstate(invalid="ignore", divide="ignore"):
                 purity = n_match / n_denom
             ok = (n_denom > 0) & (purity >= REACH_PURITY_FLOOR)
             k_star = int(n_denom[ok].max()) if ok.any() else 0
             out["de_wilcoxon_direction_reach_raw"][p] = k_star / n_conf
         gate = sig_r & np.isfinite(lfc_r)
-        n_gate = int(gate.sum())
-        if n_gate >= LFC_NMAE_MIN_GATE:
-            lr = lfc_r[gate]
-            lp = np.where(np.isfinite(lfc_p[gate]), lfc_p[gate], 0.0)
-            num = np.abs(lp - lr).sum() / n_gate
-            dn = np.abs(lr).sum() / n_gate
-            if np.isfinite(dn) and dn != 0.0:
-                out["de_wilcoxon_lfc_nmae"][p] = float(num) / float(dn)
+        value = nmae(lfc_r[gate], np.where(in_p, lfc_p, np.nan)[gate])
+        if value is not None:
+            out["de_wilcoxon_lfc_nmae"][p] = value
     return out
+
+
+def nmae(lfc_ref: np.ndarray, lfc_other: np.ndarray):
+    """mean|other - ref| / mean|ref| over a gate (other's missing or non-finite values read as
+    0); None when the gate holds fewer than 10 genes or the denominator is 0 or not finite."""
+    n_gate = lfc_ref.size
+    if n_gate < LFC_NMAE_MIN_GATE:
+        return None
+    lp = np.where(np.isfinite(lfc_other), lfc_other, 0.0)
+    num = np.abs(lp - lfc_ref).sum() / n_gate
+    den = np.abs(lfc_ref).sum() / n_gate
+    if not np.isfinite(den) or den == 0.0:
+        return None
+    return float(num) / float(den)
 
 
 def target_columns(labels, genes: np.ndarray) -> dict:

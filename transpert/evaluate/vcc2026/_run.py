@@ -61,7 +61,7 @@ def metrics_from_sides(real: RealSummary, pred: Side) -> dict:
     rows = [groups.index(p) for p in real.labels]
     labels = real.labels
     genes = real.genes
-    out = de_metrics(side, pred, genes, labels, real.control.kept)
+    out = de_metrics(side, pred, genes, labels)
     out["pds_cosine"] = pds_cosine(side.means[rows], pred.means[rows], side.means[ci], genes,
                                    labels)
     out.update(expr_metrics(side.means[rows], side.jk[rows], pred.means[rows], pred.jk[rows],

@@ -94,8 +94,9 @@ class Control:
 
 @dataclass
 class GroupDE:
-    """One perturbation's DE table over the control's kept genes."""
+    """One perturbation's DE table over the control's kept genes (gene indices ``kept``)."""
 
+    kept: np.ndarray
     lfc: np.ndarray
     p: np.ndarray
     p_adj: np.ndarray
@@ -123,7 +124,7 @@ def group_de(X, lib, control: Control) -> GroupDE:
     mr = control.mean_cpm[kept]
     with np.errstate(divide="ignore", invalid="ignore"):
         lfc = np.log2((mt + EPSILON) / (mr + EPSILON))
-    return GroupDE(lfc, p, p_adj)
+    return GroupDE(kept, lfc, p, p_adj)
 
 
 @dataclass
