@@ -198,3 +198,14 @@ def mean_cpm_rows(indptr, indices, data, lib, inv_n, out):  # pragma: no cover -
         f = lib[i] / 1e6
         for k in range(indptr[i], indptr[i + 1]):
             out[indices[k]] += (float(data[k]) / f) * inv_n
+
+
+@njit(cache=True)
+def group_scaled_sums(indptr, indices, data, codes, inv_n, out):  # pragma: no cover - compiled
+    """out[codes[i], indices[k]] += data[k] * inv_n[codes[i]]: per-group means of a matrix the
+    way scipy's sparse ``mean(axis=0)`` forms them (each value times 1/n, summed row by row)."""
+    for i in range(indptr.size - 1):
+        c = codes[i]
+        s = inv_n[c]
+        for k in range(indptr[i], indptr[i + 1]):
+            out[c, indices[k]] += float(data[k]) * s

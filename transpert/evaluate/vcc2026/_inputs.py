@@ -21,13 +21,14 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert.evaluate._inputs import Opened, open_input
 from transpert.evaluate.vcc2026._config import MAX_COUNTS_PER_CELL
-from transpert.kernels._vcc2026 import count_row_checks, group_sums_csr
+from transpert.kernels._vcc2026 import count_row_checks, group_scaled_sums, group_sums_csr
 
 
 @dataclass
 class Scanned:
     """What the first pass learns: groups (sorted labels), each cell's group code and total
-    count, and the (group, gene) sums of counts (float64)."""
+    count, the (group, gene) sums of counts and the plain (group, gene) means of counts
+    (float64, scipy's sparse mean: the mean-response baseline's input)."""
 
     opened: Opened
     groups: np.ndarray
@@ -35,6 +36,7 @@ class Scanned:
     n_cells: np.ndarray
     lib: np.ndarray
     sums: np.ndarray
+    means: np.ndarray
 
     @property
     def name(self) -> str:
@@ -68,6 +70,9 @@ def scan_counts(opened: Opened, chunk_rows: int | None = None) -> Scanned:
     codes = codes.astype(np.int64)
     n_genes = len(opened.cells.var_names)
     sums = np.zeros((groups.size, n_genes))
+    means = np.zeros((groups.size, n_genes))
+    n_cells = np.bincount(codes, minlength=groups.size)
+    inv_n = 1.0 / n_cells
     lib = np.zeros(labels.size)
     name = opened.cells.name
     for start, stop, block in opened.source.iter_chunks(chunk_rows):
@@ -88,8 +93,9 @@ def scan_counts(opened: Opened, chunk_rows: int | None = None) -> Scanned:
                 f"{name}: cell {start + i} has {lib[start + i]:.0f} counts, above the vcc2026 "
                 f"limit of {MAX_COUNTS_PER_CELL:.0f} per cell")
         group_sums_csr(block.indptr, block.indices, block.data, codes[start:stop], sums)
-    n_cells = np.bincount(codes, minlength=groups.size)
-    return Scanned(opened, groups, codes, n_cells, lib, sums)
+        group_scaled_sums(block.indptr, block.indices, block.data, codes[start:stop], inv_n,
+                          means)
+    return Scanned(opened, groups, codes, n_cells, lib, sums, means)
 
 
 def check_pair(real: Scanned, pred: Scanned) -> None:

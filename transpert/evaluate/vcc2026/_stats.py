@@ -73,8 +73,8 @@ def _mean_cpm(X, lib):
 
 @dataclass
 class Control:
-    """The real control's sorted log1p-CPM values per gene, their tie terms, its mean CPM and
-    the genes kept by the CPM filter."""
+    """The real control's sorted log1p-CPM values per gene, their tie terms, its mean CPM, the
+    genes kept by the CPM filter, and its raw counts and cell totals (the baseline's pool)."""
 
     col_ptr: np.ndarray
     values: np.ndarray
@@ -82,6 +82,8 @@ class Control:
     ties: np.ndarray
     mean_cpm: np.ndarray
     kept: np.ndarray  # gene indices with control mean CPM > MIN_CPM
+    X: object
+    lib: np.ndarray
 
     @classmethod
     def from_cells(cls, X, lib) -> "Control":
@@ -89,7 +91,8 @@ class Control:
         ties = np.zeros(X.shape[1])
         control_tie_terms(col_ptr, values, X.shape[0], ties)
         mean = _mean_cpm(X, lib)
-        return cls(col_ptr, values, X.shape[0], ties, mean, np.flatnonzero(mean * 1.0 > MIN_CPM))
+        return cls(col_ptr, values, X.shape[0], ties, mean, np.flatnonzero(mean * 1.0 > MIN_CPM), X,
+                   lib)
 
 
 @dataclass
@@ -141,24 +144,33 @@ def summarize_side(scanned: Scanned, control_label: str, control: Control | None
                    chunk_rows: int | None = None) -> tuple[Side, Control]:
     """Stream a scanned file once more: jackknife of every group, DE of every perturbation
     against ``control`` (built from this file's control cells when None: the real side)."""
-    groups = scanned.groups
+    wanted = np.ones(scanned.groups.size, dtype=bool)
+    if control is not None:
+        wanted[np.flatnonzero(scanned.groups == control_label)[0]] = False  # not scored
+    groups = iter_groups(scanned, wanted, chunk_rows)
+    return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control)
+
+
+def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label: str,
+                     control: Control | None) -> tuple[Side, Control]:
+    """Jackknife and DE of the groups ``cells`` yields as ``(code, raw counts, cell totals)``;
+    ``sums[code]`` must hold the group's count sums when it is yielded. With ``control`` None,
+    the group labelled ``control_label`` is the control (DE of earlier groups waits for it)."""
     ci = int(np.flatnonzero(groups == control_label)[0])
     jk = np.zeros(groups.size)
     de: dict = {}
     pending: dict = {}
-    wanted = np.ones(groups.size, dtype=bool)
-    own_control = control is None
-    if not own_control:
-        wanted[ci] = False  # the prediction's own control cells are not scored
-    for code, X, lib in iter_groups(scanned, wanted, chunk_rows):
-        jk[code] = jackknife(X, lib, scanned.sums[code])
-        if code == ci:
+    for code, X, lib in cells:
+        jk[code] = jackknife(X, lib, sums[code])
+        if code == ci and control is None:
             control = Control.from_cells(X, lib)
             for c2, (X2, lib2) in pending.items():
                 de[str(groups[c2])] = group_de(X2, lib2, control)
             pending.clear()
+        elif code == ci:
+            continue
         elif control is None:
             pending[code] = (X, lib)  # the control comes later in this file
         else:
             de[str(groups[code])] = group_de(X, lib, control)
-    return Side(groups, bulk_means(scanned.sums), jk, de), control
+    return Side(groups, bulk_means(sums), jk, de), control
