@@ -24,7 +24,7 @@ def _defined(x):
     return ~np.isnan(x) & (x != 0)
 
 
-def _full(de, G):
+def full_table(de, G):
     """A DE table spread over all G genes: NaN where the gene was not tested."""
     lfc = np.full(G, np.nan)
     p = np.full(G, np.nan)
@@ -48,8 +48,8 @@ def de_metrics(real, pred, genes: np.ndarray, labels) -> dict:
                            "de_wilcoxon_sig_jaccard")}
     alpha = P_ADJ_THRESHOLD
     for p in labels:
-        lfc_r, _, padj_r, in_r = _full(real.de[p], G)
-        lfc_p, p_p, padj_p, in_p = _full(pred.de[p], G)
+        lfc_r, _, padj_r, in_r = full_table(real.de[p], G)
+        lfc_p, p_p, padj_p, in_p = full_table(pred.de[p], G)
         if p in pos and in_r[pos[p]]:
             in_r[pos[p]] = in_p[pos[p]] = False
         sig_r = in_r & (padj_r < alpha)
@@ -109,14 +109,15 @@ def target_columns(labels, genes: np.ndarray) -> dict:
     return {i: pos[p] for i, p in enumerate(labels) if p in pos}
 
 
-def pds_cosine(real_means, pred_means, ctrl: np.ndarray, genes, labels) -> dict:
-    """Cosine-distance discrimination of the predicted effects (against the real control)
-    among the real effects, panel targets' genes removed, midrank ties, rank over n - 1."""
+def pds_cosine(real_means, pred_means, ctrl: np.ndarray, genes, labels, pred_ctrl=None) -> dict:
+    """Cosine-distance discrimination of the predicted effects (against the real control, or
+    ``pred_ctrl``) among the real effects, panel targets' genes removed, midrank ties, rank
+    over n - 1."""
     cols = np.unique(np.fromiter(target_columns(labels, genes).values(), dtype=np.intp))
     keep = np.ones(genes.size, dtype=bool)
     keep[cols] = False
     real_eff = (real_means - ctrl)[:, keep]
-    pred_eff = (pred_means - ctrl)[:, keep]
+    pred_eff = (pred_means - (ctrl if pred_ctrl is None else pred_ctrl))[:, keep]
     sim = pred_eff @ real_eff.T
     pn = np.einsum("ig,ig->i", pred_eff, pred_eff)
     rn = np.einsum("jg,jg->j", real_eff, real_eff)

@@ -31,6 +31,8 @@ class RealSummary:
     side: Side
     control: Control
     control_label: str
+    source: object  # the path or AnnData it was read from (the anchor reads it again)
+    pert_col: str
 
     @property
     def genes(self) -> np.ndarray:
@@ -50,7 +52,7 @@ def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
         side, ctrl = summarize_side(scanned, control, None, chunk_rows)
     finally:
         opened.close()
-    return RealSummary(scanned, side, ctrl, control)
+    return RealSummary(scanned, side, ctrl, control, real, pert_col)
 
 
 def metrics_from_sides(real: RealSummary, pred: Side) -> dict:
