@@ -2,6 +2,7 @@
 streamed from disk: its validation, metrics, file layouts, baseline, replicate anchor and score.
 """
 
+from transpert.evaluate.vcc2026._api import Vcc2026Result, evaluate_vcc2026, read_real_bundle
 from transpert.evaluate.vcc2026._run import (
     RealSummary,
     agg_table,
@@ -10,4 +11,5 @@ from transpert.evaluate.vcc2026._run import (
     summarize_real,
 )
 
-__all__ = ["RealSummary", "agg_table", "results_table", "run_metrics", "summarize_real"]
+__all__ = ["RealSummary", "Vcc2026Result", "agg_table", "evaluate_vcc2026", "read_real_bundle",
+           "results_table", "run_metrics", "summarize_real"]
