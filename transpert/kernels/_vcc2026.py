@@ -202,7 +202,7 @@ SERIES_DELTA = 0.02  # cells with lib / (S - lib) above this take the direct pat
 SERIES_TERMS = 11  # log1p(x) = sum_k (-1)^(k+1) x^k / k truncated after x^11: < 1e-19 at 0.02
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def jackknife_sums(indptr, indices, data, lib, P, S, ts, s1, s2):  # pragma: no cover
     """s1[g] = sum_i v_ig and s2[g] = sum_i v_ig^2 over one group's cells, where
     v_ig = log1p(ts * (P[g] - y_ig) / (S - l_i)) - log1p(ts * P[g] / S) (and -b_g when
@@ -247,7 +247,8 @@ def jackknife_sums(indptr, indices, data, lib, P, S, ts, s1, s2):  # pragma: no 
                     D[k] += x
     Z = np.empty((G, M + 1))
     for g in range(G):
-        Z[g, :] = D
+        for k in range(M + 1):
+            Z[g, k] = D[k]
     for i in range(n):
         if not ok[i]:
             continue
@@ -264,7 +265,7 @@ def jackknife_sums(indptr, indices, data, lib, P, S, ts, s1, s2):  # pragma: no 
             for k in range(1, M + 1):
                 x *= d[i]
                 Z[g, k] -= x
-    for g in prange(G):
+    for g in range(G):
         wg = w[g]
         acc1 = 0.0
         acc2 = 0.0
@@ -281,10 +282,11 @@ def jackknife_sums(indptr, indices, data, lib, P, S, ts, s1, s2):  # pragma: no 
         if ok[i]:
             continue
         r = S - lib[i]
-        dense[:] = 0.0
+        for g in range(G):
+            dense[g] = 0.0
         for k2 in range(indptr[i], indptr[i + 1]):
             dense[indices[k2]] += float(data[k2])
-        for g in prange(G):
+        for g in range(G):
             if r > 0.0:
                 v = math.log1p(ts * (P[g] - dense[g]) / r) - b[g]
             else:
