@@ -66,14 +66,23 @@ def score_member(metric: str, u: float, b: float, r: float) -> float:
     return _clip(metric, _raw(metric, float(u), b, r))
 
 
+#: cell-eval2 score's row order (the average is taken in this order)
+ORDER = ("de_wilcoxon_lfc_nmae", "expr_mse_unbiased_capped_norm",
+         "de_wilcoxon_direction_fidelity_yield_raw", "de_wilcoxon_direction_reach_raw",
+         "de_wilcoxon_sig_jaccard", "pds_cosine")
+
+
 def score_table(user: dict, baseline: dict, replicate: dict) -> pd.DataFrame:
-    """Per scored member: user, baseline, replicate, from_replicate; last row avg_score (the
-    mean of the six scores)."""
+    """Per scored member: user, baseline, replicate, from_baseline (the catalog's fixed anchor:
+    1 for higher-is-better members, 0 for errors; reported, not averaged, as cell-eval2 does for
+    a competition bundle) and from_replicate; last row avg_score, the mean of from_replicate."""
+    assert set(ORDER) == set(SCORED)
     rows = []
-    for m in sorted(SCORED):
-        u, b, r = user.get(m), baseline[m], replicate[m]
-        rows.append((m, u, b, r, score_member(m, u, float(b), float(r))))
+    for m in ORDER:
+        u, b, r = user.get(m), float(baseline[m]), float(replicate[m])
+        fixed = 0.0 if m in LOWER_IS_BETTER else 1.0
+        rows.append((m, u, b, r, score_member(m, u, b, fixed), score_member(m, u, b, r)))
     avg = float(np.mean([row[-1] for row in rows]))
-    rows.append(("avg_score", np.nan, np.nan, np.nan, avg))
+    rows.append(("avg_score", np.nan, np.nan, np.nan, np.nan, avg))
     return pd.DataFrame(rows, columns=["metric", "user", "baseline", "replicate",
-                                       "from_replicate"])
+                                       "from_baseline", "from_replicate"])
