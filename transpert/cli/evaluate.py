@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", choices=SUITES, default="vcc2025",
                         help="the scorer reproduced: vcc2025 / cell-eval-0.8.2 (today's cell-eval "
                         "metrics, --profile) or vcc2026 (cell-eval2 0.20.0 run --preset vcc2026: "
-                        "raw counts, six scored metrics) [default: %(default)s]")
+                        "raw counts, six scored metrics) (default: %(default)s)")
     parser.add_argument("--real", required=True, help="real cells (h5ad; raw counts or log1p)")
     parser.add_argument("--pred", required=True, help="predicted cells (h5ad), with control cells")
     parser.add_argument("--baseline", help="baseline prediction (h5ad, e.g. from `transpert "
