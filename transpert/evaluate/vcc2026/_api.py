@@ -69,11 +69,18 @@ def read_real_bundle(path) -> tuple[dict, dict]:
     """(baseline means, replicate anchor) from a ``cell-eval2 prep-real-bundle`` directory."""
     base = os.path.join(path, "baseline_agg.csv")
     anchor = os.path.join(path, "anchor_agg.parquet")
+    as_csv = anchor[:-len(".parquet")] + ".csv"
     for f in (base, anchor):
         if not os.path.exists(f):
             raise TranspertInputError(f"--real-bundle {path}: no {os.path.basename(f)}; pass a "
                                       "directory written by cell-eval2 prep-real-bundle")
-    frame = pd.read_parquet(anchor)
+    try:
+        frame = pd.read_parquet(anchor)
+    except ImportError:
+        if not os.path.exists(as_csv):
+            raise TranspertInputError(f"--real-bundle {path}: reading anchor_agg.parquet needs "
+                                      "pyarrow (pip install 'transpert[parquet]')") from None
+        frame = pd.read_csv(as_csv)  # the same table as CSV beside it
     return _means(pd.read_csv(base)), dict(zip(frame["metric"], frame["replicate"].astype(float)))
 
 
