@@ -158,3 +158,27 @@ def test_run_config_errors(tmp_path):
     bad.write_text("output: o\ncounts: c.csv\n")
     with pytest.raises(TranspertInputError, match="target_train"):
         read_config(bad)
+
+
+def test_run_config_on_a_local_cluster(files, tmp_path, capsys):
+    """`transpert run --scheduler local:2`: the run's summaries of cells are computed by Dask
+    workers, equal to the single machine's."""
+    pytest.importorskip("distributed")
+    from transpert.summarize import read_summary, summarize
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "output: out\n"
+        f"references: {{A: {files['refs']['ref1']}}}\n"
+        f"target_train: {files['train']}\n"
+        f"counts: {files['counts']}\n"
+        "methods: [reference-mean]\n"
+        "scheduler: local:1\n")
+    assert main(["run", str(config), "--scheduler", "local:2"]) == 0, capsys.readouterr().err
+    out = tmp_path / "out"
+    for name, src in (("A", files["refs"]["ref1"]), ("target_train", files["train"])):
+        got = read_summary(out / "summaries" / f"{name}.h5ad")
+        assert got.uns["transpert"]["engine"]["workers"] == 2  # the option overrides the key
+        want = summarize(str(src))
+        for layer in want.layers:
+            np.testing.assert_array_equal(want.layers[layer], got.layers[layer], err_msg=layer)

@@ -10,7 +10,9 @@ from transpert._errors import TranspertInputError
 from transpert._parallel import resolve_threads
 from transpert.data.schema import CONTROL_LABEL, MIN_CELLS, PERT_COL
 from transpert.summarize._effects import FDR_METHODS, LOG2FC_METHODS
-from transpert.summarize._engine import BACKENDS, compute_in_memory, compute_streamed, parse_memory
+from transpert.summarize._checked_stream import pseudobulk_checked_stream
+from transpert.summarize._engine import (BACKENDS, compute_in_memory, compute_streamed, parse_memory,
+                                         streamed_chunk_rows)
 from transpert.summarize._groups import make_groups
 from transpert.summarize._profile import build_profile, file_checksum
 
@@ -123,7 +125,10 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                 # the checksum is read in a thread beside the engine (hashlib releases the GIL;
                 # the engine's file reads leave a core idle much of the time)
                 with _Checksum(source_cells.path if checksum else None) as digest_of:
-                    acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
+                    rows = streamed_chunk_rows(source_cells, chunk_rows, parse_memory(memory_budget))
+                    pass_a = pseudobulk_checked_stream(source_cells, groups, rows, resolve_threads(threads),
+                                                       de, show_progress)
+                    acc = compute_streamed(source_cells, groups, chunk_rows=rows, pass_a=pass_a,
                                            scratch_dir=scratch_dir, **opts)
                     normalization = dict(source_cells.normalization())
                     digest = digest_of()

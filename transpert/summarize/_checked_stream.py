@@ -22,7 +22,7 @@ from transpert._progress import Progress
 def pseudobulk_checked_stream(cells, groups, chunk_rows: int, n_threads: int, de: bool,
                               show_progress=None):
     """Pass A over ``cells`` (a :class:`transpert.data.CellSource` of float32 values whose scale
-    is not declared) as if log1p, checking the values on the way. Returns the accumulators and
+    is not declared; None at once for any other) as if log1p, checking the values on the way. Returns the accumulators and
     records the verdict on ``cells`` (:meth:`CellSource.set_checked_scale`) when the values are
     log1p; returns None (accumulators dropped) otherwise."""
     from transpert.data import _row_scale
@@ -30,8 +30,9 @@ def pseudobulk_checked_stream(cells, groups, chunk_rows: int, n_threads: int, de
     from transpert.kernels import plan_row_parts, pseudobulk_checked_csr
     from transpert.summarize._accumulators import Accumulators, canonical_csr, raise_bad_indices, scale32
 
-    if np.dtype(cells.dtype) != np.float32:
-        return None
+    if np.dtype(cells.dtype) != np.float32 or cells.schema.counts is not None \
+            or cells._stats is not None or cells._checked_scale is not None:
+        return None  # the scale is known (or not float32: the usual road)
     acc = Accumulators.new(groups, cells.n_vars, False, pdex_means=de)
     scale32 = scale32(groups)
     n_frac = 0

@@ -329,24 +329,29 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = Tru
     return acc, plan, C
 
 
+def streamed_chunk_rows(cells, chunk_rows: int | None, budget: int) -> int:
+    """Rows per chunk of the streamed passes: ``chunk_rows``, or the data layer's default
+    (~16M entries, ~0.4 GB with their copies here, at a 2 GB budget) scaled to the budget."""
+    if chunk_rows is not None:
+        return int(chunk_rows)
+    return int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
+
+
 def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, de: bool,
-                     continuity: bool, show_progress, chunk_rows=None, scratch_dir=None) -> Accumulators:
+                     continuity: bool, show_progress, chunk_rows=None, scratch_dir=None,
+                     pass_a: Accumulators | None = None) -> Accumulators:
     """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory).
 
-    A file whose scale is neither declared nor known yet is read as log1p in pass A, its values
-    checked in the same read (:mod:`transpert.summarize._checked_stream`); only when they are
-    not log1p is the file scanned for its scale (and counts' library sizes) first."""
+    ``pass_a``: pass A's accumulators when the caller already made them (a file of undeclared
+    scale read as log1p with its values checked in the same read:
+    :func:`transpert.summarize._checked_stream.pseudobulk_checked_stream`, which must use the
+    same ``chunk_rows``, see :func:`streamed_chunk_rows`); else pass A runs here."""
     from transpert.kernels import count_csr_block, regroup_segments, scatter_csr_block
-    from transpert.summarize._checked_stream import pseudobulk_checked_stream
 
     n_threads = resolve_threads(threads)
     budget = parse_memory(memory_budget)
-    if chunk_rows is None:
-        # the data layer's chunks hold ~16M entries (~0.4 GB with their copies here) at a 2 GB budget
-        chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
-    acc = None
-    if cells.schema.counts is None and cells._stats is None and cells._checked_scale is None:
-        acc = pseudobulk_checked_stream(cells, groups, chunk_rows, n_threads, de, show_progress)
+    chunk_rows = streamed_chunk_rows(cells, chunk_rows, budget)
+    acc = pass_a
     counts_input = cells.scale == "counts"
 
     def chunks(with_counts: bool):
