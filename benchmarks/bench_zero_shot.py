@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent / "tests" / "data"
 METHODS = ("transpert-zero-shot", "zero-shot-reference-mean", "zero-shot-linear",
            "zero-shot-mean-response", "zero-shot-control")
 BASELINE = "zero-shot-mean-response"
+VCC26_MEMBERS = ("pds_cosine", "expr_mse_unbiased_capped_norm", "de_wilcoxon_direction_fidelity_yield_raw",
+                 "de_wilcoxon_direction_reach_raw", "de_wilcoxon_sig_jaccard", "de_wilcoxon_lfc_nmae")
 
 
 def _canonical(adata, pert_col: str, is_control):
@@ -64,6 +66,14 @@ def lines_simulator(seed: int) -> dict:
 
     atlas = simulate_atlas(seed=seed, n_genes=1000, n_perturbations=40, cells_per_perturbation=50,
                            n_control_cells=400)
+    return {name: atlas.lines[name] for name in [*atlas.reference_lines, atlas.target_line]}
+
+
+def lines_lowrank(seed: int) -> dict:
+    from transpert.data.simulate import simulate_lowrank
+
+    atlas = simulate_lowrank(seed=seed, n_genes=1000, n_perturbations=40, cells_per_perturbation=50,
+                             n_control_cells=400)
     return {name: atlas.lines[name] for name in [*atlas.reference_lines, atlas.target_line]}
 
 
@@ -123,6 +133,50 @@ def criterion_with_interval(pred, real_summary, n_boot: int, seed: int) -> dict:
     return full
 
 
+def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict:
+    """Each prediction (raw counts) scored by transpert's vcc2026 suite against the real cells
+    (raw counts), anchored on the mean-response baseline and the replicate anchor built from the
+    real cells (``evaluate_vcc2026(..., anchor=True)``; built once and shared by the methods).
+    Returns per method: the six scored members' means, their scaled values, the score and a 95%
+    bootstrap interval of the score over perturbations (baseline and anchor held fixed)."""
+    from transpert.evaluate.vcc2026 import evaluate_vcc2026
+    from transpert.evaluate.vcc2026._config import DERIVED, SCORED
+    from transpert.evaluate.vcc2026._run import run_metrics, summarize_real
+    from transpert.evaluate.vcc2026._score import score_table
+
+    methods = list(predictions)
+    first = evaluate_vcc2026(predictions[methods[0]], real_path, anchor=True)
+    score = first.score.set_index("metric")
+    base, rep = score["baseline"].to_dict(), score["replicate"].to_dict()
+    real = summarize_real(real_path)
+    out = {}
+    rng = np.random.default_rng(seed)
+    for method in methods:
+        results = first.results if method == methods[0] else run_metrics(real, predictions[method])
+        wide = results.pivot(index="perturbation", columns="metric", values="value")
+
+        def user(rows):
+            w = wide.iloc[rows]
+            u = {m: float(np.nanmean(w[m])) if np.isfinite(w[m]).any() else np.nan
+                 for m in SCORED if m not in DERIVED}
+            for m, (num, den) in DERIVED.items():
+                ok = np.isfinite(w[num]) & np.isfinite(w[den])
+                u[m] = float(w[num][ok].sum() / w[den][ok].sum()) if ok.any() else np.nan
+            return u
+
+        n = len(wide)
+        table = score_table(user(np.arange(n)), base, rep).set_index("metric")
+        boots = [score_table(user(rng.integers(0, n, n)), base, rep)["from_replicate"].iloc[-1]
+                 for _ in range(n_boot)]
+        out[method] = {"vcc26_score": float(table.loc["avg_score", "from_replicate"]),
+                       "vcc26_score_ci": [float(np.quantile(boots, .025)), float(np.quantile(boots, .975))],
+                       **{f"vcc26_{m}": float(table.loc[m, "user"]) for m in SCORED},
+                       **{f"vcc26_s_{m}": float(table.loc[m, "from_replicate"]) for m in SCORED},
+                       "vcc26_baseline": {m: float(base[m]) for m in SCORED},
+                       "vcc26_anchor": {m: float(rep[m]) for m in SCORED}}
+    return out
+
+
 def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Path, *, n_boot: int,
                seed: int) -> list[dict]:
     from transpert._io import write_h5ad_atomic
@@ -147,7 +201,7 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
               .rename("n_cells").reset_index().sort_values(PERT_COL, kind="stable"))
     refs = {k: v for k, v in summaries.items() if k != target}
     genes = list(cells.var_names)
-    predictions, preds, info = {}, {}, {}
+    predictions, preds, raw, info = {}, {}, {}, {}
     for method in METHODS:
         t = time.perf_counter()
         with warnings.catch_warnings():
@@ -162,8 +216,11 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
                                 weights=model.weights_["weight"].round(3).to_dict())
         path = d / f"{method}.h5ad"
         write_prediction(pred, controls, counts, genes, path, seed=seed, max_cells=None)
-        predictions[method], preds[method] = str(path), pred
+        raw_path = d / f"{method}.counts.h5ad"
+        write_prediction(pred, controls, counts, genes, raw_path, seed=seed, format="counts")
+        predictions[method], preds[method], raw[method] = str(path), pred, str(raw_path)
     board = evaluate_methods(str(real_path), predictions, predictions[BASELINE], n_boot=n_boot, seed=seed)
+    vcc26 = vcc2026_scores(str(real_path), raw, n_boot, seed)
     table = board.table.set_index("method")
     records = []
     for method in METHODS:
@@ -174,7 +231,7 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
                         **{k: float(row[k]) for k in table.columns if k not in ("score", "score_ci_low", "score_ci_high")},
                         "criterion": crit["score"], "criterion_ci": crit["score_ci"],
                         **{f"crit_{k}": crit[k] for k in ("pds_cosine", "mse", "de_direction", "de_jaccard", "lfc_nmae")},
-                        **info[method]})
+                        **vcc26[method], **info[method]})
         print(json.dumps(records[-1], default=str), flush=True)
     return records
 
@@ -261,20 +318,34 @@ def markdown(records: list[dict]) -> str:
                          f"{r.get('MAE', r.get('mae', np.nan)):.4f} | {r.get('DES', r.get('overlap_at_N', np.nan)):.3f} | "
                          f"{r.criterion:.3f} [{r.criterion_ci[0]:.3f}, {r.criterion_ci[1]:.3f}] | "
                          f"{r.crit_pds_cosine:.3f} | {r.crit_de_direction:.3f} | {r.crit_de_jaccard:.3f} | {r.crit_lfc_nmae:.3f} |")
-        mean = sub.groupby("method", sort=False)[["score", "criterion"]].mean()
-        lines += ["", "Mean over held-out lines:", "", "| method | score | criterion |", "|---|---|---|"]
-        lines += [f"| {m} | {v.score:.2f} | {v.criterion:.3f} |" for m, v in mean.iterrows()]
+        lines += ["", f"vcc2026 suite (raw counts, anchored: baseline = mean response of the real cells, "
+                  "anchor = replicate split; score = mean of the six scaled members):", "",
+                  "| target | method | vcc2026 score [95% CI] | pds_cosine | mse_capped_norm | "
+                  "fidelity_yield | reach | sig_jaccard | lfc_nmae |", "|---|---|---|---|---|---|---|---|---|"]
+        for _, r in sub.iterrows():
+            lines.append(f"| {r.target} | {r.method} | {r.vcc26_score:.3f} [{r.vcc26_score_ci[0]:.3f}, "
+                         f"{r.vcc26_score_ci[1]:.3f}] | " + " | ".join(
+                             f"{r[f'vcc26_{m}']:.3f} ({r[f'vcc26_s_{m}']:+.2f})" for m in VCC26_MEMBERS) + " |")
+        mean = sub.groupby("method", sort=False)[["score", "criterion", "vcc26_score"]].mean()
+        lines += ["", "Mean over held-out lines:", "", "| method | 2025 score | criterion | vcc2026 score |",
+                  "|---|---|---|---|"]
+        lines += [f"| {m} | {v.score:.2f} | {v.criterion:.3f} | {v.vcc26_score:.3f} |" for m, v in mean.iterrows()]
         lines.append("")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["simulator", "datlinger", "papalexi", "replogle"])
+    parser.add_argument("--tasks", nargs="+", default=["simulator", "lowrank", "datlinger", "papalexi", "replogle"])
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--from-records", default=None,
+                        help="re-print the tables of a zero_shot_records.json instead of running")
     parser.add_argument("--out", default=None, help="folder for the records and tables (default: none)")
     args = parser.parse_args(argv)
+    if args.from_records:
+        print(markdown(json.loads(Path(args.from_records).read_text())["records"]))
+        return 0
     t0 = time.perf_counter()
     records, extra = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,7 +354,8 @@ def main(argv=None) -> int:
                 extra.append(replogle_zero_shot(args.seed, args.n_boot))
                 print(json.dumps(extra[-1]), flush=True)
                 continue
-            lines = {"simulator": lambda: lines_simulator(args.seed), "datlinger": lines_datlinger,
+            lines = {"simulator": lambda: lines_simulator(args.seed),
+                     "lowrank": lambda: lines_lowrank(args.seed), "datlinger": lines_datlinger,
                      "papalexi": lines_papalexi}[task]()
             records += run_task(task, lines, Path(tmp), n_boot=args.n_boot, seed=args.seed)
     text = markdown(records) if records else ""
