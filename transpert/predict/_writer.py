@@ -336,20 +336,17 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         but which genes come out significant then depends on the size of their shifts, not on a
         DEG call).
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
-
     show_progress : a progress bar over the cells written (None: on a terminal).
     threads : ``format="counts"``: perturbations built at once (None: every core).
-
-    The file written: ``X`` log1p float32 CSR in [0, 15) (``format="counts"``: integer counts
-    stored as float32, at most 1e6 per cell) (indices sorted, no stored zeros),
-    ``obs[pert_col]``, control cells last, ``var_names`` = ``genes``; ``uns["transpert_cells"]``
-    records the settings and a per-perturbation table of cells written and genes shifted.
 
     Returns
     -------
     anndata.AnnData
-        The written file, opened backed read-only: log1p float32 CSR cells, or with
-        ``format="counts"`` integer raw counts (stored as float32).
+        The written file, opened backed read-only. ``X``: log1p float32 CSR in [0, 15), or with
+        ``format="counts"`` integer raw counts stored as float32, at most 1e6 per cell (indices
+        sorted, no stored zeros); ``obs[pert_col]``, control cells last; ``var_names`` =
+        ``genes``; ``uns["transpert_cells"]`` records the settings and a per-perturbation
+        table of cells written and genes shifted.
 
     Examples
     --------
