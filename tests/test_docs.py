@@ -29,6 +29,11 @@ def test_api_pages_and_first_tutorial_build(tmp_path):
     assert "log1p" in page and "Returns" in page
     assert (out / "generated" / "transpert.transfer.TransPert.html").exists()
     assert (out / "generated" / "transpert.evaluate.evaluate.html").exists()
+    # the 2026 scorer and the raw-count writer are in the reference, with their scales
+    page = (out / "generated" / "transpert.evaluate.vcc2026.evaluate_vcc2026.html").read_text()
+    assert "raw UMI counts" in page and "Returns" in page and "Vcc2026Result" in page
+    page = (out / "generated" / "transpert.predict.write_prediction.html").read_text()
+    assert "integer raw counts" in page and "evaluate_vcc2026" in page
     # the tutorial ran: its checks against scipy are in the page, and its figures are images
     tutorial = (out / "tutorials" / "01_cells_to_summaries.html").read_text()
     assert "FDR equal to scipy&#39;s false_discovery_control: True" in tutorial

@@ -309,6 +309,13 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         ``format="counts"`` also None or without ``n_cells`` (400 cells each).
     genes : gene order of the output (list or header-less CSV such as ``gene_names.csv``).
     out_path : the .h5ad written (atomically).
+    pert_col, control, counts_col : the perturbation column (of ``obs`` and of ``counts``), the
+        control label, the cell-count column of ``counts``.
+    target_sum : library size the log1p controls are normalised to (None: their median, or the
+        whole training file's when ``target_controls`` is a path); unused with
+        ``format="counts"``, whose controls stay raw.
+    format : ``"log1p"`` (the 2025 scorer, cell-eval) or ``"counts"`` (integer raw UMI counts,
+        the 2026 scorer, :func:`transpert.evaluate.vcc2026.evaluate_vcc2026`).
     max_cells : cap on all cells written, controls included; when the request is larger every
         count is scaled down by the same factor, with a warning. ``"auto"``: the 2025
         challenge's 100,000 for log1p, no cap for counts (the 2026 task asks 300 x 400 cells
@@ -329,7 +336,6 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         but which genes come out significant then depends on the size of their shifts, not on a
         DEG call).
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
-
     show_progress : a progress bar over the cells written (None: on a terminal).
     threads : how many perturbations are built at once with ``format="counts"`` (None: every
         core).
@@ -348,6 +354,15 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     >>> from transpert.predict import write_prediction
     >>> cells = write_prediction(prediction, "h1_train.h5ad", "pert_counts.csv",
     ...                          "gene_names.csv", "prediction.h5ad")  # doctest: +SKIP
+
+    Raw counts for the 2026 scorer (400 cells per predicted perturbation when no cell counts
+    are given), then scored:
+
+    >>> write_prediction(prediction, "h1_train.h5ad", None, "gene_names.csv",
+    ...                  "prediction_counts.h5ad", format="counts")  # doctest: +SKIP
+    >>> from transpert.evaluate.vcc2026 import evaluate_vcc2026
+    >>> evaluate_vcc2026("prediction_counts.h5ad", "real_counts.h5ad",
+    ...                  anchor=True).avg_score  # doctest: +SKIP
     """
     import anndata as ad
     import h5py

@@ -33,8 +33,29 @@ from transpert.evaluate.vcc2026._score import score_table
 
 @dataclass
 class Vcc2026Result:
-    """results / agg: the submission's tables; baseline_* / anchor_*: the reference points when
-    built here; score: per member user, baseline, replicate, from_replicate (+ avg_score)."""
+    """What :func:`evaluate_vcc2026` returns (every table in cell-eval2's layout).
+
+    Attributes
+    ----------
+    results : DataFrame
+        ``perturbation, metric, value``: one row per perturbation and per-perturbation metric
+        (``results.csv``); NaN where cell-eval2 reports NaN.
+    agg : DataFrame
+        ``statistic`` (count, null_count, mean, std, min, max, median) x metric
+        (``agg_results.csv``); ``expr_mse_unbiased_capped_norm`` has only its mean.
+    baseline_results, baseline_agg : DataFrame or None
+        The same two tables for the mean-response baseline (``anchor=True``).
+    anchor_splits : DataFrame or None
+        The replicate anchor's metrics per half split (``anchor=True``).
+    anchor : DataFrame or None
+        ``metric, replicate, replicate_sd, replicate_min, replicate_max``: the anchor *r*, the
+        mean over the splits (``anchor=True``).
+    score : DataFrame or None
+        Per scored metric ``user`` (*u*), ``baseline`` (*b*), ``replicate`` (*r*),
+        ``from_baseline`` and ``from_replicate`` (s = (u - b) / (r - b), clamped as cell-eval2
+        does); last row ``avg_score``, the mean of ``from_replicate`` (``anchor=True`` or
+        ``real_bundle``).
+    """
 
     results: pd.DataFrame
     agg: pd.DataFrame
@@ -46,9 +67,14 @@ class Vcc2026Result:
 
     @property
     def avg_score(self) -> float | None:
+        """The anchored score (the mean of the six ``from_replicate`` values); None without
+        reference points."""
         return None if self.score is None else float(self.score["from_replicate"].iloc[-1])
 
     def write(self, outdir) -> None:
+        """Write every table present as CSV (``results.csv``, ``agg_results.csv``,
+        ``baseline_results.csv``, ``baseline_agg.csv``, ``anchor_splits.csv``,
+        ``anchor_agg.csv``, ``score.csv``) and ``suite.json`` into ``outdir`` (created)."""
         os.makedirs(outdir, exist_ok=True)
         tables = {"results.csv": self.results, "agg_results.csv": self.agg,
                   "baseline_results.csv": self.baseline_results,
@@ -66,7 +92,25 @@ def _means(agg: pd.DataFrame) -> dict:
 
 
 def read_real_bundle(path) -> tuple[dict, dict]:
-    """(baseline means, replicate anchor) from a ``cell-eval2 prep-real-bundle`` directory."""
+    """The score's two reference points from a ``cell-eval2 prep-real-bundle`` directory.
+
+    Parameters
+    ----------
+    path : the bundle directory; it must hold ``baseline_agg.csv`` and ``anchor_agg.parquet``
+        (anything else raises :class:`~transpert._errors.TranspertInputError`).
+
+    Returns
+    -------
+    (dict, dict)
+        ``{metric: b}``, the baseline's mean per metric, and ``{metric: r}``, the replicate
+        anchor, both on each metric's own scale (as :func:`evaluate_vcc2026` computes them).
+
+    Examples
+    --------
+    >>> from transpert.evaluate.vcc2026 import read_real_bundle
+    >>> b, r = read_real_bundle("bundle/")  # doctest: +SKIP
+    >>> r["pds_cosine"]  # doctest: +SKIP
+    """
     base = os.path.join(path, "baseline_agg.csv")
     anchor = os.path.join(path, "anchor_agg.parquet")
     as_csv = anchor[:-len(".parquet")] + ".csv"
@@ -89,9 +133,46 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
                      baseline_seed: int = 0, anchor_base_seed: int = 0, anchor_splits: int = 5,
                      chunk_rows: int | None = None) -> Vcc2026Result:
     """Score raw-count predictions against raw-count real cells as ``cell-eval2 run --preset
-    vcc2026`` does; ``anchor``: also build the mean-response baseline and the replicate anchor
-    from the real cells (cell-eval2's seeds) and score; ``real_bundle``: score against a
-    cell-eval2 real bundle instead. Both files are read in row chunks."""
+    vcc2026`` does (cell-eval2 0.20.0, the Virtual Cell Challenge 2026 scorer).
+
+    Both files are read in row chunks. The scorer normalises the counts itself: profiles are
+    log1p(5e4 x group count sums / group total) with a jackknife noise correction, the Wilcoxon
+    test ranks log1p(CPM) of each perturbation's cells against the real control cells, log2 fold
+    changes are of CPM means (README, "The vcc2026 suite").
+
+    Parameters
+    ----------
+    pred, real : h5ad path or AnnData of **raw UMI counts** (non-negative integers, no cell above
+        1e6 counts), the same genes in the same order and the same perturbation labels, the
+        control included (a prediction written by
+        :func:`~transpert.predict.write_prediction` with ``format="counts"`` qualifies).
+        Anything else raises :class:`~transpert._errors.TranspertInputError`.
+    outdir : folder for the tables (:meth:`Vcc2026Result.write`); None: nothing written.
+    pert_col, control : the perturbation column of ``obs`` and the control label.
+    anchor : also build the score's two reference points from the real cells with cell-eval2's
+        seeds: the mean-response baseline *b* (``cell-eval2 baseline``) and the replicate anchor
+        *r* (``run --anchor``: ``anchor_splits`` half splits of the real cells), then the score.
+    real_bundle : a directory written by ``cell-eval2 prep-real-bundle``: take *b* and *r* from it
+        instead (:func:`read_real_bundle`); not with ``anchor``.
+    baseline_seed, anchor_base_seed, anchor_splits : cell-eval2's seeds and number of splits.
+    chunk_rows : cells read at a time (None: an automatic size).
+
+    Returns
+    -------
+    Vcc2026Result
+        ``results`` and ``agg`` (the six scored metrics and four diagnostics, on their own
+        scales: PDS, shares and Jaccard in [0, 1], expression errors on the log1p profile scale,
+        ``lfc_nmae`` a ratio of log2FC errors); with ``anchor`` or ``real_bundle`` also
+        ``score`` and :attr:`Vcc2026Result.avg_score`.
+
+    Examples
+    --------
+    >>> from transpert.evaluate.vcc2026 import evaluate_vcc2026
+    >>> res = evaluate_vcc2026("pred_counts.h5ad", "real_counts.h5ad", "eval/",
+    ...                        anchor=True)  # doctest: +SKIP
+    >>> res.score[["metric", "user", "baseline", "replicate", "from_replicate"]]  # doctest: +SKIP
+    >>> res.avg_score  # doctest: +SKIP
+    """
     if anchor and real_bundle is not None:
         raise TranspertInputError("--anchor and --real-bundle both supply the score's reference "
                                   "points; pass one")

@@ -25,7 +25,10 @@ STATISTICS = ("count", "null_count", "mean", "std", "min", "max", "median")
 
 @dataclass
 class RealSummary:
-    """The real side, once summarised: reusable for several predictions (baseline, anchor)."""
+    """The real side of the vcc2026 suite, once summarised (from :func:`summarize_real`):
+    per-group count sums, log1p profiles with their jackknife corrections, the control and the
+    DE tables, reusable for several predictions (:func:`run_metrics`, the baseline, the
+    anchor). ``genes``: the gene order; ``labels``: the non-control perturbations."""
 
     scanned: Scanned
     side: Side
@@ -45,7 +48,27 @@ class RealSummary:
 
 def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                    chunk_rows: int | None = None) -> RealSummary:
-    """Scan and summarise real raw counts (two row-chunk passes)."""
+    """Scan and summarise the real cells once, for :func:`run_metrics`.
+
+    Parameters
+    ----------
+    real : h5ad path or AnnData of raw UMI counts (checked: non-negative integers, at most 1e6
+        per cell, the control present), read in two row-chunk passes.
+    pert_col, control : the perturbation column and the control label.
+    chunk_rows : cells read at a time (None: automatic).
+
+    Returns
+    -------
+    RealSummary
+        Profiles (log1p of counts normalised to 5e4 per group) and the DE tables against the
+        control (log2FC of CPM means, BH-adjusted Wilcoxon p-values).
+
+    Examples
+    --------
+    >>> from transpert.evaluate.vcc2026 import summarize_real, run_metrics, agg_table
+    >>> real = summarize_real("real_counts.h5ad")  # doctest: +SKIP
+    >>> agg_table(run_metrics(real, "pred_counts.h5ad"))  # doctest: +SKIP
+    """
     opened = open_counts(real, "real", pert_col, control)
     try:
         scanned = scan_counts(opened, chunk_rows)
@@ -72,7 +95,11 @@ def metrics_from_sides(real: RealSummary, pred: Side) -> dict:
 
 
 def results_table(values: dict) -> pd.DataFrame:
-    """The long per-perturbation table, cell-eval2's metric order, labels sorted."""
+    """The long per-perturbation table (``results.csv``) from ``{metric: {label: value}}``.
+
+    Returns a DataFrame ``perturbation, metric, value``: cell-eval2's metric order, labels
+    sorted; values on each metric's own scale.
+    """
     rows = [(p, m, v) for m in PER_PERT for p, v in sorted(values[m].items())]
     return pd.DataFrame(rows, columns=["perturbation", "metric", "value"])
 
@@ -87,7 +114,14 @@ def derived_value(results: pd.DataFrame, num: str, den: str) -> float:
 
 
 def agg_table(results: pd.DataFrame) -> pd.DataFrame:
-    """cell-eval2's wide aggregate (agg_results.csv)."""
+    """cell-eval2's wide aggregate (``agg_results.csv``) of a long results table
+    (:func:`results_table` / :func:`run_metrics`).
+
+    Returns a DataFrame: ``statistic`` (count, null_count, mean, std, min, max, median) x
+    metric, NaN values left out of the statistics; ``expr_mse_unbiased_capped_norm`` has only
+    its mean, the ratio of the summed ``expr_mse_unbiased_capped`` to the summed
+    ``expr_distance_unbiased``.
+    """
     cols = {"statistic": list(STATISTICS)}
     for m in sorted(set(PER_PERT) | set(DERIVED)):
         if m in DERIVED:
@@ -106,8 +140,20 @@ def agg_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def run_metrics(real: RealSummary, pred, pert_col: str = PERT_COL,
                 chunk_rows: int | None = None) -> pd.DataFrame:
-    """Score a prediction (raw counts, path or AnnData) against a summarised real side;
-    returns the long results table."""
+    """Score one prediction against a summarised real side (no baseline, anchor or score).
+
+    Parameters
+    ----------
+    real : the :class:`RealSummary` of the real cells (:func:`summarize_real`).
+    pred : h5ad path or AnnData of raw UMI counts, the real side's genes and labels.
+    pert_col : the perturbation column; chunk_rows : cells read at a time.
+
+    Returns
+    -------
+    DataFrame
+        The long per-perturbation table (:func:`results_table`); aggregate it with
+        :func:`agg_table`.
+    """
     opened = open_counts(pred, "pred", pert_col, real.control_label)
     try:
         scanned = scan_counts(opened, chunk_rows)
