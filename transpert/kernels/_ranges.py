@@ -38,3 +38,28 @@ def rows_strictly_sorted(indptr, indices):
                 n_bad += cols[k] <= cols[k - 1]
             bad[p] += n_bad
     return bad.sum() == 0
+
+
+@njit(cache=True)
+def split_genes_by_entries(gene_ptr, n_parts):
+    """Contiguous runs of genes for ``n_parts`` threads, each holding about 1 / n_parts of the
+    stored entries (``gene_ptr``: each gene's start in a column-major block, plus the end).
+
+    Returns ``split`` int64[n_parts + 1] (part p takes genes ``split[p]:split[p + 1]``) and the
+    largest number of entries of one gene (at least 1), which sizes each thread's scratch.
+    """
+    n_genes = gene_ptr.shape[0] - 1
+    total = gene_ptr[n_genes] - gene_ptr[0]
+    split = np.empty(n_parts + 1, dtype=np.int64)
+    split[0] = 0
+    j = 0
+    for p in range(1, n_parts):
+        target = gene_ptr[0] + total * p // n_parts
+        while j < n_genes and gene_ptr[j] < target:
+            j += 1
+        split[p] = j
+    split[n_parts] = n_genes
+    max_n = 1
+    for j in range(n_genes):
+        max_n = max(max_n, gene_ptr[j + 1] - gene_ptr[j])
+    return split, max_n

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from transpert.kernels._ranges import split_genes_by_entries
 from transpert.kernels._sort import CODE_SHIFT, MAX_DIGITS, RADIX, sort_gene_into, sort_words_into
 from transpert.kernels._stats import mwu_pvalue
 
@@ -192,21 +193,8 @@ def ranksum_block(keys, codes, gene_ptr, n_cells, ref, zero_key, continuity, u_o
     Each gene is computed by one thread from exact integer counts: results do not depend on
     ``n_parts``.
     """
-    n_genes = gene_ptr.shape[0] - 1
     n_codes = n_cells.shape[0]
-    total = gene_ptr[n_genes] - gene_ptr[0]
-    split = np.empty(n_parts + 1, dtype=np.int64)
-    split[0] = 0
-    j = 0
-    for p in range(1, n_parts):
-        target = gene_ptr[0] + total * p // n_parts
-        while j < n_genes and gene_ptr[j] < target:
-            j += 1
-        split[p] = j
-    split[n_parts] = n_genes
-    max_n = 1
-    for j in range(n_genes):
-        max_n = max(max_n, gene_ptr[j + 1] - gene_ptr[j])
+    split, max_n = split_genes_by_entries(gene_ptr, n_parts)
     packed = codes.shape[0] == 0
     # packed words sort as they are; keys with codes beside them sort apart, then pack ranks
     wide = 1 if packed else max_n

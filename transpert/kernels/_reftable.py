@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from transpert.kernels._gather import value_key
+from transpert.kernels._ranges import split_genes_by_entries
 from transpert.kernels._ranksum import _cube_minus
 from transpert.kernels._sort import CODE_SHIFT, MAX_DIGITS, RADIX, sort_words_into
 from transpert.kernels._stats import mwu_pvalue
@@ -86,21 +87,8 @@ def ranksum_vs_table(words, gene_ptr, ref_keys, ref_counts, ref_ptr, n_cells, n_
     Genes are split over ``n_parts`` threads; each gene is computed by one thread from exact
     integer counts, so results do not depend on ``n_parts``.
     """
-    n_genes = gene_ptr.shape[0] - 1
     n_codes = n_cells.shape[0]
-    total = gene_ptr[n_genes] - gene_ptr[0]
-    split = np.empty(n_parts + 1, dtype=np.int64)
-    split[0] = 0
-    j = 0
-    for p in range(1, n_parts):
-        target = gene_ptr[0] + total * p // n_parts
-        while j < n_genes and gene_ptr[j] < target:
-            j += 1
-        split[p] = j
-    split[n_parts] = n_genes
-    max_n = 1
-    for j in range(n_genes):
-        max_n = max(max_n, gene_ptr[j + 1] - gene_ptr[j])
+    split, max_n = split_genes_by_entries(gene_ptr, n_parts)
     a_w = np.empty((n_parts, max_n), dtype=np.uint64)
     b_w = np.empty((n_parts, max_n), dtype=np.uint64)
     hist = np.empty((n_parts, MAX_DIGITS, RADIX), dtype=np.int64)
