@@ -44,7 +44,6 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
-from transpert.summarize import log2fc
 from transpert.summarize._contract import (TARGET_LAYERS, check_perturbations, check_references,
                                            check_summary, dense_layer)
 from transpert.transfer._params import DEG_SOURCES, check_params
@@ -54,6 +53,7 @@ from transpert.transfer.cross_validation import (SpecificModel, choose_scales, e
                                                  out_of_fold, untransferable)
 from transpert.transfer.deg_call import DEFAULT_DEG_THRESHOLDS, best_row, select_deg_threshold
 from transpert.transfer.deg_classifier import DEGClassifier, de_logit, deg_features
+from transpert.transfer.prediction import transfer_prediction
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.similarity import line_weights
 from transpert.transfer.target import TargetStats
@@ -363,8 +363,6 @@ class TransPert:
         ``deg_probability >= deg_threshold_``. With ``deg_magnitude="floor"`` the called genes'
         deltas are at least their significant training magnitude.
         """
-        import anndata as ad
-
         self._check_fitted()
         perts = check_perturbations(perturbations)
         t = self.target_
@@ -396,27 +394,12 @@ class TransPert:
                 f"{len(missing)} perturbation(s) are in no reference line and are predicted by "
                 f"the target's common training effect (source 'target_train_mean'): "
                 f"{missing[:10]}{' ...' if len(missing) > 10 else ''}", UserWarning, stacklevel=2)
-        mean = np.clip(t.control_mean[None, :] + delta, 0.0, None)
-        delta = mean - t.control_mean[None, :]
-        obs = pd.DataFrame({
-            "source": pd.Categorical(np.where(none, SOURCE_FALLBACK, SOURCE_REFERENCES),
-                                     categories=[SOURCE_REFERENCES, SOURCE_FALLBACK]),
-            "n_reference_lines": agg.n_lines.astype(np.int64),
-            # genes called DE (what the writer shifts in every cell): the cross-validated threshold
-            "n_de_genes": (prob >= self.deg_threshold_).sum(axis=1).astype(np.int64),
-        }, index=pd.Index(perts, name="perturbation"))
-        var = pd.DataFrame({"control_mean": t.control_mean}, index=pd.Index(t.genes, name="gene"))
-        out = ad.AnnData(X=mean.astype(np.float32), obs=obs, var=var)
-        out.layers["mean"] = mean.astype(np.float32)
-        out.layers["delta"] = delta.astype(np.float32)
-        out.layers["log2fc"] = log2fc(mean, t.control_mean).astype(np.float32)
-        out.layers["deg_probability"] = prob.astype(np.float32)
-        out.uns["transpert_prediction"] = {"method": "transpert", "scale": "log1p",
-                                "common_scale": self.common_scale_,
-                                "specific_scale": self.specific_scale_,
-                                "deg_source": self.deg_source_,
-                                "deg_threshold": self.deg_threshold_}
-        return out
+        return transfer_prediction(
+            perts, t.genes, t.control_mean, delta, prob, self.deg_threshold_, none, agg.n_lines,
+            sources=(SOURCE_REFERENCES, SOURCE_FALLBACK),
+            record={"method": "transpert", "scale": "log1p", "common_scale": self.common_scale_,
+                    "specific_scale": self.specific_scale_, "deg_source": self.deg_source_,
+                    "deg_threshold": self.deg_threshold_})
 
     # ----------------------------------------------------------------- save / load
     def save(self, path) -> "TransPert":

@@ -36,11 +36,11 @@ import pandas as pd
 
 from transpert._errors import TranspertInputError
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
-from transpert.summarize import log2fc
 from transpert.summarize._contract import check_perturbations, check_references
 from transpert.transfer.aggregate import SHRINKAGE
 from transpert.transfer.deg_call import DEFAULT_DEG_THRESHOLDS
 from transpert.transfer.deg_classifier import DEGClassifier
+from transpert.transfer.prediction import transfer_prediction
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.zero_shot_criterion import profile_criterion
 from transpert.transfer.zero_shot_lolo import held_out_lines, search
@@ -203,8 +203,6 @@ class ZeroShotTransPert:
         :meth:`TransPert.predict <transpert.transfer.TransPert.predict>`'s: layers ``mean``
         (also ``X``), ``delta``, ``log2fc``, ``deg_probability``; obs ``source``
         (``"references"`` or ``"generic_response"``), ``n_reference_lines``, ``n_de_genes``."""
-        import anndata as ad
-
         if not hasattr(self, "weights_"):
             raise TranspertInputError("this ZeroShotTransPert is not fitted yet: call fit(references, target_controls)")
         perts = check_perturbations(perturbations)
@@ -222,23 +220,10 @@ class ZeroShotTransPert:
             warnings.warn(f"{len(missing)} perturbation(s) are in no reference line and are predicted by the "
                           f"lines' generic response (source {SOURCE_GENERIC!r}): {missing[:10]}"
                           f"{' ...' if len(missing) > 10 else ''}", UserWarning, stacklevel=2)
-        mean = np.clip(t.control_mean[None, :] + delta, 0.0, None)
-        delta = mean - t.control_mean[None, :]
-        obs = pd.DataFrame({
-            "source": pd.Categorical(np.where(none, SOURCE_GENERIC, SOURCE_REFERENCES),
-                                     categories=[SOURCE_REFERENCES, SOURCE_GENERIC]),
-            "n_reference_lines": comps.agg.n_lines.astype(np.int64),
-            "n_de_genes": (prob >= self.deg_threshold_).sum(axis=1).astype(np.int64),
-        }, index=pd.Index(perts, name="perturbation"))
-        var = pd.DataFrame({"control_mean": t.control_mean}, index=pd.Index(t.genes, name="gene"))
-        out = ad.AnnData(X=mean.astype(np.float32), obs=obs, var=var)
-        out.layers["mean"] = mean.astype(np.float32)
-        out.layers["delta"] = delta.astype(np.float32)
-        out.layers["log2fc"] = log2fc(mean, t.control_mean).astype(np.float32)
-        out.layers["deg_probability"] = prob.astype(np.float32)
-        out.uns["transpert_prediction"] = {
-            "method": "transpert-zero-shot", "scale": "log1p", "zero_shot": True,
-            "temperature": self.temperature_, "shrinkage": self.shrinkage_, "common_scale": self.common_scale_,
-            "specific_scale": self.specific_scale_, "deg_source": self.deg_source_,
-            "deg_threshold": self.deg_threshold_}
-        return out
+        return transfer_prediction(
+            perts, t.genes, t.control_mean, delta, prob, self.deg_threshold_, none, comps.agg.n_lines,
+            sources=(SOURCE_REFERENCES, SOURCE_GENERIC),
+            record={"method": "transpert-zero-shot", "scale": "log1p", "zero_shot": True,
+                    "temperature": self.temperature_, "shrinkage": self.shrinkage_,
+                    "common_scale": self.common_scale_, "specific_scale": self.specific_scale_,
+                    "deg_source": self.deg_source_, "deg_threshold": self.deg_threshold_})
