@@ -37,6 +37,7 @@ _API = {
     "de_table": "transpert.summarize",
     "discrimination_scores": "transpert.metrics",
     "TransPert": "transpert.transfer",
+    "ZeroShotTransPert": "transpert.transfer",
     "METHODS": "transpert.methods",
     "make_predictor": "transpert.methods",
     "fit_predict": "transpert.methods",
@@ -46,6 +47,7 @@ _API = {
     "paired_comparison": "transpert.evaluate",
     "generalist_ranking": "transpert.evaluate",
     "prep": "transpert.evaluate",
+    "evaluate_vcc2026": "transpert.evaluate.vcc2026",
     "run_config": "transpert.run",
 }
 
