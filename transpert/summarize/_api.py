@@ -31,7 +31,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     ``reference``: None (the control group), ``"rest"`` (one-vs-rest) or another group label;
     the reference group is left out of obs. ``fdr``: ``"per_perturbation"`` (BH over each
     perturbation's genes, cell-eval 0.8.2) or ``"table"`` (BH over all of them, challenge-era).
-    ``log2fc``: ``"exact"`` (METRICS.md) or ``"clipped"`` (challenge-era, ratio in [1/20, 20]).
+    ``log2fc``: ``"exact"`` (METRICS.md) or ``"clipped"`` (pdex 0.1.27: x/0 -> 20, 0/y -> 1/20, 0/0 -> 1).
     ``de=False`` computes only the pseudo-bulk. ``threads``: cores (None = all available);
     ``backend``: ``"threads"`` (numba threads), ``"joblib"`` (``threads`` worker processes, one
     gene block per job) or ``"dask"`` (joblib's dask backend: needs a ``distributed.Client``).
