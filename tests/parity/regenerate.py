@@ -10,7 +10,7 @@ Each ``--ceXXX`` is a virtual environment holding exactly one pinned scorer:
   ``vcc2025``);
 - ``ce082``: ``cell-eval==0.8.2`` (suite ``cell-eval-0.8.2``).
 
-For every fixture of ``tests/parity/fixtures.py`` the script writes the real, predicted and
+For every fixture of ``tests/parity/parity_fixtures.py`` the script writes the real, predicted and
 training files to a temporary directory and runs, in each environment, whole processes of the
 scorer's own command line:
 
@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fixtures import FIXTURES, counts_table, make_fixture  # noqa: E402
+from parity_fixtures import FIXTURES, counts_table, make_fixture  # noqa: E402
 
 SUITES = {"ce066": "vcc2025", "ce082": "cell-eval-0.8.2"}
 SKIP = "pearson_edistance,clustering_agreement"
