@@ -1,4 +1,4 @@
-"""``transpert evaluate``: score a prediction against real cells with cell-eval's metrics."""
+"""``transpert evaluate``: score a prediction against real cells as a suite's scorer does."""
 
 from __future__ import annotations
 
@@ -35,10 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from transpert.evaluate._bootstrap import bootstrap_ci
     from transpert.evaluate._output import write_outputs
 
+    from transpert.evaluate._suites import get_suite
+
+    suite = get_suite(args.suite)  # an unknown or unavailable suite fails before any work
     check_output_dir(args.outdir, overwrite=args.overwrite)  # before the work, not after it
     result = evaluate(args.real, args.pred, profile=args.profile, baseline=args.baseline,
                       pert_col=args.pert_col, control=args.control, threads=args.threads,
-                      memory_budget=args.memory_budget, ties=args.ties)
+                      memory_budget=args.memory_budget, ties=args.ties, suite=suite)
     ci = bootstrap_ci(result, n_boot=args.n_boot, seed=args.seed) if args.n_boot > 0 else None
     with output_dir(args.outdir, overwrite=args.overwrite) as stage:
         write_outputs(result, stage, ci=ci, de_csv=args.de_csv, report=not args.no_report,
@@ -47,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {v:.4f}" for k, v in means.items() if k in ("mae", "discrimination_score_l1", "overlap_at_N"))
     if result.score is not None:
         summary += f"; avg_score {float(result.score['from_baseline'].iloc[-1]):.4f}"
-    print(f"{len(result.results)} perturbations: {summary}; written to {args.outdir}")
+    print(f"suite {result.suite} ({suite.reference}), {len(result.results)} perturbations: "
+          f"{summary}; written to {args.outdir}")
     return 0
