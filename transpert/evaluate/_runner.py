@@ -66,7 +66,8 @@ def reduce_input(opened: Opened, *, pert_col: str, control: str, threads: int | 
     cells = opened.cells
     summary = summarize(opened.source, pert_col=PERT_COL, control=control, threads=threads,
                         memory_budget=memory_budget, de=de, checksum=False, chunk_rows=chunk_rows,
-                        show_progress=False, fdr=suite.fdr, log2fc=suite.log2fc)
+                        show_progress=False, fdr=suite.fdr, log2fc=suite.log2fc,
+                        keep_float64=True)  # the scorers rank a float64 file in float64
     groups = np.array(sorted(set(np.unique(cells.labels))))
     rows = pd.Index(summary.obs_names.astype(str)).get_indexer(groups)
     means = np.empty((len(groups), len(cells.var_names)), dtype=np.float32)

@@ -18,7 +18,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
               fdr: str = "per_perturbation", log2fc: str = "exact", show_progress: bool | None = None,
               de: bool = True, backend: str = "threads", continuity: bool = True,
               checksum: bool = True, chunk_rows: int | None = None, scratch_dir=None,
-              scale: str | None = None):
+              scale: str | None = None, keep_float64: bool = False):
     """Summary profile of a dataset: per-perturbation pseudo-bulk and Wilcoxon DE vs control.
 
     ``cells``: an AnnData in memory (computed in place, nothing copied but what must be), or a
@@ -39,6 +39,9 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     use_continuity=continuity)``: U of the perturbation group, two-sided p, tie-corrected.
     Results are identical for any ``threads``, ``backend``, ``chunk_rows`` and in-memory vs
     streamed input.
+
+    ``keep_float64`` (streamed input): a float64 file is normalised and ranked in float64, as
+    scanpy and the reference scorers do, instead of float32 (twice the memory per entry).
 
     ``scale`` (in-memory AnnData only): ``"log1p"`` or ``"counts"`` when the caller already
     knows it, skipping :func:`transpert.data.detect_scale` (one parallel pass over the stored
@@ -91,6 +94,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                                  CONTROL_LABEL if mapping else control, canonical_ref, label)
             normalization = dict(source_cells.normalization())
             acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
+                                   keep_float64=keep_float64,
                                    scratch_dir=scratch_dir, **opts)
             var_names = source_cells.var_names
             digest = file_checksum(source_cells.path) if (checksum and source_cells.path) else None

@@ -385,8 +385,12 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = Tru
 
 
 def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, de: bool,
-                     continuity: bool, show_progress, chunk_rows=None, scratch_dir=None) -> Accumulators:
-    """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory)."""
+                     continuity: bool, show_progress, chunk_rows=None, scratch_dir=None,
+                     keep_float64: bool = False) -> Accumulators:
+    """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory).
+
+    ``keep_float64``: a float64 file is normalised and ranked in float64 (as scanpy and the
+    reference scorers do) instead of float32."""
     from transpert.kernels import count_csr_block, regroup_segments, scatter_csr_block
 
     n_threads = resolve_threads(threads)
@@ -395,16 +399,20 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
     if chunk_rows is None:
         # the data layer's chunks hold ~16M entries (~0.4 GB with their copies here) at a 2 GB budget
         chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
-    acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)  # chunks are float32
+    dtype = cells.log1p_dtype(keep_float64)
+    acc = Accumulators.new(groups, cells.n_vars, counts_input,
+                           pdex_means=de and dtype == np.float32)
 
     def chunks(with_counts: bool):
         """Log1p chunks, and the stored counts of the same read when the input is counts and
         ``with_counts`` (the pseudo-bulk's count sums); every chunk is read from the file once."""
         if not (counts_input and with_counts):
-            for start, stop, L in cells.iter_log1p_chunks(chunk_rows, show_progress=False):
+            for start, stop, L in cells.iter_log1p_chunks(chunk_rows, show_progress=False,
+                                                          keep_float64=keep_float64):
                 yield start, stop, canonical_csr(L), None
             return
-        for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False):
+        for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False,
+                                                                 keep_float64=keep_float64):
             yield start, stop, canonical_csr(L), canonical_csr(R)
 
     with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
@@ -416,7 +424,7 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
     if not de:
         return acc
 
-    fmt = KeyFormat.for_dtype(np.float32)
+    fmt = KeyFormat.for_dtype(dtype)
     entry_bytes = fmt.entry_bytes
     gene_nnz = acc.nonzero.sum(axis=0)
     max_entries = max(1, budget // 4 // (3 * entry_bytes))
