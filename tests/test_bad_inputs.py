@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -90,6 +91,10 @@ def inputs(tmp_path_factory) -> dict:
     bad["no_pert_col"] = _write(nocol, d / "no_pert_col.h5ad")
     noctrl = real[real.obs["target_gene"] != "non-targeting"].copy()
     bad["no_controls"] = _write(noctrl, d / "no_controls.h5ad")
+    relabelled = real.copy()
+    relabelled.obs["target_gene"] = relabelled.obs["target_gene"].astype(str).replace(
+        {"non-targeting": "control"})
+    bad["controls_named_otherwise"] = _write(relabelled, d / "controls_named_control.h5ad")
     f["bad"] = bad
     return f
 
@@ -111,6 +116,8 @@ EXPECT = {
     "duplicate_genes": "duplicate gene",
     "no_pert_col": "perturbation column 'target_gene'",
     "no_controls": "control",
+    # the controls are there under another label: the message names it, however many labels
+    "controls_named_otherwise": "control label 'non-targeting' not found.*looks like a control: 'control'",
 }
 
 
@@ -178,7 +185,12 @@ def test_bad_input(inputs, tmp_path, capsys, command, kind):
     out.mkdir()
     argv = _commands(inputs, bad, out)[command]
     before_out, before_in = snapshot(tmp_path), snapshot(bad.parent)
-    code, err = run_cli(argv, capsys)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, err = run_cli(argv, capsys)
+    noise = [f"{w.category.__name__}: {w.message}" for w in caught
+             if issubclass(w.category, (UserWarning, RuntimeWarning))]
+    assert noise == [], f"warnings besides the message: {noise}"
     assert code != 0, f"{command} accepted {kind}"
     assert "Traceback" not in err
     assert err.startswith("transpert ") and "error:" in err, err

@@ -162,6 +162,59 @@ def test_cli_list_fetch_verify(tmp_path, server, capsys):
     assert "blob: ok" in capsys.readouterr().out
     (tmp_path / "cache" / "blob" / "blob.bin").write_bytes(b"bad")
     assert main(["data", "verify", "blob", *args]) == 1
-    assert "CHECKSUM MISMATCH" in capsys.readouterr().out
+    assert "CHECKSUM MISMATCH" in capsys.readouterr().err
     assert main(["data", "fetch", "no_such_dataset", *args]) == 1
-    assert "no dataset 'no_such_dataset'" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("transpert data fetch: error: no_such_dataset: ") and "no dataset 'no_such_dataset'" in err
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_offline_fetch_says_what_to_do_and_leaves_no_folder(tmp_path, capsys):
+    url = f"http://127.0.0.1:{_closed_port()}/data/blob.bin"
+    write_manifest(tmp_path, url)
+    cache = tmp_path / "cache"
+    args = ["--manifest", str(tmp_path / "manifest.yaml"), "--cache-dir", str(cache)]
+    assert main(["data", "fetch", "blob", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("transpert data fetch: error: blob: the host 127.0.0.1:"), err
+    assert "could not be reached (the connection was refused)" in err
+    assert "check the network" in err and str(cache / "blob" / "blob.bin") in err and "--cache-dir" in err
+    assert "Errno" not in err
+    assert not cache.exists()  # no empty cache folder left behind
+
+
+def test_unknown_host_is_said_in_words(tmp_path, monkeypatch):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    def offline(*a, **k):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    manifest = write_manifest(tmp_path, "https://example.org/data/blob.bin")
+    (tmp_path / "cache").mkdir()  # an existing cache folder stays; the dataset's own does not
+    with pytest.raises(DownloadError) as info:
+        fetch("blob", manifest=manifest, cache_dir=tmp_path / "cache")
+    msg = str(info.value)
+    assert msg.startswith("blob: the host example.org could not be reached (its name could not be "
+                          "resolved: offline, or no such host)"), msg
+    assert "Errno" not in msg and "Name or service" not in msg
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_partial_download_keeps_its_folder(tmp_path, server):
+    manifest = write_manifest(tmp_path, server.url("data/blob.bin"))
+    server.cut_after = 10_000
+    with pytest.raises(DownloadError):
+        fetch("blob", manifest=manifest, cache_dir=tmp_path / "cache")
+    assert (tmp_path / "cache" / "blob" / "blob.bin.part").stat().st_size > 0

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from transpert.cli import main
-from transpert.methods import METHODS
+from transpert.demo import DEMO_METHODS as METHODS
 
 
 def test_demo_end_to_end(tmp_path, capsys):
@@ -36,6 +36,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert record["versions"]["transpert"] and record["timings"]["total_s"] > 0
     report = (out / "report.md").read_text()
     assert "| `transpert` |" in report and "reference weights" in report
+    page = (out / "report.html").read_text()
+    assert "<td><code>transpert</code></td>" in page and "reference weights" in page
 
     # independent check of the MAE column: pseudo-bulks of the written files with scanpy/numpy
     import scanpy as sc

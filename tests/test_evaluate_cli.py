@@ -49,7 +49,7 @@ def test_baseline_then_evaluate(files, capsys):
     assert score["from_baseline"][-1] == pytest.approx(float(np.mean(score["from_baseline"].to_numpy()[:-1])))
     agg = pl.read_csv(out / "agg_results.csv")
     assert agg["statistic"].to_list()[2] == "mean"
-    for name in ("flags.csv", "ci.csv", "report.md", "real_de.h5ad", "pred_de.h5ad"):
+    for name in ("flags.csv", "ci.csv", "report.md", "report.html", "real_de.h5ad", "pred_de.h5ad"):
         assert (out / name).exists(), name
     assert "avg_score" in capsys.readouterr().out
 
@@ -99,6 +99,8 @@ def test_rank(files, capsys):
     assert ranking["prediction"].iloc[0] == "oracle"
     assert set(ranking["suite"]) == {"vcc2025"}
     assert (files / "rk" / "ranking.md").exists() and (files / "rk" / "paired_top2.csv").exists()
+    page = (files / "rk" / "report.html").read_text()
+    assert "<h1>Generalist ranking</h1>" in page and "<td>oracle</td>" in page
 
 
 @pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd command needed for cell-eval prep")

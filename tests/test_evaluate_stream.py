@@ -102,7 +102,7 @@ def test_nan_and_inf_rejected(paths):
     bad = pred.copy()
     bad.X = sp.csr_matrix(np.log1p(bad.X.toarray()))
     bad.X.data[3] = np.nan
-    with pytest.raises(TranspertInputError, match="pred AnnData: X contains 1 NaN and 0 infinite"):
+    with pytest.raises(TranspertInputError, match="pred AnnData: expression matrix has 1 NaN and 0 infinite"):
         evaluate(real, bad, **KW)
     bad.X.data[3] = np.inf
     with pytest.raises(TranspertInputError, match="0 NaN and 1 infinite"):

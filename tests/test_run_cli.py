@@ -129,6 +129,8 @@ def test_run_config(files, tmp_path, capsys):
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["method"]) == {"control", "reference-mean", "transpert"}
     assert (out / "model" ).is_dir() and (out / "summaries" / "A.h5ad").exists()
+    page = (out / "report.html").read_text()  # the leaderboard as a page for a browser
+    assert all(f"<code>{m}</code>" in page for m in board["method"])
     # an independent check of one number: control's MAE from the two files with numpy
     import scanpy as sc
 

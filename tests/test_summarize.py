@@ -150,7 +150,8 @@ def test_counts_input_is_normalised(tmp_path):
 def test_streamed_counts_read_each_row_three_times(tmp_path, monkeypatch):
     """A raw-count file is read once to learn the scale and library sizes, once for the
     pseudo-bulk (log1p values and count sums from the same read) and once to gather the DE
-    blocks; the result equals the in-memory one."""
+    blocks; the result equals the in-memory one. The first chunk is read once more: pass A
+    first tries the values as log1p, and gives up at the first chunk holding only integers."""
     from transpert.data import read as read_module
 
     adata, _, _, counts = _log1p_cells(seed=7, n=400, g=12)
@@ -166,10 +167,42 @@ def test_streamed_counts_read_each_row_three_times(tmp_path, monkeypatch):
 
     monkeypatch.setattr(read_module.H5Matrix, "read_rows", spy)
     streamed = summarize(path, threads=1, chunk_rows=64, show_progress=False)
-    assert (reads == 3).all(), np.unique(reads)
+    assert (reads[64:] == 3).all() and (reads[:64] == 4).all(), np.unique(reads)
     in_memory = summarize(raw, threads=1, show_progress=False)
     for layer in in_memory.layers:
         np.testing.assert_array_equal(in_memory.layers[layer], streamed.layers[layer], err_msg=layer)
+
+
+def test_streamed_log1p_read_each_row_twice(tmp_path, monkeypatch):
+    """A log1p file's scale is checked in the pseudo-bulk pass (no scan): two reads; the result
+    and the normalisation record equal the in-memory ones; a file with a value out of the
+    log1p range still gets the scan's error."""
+    from transpert.data import read as read_module
+
+    adata, *_ = _log1p_cells(seed=9, n=400, g=12)
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    path = tmp_path / "log1p.h5ad"
+    adata.write_h5ad(path)
+    reads = np.zeros(adata.n_obs, dtype=int)
+    original = read_module.H5Matrix.read_rows
+
+    def spy(self, start, stop):
+        reads[start:stop] += 1
+        return original(self, start, stop)
+
+    monkeypatch.setattr(read_module.H5Matrix, "read_rows", spy)
+    streamed = summarize(path, threads=1, chunk_rows=64, show_progress=False)
+    assert (reads == 2).all(), np.unique(reads)
+    in_memory = summarize(adata, threads=1, show_progress=False)
+    assert streamed.uns["transpert"]["normalization"] == in_memory.uns["transpert"]["normalization"]
+    for layer in in_memory.layers:
+        np.testing.assert_array_equal(in_memory.layers[layer], streamed.layers[layer], err_msg=layer)
+    bad = adata.copy()
+    bad.X = bad.X.copy()
+    bad.X.data[-1] = -1.5
+    bad.write_h5ad(tmp_path / "bad.h5ad")
+    with pytest.raises(TranspertInputError, match="negative"):
+        summarize(tmp_path / "bad.h5ad", threads=1, chunk_rows=64, show_progress=False)
 
 
 def test_joblib_and_dask_backends_equal_threads():
@@ -281,3 +314,23 @@ def test_group_codes_of_a_categorical_column_equal_cell_by_cell_codes():
     ints = pd.Series(pd.Categorical(rng.integers(0, 12, 300)))
     for a, b in zip(_codes_of(ints), _codes_of_values(ints)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_streamed_log1p_with_unsorted_rows(tmp_path):
+    """Chunks that are not canonical CSR (rows' indices reversed) are made canonical in both
+    passes of a log1p file: the same summary as the sorted matrix in memory."""
+    adata, *_ = _log1p_cells(seed=11, n=300, g=10)
+    X = sp.csr_matrix(adata.X, dtype=np.float32)
+    rev = X.copy()
+    for i in range(rev.shape[0]):
+        lo, hi = rev.indptr[i], rev.indptr[i + 1]
+        rev.indices[lo:hi] = rev.indices[lo:hi][::-1].copy()
+        rev.data[lo:hi] = rev.data[lo:hi][::-1].copy()
+    rev.has_sorted_indices = False
+    messy = ad.AnnData(rev, obs=adata.obs, var=adata.var)
+    messy.write_h5ad(tmp_path / "messy.h5ad")
+    streamed = summarize(tmp_path / "messy.h5ad", threads=1, chunk_rows=64, show_progress=False)
+    assert streamed.uns["transpert"]["engine"]["canonical_chunks"] in (False, 0, "False")
+    reference = summarize(ad.AnnData(X, obs=adata.obs, var=adata.var), threads=1, show_progress=False)
+    for layer in reference.layers:
+        np.testing.assert_array_equal(reference.layers[layer], streamed.layers[layer], err_msg=layer)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import warnings
 from pathlib import Path
 
 from transpert._errors import TranspertInputError
@@ -52,8 +54,10 @@ def reading(path):
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:
         if isinstance(err, KeyError):
+            found = re.search(r"object '([^']+)' doesn't exist", str(err))
+            element = repr(found.group(1)) if found else str(err)
             raise TranspertInputError(
-                f"{path}: not an AnnData h5ad file (no {err} element)") from None
+                f"{path}: not an AnnData h5ad file (no {element} element)") from None
         raise not_h5ad(path, err) from None
 
 
@@ -63,5 +67,8 @@ def read_h5ad(path, *, backed: str | None = None):
 
     if not os.path.exists(path):
         raise TranspertInputError(f"{path}: no such file")
-    with reading(path):
+    with reading(path), warnings.catch_warnings():
+        # anndata's own note on duplicated names: transpert applies its one duplicate-genes rule
+        # (an error naming the gene, or --duplicate-genes make_unique) right after reading
+        warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
         return ad.read_h5ad(path, backed=backed)

@@ -5,7 +5,9 @@
    answer; the rest is the target's training data;
 3. summarise every reference line and the target's training cells (pseudo-bulk + Wilcoxon DE);
 4. fit TransPert and every baseline on those summaries, predict the held-out perturbations and
-   write each prediction as challenge-format cells;
+   write each prediction as challenge-format cells; and zero-shot TransPert
+   (``transpert-zero-shot``), which sees none of the target's training perturbations, only its
+   control cells: how much the target's own training perturbations are worth;
 5. evaluate every prediction against the held-out real cells with cell-eval's metrics, the
    challenge score against the cell-mean baseline (bootstrap 95% intervals over perturbations)
    and the generalist mean rank; print the leaderboard and write it with a report.
@@ -25,12 +27,20 @@ import pandas as pd
 from transpert._versions import versions
 from transpert.data.split import split_perturbations
 from transpert.evaluate.leaderboard import Leaderboard, evaluate_methods, leaderboard_markdown
-from transpert.methods import METHODS, fit_predict
+from transpert.evaluate._html import write_html_report
+from transpert.methods import METHODS, ZERO_SHOT_METHODS, fit_predict
 from transpert.summarize import summarize
 from transpert._io import write_csv_atomic, write_h5ad_atomic
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 logger = logging.getLogger("transpert.demo")
+
+#: the demo's methods: TransPert, every few-shot baseline and zero-shot TransPert
+DEMO_METHODS = tuple(m for m in METHODS if m not in ZERO_SHOT_METHODS) + ("transpert-zero-shot",)
+#: zero-shot TransPert's grids in the demo (coarser than the defaults, to stay within the demo's time)
+DEMO_ZERO_SHOT_PARAMS = {"temperatures": (0.02, float("inf")), "shrinkages": ("js", "none"), "specific_scales": (0.5, 1.0, 1.5),
+                         "common_scales": (0.5, 1.0), "deg_thresholds": (0.5, 0.2, 0.05),
+                         "deg_max_rows": 20_000}
 
 
 @dataclass
@@ -79,7 +89,7 @@ def _subset(adata, mask):
 
 
 def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_fraction: float = 1 / 3,
-             methods=METHODS, n_genes: int = 1000, n_perturbations: int = 48,
+             methods=DEMO_METHODS, n_genes: int = 1000, n_perturbations: int = 48,
              cells_per_perturbation: int = 60, n_control_cells: int = 600, threads: int | None = None,
              n_boot: int = 1000, move: str = "pseudobulk", echo=print,
              show_progress: bool | None = False) -> DemoResult:
@@ -140,7 +150,12 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     predictions, fitted = {}, {}
     for method in methods:
         t = time.perf_counter()
-        model, pred = fit_predict(method, references, train_summary, heldout)
+        if method in ZERO_SHOT_METHODS:  # the target's control cells only
+            controls = target_train[target_train.obs[PERT_COL].astype(str).to_numpy() == control]
+            model, pred = fit_predict(method, references, controls, heldout,
+                                      DEMO_ZERO_SHOT_PARAMS if method == "transpert-zero-shot" else None)
+        else:
+            model, pred = fit_predict(method, references, train_summary, heldout)
         path = out / "predictions" / f"{method}.h5ad"
         write_prediction(pred, target_train, counts, genes, path, seed=seed, max_cells=None, move=move)
         predictions[method] = str(path)
@@ -171,6 +186,7 @@ def run_demo(out_dir: str | Path = "transpert-demo", *, seed: int = 0, heldout_f
     report = _report(board, params, timings, tp, atlas)
     files["report"] = str(out / "report.md")
     (out / "report.md").write_text(report)
+    files["report_html"] = str(write_html_report(out / "report.md"))
     (out / "run.json").write_text(json.dumps({"params": params, "timings": timings, "versions": versions(),
                                               "files": files}, indent=2, default=str))
     files["run"] = str(out / "run.json")

@@ -2,6 +2,12 @@
 method, write challenge-format cells, evaluate when ``real`` is given), with the config, the
 package versions and the timings recorded next to the outputs.
 
+Zero-shot: with ``zero_shot: true``, or when ``target_train`` holds only control cells (detected),
+the target has no training perturbation: every method is replaced by its zero-shot counterpart
+(:func:`transpert.methods.zero_shot_method`; default methods: every zero-shot method), fitted on
+the references and the target's control cells, and the run says so. The evaluation's baseline
+is then ``zero-shot-mean-response`` (the reference lines' mean perturbation response).
+
 Scales: summaries and predictions are log1p (median-library-size normalised, natural log1p);
 cells may be raw counts or log1p and are normalised on the way where needed.
 """
@@ -16,11 +22,30 @@ from transpert.methods import METHODS
 
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
             "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells", "move",
-            "deg_threshold", "n_boot", "suite"}
+            "deg_threshold", "n_boot", "zero_shot", "scheduler", "suite"}
 
 
 def read_config(path) -> dict:
-    """Read and check a run configuration (YAML); relative paths are relative to the file."""
+    """Read and check a run configuration (YAML); relative paths are relative to the file.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        The config with defaults filled in (``methods``: every method when absent) and paths
+        resolved; a value that is neither an existing path nor has a file suffix is kept as a
+        manifest dataset name.
+
+    Raises
+    ------
+    TranspertInputError
+        For a missing file, invalid YAML, an unknown key or method, or a missing required key
+        (``target_train``, ``counts``, ``output``).
+    """
     import yaml
 
     path = Path(path)
@@ -42,6 +67,7 @@ def read_config(path) -> dict:
     for key in ("target_train", "counts", "output"):
         if not config.get(key):
             raise TranspertInputError(f"{path}: key {key!r} is required")
+    config["methods_given"] = bool(config.get("methods"))
     methods = config.get("methods") or list(METHODS)
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -70,16 +96,45 @@ def read_config(path) -> dict:
 
 
 def run_config(config_path, *, echo=print, show_progress: bool | None = None,
-               overwrite: bool = False) -> dict:
+               overwrite: bool = False, scheduler=None) -> dict:
     """``transpert run``: summaries, fit, predict, write cells, evaluate (when ``real`` is given),
     report; the config, the versions and the timings recorded next to the outputs.
 
     The run is written into a staging folder that becomes ``output`` only when the whole run
     succeeded (:func:`transpert._outputs.output_dir`): a failed run leaves nothing, and an
-    existing non-empty ``output`` is refused unless ``overwrite`` (then replaced whole)."""
+    existing non-empty ``output`` is refused unless ``overwrite`` (then replaced whole).
+
+    Parameters
+    ----------
+    config_path
+        The YAML config (keys in :data:`RUN_KEYS`; :func:`read_config` checks it).
+    echo
+        Where the progress lines go (``print`` by default).
+    show_progress
+        Progress bars (None: on a terminal).
+    overwrite
+        Replace an existing non-empty output folder.
+    scheduler
+        Else the config's ``scheduler`` key: cells given as files are summarised on that
+        ``dask.distributed`` cluster (an address or ``"local:N"``), one connection for the run.
+
+    Returns
+    -------
+    dict
+        ``out_dir``, ``predictions`` (method -> the written cells, log1p), ``leaderboard`` (None
+        without ``real``) and ``timings``.
+
+    Examples
+    --------
+    >>> from transpert.run import run_config
+    >>> result = run_config("config.yaml")  # doctest: +SKIP
+    >>> result["predictions"]["transpert"]  # doctest: +SKIP
+    """
     from transpert._outputs import check_output_dir, output_dir
 
     cfg = read_config(config_path)
+    if scheduler is not None:
+        cfg["scheduler"] = scheduler
     final = check_output_dir(cfg["output"], overwrite=overwrite, option=f"{config_path}: output")
     with output_dir(final, overwrite=overwrite, option=f"{config_path}: output") as stage:
         result = _run_in(cfg, config_path, stage, final, echo=echo, show_progress=show_progress)
@@ -97,6 +152,7 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     from transpert._versions import versions
     from transpert.data.controls import target_controls
     from transpert.data.tables import read_counts, read_gene_list
+    from transpert.evaluate._html import write_html_report
     from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdown
     from transpert.methods import fit_predict
     from transpert.predict import write_prediction
@@ -111,14 +167,18 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     seed = int(cfg.get("seed") or 0)
     timings = {}
 
+    if _is_zero_shot(cfg, kw):
+        return _run_zero_shot(cfg, config_path, out, final, kw, seed, echo=echo, show_progress=show_progress)
     echo(f"[1/4] summaries: {len(cfg['references'])} reference lines and the target's training data ...")
     t = time.perf_counter()
     refs = {}
-    for name, src in cfg["references"].items():
-        refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress, **kw)
-        write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
-    target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
-                                      show_progress=show_progress, **kw)
+    with _cluster(cfg.get("scheduler"), kw["threads"]) as client:
+        for name, src in cfg["references"].items():
+            refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
+                                       scheduler=client, **kw)
+            write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+        target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
+                                          show_progress=show_progress, scheduler=client, **kw)
     write_h5ad_atomic(target, out / "summaries" / "target_train.h5ad")
     timings["summaries_s"] = time.perf_counter() - t
 
@@ -171,7 +231,9 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
         board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
                                  seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
         write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
-        (out / "leaderboard.md").write_text(leaderboard_markdown(board.table) + "\n")
+        (out / "leaderboard.md").write_text("# transpert run: leaderboard\n\n"
+                                            + leaderboard_markdown(board.table) + "\n")
+        write_html_report(out / "leaderboard.md")  # report.html: the same page for a browser
         for name, res in board.results.items():
             (out / "evaluation").mkdir(exist_ok=True)
             write_csv_atomic(res.results, out / "evaluation" / f"{name}_results.csv", index=False)
@@ -186,3 +248,124 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
               "predictions": predictions}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings}
+
+
+def _is_zero_shot(cfg: dict, kw: dict) -> bool:
+    """``zero_shot`` as configured, else whether ``target_train`` is a file of control cells only."""
+    if cfg.get("zero_shot") is not None:
+        return bool(cfg["zero_shot"])
+    if not Path(str(cfg["target_train"])).exists():
+        return False
+    from transpert._h5files import read_h5ad
+    from transpert.transfer import only_controls
+
+    adata = read_h5ad(cfg["target_train"], backed="r")
+    try:
+        return only_controls(adata, pert_col=kw["pert_col"], control=kw["control"])
+    finally:
+        adata.file.close()
+
+
+def _zero_shot_methods(cfg: dict) -> list[str]:
+    """The zero-shot counterparts of the configured methods (all zero-shot methods by default)."""
+    from transpert.methods import ZERO_SHOT_METHODS, zero_shot_method
+
+    if not cfg.get("methods_given"):
+        return list(ZERO_SHOT_METHODS)
+    return list(dict.fromkeys(zero_shot_method(m) for m in cfg["methods"]))
+
+
+def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, seed: int, *, echo,
+                   show_progress) -> dict:
+    """The run of a zero-shot config: the target's control cells only (``target_controls`` or
+    ``target_train``), every method zero-shot."""
+    import json
+    import shutil
+    import time
+
+    from transpert._io import write_csv_atomic, write_h5ad_atomic
+    from transpert._versions import versions
+    from transpert.data.controls import target_controls
+    from transpert.data.tables import read_counts, read_gene_list
+    from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdown
+    from transpert.methods import fit_predict
+    from transpert.predict import write_prediction
+    from transpert.summarize import read_input
+
+    t0 = time.perf_counter()
+    (out / "summaries").mkdir(parents=True, exist_ok=True)
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, out / "config.yaml")
+    methods = _zero_shot_methods(cfg)
+    source = cfg.get("target_controls") or cfg["target_train"]
+    controls, target_sum = target_controls(source, whole_file_median=True, pert_col=kw["pert_col"],
+                                           control=kw["control"])
+    echo(f"zero-shot: the target is known by {controls.n_obs} control cells only (no target perturbation); "
+         f"methods: {', '.join(methods)}")
+    timings = {}
+    echo(f"[1/4] summaries: {len(cfg['references'])} reference lines ...")
+    t = time.perf_counter()
+    refs = {}
+    for name, src in cfg["references"].items():
+        refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress, **kw)
+        write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+    timings["summaries_s"] = time.perf_counter() - t
+    counts = read_counts(cfg["counts"], pert_col=kw["pert_col"])
+    perts = [p for p in counts[kw["pert_col"]] if p != kw["control"]]
+    genes = read_gene_list(cfg["genes"]) if cfg.get("genes") else list(controls.var_names)
+    max_cells = cfg.get("max_cells", 100_000)
+
+    def fit_write(method: str, path: Path, params: dict) -> None:
+        if method == "transpert-zero-shot":
+            params = {"pert_col": kw["pert_col"], "control": kw["control"], **params}
+        _, pred = fit_predict(method, refs, controls, perts, params)
+        write_h5ad_atomic(pred, path.with_suffix(".pseudobulk.h5ad"))
+        write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
+                         max_cells=None if max_cells in (None, -1) else int(max_cells),
+                         cells=cfg.get("cells"), move=cfg.get("move") or "pseudobulk",
+                         deg_threshold=float(cfg.get("deg_threshold", 0.5)),
+                         seed=seed, target_sum=target_sum, show_progress=show_progress)
+
+    echo(f"[2/4] fit and predict {len(perts)} perturbations zero-shot ...")
+    t = time.perf_counter()
+    predictions, params = {}, cfg.get("params") or {}
+    for method in methods:
+        path = out / "predictions" / f"{method}.h5ad"
+        fit_write(method, path, dict(params.get(method) or {}))
+        predictions[method] = str(path)
+        echo(f"      {method}: {final / path.relative_to(out)}")
+    timings["predict_s"] = time.perf_counter() - t
+    board = None
+    if cfg.get("real"):
+        echo("[3/4] evaluating against the real cells (baseline: zero-shot-mean-response, the reference "
+             "lines' mean perturbation response) ...")
+        t = time.perf_counter()
+        base_path = Path(predictions.get("zero-shot-mean-response") or out / "predictions" / "baseline.h5ad")
+        if "zero-shot-mean-response" not in predictions:
+            fit_write("zero-shot-mean-response", base_path, {})
+        board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
+                                 seed=seed, show_progress=show_progress, **kw)
+        write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
+        (out / "leaderboard.md").write_text(leaderboard_markdown(board.table) + "\n")
+        timings["evaluate_s"] = time.perf_counter() - t
+    else:
+        echo("[3/4] no 'real' in the config: evaluation skipped")
+    echo("[4/4] recording the config, versions and timings ...")
+    timings["total_s"] = time.perf_counter() - t0
+    predictions = {m: str(final / Path(p).relative_to(out)) for m, p in predictions.items()}
+    record = {"config": cfg, "zero_shot": True, "versions": versions(),
+              "timings": {k: round(v, 3) for k, v in timings.items()}, "predictions": predictions}
+    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
+    return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings,
+            "zero_shot": True}
+
+
+def _cluster(scheduler, threads):
+    """One ``dask.distributed`` client for the run's summaries (None: no cluster)."""
+    import contextlib
+
+    if not scheduler:
+        return contextlib.nullcontext(None)
+    from transpert.summarize import connect_scheduler
+
+    return connect_scheduler(scheduler if hasattr(scheduler, "submit") else str(scheduler), threads)

@@ -1,6 +1,7 @@
 """Baselines that every TransPert run is measured against, behind the shared predictor interface:
 ``fit(references: dict[str, summary], target_train: summary) -> self`` and
-``predict(perturbations) -> AnnData`` (obs = perturbations, var = target genes, layers ``mean``,
+``predict(perturbations) -> AnnData``; the zero-shot ones (``zero-shot-*``) take the target's
+control cells in place of ``target_train`` (obs = perturbations, var = target genes, layers ``mean``,
 ``delta``, ``log2fc``, optional ``deg_probability``; log1p scale).
 """
 
@@ -11,6 +12,8 @@ from ._deg_frequency import DegFrequencyBaseline
 from ._linear import LinearBaseline, LinearTransferBaseline
 from ._registry import BASELINES, get_baseline
 from ._simple import CellMeanBaseline, ControlBaseline, ReferenceMeanBaseline, TrainMeanBaseline
+from ._zero_shot import (ZeroShotControlBaseline, ZeroShotLinearBaseline, ZeroShotMeanResponseBaseline,
+                         ZeroShotPredictor, ZeroShotReferenceMeanBaseline)
 
 __all__ = [
     "BASELINES",
@@ -22,6 +25,11 @@ __all__ = [
     "Predictor",
     "ReferenceMeanBaseline",
     "TrainMeanBaseline",
+    "ZeroShotControlBaseline",
+    "ZeroShotLinearBaseline",
+    "ZeroShotMeanResponseBaseline",
+    "ZeroShotPredictor",
+    "ZeroShotReferenceMeanBaseline",
     "get_baseline",
     "make_prediction",
 ]

@@ -6,13 +6,14 @@ from transpert._errors import TranspertInputError
 
 from ._deg_frequency import DegFrequencyBaseline
 from ._linear import LinearBaseline, LinearTransferBaseline
+from ._zero_shot import ZERO_SHOT_BASELINES
 from ._simple import CellMeanBaseline, ControlBaseline, ReferenceMeanBaseline, TrainMeanBaseline
 
 #: name -> predictor class; every class follows fit(references, target_train) / predict(perturbations).
 BASELINES = {
     cls.name: cls
     for cls in (ControlBaseline, CellMeanBaseline, TrainMeanBaseline, ReferenceMeanBaseline,
-                LinearBaseline, LinearTransferBaseline, DegFrequencyBaseline)
+                LinearBaseline, LinearTransferBaseline, DegFrequencyBaseline, *ZERO_SHOT_BASELINES)
 }
 
 

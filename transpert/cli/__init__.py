@@ -40,7 +40,7 @@ def add_input_file_options(parser: argparse.ArgumentParser) -> None:
     """Options of every command that reads input files (one spelling, one rule everywhere)."""
     group = parser.add_argument_group("input files")
     group.add_argument("--duplicate-genes", choices=("error", "make_unique"), default="error",
-                       help="two genes of one name in an input: error (default), or make_unique "
+                       help="two genes of one name in an input: error, or make_unique "
                        "(later ones renamed -1, -2 ..., as anndata does)")
     group.add_argument("--manifest", metavar="YAML", default=None,
                        help="extra dataset manifest merged over the packaged one, so its dataset "
@@ -73,10 +73,39 @@ def _input_rules(args):
                 os.environ[MANIFEST_ENV] = old
 
 
+def _compile_notice(command: str):
+    """One line on stderr when numba compiles transpert's kernels (the first run), for the
+    commands that use them."""
+    if command == "data":
+        return contextlib.nullcontext()
+    from transpert.kernels._compile_notice import compile_notice
+
+    return compile_notice(lambda text: print(f"transpert {command}: {text}", file=sys.stderr, flush=True))
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """One way of writing defaults in every command's help: "(default: X)" after the text.
+
+    An option whose help says nothing of its default gets "(default: X)" appended when it has
+    a value worth saying (not None, False or empty); a help text may write its own
+    "(default: ...)" where the default needs words (e.g. "all available"). Descriptions and
+    epilogs are printed as written (``run``'s config reference).
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or "(default:" in text:
+            return text
+        default = action.default
+        if action.option_strings and default not in (None, False, argparse.SUPPRESS) and default != []:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only the subcommand ``load`` has its module imported."""
     parser = argparse.ArgumentParser(
-        prog="transpert",
+        prog="transpert", formatter_class=HelpFormatter,
         description="Predict perturbation responses across cell lines with statistics, "
         "and evaluate predictions as the Virtual Cell Challenge did.",
     )
@@ -84,7 +113,7 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         if name == load:
             module = importlib.import_module(module_name)
             module.add_arguments(sp)
@@ -99,15 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in SUBCOMMANDS), None)
     parser = build_parser(load=command)
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=min(level, logging.INFO), format="%(levelname)s %(name)s: %(message)s")
+    # transpert's own log from INFO (-vv: DEBUG); other libraries' only from WARNING, so their
+    # chatter (anndata's "... storing 'x' as categorical" on every write) stays off the terminal
+    # unless -vv asks for everything
+    debug = args.verbose >= 2
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("transpert").setLevel(logging.DEBUG if debug else logging.INFO)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if args.command is None else 2
     from transpert._errors import TranspertInputError
 
     try:
-        with _input_rules(args):
+        with _input_rules(args), _compile_notice(args.command):
             return int(args._run(args) or 0)
     except TranspertInputError as err:
         print(f"transpert {args.command}: error: {err}", file=sys.stderr)

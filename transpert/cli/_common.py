@@ -17,8 +17,8 @@ def add_input_arguments(parser, *, target_required: bool = True) -> None:
                         "NAME or the file's stem")
     parser.add_argument("--target-train", required=target_required, metavar="TRAIN.h5ad",
                         help="the target line's training data: cells (counts or log1p) or a summary profile")
-    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column (default: %(default)s)")
-    parser.add_argument("--control", default=CONTROL_LABEL, help="control label (default: %(default)s)")
+    parser.add_argument("--pert-col", default=PERT_COL, help="obs column with the perturbation labels")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="label of the control cells in that column")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a method parameter (VALUE read as JSON when it parses, else a string); repeatable")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
@@ -26,9 +26,9 @@ def add_input_arguments(parser, *, target_required: bool = True) -> None:
 
 def add_scoring_arguments(parser) -> None:
     """Options shared by ``transpert evaluate`` and ``transpert rank``."""
-    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column [%(default)s]")
-    parser.add_argument("--control", default=CONTROL_LABEL, help="control label [%(default)s]")
-    parser.add_argument("--threads", type=int, default=None, help="cores (default: all available)")
+    parser.add_argument("--pert-col", default=PERT_COL, help="obs column with the perturbation labels")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="label of the control cells in that column")
+    parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
     parser.add_argument("--suite", default="vcc2025",
                         help="the scorer to reproduce: vcc2025 (the 2025 leaderboard: cell-eval "
                         "0.6.6 + pdex 0.1.27), cell-eval-0.8.2, vcc2026 (cell-eval2 0.20.0, when "
@@ -36,10 +36,10 @@ def add_scoring_arguments(parser) -> None:
     parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
                         help="order of DE genes tied in |log2FC| for overlap/precision: gene "
                         "(file order, deterministic) or polars (cell-eval's own ranking, whose tie "
-                        "order depends on POLARS_MAX_THREADS) [default: %(default)s]")
+                        "order depends on POLARS_MAX_THREADS)")
     parser.add_argument("--memory-budget", default=None,
                         help="memory the DE engine may use per file, e.g. 1GB; files are streamed "
-                        "from disk one at a time [default: 2GB]")
+                        "from disk one at a time (default: 2GB)")
 
 
 def parse_params(items: list[str]) -> dict:

@@ -7,13 +7,15 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train", required=True, help="training cells (h5ad; counts or log1p)")
-    parser.add_argument("--counts", required=True,
+    # --target-train as in fit/predict; --train, the old spelling, still accepted
+    parser.add_argument("--target-train", "--train", dest="train", required=True, metavar="TRAIN.h5ad",
+                        help="the target line's training cells (h5ad; counts or log1p)")
+    parser.add_argument("--counts", required=True, metavar="COUNTS.csv",
                         help="CSV with the perturbation column and n_cells (e.g. pert_counts_Validation.csv)")
     parser.add_argument("-o", "--out", "--output", dest="output", required=True, help="baseline h5ad to write")
-    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column [%(default)s]")
-    parser.add_argument("--control", default=CONTROL_LABEL, help="control label [%(default)s]")
-    parser.add_argument("--counts-col", default="n_cells", help="cell-count column [%(default)s]")
+    parser.add_argument("--pert-col", default=PERT_COL, help="obs column with the perturbation labels")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="label of the control cells in that column")
+    parser.add_argument("--counts-col", default="n_cells", help="cell-count column")
 
 
 def run(args: argparse.Namespace) -> int:

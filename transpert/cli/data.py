@@ -8,20 +8,22 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--manifest", metavar="YAML",
-                        help="extra manifest merged over the packaged one (your own files)")
+                        help="extra manifest merged over the packaged one, for your own files (default: "
+                        "none; also $TRANSPERT_MANIFEST)")
     common.add_argument("--cache-dir", metavar="DIR",
                         help="download cache (default: $TRANSPERT_CACHE or the user cache dir)")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    sub.add_parser("list", parents=[common], help="list the datasets and whether they are here",
-                   description="List the manifest's datasets: size, checksum status, local status.")
-    p = sub.add_parser("fetch", parents=[common], help="download datasets into the cache (resumable, checked)",
-                       description="Download datasets into the cache; an interrupted download resumes.")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    kw = dict(parents=[common], formatter_class=parser.formatter_class)  # the command line's help style
+    sub.add_parser("list", help="list the datasets and whether they are here",
+                   description="List the manifest's datasets: size, checksum status, local status.", **kw)
+    p = sub.add_parser("fetch", help="download datasets into the cache (resumable, checked)",
+                       description="Download datasets into the cache; an interrupted download resumes.",
+                       **kw)
+    p.add_argument("names", nargs="+", metavar="NAME", help="dataset names of the manifest (see `data list`)")
     p.add_argument("--force", action="store_true", help="download again even if already fetched")
-    p = sub.add_parser("verify", parents=[common], help="check fetched or local datasets against their checksums",
-                       description="Check size and checksum; a corrupt fetched file is moved aside.")
-    p.add_argument("names", nargs="+", metavar="NAME")
-
+    p = sub.add_parser("verify", help="check fetched or local datasets against their checksums",
+                       description="Check size and checksum; a corrupt fetched file is moved aside.", **kw)
+    p.add_argument("names", nargs="+", metavar="NAME", help="dataset names of the manifest (see `data list`)")
 
 def _size(entry) -> str:
     if entry.size is None:
@@ -63,7 +65,14 @@ def run(args) -> int:
             print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
         print(f"\ncache: {resolve_cache_dir(args.cache_dir)}")
         return 0
+    import sys
+
     failed = 0
+
+    def error(name: str, err: Exception, what: str = "error") -> None:
+        text = str(err) if str(err).startswith(f"{name}: ") else f"{name}: {err}"
+        print(f"transpert data {args.data_command}: {what}: {text}", file=sys.stderr)
+
     for name in args.names:
         try:
             if args.data_command == "fetch":
@@ -74,9 +83,9 @@ def run(args) -> int:
                 state = "ok" if result.ok else f"unverified (no checksum in the manifest; {result.algorithm} {result.actual})"
                 print(f"{name}: {state} {result.path}")
         except ChecksumMismatchError as err:
-            print(f"{name}: CHECKSUM MISMATCH: {err}")
+            error(name, err, "error: CHECKSUM MISMATCH")
             failed += 1
         except (DownloadError, TranspertInputError) as err:
-            print(f"{name}: error: {err}")
+            error(name, err)
             failed += 1
     return 1 if failed else 0

@@ -19,7 +19,8 @@ def run(args) -> int:
 
     summary = summarize(args.input, pert_col=args.pert_col, control=args.control,
                         reference=args.reference, threads=args.threads,
-                        memory_budget=args.memory_budget, backend=args.backend,
+                        memory_budget=args.memory_budget, backend=args.backend, min_cells=args.min_cells,
+                        scheduler=args.scheduler,
                         show_progress=False if args.no_progress else None)
     table = de_table(summary, means=args.means)
     write_csv_atomic(table, args.output, index=False)

@@ -6,10 +6,10 @@ from __future__ import annotations
 def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", default="transpert-demo", metavar="DIR",
                         help="output directory (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="simulation and split seed (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="simulation and split seed")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
     parser.add_argument("--methods", action="extend", nargs="+", default=None, metavar="METHOD",
-                        help="methods to run (default: transpert and every baseline)")
+                        help="methods to run (default: transpert, every few-shot baseline and transpert-zero-shot)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
 
 
@@ -19,11 +19,11 @@ def run(args) -> int:
 
     from transpert.methods import METHODS
     from transpert._errors import TranspertInputError
-    from transpert.demo import run_demo
+    from transpert.demo import DEMO_METHODS, run_demo
 
     if not getattr(args, "verbose", 0):  # the numbered steps are the demo's log; -v adds transpert's own
         logging.getLogger("transpert").setLevel(logging.WARNING)
-    methods = tuple(args.methods) if args.methods else METHODS
+    methods = tuple(args.methods) if args.methods else DEMO_METHODS
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise TranspertInputError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
@@ -39,6 +39,7 @@ def run(args) -> int:
     print()
     print(f"done in {time.perf_counter() - t0:.1f} s. Outputs in {result.out_dir}/:")
     print("  report.md, leaderboard.csv   the leaderboard and the fitted TransPert weights")
+    print("  report.html                  the same report as one page for a browser")
     print("  predictions/*.h5ad           challenge-format predictions (one per method)")
     print("  evaluation/                  per-perturbation metrics and bootstrap intervals")
     print("  summaries/, atlas/           summary profiles and the simulated cells")

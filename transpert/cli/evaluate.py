@@ -14,15 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "baseline`): adds score.csv")
     parser.add_argument("--profile", choices=["vcc", "full"], default="vcc",
                         help="vcc: mae, discrimination_score_l1, overlap_at_N; full: every "
-                        "cell-eval metric except clustering/e-distance [default: %(default)s]")
+                        "cell-eval metric except clustering/e-distance")
     parser.add_argument("-o", "--out", "--outdir", dest="outdir", required=True,
                         help="output directory (must be new or empty, see --overwrite)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
-                        help="bootstrap resamples for the intervals; 0 skips them [%(default)s]")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")
+                        help="bootstrap resamples for the intervals; 0 skips them")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--de-csv", action="store_true",
                         help="write the DE tables as cell-eval's long CSV (real_de.csv, "
                         "pred_de.csv) instead of summary h5ad files (slower for large data)")
@@ -49,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
     means = result.means()
     summary = ", ".join(f"{k} {v:.4f}" for k, v in means.items() if k in ("mae", "discrimination_score_l1", "overlap_at_N"))
     if result.score is not None:
-        summary += f"; avg_score {float(result.score['from_baseline'].iloc[-1]):.4f}"
+        avg = float(result.score["from_baseline"].iloc[-1])
+        n_scored = len(result.score) - 1
+        if args.profile == "vcc":
+            summary += f"; avg_score vs the baseline, the challenge score, {avg:.4f} (x100 on the leaderboard: {100 * avg:.2f})"
+        else:  # not the challenge's score: the mean over every metric of the profile
+            summary += (f"; avg_score over the {n_scored} metrics of --profile {args.profile} {avg:.4f} "
+                        "(not the challenge score, which averages MAE, PDS and DES: --profile vcc)")
     print(f"suite {result.suite} ({suite.reference}), {len(result.results)} perturbations: "
           f"{summary}; written to {args.outdir}")
     return 0

@@ -9,19 +9,22 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", help="prediction h5ad")
     parser.add_argument("--genes", required=True, help="gene_names.csv (no header; expected order)")
-    parser.add_argument("-o", "--out", "--output", dest="output", help="output .vcc [default: <pred>.prep.vcc]")
-    parser.add_argument("--pert-col", default=PERT_COL, help="perturbation column [%(default)s]")
+    parser.add_argument("-o", "--out", "--output", dest="output", help="output .vcc (default: <pred>.prep.vcc)")
+    parser.add_argument("--pert-col", default=PERT_COL, help="obs column with the perturbation labels")
     parser.add_argument("--celltype-col", default=None, help="cell-type column to keep (optional)")
-    parser.add_argument("--control", default=CONTROL_LABEL, help="control label [%(default)s]")
-    parser.add_argument("--output-pert-col", default=PERT_COL, help="[%(default)s]")
-    parser.add_argument("--output-celltype-col", default="celltype", help="[%(default)s]")
-    parser.add_argument("--encoding", type=int, choices=[32, 64], default=32, help="float bits [%(default)s]")
+    parser.add_argument("--control", default=CONTROL_LABEL, help="label of the control cells in that column")
+    parser.add_argument("--output-pert-col", default=PERT_COL,
+                        help="name of the perturbation column in the .vcc")
+    parser.add_argument("--output-celltype-col", default="celltype",
+                        help="name of the cell-type column in the .vcc (with --celltype-col)")
+    parser.add_argument("--encoding", type=int, choices=[32, 64], default=32, help="float bits of the stored values")
     parser.add_argument("--allow-discrete", action="store_true",
                         help="keep integer data as is (no log1p normalisation)")
     parser.add_argument("--expected-gene-dim", type=int, default=18080,
-                        help="expected number of genes; -1 disables [%(default)s]")
+                        help="expected number of genes (the challenge's); another number is warned "
+                        "about; -1 disables the check")
     parser.add_argument("--max-cell-dim", type=int, default=200000,
-                        help="maximum number of cells; -1 disables [%(default)s]")
+                        help="maximum number of cells; -1 disables the check")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
-                        help="bootstrap resamples for the paired comparison of the top two [%(default)s]")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed [%(default)s]")
+                        help="bootstrap resamples for the paired comparison of the top two")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from transpert.evaluate._bootstrap import generalist_ranking, paired_comparison
     from transpert.evaluate._output import write_results_csv
     from transpert._outputs import check_output_dir, output_dir
+    from transpert.evaluate._html import write_html_report
     from transpert.evaluate._report import _md_table
 
     preds = list(args.preds) + list(args.pred_opt)
@@ -71,5 +72,6 @@ def run(args: argparse.Namespace) -> int:
             lines += [f"## {a} vs {b}: paired bootstrap over perturbations", "", _md_table(cmp), ""]
         with atomic_path(outdir / "ranking.md") as tmp:
             tmp.write_text("\n".join(lines))
+        write_html_report(outdir / "ranking.md")  # report.html: the same page for a browser
     print(ranking.to_string(index=False))
     return 0

@@ -18,6 +18,8 @@ of the manifest)::
     cells: quantile                   # how non-moved genes are drawn: quantile | resample | mean
     move: pseudobulk                  # which genes reach their predicted mean: pseudobulk | de | all
     threads: 2
+    scheduler: local:2                # optional: summarise cells on a dask.distributed cluster
+                                      # (a scheduler address, or local:N worker processes)
     n_boot: 1000
 """
 
@@ -25,21 +27,22 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    import argparse
-
-    # The module docstring is the config reference: show it under --help.
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    # The module docstring is the config reference: shown as written under --help (the
+    # command line's HelpFormatter keeps descriptions and epilogs raw).
     parser.epilog = __doc__.split("\n", 1)[1].replace("::", ":")
     parser.add_argument("config", metavar="CONFIG.yaml", help="the run configuration (keys below)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the config's output directory whole when it exists and is not empty")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N",
+                        help="summarise cells on a dask.distributed cluster (overrides the "
+                        "config's scheduler key): a scheduler address or local:N worker processes")
 
 
 def run(args) -> int:
     from transpert.run import run_config
 
     result = run_config(args.config, echo=lambda s: print(s, flush=True),
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, scheduler=args.scheduler)
     if result["leaderboard"] is not None:
         print()
         print(result["leaderboard"].to_text())

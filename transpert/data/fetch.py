@@ -17,13 +17,15 @@ import hashlib
 import http.client
 import logging
 import os
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from transpert._errors import ChecksumMismatchError
 from transpert._progress import Progress
-from transpert.data.manifest import Manifest, load_manifest
+from transpert.data.manifest import CACHE_ENV, Manifest, load_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,49 @@ _BLOCK = 1 << 20  # 1 MiB reads from the network and the disk
 
 class DownloadError(RuntimeError):
     """The server or the network failed; the partial download is kept for a later resume."""
+
+
+class Unreachable(DownloadError):
+    """No connection to the server (no network, unknown host, refused, timed out)."""
+
+    def __init__(self, url: str, reason, timeout: float):
+        self.host = urllib.parse.urlsplit(url).netloc or url
+        self.why = _plain_reason(reason, timeout)
+        super().__init__(f"{url}: the host {self.host} could not be reached ({self.why})")
+
+
+def _plain_reason(reason, timeout: float) -> str:
+    """Why a connection failed, in words (not the operating system's errno text)."""
+    if isinstance(reason, socket.gaierror):
+        return "its name could not be resolved: offline, or no such host"
+    if isinstance(reason, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror[:1].lower() + reason.strerror[1:]
+    return str(reason)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    out = []
+    while not folder.exists() and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+def _remove_empty(part: Path, created: list[Path]) -> None:
+    """After a failed download: an empty ``.part`` file and the folders this attempt created,
+    while they are empty (a partial download is kept for a resume, with its folder)."""
+    if part.exists() and part.stat().st_size == 0:
+        part.unlink()
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -124,12 +169,23 @@ def fetch(name: str, *, manifest=None, cache_dir: str | os.PathLike | None = Non
         except ChecksumMismatchError as err:
             logger.warning("%s; downloading it again", err)
             target.unlink()
+    created = _missing_folders(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     if force and part.exists():
         part.unlink()
-    _download(entry.url, part, entry.size, desc=f"downloading {name}", show=show_progress,
-              timeout=timeout)
+    try:
+        _download(entry.url, part, entry.size, desc=f"downloading {name}", show=show_progress,
+                  timeout=timeout)
+    except Unreachable as err:
+        _remove_empty(part, created)  # an offline attempt leaves no empty cache folder behind
+        raise DownloadError(
+            f"{name}: the host {err.host} could not be reached ({err.why}): check the network "
+            f"connection, or download {entry.url} yourself and put it at {target} (the cache "
+            f"folder; --cache-dir or ${CACHE_ENV} chooses another)") from None
+    except DownloadError:
+        _remove_empty(part, created)
+        raise
     try:
         result = _check_file(entry, part)
     except ChecksumMismatchError as err:
@@ -165,7 +221,7 @@ def _download(url: str, part: Path, size: int | None, *, desc: str, show: bool |
             return _download(url, part, size, desc=desc, show=show, timeout=timeout)
         raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
-        raise DownloadError(f"{url}: {getattr(err, 'reason', err)}") from None
+        raise Unreachable(url, getattr(err, "reason", err), timeout) from None
     with response:
         status = response.status
         if offset and status == 206:

@@ -105,15 +105,23 @@ def merge_summaries(a: dict, b: dict) -> dict:
 
 
 def scale_from_summary(summary: dict, file: str = "<memory>") -> str:
-    """``"counts"`` or ``"log1p"`` from a value summary (the cell-eval rule); raises when neither."""
+    """``"counts"`` or ``"log1p"`` from a value summary (the cell-eval rule); raises when neither.
+
+    The one wording of these errors for every command (the evaluation's checks call it too).
+    ``first_negative`` / ``first_fractional`` (an example value) may be None.
+    """
     if summary["n_nan"] or summary["n_inf"]:
         raise TranspertInputError(
-            f"{file}: expression matrix has {summary['n_nan']} NaN and {summary['n_inf']} infinite value(s)"
+            f"{file}: expression matrix has {summary['n_nan']} NaN and {summary['n_inf']} infinite "
+            "value(s); remove or impute them"
         )
     if summary["n_negative"]:
+        example = summary.get("first_negative")
+        example = summary.get("min") if example is None else example
         raise TranspertInputError(
-            f"{file}: expression matrix has {summary['n_negative']} negative value(s), "
-            f"e.g. {summary['first_negative']!r}; expected raw counts or log1p values >= 0"
+            f"{file}: expression matrix has {summary['n_negative']} negative value(s)"
+            + (f", e.g. {float(example)!r}" if example is not None else "")
+            + "; expected raw counts or log1p values >= 0"
         )
     from transpert.data._row_scale import check_rows_agree
 
@@ -122,10 +130,13 @@ def scale_from_summary(summary: dict, file: str = "<memory>") -> str:
     if not summary["n_fractional"]:
         return "counts"
     if summary["max"] >= LOG1P_MAX:
+        example = summary.get("first_fractional")
         raise TranspertInputError(
-            f"{file}: expression matrix has non-integer values (e.g. {summary['first_fractional']!r}) "
-            f"but a maximum of {summary['max']!r} >= {LOG1P_MAX}: mixed scales, neither raw counts "
-            "nor log1p-normalised values"
+            f"{file}: expression matrix has non-integer values"
+            + (f" (e.g. {float(example):.6g})" if example is not None else "")
+            + f", so not raw counts, but its maximum is {float(summary['max']):.6g} >= {LOG1P_MAX:g}: "
+            f"log1p-normalised values lie in [0, {LOG1P_MAX:g}); mixed scales? Pass raw integer "
+            "counts or log1p of median-library-size normalised counts"
         )
     return "log1p"
 
@@ -192,6 +203,27 @@ def log1p_scale_rows(data: np.ndarray, indptr: np.ndarray, totals: np.ndarray, t
     np.true_divide(data, np.repeat(factor, np.diff(indptr)), out=data)
     np.log1p(data, out=data)
     return data
+
+
+def median_from_histogram(sizes: np.ndarray, counts: np.ndarray, include_zero_cells: bool = True):
+    """:func:`median_library_size` from distinct library sizes and how many cells have each
+    (pieces from several workers may repeat a size): the same value, without every cell's size.
+    ``sizes`` are in the working dtype (the result keeps it)."""
+    sizes = np.asarray(sizes)
+    counts = np.asarray(counts, dtype=np.int64)
+    distinct, inverse = np.unique(sizes, return_inverse=True)
+    total = np.bincount(inverse.ravel(), weights=counts, minlength=len(distinct)).astype(np.int64)
+    if not include_zero_cells:
+        keep = distinct > 0
+        distinct, total = distinct[keep], total[keep]
+    n = int(total.sum())
+    if n == 0:
+        raise TranspertInputError("cannot normalise: every cell has zero counts")
+    cum = np.cumsum(total)
+    # the middle order statistics of the sorted sizes, through numpy's own median of them
+    middle = [(n - 1) // 2, n // 2] if n % 2 == 0 else [n // 2]
+    values = distinct[np.searchsorted(cum, np.asarray(middle) + 1)]
+    return sizes.dtype.type(np.median(values.astype(sizes.dtype)))
 
 
 def normalize_log1p(X, library_sizes: np.ndarray | None = None, target_sum: float | None = None,

@@ -74,6 +74,7 @@ class CellSource:
         self.obs = schema.canonical_obs(kept, label)
         self.var = schema.canonical_var(var, label)
         self._stats: ScanStats | None = None
+        self._checked_scale: str | None = None
 
     # -- shape and names
     @property
@@ -185,7 +186,17 @@ class CellSource:
         """``"counts"`` or ``"log1p"``: declared by the schema, else detected in a streaming pass."""
         if self.schema.counts is not None:
             return "counts" if self.schema.counts else "log1p"
+        if self._checked_scale is not None:
+            return self._checked_scale
         return _norm.scale_from_summary(self.scan().values, self._label)
+
+    def set_checked_scale(self, scale: str) -> None:
+        """Record ``"log1p"`` as the scale when a caller has checked every stored value by the
+        rules of :func:`transpert.data.normalize.scale_from_summary` in its own read (the
+        summaries engine's first pass does), so :attr:`scale` need not scan the file again."""
+        if scale != "log1p":
+            raise ValueError("only a log1p verdict can be recorded (counts need the library sizes of a scan)")
+        self._checked_scale = scale
 
     # -- normalisation
     def normalization(self) -> dict:
@@ -231,7 +242,9 @@ class CellSource:
         out = self.log1p_dtype(keep_float64)
         if info["input_scale"] == "log1p":
             for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
-                yield start, stop, block.astype(out), block
+                # no copy when stored in the output dtype: the chunk is fresh from the file, and
+                # the consumers read it only
+                yield start, stop, block.astype(out, copy=False), block
             return
         wdt = _norm.working_dtype(self.dtype)
         sizes = self.scan().library_sizes.astype(wdt)
@@ -346,11 +359,34 @@ def open_cells(source, *, schema: Schema | dict | None = None, manifest=None,
                show_progress: bool | None = False) -> CellSource:
     """Open a dataset's cells without loading the matrix.
 
-    ``source``: an h5ad path, a manifest dataset name (local ``path`` or fetched into the cache),
-    an AnnData (in memory, or backed: then its file is opened), or a :class:`CellSource`
-    (returned as is). ``schema``: a :class:`Schema`, or a dict laid over the manifest's mapping;
-    default: the manifest's mapping for a name, the canonical names for a path. ``manifest``: a
-    :class:`~transpert.data.manifest.Manifest` or an extra manifest file.
+    Parameters
+    ----------
+    source
+        An h5ad path, a manifest dataset name (local ``path`` or fetched into the cache), an
+        AnnData (in memory, or backed: then its file is opened), or a :class:`CellSource`
+        (returned as is).
+    schema
+        A :class:`Schema`, or a dict laid over the manifest's mapping; default: the manifest's
+        mapping for a name, the canonical names for a path.
+    manifest
+        A :class:`~transpert.data.manifest.Manifest` or an extra manifest file.
+    show_progress
+        Show a progress bar while the file is scanned.
+
+    Returns
+    -------
+    CellSource
+        The cells in the canonical schema (obs ``target_gene``, control ``non-targeting``, gene
+        symbols as var names), read in row chunks on demand. Scale as stored (raw counts or
+        log1p); :meth:`CellSource.iter_log1p_chunks` gives log1p of median-library-size
+        normalised counts. Use it as a context manager to close the file.
+
+    Examples
+    --------
+    >>> from transpert.data import open_cells
+    >>> with open_cells("datlinger_jurkat_stimulated") as cells:  # doctest: +SKIP
+    ...     for start, stop, X in cells.iter_log1p_chunks():
+    ...         ...
     """
     if isinstance(source, CellSource):
         if schema is not None:
@@ -362,7 +398,25 @@ def open_cells(source, *, schema: Schema | dict | None = None, manifest=None,
 def read_cells(source, *, schema: Schema | dict | None = None, manifest=None):
     """Load a (small) dataset fully into memory as canonical AnnData with CSR X (stored values).
 
-    Same sources and schema as :func:`open_cells`; the scale is unchanged (counts stay counts).
+    Parameters
+    ----------
+    source, schema, manifest
+        As :func:`open_cells`: a path, manifest name, AnnData or CellSource, and how its fields
+        map onto the canonical schema.
+
+    Returns
+    -------
+    anndata.AnnData
+        Cells x genes, CSR, obs ``target_gene`` and var names = gene symbols. The scale is
+        unchanged (raw counts stay raw counts; log1p stays log1p); ``uns["transpert_source"]``
+        records where it came from.
+
+    Examples
+    --------
+    >>> from transpert.data import read_cells
+    >>> cells = read_cells("papalexi_thp1")  # doctest: +SKIP
+    >>> cells.shape  # doctest: +SKIP
+    (20729, 299)
     """
     import anndata as ad
 

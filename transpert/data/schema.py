@@ -35,6 +35,9 @@ LOG1P_CLIP = float(np.nextafter(np.float32(LOG1P_MAX), np.float32(0.0)))
 #: a stored value whose fractional part exceeds this is not a count (cell-eval's threshold)
 FRACTION_EPS = 1e-3
 GENE_ID_COL = "gene_id"
+#: a perturbation with fewer cells is flagged in its summary (obs["few_cells"]) and named in a
+#: warning: a rank-sum call from one or two cells is not evidence
+MIN_CELLS = 3
 
 # ``gene_symbols`` / ``gene_ids`` value meaning "the var index itself".
 INDEX = "index"
@@ -166,7 +169,7 @@ class Schema:
         if self.pert_col not in obs.columns:
             raise TranspertInputError(
                 f"{file}: perturbation column {self.pert_col!r} not in obs "
-                f"(columns: {list(obs.columns)})"
+                f"(columns: {list(map(str, obs.columns))}); pass the right column name (--pert-col)"
             )
         labels = obs[self.pert_col]
         missing = labels.isna().to_numpy()
@@ -180,9 +183,17 @@ class Schema:
         if self.control_label != CONTROL_LABEL:
             clash = labels == CONTROL_LABEL
             if clash.any():
+                from transpert.data.labels import control_not_found, label_counts
+
+                given = int(np.sum(labels == self.control_label))
+                if not given:  # the controls are most likely the 'non-targeting' cells
+                    raise TranspertInputError(control_not_found(
+                        file, self.pert_col, self.control_label, label_counts(labels)))
                 raise TranspertInputError(
-                    f"{file}: column {self.pert_col!r} already has {int(clash.sum())} cells labelled "
-                    f"{CONTROL_LABEL!r} besides the control label {self.control_label!r}"
+                    f"{file}: column {self.pert_col!r} has {given} cells labelled "
+                    f"{self.control_label!r} (the control label given) and {int(clash.sum())} "
+                    f"labelled {CONTROL_LABEL!r}; which are the controls is ambiguous: relabel "
+                    f"or drop one of the two groups"
                 )
             labels = np.where(labels == self.control_label, CONTROL_LABEL, labels).astype(object)
         out = obs.drop(columns=[self.pert_col]) if self.pert_col != PERT_COL else obs.copy()

@@ -48,16 +48,42 @@ def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells"
                 control: str | None = None, minimum: int = 1) -> pd.DataFrame:
     """The counts table (path or DataFrame) as ``pert_col, counts_col`` (str, int64), checked.
 
-    ``control``: when given, its row (if any) is dropped. ``minimum``: the smallest count allowed
-    (1 where the table says how many cells to write; 0 where a row may ask for none, as
-    cell-eval's baseline accepts). Raises naming the file, the column and the first bad value: a
-    missing column, a count that is not a whole number >= ``minimum``, a perturbation listed
-    twice.
+    Parameters
+    ----------
+    counts
+        A CSV path (the challenge's ``pert_counts_*.csv``) or a DataFrame.
+    pert_col, counts_col
+        The perturbation column and the column of cell numbers.
+    control
+        When given, its row (if any) is dropped.
+    minimum
+        The smallest count allowed: 1 where the table says how many cells to write; 0 where a
+        row may ask for none, as cell-eval's baseline accepts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Two columns, ``pert_col`` (str) and ``counts_col`` (int64), one row per perturbation.
+
+    Raises
+    ------
+    TranspertInputError
+        Naming the file, the column and the first bad value: a missing column, a count that is
+        not a whole number >= ``minimum``, a perturbation listed twice.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from transpert.data import read_counts
+    >>> read_counts(pd.DataFrame({"target_gene": ["A", "B"], "n_cells": [10, 20]}))  # doctest: +SKIP
+      target_gene  n_cells
+    0           A       10
+    1           B       20
     """
     name = str(counts) if isinstance(counts, (str, os.PathLike)) else "counts table"
     if isinstance(counts, (str, os.PathLike)):
         if not Path(counts).exists():
-            raise TranspertInputError(f"{name}: file not found")
+            raise TranspertInputError(f"{name}: no such file")
         counts = pd.read_csv(counts)
     counts = with_pert_column(pd.DataFrame(counts), pert_col, name)
     if counts_col not in counts.columns:
@@ -78,12 +104,33 @@ def read_counts(counts, *, pert_col: str = PERT_COL, counts_col: str = "n_cells"
 
 def read_gene_list(genes) -> list[str]:
     """Gene order: a list, or a one-column CSV without header (the challenge's ``gene_names.csv``).
-    An empty list or a gene listed twice is an error."""
+
+    Parameters
+    ----------
+    genes
+        A sequence of gene names, or the path of a one-column CSV without header.
+
+    Returns
+    -------
+    list of str
+        The genes in order.
+
+    Raises
+    ------
+    TranspertInputError
+        When the list is empty or a gene is listed twice.
+
+    Examples
+    --------
+    >>> from transpert.data import read_gene_list
+    >>> read_gene_list(["STAT1", "IRF1"])
+    ['STAT1', 'IRF1']
+    """
     name = "gene list"
     if isinstance(genes, (str, os.PathLike)):
         name = f"{genes}: gene list"
         if not Path(genes).exists():
-            raise TranspertInputError(f"{name} file not found")
+            raise TranspertInputError(f"{genes}: no such file (the gene list)")
         try:
             frame = pd.read_csv(genes, header=None, dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:

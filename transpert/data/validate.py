@@ -20,6 +20,7 @@ import pandas as pd
 
 from transpert._errors import TranspertInputError
 from transpert.data import normalize as _norm
+from transpert.data.labels import label_counts, label_overview
 from transpert.data.read import CellSource, ScanStats, _cells_from_parts, _open_parts
 from transpert.data.schema import CONTROL_LABEL, FRACTION_EPS, LOG1P_MAX, PERT_COL, Schema
 
@@ -70,10 +71,9 @@ def _label_problems(obs: pd.DataFrame, schema: Schema, mask, file: str) -> tuple
     kept = labels if mask is None else labels[mask]
     kept_str = kept[~kept.isna()].astype(str)
     if not (kept_str == schema.control_label).any():
-        examples = sorted(kept_str.unique())[:10]
         where = "" if mask is None else f" among the cells kept by the filter {schema.cell_filter!r}"
         problems.append(f"column {col!r}: no control cells labelled {schema.control_label!r}{where} "
-                        f"(labels include {examples})")
+                        f"(labels: {label_overview(label_counts(kept_str))})")
     if schema.control_label != CONTROL_LABEL and (kept_str == CONTROL_LABEL).any():
         problems.append(f"column {col!r}: {int((kept_str == CONTROL_LABEL).sum())} cell(s) labelled "
                         f"{CONTROL_LABEL!r} besides the control label {schema.control_label!r}")

@@ -57,10 +57,34 @@ def build_baseline(train, counts, output=None, *, pert_col: str = PERT_COL,
                    threads: int | None = None):
     """Build the cell-mean baseline prediction; log1p scale out.
 
-    ``train``: h5ad path or AnnData (counts or log1p); ``counts``: CSV path or DataFrame with
-    ``pert_col`` and ``counts_col``. With ``output`` the baseline is written there (block-wise)
-    and returned backed read-only; without, it is returned in memory. The training file is
-    streamed, never read whole.
+    Every cell of every perturbation is the mean of the target's training cells (log1p), as
+    ``cell-eval baseline`` writes the challenge's baseline. The training file is streamed, never
+    read whole.
+
+    Parameters
+    ----------
+    train
+        The target's training cells: h5ad path or AnnData (raw counts or log1p).
+    counts
+        CSV path or DataFrame with ``pert_col`` and ``counts_col``: the cells to write per
+        perturbation.
+    output
+        Where to write the baseline (block-wise); None keeps it in memory.
+    pert_col, control, counts_col
+        The perturbation column, the control label and the cell-number column.
+    threads
+        Cores to use (None: all available).
+
+    Returns
+    -------
+    anndata.AnnData
+        The baseline's cells (log1p float32), control cells included; backed read-only when
+        ``output`` is given.
+
+    Examples
+    --------
+    >>> from transpert.evaluate import build_baseline
+    >>> build_baseline("train.h5ad", "pert_counts.csv", "baseline.h5ad")  # doctest: +SKIP
     """
 
     table = read_counts(counts, pert_col=pert_col, control=control, counts_col=counts_col,

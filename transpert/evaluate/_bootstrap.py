@@ -14,6 +14,7 @@ cell-eval's own aggregate (a NaN anywhere makes it NaN).
 
 from __future__ import annotations
 
+
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
@@ -66,16 +67,45 @@ def _metric_columns(result):
 
 
 def _point_means(values: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(values, axis=0) if values.size else np.array([])
+    """Column means over the defined (non-NaN) values; NaN for a column with none (a metric no
+    perturbation defines), without numpy's 'Mean of empty slice' warning: the same sum / count
+    as ``np.nanmean``."""
+    if not values.size:
+        return np.array([])
+    ok = ~np.isnan(values)
+    count = ok.sum(axis=0)
+    sums = np.where(ok, values, 0.0).sum(axis=0)
+    out = np.full(values.shape[1], np.nan)
+    np.divide(sums, count, out=out, where=count > 0)
+    return out
 
 
 def bootstrap_ci(result, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Percentile intervals for every aggregate (and the score when a baseline was given).
 
-    Columns: ``metric, mean_cell_eval, mean, ci_low, ci_high, n_used, n_perturbations``.
-    ``de_spearman_sig`` (one value shared by all perturbations) is recomputed on each resample
-    from the resampled numbers of DE genes.
+    The perturbations are resampled with replacement ``n_boot`` times and every aggregate is
+    recomputed. ``de_spearman_sig`` (one value shared by all perturbations) is recomputed on each
+    resample from the resampled numbers of DE genes.
+
+    Parameters
+    ----------
+    result
+        An :class:`EvaluationResult` (:func:`evaluate`).
+    n_boot, seed
+        Resamples and their seed (same seed, same intervals).
+    level
+        Coverage of the percentile interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``metric, mean_cell_eval, mean, ci_low, ci_high, n_used, n_perturbations``; the
+        metrics on their own scale (log1p for MAE), the score rows prefixed ``score:``.
+
+    Examples
+    --------
+    >>> from transpert.evaluate import evaluate, bootstrap_ci
+    >>> bootstrap_ci(evaluate("real.h5ad", "pred.h5ad"), n_boot=1000)  # doctest: +SKIP
     """
     cols = _metric_columns(result)
     values = _matrix(result, cols)
@@ -125,8 +155,31 @@ def paired_comparison(a, b, *, n_boot: int = 1000, seed: int = 0, level: float =
                       names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
     """Difference a - b of every shared aggregate, with a paired bootstrap interval.
 
-    ``a`` and ``b`` are :class:`EvaluationResult` on the same real file (same perturbations).
-    ``better`` names the prediction that is better on that metric when the interval excludes 0.
+    The same resample of perturbations is applied to both predictions, so perturbations hard for
+    both cancel out.
+
+    Parameters
+    ----------
+    a, b
+        :class:`EvaluationResult` on the same real file (same perturbations).
+    n_boot, seed, level
+        Resamples, their seed and the interval's coverage.
+    names
+        Names of ``a`` and ``b`` in the table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per metric: both means, ``difference`` (a - b), ``ci_low``, ``ci_high``,
+        ``n_used``, and ``better``, naming the prediction that is better on that metric when the
+        interval excludes 0 (empty otherwise).
+
+    Examples
+    --------
+    >>> from transpert.evaluate import evaluate, paired_comparison
+    >>> a = evaluate("real.h5ad", "model_a.h5ad", profile="full")  # doctest: +SKIP
+    >>> b = evaluate("real.h5ad", "model_b.h5ad", profile="full")  # doctest: +SKIP
+    >>> paired_comparison(a, b, names=("model_a", "model_b"))  # doctest: +SKIP
     """
     if not np.array_equal(a.results["perturbation"].to_numpy(), b.results["perturbation"].to_numpy()):
         raise TranspertInputError("paired comparison needs two evaluations on the same perturbations")
@@ -157,10 +210,29 @@ def paired_comparison(a, b, *, n_boot: int = 1000, seed: int = 0, level: float =
 def generalist_ranking(results: dict, metrics=GENERALIST) -> pd.DataFrame:
     """Rank predictions on each metric (1 = best, ties averaged) and by mean rank.
 
-    ``results``: name -> :class:`EvaluationResult` evaluated on the same real file with at
-    least ``metrics``. Each metric's aggregate is the mean over perturbations where it is
-    defined (see the module docstring), so one undefined perturbation does not turn a metric
-    into NaN for everybody.
+    Each metric's aggregate is the mean over perturbations where it is defined (see the module
+    docstring), so one undefined perturbation does not turn a metric into NaN for everybody.
+
+    Parameters
+    ----------
+    results
+        Name -> :class:`EvaluationResult` evaluated on the same real file with at least
+        ``metrics``.
+    metrics
+        The metrics ranked (default: the seven generalist metrics).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per prediction, best mean rank first: ``prediction``, each metric's mean, its
+        ``rank_<metric>`` and ``mean_rank``.
+
+    Examples
+    --------
+    >>> from transpert.evaluate import GENERALIST, evaluate, generalist_ranking
+    >>> results = {name: evaluate("real.h5ad", f"{name}.h5ad", metrics=GENERALIST)
+    ...            for name in ("model_a", "model_b")}  # doctest: +SKIP
+    >>> generalist_ranking(results)  # doctest: +SKIP
     """
     if len(results) < 1:
         raise TranspertInputError("ranking needs at least one prediction")

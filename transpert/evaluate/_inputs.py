@@ -31,6 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
+from transpert.data.labels import control_not_found, label_counts
 from transpert.data.schema import CONTROL_LABEL, LOG1P_MAX, PERT_COL
 
 
@@ -47,6 +48,7 @@ class Cells:
     labels: np.ndarray  # str label of every cell
     var_names: pd.Index
     scale: str | None  # scale the input was in: "counts" or "log1p" (None: not yet scanned)
+    column: str = PERT_COL  # the obs column the labels were read from, named in messages
 
 
 @dataclass
@@ -76,27 +78,11 @@ def check_value_facts(name: str, *, n_nan: int, n_negative: int, vmin: float, fr
     has a fractional part, else ``"log1p"``; raises on NaN / infinite / negative values, on
     fractional data outside [0, 15), and (given the per-row evidence ``rows``) on rows that
     disagree (:func:`transpert.data._row_scale.check_rows_agree`, the data layer's rule)."""
-    if n_nan or n_inf:
-        raise TranspertInputError(
-            f"{name}: X contains {n_nan} NaN and {n_inf} infinite values; remove or impute them")
-    if n_negative:
-        raise TranspertInputError(
-            f"{name}: X has negative values (min {vmin:.4g}); expected raw counts or "
-            "log1p-normalised expression, both >= 0"
-        )
-    from transpert.data._row_scale import check_rows_agree
+    from transpert.data.normalize import scale_from_summary
 
-    check_rows_agree(rows, name)
-    if not fractional:
-        return "counts"
-    if vmax >= LOG1P_MAX:
-        raise TranspertInputError(
-            f"{name}: X has fractional values (so it is not raw counts) but its maximum is "
-            f"{vmax:.4g} >= {LOG1P_MAX:g}: log1p-normalised data must lie in [0, {LOG1P_MAX:g}). "
-            "Pass raw integer counts, or log1p of median-library-size normalised counts; values "
-            "this large suggest mixed scales (some cells raw, some log1p)"
-        )
-    return "log1p"
+    return scale_from_summary({"n_nan": n_nan, "n_inf": n_inf, "n_negative": n_negative,
+                               "min": vmin, "n_fractional": int(bool(fractional)), "max": vmax,
+                               "rows": rows}, name)
 
 
 def open_input(source, which: str, pert_col: str, control: str) -> Opened:
@@ -110,7 +96,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     name = describe_source(source, which)
     if isinstance(source, (str, os.PathLike)):
         if not os.path.exists(source):
-            raise TranspertInputError(f"{which} file not found: {source}")
+            role = "" if str(which) == str(source) else f" (the {which} file)"
+            raise TranspertInputError(f"{source}: no such file{role}")
     elif not isinstance(source, ad.AnnData):
         raise TranspertInputError(
             f"{which} must be an h5ad path or an AnnData, got {type(source).__name__}"
@@ -118,13 +105,7 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
     # Labels are kept as they are (no control relabelling); var names as stored (gene IDs are
     # not needed; duplicated names follow the one rule of every command, --duplicate-genes).
     schema = Schema(pert_col=pert_col, control_label=CONTROL_LABEL, gene_ids=None)
-    try:
-        cs = open_cells(source, schema=schema)
-    except TranspertInputError as err:
-        if f"perturbation column {pert_col!r} not in obs" in str(err):
-            raise TranspertInputError(f"{name}: perturbation column {pert_col!r} not in obs "
-                                      f"({err}); pass the right column name") from None
-        raise
+    cs = open_cells(source, schema=schema)  # a missing column: the data layer's one sentence
     if cs.format == "csc":
         # Row chunks of a CSC file each scan the whole file (transpert.data.read).
         logger.warning("%s: X is stored as CSC; streaming it by rows re-reads the file for every "
@@ -137,7 +118,8 @@ def open_input(source, which: str, pert_col: str, control: str) -> Opened:
             f"{name}: {int(empty.sum())} cells have an empty label in {pert_col!r}; label or drop them"
         )
     cells = Cells(name=name, X=None, labels=labels,
-                  var_names=pd.Index(np.asarray(cs.var_names).astype(str)), scale=None)
+                  var_names=pd.Index(np.asarray(cs.var_names).astype(str)), scale=None,
+                  column=pert_col)
     return Opened(source=cs, cells=cells)
 
 
@@ -158,10 +140,8 @@ def validate_values(opened: Opened) -> str:
 
 def check_control(cells: Cells, control: str) -> None:
     if control not in set(np.unique(cells.labels).astype(str)):
-        raise TranspertInputError(
-            f"{cells.name}: control label {control!r} not found in the perturbation column; "
-            "pass the control label used in the file"
-        )
+        raise TranspertInputError(control_not_found(cells.name, cells.column, control,
+                                                    label_counts(cells.labels)))
 
 
 def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
@@ -186,15 +166,12 @@ def check_pair(real: Cells, pred: Cells, control: str) -> np.ndarray:
     real_set = {str(x) for x in np.unique(real.labels)}
     pred_set = {str(x) for x in np.unique(pred.labels)}
     if control not in real_set:
-        raise TranspertInputError(
-            f"{real.name}: control label {control!r} not found in the perturbation column; "
-            "pass the control label used in the file"
-        )
+        check_control(real, control)
     if control not in pred_set:
-        raise TranspertInputError(
-            f"{pred.name}: control label {control!r} not found: the prediction must contain "
-            "control cells (copy the real or training control cells into it)"
-        )
+        raise TranspertInputError(control_not_found(
+            pred.name, pred.column, control, label_counts(pred.labels),
+            hint=f"the prediction must contain control cells labelled {control!r}, as the real "
+            "file's (copy the real or training control cells into it)"))
     if real_set != pred_set:
         only_real = sorted(real_set - pred_set)
         only_pred = sorted(pred_set - real_set)

@@ -90,7 +90,7 @@ def _open(pred) -> _Opened:
         from anndata.io import read_elem
 
         if not os.path.exists(pred):
-            raise TranspertInputError(f"prediction file not found: {pred}")
+            raise TranspertInputError(f"{pred}: no such file (the prediction)")
         from transpert._h5files import open_h5, reading
 
         with reading(pred), open_h5(pred) as f:
@@ -112,13 +112,15 @@ def _check_layout(opened: _Opened, genes: list[str], *, pert_col, celltype_col, 
     if pert_col not in obs:
         raise TranspertInputError(
             f"{name}: perturbation column {pert_col!r} not in obs (columns: "
-            f"{', '.join(map(str, obs.columns))})")
+            f"{list(map(str, obs.columns))}); pass the right column name (--pert-col)")
     if celltype_col and celltype_col not in obs:
         raise TranspertInputError(f"{name}: cell-type column {celltype_col!r} not in obs")
     if ntc_name not in set(obs[pert_col].astype(str)):
-        raise TranspertInputError(
-            f"{name}: control label {ntc_name!r} not found in {pert_col!r}: a submission must "
-            "contain control cells")
+        from transpert.data.labels import control_not_found, label_counts
+
+        raise TranspertInputError(control_not_found(
+            name, pert_col, ntc_name, label_counts(obs[pert_col]),
+            hint="a submission must contain control cells (--control names their label)"))
     if expected_gene_dim and len(genes) != expected_gene_dim:
         # cell-eval warns and follows the gene list; so do we, where the user sees it
         logger.warning("%s: the gene list has %d genes but --expected-gene-dim is %d; following "
@@ -209,6 +211,31 @@ def prep(pred, genes, output=None, *, pert_col: str = PERT_COL,
     chunks of ``chunk_rows`` (default: about 8 M stored values) twice, once to check the values
     and sum every cell's counts, once to write the output chunk by chunk. Memory: obs, the gene
     list, the row pointer and one chunk.
+
+    Parameters
+    ----------
+    pred
+        The prediction's cells: h5ad path or AnnData (log1p, or raw counts).
+    genes
+        The gene list (the challenge's ``gene_names.csv``) or a list.
+    output
+        The ``.vcc`` file to write.
+    pert_col, celltype_col, ntc_name, output_pert_col, output_celltype_col, encoding
+        As ``cell-eval prep``'s options of the same names.
+    allow_discrete, max_cell_dim, expected_gene_dim
+        As ``cell-eval prep``'s checks of the same names.
+    chunk_rows, show_progress
+        Rows per chunk, and a progress bar.
+
+    Returns
+    -------
+    Path
+        The ``.vcc`` file written.
+
+    Examples
+    --------
+    >>> from transpert.evaluate import prep
+    >>> prep("prediction.h5ad", "gene_names.csv", "prediction.vcc")  # doctest: +SKIP
     """
     compress = _zstd_compressor()  # fail before reading anything if zstd is missing
     if encoding not in VALID_ENCODINGS:

@@ -13,9 +13,21 @@ import numpy as np
 import pandas as pd
 
 from transpert._io import atomic_path
+from transpert.evaluate._html import write_html_report
 from transpert.metrics import discrimination_scores, norm_matched_pds, pds_scale_curve
 
 logger = logging.getLogger("transpert.evaluate")
+
+#: one sentence above each plot in the report: what it shows and, for chosen panels, how chosen
+_CAPTIONS = {
+    "per_perturbation_metrics.png": "Distribution over perturbations of each per-perturbation "
+                                    "metric (perturbations where it is undefined left out).",
+    "pds_vs_scale.png": "Mean L1 PDS when every predicted delta is multiplied by c (dashed: the "
+                        "prediction as given).",
+    "pred_vs_real_delta.png": "Predicted against real delta per gene (log1p scale) for four chosen "
+                              "perturbations: the two with the highest and the two with the lowest "
+                              "L1 PDS (1 = best); the grey line is y = x.",
+}
 
 SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -50,19 +62,25 @@ def _plots(result, diag, outdir: Path) -> list[str]:
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return []
     written = []
     cols = [c for c in ("mae", "discrimination_score_l1", "overlap_at_N", "pearson_delta")
             if c in result.results.columns]
     if cols:
-        fig, axes = plt.subplots(1, len(cols), figsize=(3.2 * len(cols), 3.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(cols), figsize=(3.4 * len(cols), 3.2), squeeze=False)
         for ax, c in zip(axes[0], cols):
             v = result.results[c].to_numpy(dtype=float)
             v = v[result.defined[c].to_numpy() & ~np.isnan(v)]
             ax.hist(v, bins=20, color="#4477aa")
-            ax.set_title(c, fontsize=9)
+            ax.set_title(f"{c} (n = {v.size})", fontsize=9)
             ax.set_xlabel("per-perturbation value", fontsize=8)
+            # at most four ticks a panel, so neighbouring labels never run into each other
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+            ax.tick_params(labelsize=8)
+        axes[0][0].set_ylabel("perturbations", fontsize=8)
         fig.tight_layout()
         fig.savefig(outdir / "per_perturbation_metrics.png", dpi=110)
         plt.close(fig)
@@ -74,6 +92,7 @@ def _plots(result, diag, outdir: Path) -> list[str]:
     ax.set_xlabel("global factor c on predicted deltas")
     ax.set_ylabel("mean L1 PDS")
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_title("L1 PDS as every predicted delta is scaled", fontsize=9)
     fig.tight_layout()
     fig.savefig(outdir / "pds_vs_scale.png", dpi=110)
     plt.close(fig)
@@ -81,14 +100,20 @@ def _plots(result, diag, outdir: Path) -> list[str]:
     bulk = result.bulk
     order = np.argsort(diag["l1"], kind="stable")
     pick = list(dict.fromkeys([*order[-2:][::-1], *order[:2]]))[:4]
-    fig, axes = plt.subplots(1, len(pick), figsize=(3.2 * len(pick), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(pick), figsize=(3.3 * len(pick), 3.5), squeeze=False)
     for ax, i in zip(axes[0], pick):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.tick_params(labelsize=8)
         ax.scatter(bulk.real_delta[i], bulk.pred_delta[i], s=3, alpha=0.5, color="#228833")
         lim = float(np.abs(np.concatenate([bulk.real_delta[i], bulk.pred_delta[i]])).max() or 1.0)
         ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8)
-        ax.set_title(f"{bulk.labels[i]} (PDS {diag['l1'][i]:.2f})", fontsize=9)
+        ax.set_xlim(-1.05 * lim, 1.05 * lim)
+        ax.set_ylim(-1.05 * lim, 1.05 * lim)
+        ax.set_title(f"{bulk.labels[i]} (L1 PDS {diag['l1'][i]:.2f})", fontsize=9)
         ax.set_xlabel("real delta (log1p)", fontsize=8)
         ax.set_ylabel("predicted delta", fontsize=8)
+    fig.suptitle("Chosen perturbations: the two with the highest and the two with the lowest "
+                 "L1 PDS (1 = best)", fontsize=9)
     fig.tight_layout()
     fig.savefig(outdir / "pred_vs_real_delta.png", dpi=110)
     plt.close(fig)
@@ -98,7 +123,37 @@ def _plots(result, diag, outdir: Path) -> list[str]:
 
 def write_report(result, outdir, *, ci: pd.DataFrame | None = None, diag: dict | None = None,
                  title: str = "transpert evaluation", threads: int | None = None) -> Path:
-    """Write ``outdir/report.md`` (and PNG plots when matplotlib is installed)."""
+    """Write ``outdir/report.md``, its PNG plots (when matplotlib is installed) and
+    ``outdir/report.html``, the same report as one self-contained page (figures embedded).
+
+    Parameters
+    ----------
+    result
+        An :class:`~transpert.evaluate.EvaluationResult` (metrics on the log1p scale).
+    outdir
+        The folder to write into (created if missing).
+    ci
+        Bootstrap intervals of the aggregates (:func:`~transpert.evaluate.bootstrap_ci`), shown
+        as a table; without them the plain means are shown.
+    diag
+        PDS diagnostics from :func:`pds_diagnostics`; computed when not given.
+    title
+        The report's first heading.
+    threads
+        Threads for the PDS diagnostics (numba); all cores by default.
+
+    Returns
+    -------
+    Path
+        ``outdir/report.md`` (``report.html`` and the plots are beside it).
+
+    Examples
+    --------
+    >>> from transpert.evaluate import evaluate, write_report
+    >>> result = evaluate("real.h5ad", "pred.h5ad", baseline="baseline.h5ad")  # doctest: +SKIP
+    >>> write_report(result, "eval/")  # doctest: +SKIP
+    PosixPath('eval/report.md')
+    """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     diag = diag if diag is not None else pds_diagnostics(result, threads=threads)
@@ -114,7 +169,11 @@ def write_report(result, outdir, *, ci: pd.DataFrame | None = None, diag: dict |
     if result.score is not None:
         lines += ["## Score against the baseline", "",
                   "`1 - u/b` for best-0 metrics, `(u - b)/(1 - b)` for best-1 metrics, NaN to 0, "
-                  "clipped at 0; `avg_score` is their mean (the leaderboard showed 100x).", "",
+                  "clipped at 0; `avg_score` is their mean"
+                  + (" (the challenge score; the leaderboard showed 100x)." if result.profile == "vcc" else
+                     f" over the {len(result.score) - 1} metrics of profile `{result.profile}`: not the "
+                     "challenge's leaderboard score, which averages MAE, PDS and DES only (profile "
+                     "`vcc`)."), "",
                   _md_table(result.score), ""]
     lines += ["## Aggregates with 95% bootstrap intervals (over perturbations)", ""]
     if ci is not None:
@@ -144,10 +203,13 @@ def write_report(result, outdir, *, ci: pd.DataFrame | None = None, diag: dict |
               "depends on magnitude, not only on direction):", "",
               _md_table(curve), ""]
     if plots:
-        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+        lines += ["## Plots", ""]
+        for p in plots:
+            lines += [f"{_CAPTIONS.get(p, p)}", "", f"![{p}]({p})", ""]
     else:
         lines += ["_Plots skipped: matplotlib is not installed (`pip install transpert[plot]`)._", ""]
     path = outdir / "report.md"
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines))
+    write_html_report(path)
     return path

@@ -288,12 +288,27 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
         Memory the summaries engine may use per file (e.g. ``"1GB"``; None: its default, 2 GiB).
         Files are streamed from disk one at a time, never read whole.
     ties
-        Order of significant genes tied in |log2FC| for the overlap/precision metrics:
+        Order of significant genes tied in ``|log2FC|`` for the overlap/precision metrics:
         ``"gene"`` (file order, deterministic) or ``"polars"`` (cell-eval's own polars ranking,
         whose tie order depends on polars' thread count; see ``_metrics.ranked_significant``).
     suite
         Which scorer to reproduce (:data:`transpert.evaluate.SUITES`): ``"vcc2025"`` (default:
         the 2025 leaderboard, cell-eval 0.6.6 + pdex 0.1.27) or ``"cell-eval-0.8.2"``.
+
+    Returns
+    -------
+    EvaluationResult
+        Per-perturbation ``results`` and cell-eval's ``agg_results`` (log1p-scale metrics;
+        overlap and precision on the Wilcoxon DE of each file against its own controls),
+        ``flags``, the pseudo-bulks (``bulk``) and DE arrays (``de``), ``score`` with a
+        baseline, and the ``suite`` it was scored under.
+
+    Examples
+    --------
+    >>> from transpert.evaluate import evaluate, bootstrap_ci
+    >>> result = evaluate("real.h5ad", "pred.h5ad", baseline="baseline.h5ad")  # doctest: +SKIP
+    >>> result.score  # doctest: +SKIP
+    >>> bootstrap_ci(result)  # doctest: +SKIP
     """
     suite = get_suite(suite)
     names = _resolve_metrics(profile, metrics)

@@ -6,9 +6,7 @@ generalist metrics and their mean rank). Cells on any scale; metrics on log1p as
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -37,17 +35,10 @@ class Leaderboard:
     intervals: dict = field(default_factory=dict)
     suite: str = "vcc2025"
 
-    def to_text(self) -> str:
-        return format_leaderboard(self.table)
-
-
-@contextlib.contextmanager
-def _quiet_empty_means():
-    """A metric with no defined value (e.g. no perturbation with a real DE gene) averages to NaN:
-    expected and reported as NaN, so numpy's 'Mean of empty slice' warning is not shown."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        yield
+    def to_text(self, legend: bool = True) -> str:
+        """The fixed-width table, and (``legend``) what its columns mean."""
+        text = format_leaderboard(self.table)
+        return f"{text}\n\n{format_legend()}" if legend else text
 
 
 def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_COL,
@@ -79,17 +70,15 @@ def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_
         gen = ev.evaluate_prepared(real_p, pred_p, metrics=GENERALIST_METRICS, **kw)
         vcc.baseline = base_vcc
         vcc.score = ev.score(vcc.means(), base_vcc.means())
-        with _quiet_empty_means():
-            ci = bootstrap_ci(vcc, n_boot=n_boot, seed=seed)
-            ci_gen = bootstrap_ci(gen, n_boot=n_boot, seed=seed)
+        ci = bootstrap_ci(vcc, n_boot=n_boot, seed=seed)
+        ci_gen = bootstrap_ci(gen, n_boot=n_boot, seed=seed)
         avg = ci.set_index("metric").loc["score:avg_score"]
         rows.append({"suite": suite, "method": name, "score": 100 * avg["mean"], "score_ci_low": 100 * avg["ci_low"],
                      "score_ci_high": 100 * avg["ci_high"]})
         results[name] = gen
         intervals[name] = pd.concat([ci, ci_gen[~ci_gen["metric"].isin(ci["metric"])]], ignore_index=True)
         logger.info("evaluated %s: score %.2f", name, 100 * avg["mean"])
-    with _quiet_empty_means():
-        ranking = generalist_ranking(results, metrics=GENERALIST_METRICS).set_index("prediction")
+    ranking = generalist_ranking(results, metrics=GENERALIST_METRICS).set_index("prediction")
     table = pd.DataFrame(rows).set_index("method")
     table = table.join(ranking[list(GENERALIST_METRICS) + ["mean_rank"]])
     table = table.sort_values(["score", "mean_rank"], ascending=[False, True], kind="stable").reset_index()
@@ -100,6 +89,37 @@ def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_
 _SHORT = {"discrimination_score_l1": "PDS", "overlap_at_N": "DES", "mae": "MAE",
           "pearson_delta": "pearson_d", "de_spearman_lfc_sig": "sp_lfc_sig", "pr_auc": "pr_auc",
           "de_spearman_sig": "sp_nsig", "mean_rank": "mean_rank"}
+
+
+#: what each leaderboard column means, printed under the table (text and Markdown)
+LEGEND = (
+    ("score", "the challenge score x100: MAE, PDS and DES each scored against the cell-mean "
+              "baseline (0 = the baseline, 100 = perfect), averaged"),
+    ("MAE", "mean absolute error of the pseudo-bulk expression (mae; lower is better)"),
+    ("PDS", "perturbation discrimination score, L1 (discrimination_score_l1; 1 = best)"),
+    ("DES", "overlap of predicted and real DE genes (overlap_at_N)"),
+    ("pearson_d", "Pearson correlation of predicted and real change from control (pearson_delta)"),
+    ("sp_lfc_sig", "Spearman correlation of log2FC over the real DE genes (de_spearman_lfc_sig)"),
+    ("pr_auc", "precision-recall AUC of the DE calls (pr_auc)"),
+    ("sp_nsig", "Spearman correlation of the numbers of DE genes across perturbations "
+                "(de_spearman_sig)"),
+    ("mean_rank", "mean of the ranks on the seven metrics MAE ... sp_nsig (1 = best; every "
+                  "metric but MAE is best at 1)"),
+    ("nan", "undefined: e.g. sp_nsig of a prediction that calls the same number of DE genes "
+            "(none, for control) for every perturbation, which has no order to correlate; "
+            "ranked last on that metric"),
+)
+
+
+def format_legend(markdown: bool = False) -> str:
+    """The leaderboard's column legend, one line per abbreviation."""
+    if markdown:
+        return "\n".join(f"- `{k}`: {v}" for k, v in LEGEND)
+    import textwrap
+
+    width = max(len(k) for k, _ in LEGEND)
+    return "\n".join(textwrap.fill(v, 100, initial_indent=f"  {k.ljust(width)}  ",
+                                    subsequent_indent=" " * (width + 4)) for k, v in LEGEND)
 
 
 def format_leaderboard(table: pd.DataFrame) -> str:
@@ -125,4 +145,4 @@ def leaderboard_markdown(table: pd.DataFrame) -> str:
         vals += [("nan" if pd.isna(r[m]) else f"{r[m]:.3f}") for m in GENERALIST_METRICS]
         vals.append(f"{r['mean_rank']:.2f}")
         out.append("| " + " | ".join(vals) + " |")
-    return "\n".join(out)
+    return "\n".join(out) + "\n\n" + format_legend(markdown=True)

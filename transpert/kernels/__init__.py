@@ -8,6 +8,8 @@
   order-preserving keys plus group codes.
 - :func:`ranksum_block`: Mann-Whitney U and asymptotic p of every group against a reference
   group (or the rest) for every gene of a block, with scipy's semantics.
+- :func:`reference_table`, :func:`ranksum_vs_table`: the same tests against a reference given
+  as each gene's sorted distinct values and counts (distributed summaries: no reference cells).
 - :func:`mwu_pvalue`, :func:`ndtr`: scalar pieces, usable on their own.
 - :func:`l1_distances`: L1 distances between the rows of two dense matrices (the PDS core).
 - :func:`value_facts`: one pass over stored values for scale detection (NaN, negatives, fractions).
@@ -28,6 +30,7 @@ from transpert.kernels._regroup import regroup_segments
 from transpert.kernels._row_scale import row_kinds
 from transpert.kernels._ranges import rows_strictly_sorted
 from transpert.kernels._ranksum import ranksum_block
+from transpert.kernels._reftable import ranksum_vs_table, reference_table
 from transpert.kernels._stats import mwu_pvalue, ndtr
 from transpert.kernels._values import row_totals_into, value_facts
 
@@ -43,6 +46,8 @@ __all__ = [
     "pseudobulk_checked_csr",
     "pseudobulk_csr",
     "ranksum_block",
+    "ranksum_vs_table",
+    "reference_table",
     "regroup_segments",
     "row_kinds",
     "rows_strictly_sorted",

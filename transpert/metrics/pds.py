@@ -153,6 +153,14 @@ def discrimination_scores(pred_delta, real_delta, labels: Sequence[str],
     -------
     float64 array of N scores ``1 - rank/N`` in [1/N, 1] (1 = the true perturbation is the
     nearest real delta). Order follows ``labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from transpert.metrics import discrimination_scores
+    >>> real = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    >>> discrimination_scores(real, real, ["p1", "p2"], ["g1", "g2", "g3"])
+    array([1., 1.])
     """
     d = distance_matrix(pred_delta, real_delta, labels, gene_names, metric=metric, threads=threads)
     n = d.shape[0]

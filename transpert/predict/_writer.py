@@ -63,6 +63,7 @@ from transpert._progress import Progress
 from transpert.data.schema import LOG1P_CLIP
 from transpert.data.tables import read_counts, read_gene_list
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
+from transpert.predict._layers import de_genes, prediction_layers
 
 logger = logging.getLogger("transpert.predict")
 
@@ -73,6 +74,8 @@ CHALLENGE_MAX_CELLS = 100_000
 MOVES = ("de", "pseudobulk", "all")
 #: what ``cells=`` accepts (see :func:`write_prediction`)
 CELLS = ("quantile", "resample", "mean")
+#: what ``format=`` accepts: log1p cells (2025 challenge) or raw counts (2026)
+FORMATS = ("log1p", "counts")
 #: genes per dense block when the non-DE genes are moved (``move="pseudobulk"``)
 _COLUMN_BLOCK = 2048
 
@@ -191,17 +194,6 @@ class _ControlSampler:
         return sp.csr_matrix((vals, (rows, cols)), shape=(n, n_genes))
 
 
-def _de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
-    """Columns of the genes predicted DE for one perturbation (see the module docstring)."""
-    if n_de is not None:
-        score = prob if prob is not None else np.abs(delta)
-        order = np.argsort(-score, kind="stable")[:n_de]
-        return np.sort(order[score[order] > 0])
-    if prob is not None:
-        return np.flatnonzero(prob >= deg_threshold)
-    return np.flatnonzero(np.abs(delta) > min_abs_delta)
-
-
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
                            pert_col: str = PERT_COL, counts_col: str = "n_cells",
                            deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
@@ -237,26 +229,13 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
     """Yield ``(perturbation, cells, n_de_genes_shifted)`` for every row of ``counts``, in order:
     the perturbation's cells as log1p float32 CSR (indices sorted, no stored zeros). One
     perturbation's cells are built at a time."""
-    gene_index = pd.Index(genes)
-    cols = prediction.var_names.get_indexer(gene_index)
-    mean = np.asarray(prediction.layers["mean"], dtype=np.float64)
     control_mean = np.asarray(controls.mean(axis=0)).ravel()
+    cols, mean, delta, prob, n_de = prediction_layers(prediction, genes)
     # genes of the list the prediction lacks: predicted as no change (the control mean)
-    pred_mean = np.where(cols[None, :] >= 0, mean[:, np.maximum(cols, 0)], control_mean[None, :])
+    pred_mean = np.where(cols[None, :] >= 0, mean, control_mean[None, :])
     pred_mean = np.clip(pred_mean, 0.0, LOG1P_CLIP)
-    prob = None
-    if "deg_probability" in prediction.layers:
-        p = np.asarray(prediction.layers["deg_probability"], dtype=np.float64)
-        prob = np.where(cols[None, :] >= 0, p[:, np.maximum(cols, 0)], 0.0)
-    delta = np.asarray(prediction.layers["delta"], dtype=np.float64)
-    delta = np.where(cols[None, :] >= 0, delta[:, np.maximum(cols, 0)], 0.0)
     if move not in MOVES:
         raise TranspertInputError(f"move must be one of {MOVES}, got {move!r}")
-    n_de = None
-    if "n_de_genes" in prediction.obs.columns:
-        n_de = pd.to_numeric(prediction.obs["n_de_genes"], errors="coerce").to_numpy()
-        if np.isnan(n_de).any() or (n_de < 0).any():
-            raise TranspertInputError("prediction: obs['n_de_genes'] must hold non-negative integers")
     rows = prediction.obs_names.get_indexer(counts[pert_col])
     n_genes = len(genes)
     sampler = None if cells == "mean" else _ControlSampler(controls, cells, rng)
@@ -270,7 +249,7 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
         if move == "all":  # every gene to its predicted mean; significance follows the shift sizes
             de_cols = np.flatnonzero(pred_mean[r] != control_mean)
         else:
-            de_cols = _de_genes(prob[r] if prob is not None else None, delta[r],
+            de_cols = de_genes(prob[r] if prob is not None else None, delta[r],
                                 None if n_de is None else int(n_de[r]), deg_threshold, min_abs_delta)
         moved = [(de_cols, _shift_block)]
         if move == "pseudobulk":
@@ -296,12 +275,21 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
 
 def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_path, *,
                      pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
-                     counts_col: str = "n_cells", max_cells: int | None = CHALLENGE_MAX_CELLS,
+                     counts_col: str = "n_cells", max_cells: int | None | str = "auto",
                      deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str | None = None,
                      move: str = "pseudobulk", seed: int = 0, target_sum: float | None = None,
-                     show_progress: bool | None = False):
+                     show_progress: bool | None = False, format: str = "log1p",
+                     threads: int | None = None):
     """Write a challenge-format prediction h5ad from a pseudo-bulk prediction; returns it, opened
     backed (read-only: obs, var and uns in memory, X on disk).
+
+    ``format="log1p"`` (default): log1p cells, the 2025 challenge's format (module docstring).
+    ``format="counts"``: integer raw UMI counts, the 2026 challenge's (cell-eval2 ``vcc2026``):
+    built from the target's raw control cells so that each perturbation's pseudo-bulk is the
+    predicted one and the rank-sum test on CPM calls the predicted DE genes
+    (:mod:`transpert.predict._counts` explains how); ``cells``/``move`` do not apply, the
+    control cells are written raw, ``counts`` may be None (every predicted perturbation, 400
+    cells each) or lack the ``n_cells`` column (400 each), and no cell exceeds 1e6 counts.
 
     The cells are built one perturbation at a time and appended to the file, so memory holds the
     target's control cells and one perturbation's cells, never the whole output.
@@ -317,11 +305,14 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         counts without ``target_sum``, normalised to the whole file's median library size, as
         its summary was.
     counts : ``target_gene,n_cells`` CSV path or DataFrame: the cells to write per perturbation
-        (a row for the control label is ignored: all control cells are written).
+        (a row for the control label is ignored: all control cells are written); with
+        ``format="counts"`` also None or without ``n_cells`` (400 cells each).
     genes : gene order of the output (list or header-less CSV such as ``gene_names.csv``).
     out_path : the .h5ad written (atomically).
-    max_cells : cap on all cells written, controls included (the challenge's 100,000); when the
-        request is larger every count is scaled down by the same factor, with a warning.
+    max_cells : cap on all cells written, controls included; when the request is larger every
+        count is scaled down by the same factor, with a warning. ``"auto"``: the 2025
+        challenge's 100,000 for log1p, no cap for counts (the 2026 task asks 300 x 400 cells
+        plus the controls); None: no cap.
     deg_threshold, min_abs_delta : which genes are moved when the prediction has no
         ``obs["n_de_genes"]`` (see the module docstring).
     cells : ``"quantile"`` or ``"resample"``: how control cells are drawn (module docstring);
@@ -340,10 +331,23 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     seed : seeds the sampling of control cells; same inputs and seed give the same file.
 
     show_progress : a progress bar over the cells written (None: on a terminal).
+    threads : ``format="counts"``: perturbations built at once (None: every core).
 
-    The file written: ``X`` log1p float32 CSR in [0, 15) (indices sorted, no stored zeros),
+    The file written: ``X`` log1p float32 CSR in [0, 15) (``format="counts"``: integer counts
+    stored as float32, at most 1e6 per cell) (indices sorted, no stored zeros),
     ``obs[pert_col]``, control cells last, ``var_names`` = ``genes``; ``uns["transpert_cells"]``
     records the settings and a per-perturbation table of cells written and genes shifted.
+
+    Returns
+    -------
+    anndata.AnnData
+        The written file, opened backed read-only (log1p float32 CSR cells).
+
+    Examples
+    --------
+    >>> from transpert.predict import write_prediction
+    >>> cells = write_prediction(prediction, "h1_train.h5ad", "pert_counts.csv",
+    ...                          "gene_names.csv", "prediction.h5ad")  # doctest: +SKIP
     """
     import anndata as ad
     import h5py
@@ -354,7 +358,15 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
             and "delta" in pseudobulk_prediction.layers):
         raise TranspertInputError("pseudobulk_prediction: needs layers 'mean' and 'delta' (a predictor's output)")
     check_perturbations(list(pseudobulk_prediction.obs_names), control=control)
+    if format not in FORMATS:
+        raise TranspertInputError(f"format must be one of {FORMATS}, got {format!r}")
+    if max_cells == "auto":
+        max_cells = CHALLENGE_MAX_CELLS if format == "log1p" else None
     genes = read_gene_list(genes)
+    if format == "counts":
+        from transpert.predict._counts import with_default_cells
+
+        counts = with_default_cells(counts, pseudobulk_prediction, pert_col, counts_col, control)
     table = read_counts(counts, pert_col=pert_col, counts_col=counts_col)
     if (table[pert_col] == control).any():
         logger.info("counts table lists the control %r: ignored, every control cell is written", control)
@@ -376,13 +388,20 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
             target_controls, whole_file_median=target_sum is None, pert_col=pert_col,
             control=control, what=f"target controls ({target_controls})")
         target_sum = file_sum if target_sum is None else target_sum
-    controls = _control_matrix(target_controls, genes, pert_col, control, target_sum)
+    if format == "counts":
+        from transpert.predict._counts import raw_count_controls, select_controls
+
+        controls = raw_count_controls(select_controls(target_controls, genes, pert_col, control))
+    else:
+        controls = _control_matrix(target_controls, genes, pert_col, control, target_sum)
     n_cells, n_ctrl, factor = _cap(table[counts_col].to_numpy(), controls.shape[0], max_cells)
     if factor < 1.0:
         logger.warning("requested %d cells (perturbations %d + controls %d) exceed the cap of %d: every "
                        "count scaled by %.4f to %d cells", int(table[counts_col].sum()) + controls.shape[0],
                        int(table[counts_col].sum()), controls.shape[0], max_cells, factor,
                        int(n_cells.sum()) + n_ctrl)
+    if cells is None and format == "counts":
+        cells = "quantile"  # unused: the counts cells are drawn by library size
     if cells is None:
         wanted = (pseudobulk_prediction.uns.get("transpert_prediction") or {}).get("cells")
         cells = str(wanted) if wanted else "quantile"
@@ -399,10 +418,18 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     controls_out.eliminate_zeros()
     n_total = int(n_cells.sum()) + controls_out.shape[0]
     labels, report = [], []
-    blocks = _recorded(iter_prediction_cells(
-        pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
-        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng),
-        labels, report)
+    if format == "counts":
+        from transpert.predict._counts import iter_count_cells
+
+        cells = move = "counts"
+        built = iter_count_cells(pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col,
+                                 counts_col=counts_col, deg_threshold=deg_threshold,
+                                 min_abs_delta=min_abs_delta, seed=seed, threads=threads)
+    else:
+        built = iter_prediction_cells(
+            pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
+            deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng)
+    blocks = _recorded(built, labels, report)
     # one perturbation's cells in memory at a time, appended to the file as they are built
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
         X = CSRRowWriter(f, (n_total, len(genes)), np.float32)
@@ -420,7 +447,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         uns = pseudobulk_prediction.uns
         method = (uns.get("transpert_prediction") or {}).get("method", "unknown")
         info = {
-            "method": str(method), "seed": int(seed), "scale": "log1p", "deg_threshold": float(deg_threshold),
+            "method": str(method), "seed": int(seed), "scale": format, "deg_threshold": float(deg_threshold),
             "min_abs_delta": float(min_abs_delta), "cells": cells, "move": move,
             "max_cells": -1 if max_cells is None else int(max_cells),
             "cap_factor": float(factor), "n_control_cells": int(controls_out.shape[0]),

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from transpert._errors import TranspertInputError
 from transpert._parallel import resolve_threads
-from transpert.data.schema import CONTROL_LABEL, PERT_COL
+from transpert.data.schema import CONTROL_LABEL, MIN_CELLS, PERT_COL
 from transpert.summarize._effects import FDR_METHODS, LOG2FC_METHODS
 from transpert.summarize._engine import BACKENDS, compute_in_memory, compute_streamed, parse_memory
 from transpert.summarize._groups import make_groups
 from transpert.summarize._profile import build_profile, file_checksum
+
+logger = logging.getLogger(__name__)
 
 
 def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
@@ -18,7 +22,8 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
               fdr: str = "per_perturbation", log2fc: str = "exact", show_progress: bool | None = None,
               de: bool = True, backend: str = "threads", continuity: bool = True,
               checksum: bool = True, chunk_rows: int | None = None, scratch_dir=None,
-              scale: str | None = None, keep_float64: bool = False):
+              scale: str | None = None, min_cells: int = MIN_CELLS, scheduler=None,
+              keep_float64: bool = False):
     """Summary profile of a dataset: per-perturbation pseudo-bulk and Wilcoxon DE vs control.
 
     ``cells``: an AnnData in memory (computed in place, nothing copied but what must be), or a
@@ -47,7 +52,24 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     knows it, skipping :func:`transpert.data.detect_scale` (one parallel pass over the stored
     values, ~0.2-0.6 s at VCC size); None detects it.
 
+    ``min_cells``: perturbations with fewer cells (default 3) are kept but flagged in
+    ``obs["few_cells"]`` and named in a warning: their DE calls rest on one or two cells.
+
+    ``scheduler`` (a file's cells only): compute on a ``dask.distributed`` cluster, whose
+    workers read their own rows from the file (the path must be on storage they share): a
+    scheduler address (``"tcp://host:8786"``), ``"local:N"`` (a LocalCluster of N worker
+    processes, ``threads`` threads each, started and closed here) or a ``distributed.Client``.
+    Needs ``pip install 'transpert[dask]'``; the numbers are those of the single-machine engine
+    (see :mod:`transpert.summarize._distributed`); ``memory_budget`` is then per worker task.
+
     Returns an AnnData (see :mod:`transpert.summarize._profile` for the layout).
+
+    Examples
+    --------
+    >>> from transpert.summarize import summarize
+    >>> summary = summarize("papalexi_thp1", threads=2)  # doctest: +SKIP
+    >>> summary.layers["fdr"].shape  # perturbations x genes  # doctest: +SKIP
+    (25, 299)
     """
     import anndata as ad
 
@@ -58,8 +80,13 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     if backend not in BACKENDS:
         raise TranspertInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     parse_memory(memory_budget)
+    if isinstance(min_cells, bool) or not isinstance(min_cells, (int, np.integer)) or min_cells < 1:
+        raise TranspertInputError(f"min_cells must be a whole number >= 1, got {min_cells!r}")
     opts = dict(threads=threads, memory_budget=memory_budget, backend=backend, de=de,
                 continuity=continuity, show_progress=show_progress)
+    if scheduler is not None and isinstance(cells, ad.AnnData) and not cells.isbacked:
+        raise TranspertInputError("scheduler: distributed summaries read the cells from a file on "
+                                  "shared storage; pass its path, not an AnnData in memory")
     if isinstance(cells, ad.AnnData) and not cells.isbacked:
         groups = make_groups(cells.obs, pert_col, control, reference)
         acc = None
@@ -91,13 +118,21 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
             label = str(source_cells.path) if source_cells.path is not None else source_cells.name
             canonical_ref = CONTROL_LABEL if (mapping and reference == control) else reference
             groups = make_groups(source_cells.obs, PERT_COL if mapping else pert_col,
-                                 CONTROL_LABEL if mapping else control, canonical_ref, label)
-            normalization = dict(source_cells.normalization())
-            acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
-                                   keep_float64=keep_float64,
-                                   scratch_dir=scratch_dir, **opts)
+                                 CONTROL_LABEL if mapping else control, canonical_ref, label,
+                                 shown=(pert_col, control))
+            if scheduler is not None:
+                acc, normalization, digest = _on_cluster(source_cells, groups, scheduler, checksum,
+                                                         opts)
+            else:
+                # the checksum is read in a thread beside the engine (hashlib releases the GIL;
+                # the engine's file reads leave a core idle much of the time)
+                with _Checksum(source_cells.path if checksum else None) as digest_of:
+                    acc = compute_streamed(source_cells, groups, chunk_rows=chunk_rows,
+                                           scratch_dir=scratch_dir, keep_float64=keep_float64,
+                                           **opts)
+                    normalization = dict(source_cells.normalization())
+                    digest = digest_of()
             var_names = source_cells.var_names
-            digest = file_checksum(source_cells.path) if (checksum and source_cells.path) else None
             source = {"source": label, "checksum": f"sha256:{digest}" if digest else None}
         finally:
             if source_cells is not cells:
@@ -120,8 +155,61 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                        "backend": backend, "memory_budget": parse_memory(memory_budget)},
         "engine": {k: (v if isinstance(v, (int, str)) else str(v)) for k, v in acc.info.items()},
     }
-    return build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de,
-                         threads=resolve_threads(threads))
+    uns["min_cells"] = int(min_cells)
+    summary = build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de,
+                            threads=resolve_threads(threads))
+    flag_few_cells(summary, min_cells, source["source"])
+    return summary
+
+
+def flag_few_cells(summary, min_cells: int, where: str) -> None:
+    """``obs["few_cells"]``: True for perturbations with fewer than ``min_cells`` cells (a
+    Wilcoxon call from one or two cells is not evidence); warns naming them."""
+    few = summary.obs["n_cells"].to_numpy() < min_cells
+    summary.obs["few_cells"] = few
+    if few.any():
+        names = [f"{p} ({n})" for p, n in summary.obs.loc[few, "n_cells"].items()]
+        logger.warning(
+            "%s: %d perturbation(s) with fewer than %d cells: %s%s; kept, flagged in "
+            "obs['few_cells']: their DE calls rest on too few cells (--min-cells sets the minimum)",
+            where, len(names), min_cells, ", ".join(names[:10]), " ..." if len(names) > 10 else "")
+
+
+class _Checksum:
+    """``file_checksum(path)`` computed in a background thread (None: no checksum)."""
+
+    def __init__(self, path):
+        self.path = path
+        self._pool = self._future = None
+
+    def __enter__(self):
+        if self.path is not None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="transpert-checksum")
+            self._future = self._pool.submit(file_checksum, self.path)
+        return lambda: None if self._future is None else self._future.result()
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _on_cluster(cells, groups, scheduler, checksum: bool, opts: dict):
+    """(accumulators, normalisation record, checksum or None) computed by a Dask cluster; the
+    checksum is read by a worker too, alongside the statistics."""
+    from transpert.summarize._distributed import connect, summarize_on_cluster
+
+    if cells.path is None:
+        raise TranspertInputError("scheduler: distributed summaries read the cells from a file on "
+                                  "shared storage; these cells are in memory")
+    with connect(scheduler, opts["threads"]) as client:
+        digest = client.submit(file_checksum, str(cells.path), pure=False) if checksum else None
+        acc, normalization = summarize_on_cluster(client, cells, groups,
+                                                  memory_budget=opts["memory_budget"], de=opts["de"],
+                                                  continuity=opts["continuity"], threads=opts["threads"])
+        digest = digest.result() if digest is not None else None
+    return acc, normalization, digest
 
 
 _LOG1P_RECORD = {"input_scale": "log1p", "method": "none (already log1p)"}

@@ -36,6 +36,25 @@ def de_table(summary, *, means: str = "pdex") -> pd.DataFrame:
 
     ``means="float64"`` uses the float64 ``mean`` layer instead (expm1 in float64, the summary's
     log2fc); this is the only choice for float64 input or a summary without ``mean_f32``.
+
+    Parameters
+    ----------
+    summary
+        A summary profile from :func:`summarize` (log1p-scale layers and the Wilcoxon test).
+    means
+        ``"pdex"`` (default) or ``"float64"``, as above.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (perturbation, gene): means in count space (``expm1`` of the log1p means),
+        log2FC, percent change, the test's p-value, U statistic and FDR.
+
+    Examples
+    --------
+    >>> from transpert.summarize import summarize, de_table
+    >>> table = de_table(summarize("papalexi_thp1"))  # doctest: +SKIP
+    >>> table[table["target"] == "STAT1"].sort_values("fdr").head()  # doctest: +SKIP
     """
     from transpert.kernels import expm1_f32, log2_ratio_pdex
 

@@ -20,7 +20,7 @@ U / tie terms are exact integers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +28,8 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert._parallel import numba_threads, resolve_threads
 from transpert._progress import Progress
+from transpert.summarize._accumulators import (Accumulators, canonical_csr, raise_bad_indices,
+                                               scale32)
 from transpert.summarize._blocks import BlockStore, plan_blocks
 from transpert.summarize._groups import Groups
 
@@ -94,63 +96,6 @@ class KeyFormat:
         return np.empty(n, dtype=self.key_dtype), codes
 
 
-@dataclass
-class Accumulators:
-    """Raw results of the two passes, indexed by group code (rows) and gene (columns)."""
-
-    groups: Groups
-    n_genes: int
-    sums: np.ndarray
-    nonzero: np.ndarray
-    sums32: np.ndarray
-    raw_sums: np.ndarray | None = None
-    u: np.ndarray | None = None
-    p: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
-
-    @classmethod
-    def new(cls, groups: Groups, n_genes: int, raw: bool, pdex_means: bool = True) -> "Accumulators":
-        """``pdex_means``: also accumulate the float32 means pdex builds its fold changes from
-        (only the DE table of float32 values uses them; otherwise that third accumulator is
-        skipped)."""
-        g = len(groups.labels)
-        return cls(groups, n_genes, np.zeros((g, n_genes)), np.zeros((g, n_genes), np.int64),
-                   np.zeros((g, n_genes), np.float32) if pdex_means else None,
-                   np.zeros((g, n_genes)) if raw else None)
-
-    @property
-    def sums32_arg(self) -> np.ndarray:
-        """The float32 accumulator as the kernels take it: an empty array means skip it."""
-        return np.zeros((0, 0), np.float32) if self.sums32 is None else self.sums32
-
-
-def _raise_bad_indices(n_rows: int, n_genes: int) -> None:
-    if n_rows:
-        raise TranspertInputError(
-            f"malformed sparse matrix: {n_rows} row(s) hold a column index outside [0, {n_genes})"
-        )
-
-
-def canonical_csr(X) -> sp.csr_matrix:
-    """CSR with sorted, duplicate-free indices, copying only when needed (input never modified)."""
-    if sp.issparse(X):
-        from transpert.kernels import rows_strictly_sorted
-
-        X = X.tocsr() if X.format != "csr" else X
-        # not X.has_canonical_format: with int64 indptr and int32 indices (how anndata reads
-        # h5ad files) scipy's check copies the indices as int64 (+4.8 GB at VCC size)
-        if not rows_strictly_sorted(X.indptr, X.indices):
-            X = X.copy()
-            X.sum_duplicates()
-        return X
-    return sp.csr_matrix(np.asarray(X))
-
-
-def _scale32(groups: Groups) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return (1.0 / np.maximum(groups.n_cells, 1)).astype(np.float32)
-
-
 def accumulate_pseudobulk(acc: Accumulators, X: sp.csr_matrix, row_codes: np.ndarray,
                           raw: sp.csr_matrix | None, n_parts: int):
     """Pass A on one CSR chunk of log1p values (``raw``: the same rows' counts, or None).
@@ -163,13 +108,13 @@ def accumulate_pseudobulk(acc: Accumulators, X: sp.csr_matrix, row_codes: np.nda
     plan = plan_row_parts(row_codes, X.indptr, len(acc.groups.labels), n_parts)
     _part_of, part_ptr, part_rows = plan
     bad = pseudobulk_csr(X.data, X.indices, X.indptr, row_codes, part_ptr, part_rows,
-                         acc.sums, acc.nonzero, _scale32(acc.groups), acc.sums32_arg)
-    _raise_bad_indices(bad, X.shape[1])
+                         acc.sums, acc.nonzero, scale32(acc.groups), acc.sums32_arg)
+    raise_bad_indices(bad, X.shape[1])
     if raw is not None:
         bad = pseudobulk_csr(raw.data, raw.indices, raw.indptr, row_codes, part_ptr, part_rows,
-                             acc.raw_sums, np.zeros((0, 0), np.int64), _scale32(acc.groups),
+                             acc.raw_sums, np.zeros((0, 0), np.int64), scale32(acc.groups),
                              np.zeros((0, 0), np.float32))
-        _raise_bad_indices(bad, raw.shape[1])
+        raise_bad_indices(bad, raw.shape[1])
     return plan
 
 
@@ -364,9 +309,9 @@ def pseudobulk_checked(X, groups: Groups, n_threads: int, pdex_means: bool = Tru
         plan = plan_row_parts(codes, C.indptr, len(groups.labels), n_parts)
         n_out, n_frac, n_unsorted, n_bad_rows = pseudobulk_checked_csr(
             C.data, C.indices, C.indptr, codes, plan[1], plan[2], np.flatnonzero(codes < 0),
-            acc.sums, acc.nonzero, _scale32(groups), acc.sums32_arg,
+            acc.sums, acc.nonzero, scale32(groups), acc.sums32_arg,
             C.dtype.type(FRACTION_EPS), C.dtype.type(LOG1P_MAX))
-    _raise_bad_indices(n_bad_rows, C.shape[1])
+    raise_bad_indices(n_bad_rows, C.shape[1])
     if n_out == 0 and n_frac:
         # in range and not counts: the rows must agree on the scale (one parallel pass, no copy)
         from transpert.data._row_scale import check_rows_agree, row_evidence
@@ -389,38 +334,49 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
                      keep_float64: bool = False) -> Accumulators:
     """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory).
 
+    A file whose scale is neither declared nor known yet is read as log1p in pass A, its values
+    checked in the same read (:mod:`transpert.summarize._checked_stream`); only when they are
+    not log1p is the file scanned for its scale (and counts' library sizes) first.
     ``keep_float64``: a float64 file is normalised and ranked in float64 (as scanpy and the
     reference scorers do) instead of float32."""
     from transpert.kernels import count_csr_block, regroup_segments, scatter_csr_block
+    from transpert.summarize._checked_stream import pseudobulk_checked_stream
 
     n_threads = resolve_threads(threads)
     budget = parse_memory(memory_budget)
-    counts_input = cells.scale == "counts"
     if chunk_rows is None:
         # the data layer's chunks hold ~16M entries (~0.4 GB with their copies here) at a 2 GB budget
         chunk_rows = int(max(64, cells.default_chunk_rows() * min(1.0, budget / DEFAULT_MEMORY_BUDGET)))
-    dtype = cells.log1p_dtype(keep_float64)
-    acc = Accumulators.new(groups, cells.n_vars, counts_input,
-                           pdex_means=de and dtype == np.float32)
+    acc = None
+    if cells.schema.counts is None and cells._stats is None and cells._checked_scale is None:
+        acc = pseudobulk_checked_stream(cells, groups, chunk_rows, n_threads, de, show_progress)
+    counts_input = cells.scale == "counts"
+    dtype = cells.log1p_dtype(keep_float64)  # float32 unless a float64 file keeps its precision
 
     def chunks(with_counts: bool):
         """Log1p chunks, and the stored counts of the same read when the input is counts and
-        ``with_counts`` (the pseudo-bulk's count sums); every chunk is read from the file once."""
+        ``with_counts`` (the pseudo-bulk's count sums); every chunk is read from the file once.
+        Pass B's chunks are pass A's again: when pass A found them all canonical they are not
+        checked again (a pass over every column index)."""
+        check = with_counts or not acc.info.get("canonical_chunks")
         if not (counts_input and with_counts):
             for start, stop, L in cells.iter_log1p_chunks(chunk_rows, show_progress=False,
                                                           keep_float64=keep_float64):
-                yield start, stop, canonical_csr(L), None
+                yield start, stop, canonical_csr(L) if check else L, None
             return
         for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False,
                                                                  keep_float64=keep_float64):
             yield start, stop, canonical_csr(L), canonical_csr(R)
 
-    with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
-            numba_threads(n_threads) as n_parts:
-        for start, stop, L, R in chunks(with_counts=True):
-            accumulate_pseudobulk(acc, L, groups.codes[start:stop], R, n_parts)
-            bar.update(stop - start)
-    acc.info.update(passes=1, chunk_rows=chunk_rows)
+    if acc is None:
+        acc = Accumulators.new(groups, cells.n_vars, counts_input,
+                               pdex_means=de and dtype == np.float32)
+        with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
+                numba_threads(n_threads) as n_parts:
+            for start, stop, L, R in chunks(with_counts=True):
+                accumulate_pseudobulk(acc, L, groups.codes[start:stop], R, n_parts)
+                bar.update(stop - start)
+        acc.info.update(passes=1, chunk_rows=chunk_rows)
     if not de:
         return acc
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
+from transpert.data.labels import control_not_found
 
 
 @dataclass
@@ -34,21 +35,23 @@ class Groups:
 
 
 def make_groups(obs: pd.DataFrame, pert_col: str, control: str, reference: str | None,
-                where: str = "<memory>") -> Groups:
+                where: str = "<memory>", shown: tuple[str, str] | None = None) -> Groups:
     """Group codes from ``obs[pert_col]``; validates the column, the control and the reference.
 
     ``reference``: None (the control), ``"rest"`` (one-vs-rest) or another group's label.
+    ``shown``: the (column, control label) the user gave, named in messages when ``obs`` was
+    mapped onto the canonical names (default: ``pert_col``, ``control``).
     """
+    shown_col, shown_control = shown or (pert_col, control)
     if pert_col not in obs.columns:
         raise TranspertInputError(
             f"{where}: obs has no column {pert_col!r} (columns: {', '.join(map(str, obs.columns))})"
         )
     labels, codes = _codes_of(obs[pert_col])
     if not np.any(labels == control):
-        raise TranspertInputError(
-            f"{where}: control label {control!r} not found in obs[{pert_col!r}] "
-            f"(labels: {', '.join(labels[:10])}{' ...' if len(labels) > 10 else ''})"
-        )
+        n_cells = np.bincount(codes[codes >= 0], minlength=len(labels))
+        raise TranspertInputError(control_not_found(where, shown_col, shown_control,
+                                                    pd.Series(n_cells, index=labels)))
     control_code = int(np.flatnonzero(labels == control)[0])
     if reference is None:
         ref = control_code
@@ -58,12 +61,13 @@ def make_groups(obs: pd.DataFrame, pert_col: str, control: str, reference: str |
         hits = np.flatnonzero(labels == reference)
         if hits.size == 0:
             raise TranspertInputError(
-                f"{where}: reference group {reference!r} not found in obs[{pert_col!r}]"
+                f"{where}: reference group {reference!r} not found in obs[{shown_col!r}]"
             )
         ref = int(hits[0])
     n_cells = np.bincount(codes[codes >= 0], minlength=len(labels)).astype(np.int64)
     if len(labels) < 2:
-        raise TranspertInputError(f"{where}: obs[{pert_col!r}] has no perturbation besides {control!r}")
+        raise TranspertInputError(f"{where}: obs[{shown_col!r}] has no perturbation besides "
+                                  f"{shown_control!r}")
     return Groups(labels=labels, codes=codes, n_cells=n_cells, control=control_code, ref=ref)
 
 

@@ -16,12 +16,13 @@ logger = logging.getLogger("transpert.summarize")
 
 
 def read_input(source, *, what: str, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
-               threads: int | None = None, show_progress: bool | None = None):
+               threads: int | None = None, show_progress: bool | None = None, scheduler=None):
     """Read ``source`` (h5ad path or AnnData) as a summary profile.
 
     A summary profile (layers ``mean``/``delta``, var ``control_mean``) is used as it is; anything
     else is taken for cells and summarised. Returns ``(summary, cells)``, ``cells`` being the
-    source itself when it held cells, else ``None``.
+    source itself when it held cells, else ``None``. ``scheduler``: cells in a file are
+    summarised on that Dask cluster (see :func:`summarize`); an AnnData in memory is not.
     """
     import anndata as ad
 
@@ -33,7 +34,7 @@ def read_input(source, *, what: str, pert_col: str = PERT_COL, control: str = CO
             if is_manifest_name(source):
                 logger.info("%s: dataset %r of the manifest; summarising", what, source)
                 return summarize(str(source), pert_col=pert_col, control=control, threads=threads,
-                                       show_progress=show_progress), str(source)
+                                 show_progress=show_progress, scheduler=scheduler), str(source)
             raise TranspertInputError(f"{what}: no such file, and no dataset of that name in the manifest: {path}")
         from transpert._h5files import read_h5ad
 
@@ -44,7 +45,7 @@ def read_input(source, *, what: str, pert_col: str = PERT_COL, control: str = CO
         adata.file.close()
         logger.info("%s: %s holds cells; summarising", what, path)
         return summarize(str(path), pert_col=pert_col, control=control, threads=threads,
-                               show_progress=show_progress), str(path)
+                         show_progress=show_progress, scheduler=scheduler), str(path)
     if is_summary(adata):
         return adata, None
     logger.info("%s: summarising %d cells", what, adata.n_obs)

@@ -100,7 +100,28 @@ def file_checksum(path, algorithm: str = "sha256", block: int = 2**24) -> str:
 
 
 def write_summary(summary, path) -> Path:
-    """Save a summary profile as h5ad, atomically (uns parameters stored as JSON text)."""
+    """Save a summary profile as h5ad, atomically (uns parameters stored as JSON text).
+
+    Parameters
+    ----------
+    summary
+        A summary profile (:func:`summarize`): layers on the log1p scale (``mean``, ``delta``),
+        log2FC, test statistics.
+    path
+        The h5ad file to write (replaced only once fully written).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> from transpert.summarize import summarize, write_summary, read_summary
+    >>> write_summary(summarize("papalexi_thp1"), "thp1_summary.h5ad")  # doctest: +SKIP
+    >>> read_summary("thp1_summary.h5ad").layers["delta"].shape  # doctest: +SKIP
+    (25, 299)
+    """
     from transpert._io import write_h5ad_atomic
 
     validate_summary(summary, where="write_summary")
@@ -111,7 +132,30 @@ def write_summary(summary, path) -> Path:
 
 
 def read_summary(path):
-    """Load a summary profile written by :func:`write_summary` (checks its layout)."""
+    """Load a summary profile written by :func:`write_summary` (checks its layout).
+
+    Parameters
+    ----------
+    path
+        An h5ad file written by :func:`write_summary`.
+
+    Returns
+    -------
+    anndata.AnnData
+        The summary profile: obs = perturbations, var = genes with ``control_mean``, layers
+        ``mean`` and ``delta`` (log1p scale), ``log2fc``, ``statistic``, ``pvalue``, ``fdr``,
+        ``frac_expressing``; ``uns["transpert"]`` back as a dict.
+
+    Raises
+    ------
+    TranspertInputError
+        When the file is missing or is not a summary profile.
+
+    Examples
+    --------
+    >>> from transpert.summarize import read_summary
+    >>> summary = read_summary("transpert-demo/summaries/target_train.h5ad")  # doctest: +SKIP
+    """
     path = Path(path)
     if not path.exists():
         raise TranspertInputError(f"{path}: no such file")

@@ -152,7 +152,7 @@ class TransPert:
         how much it moves in this perturbation, so it gets the size it has when it does),
         ``"model"`` when it comes from the classifier (whose calls go with the model's own
         perturbation-specific deltas). ``"floor"``: a gene called DE (probability >=
-        ``deg_threshold_``) is predicted to move by at least the mean |delta| it had in the
+        ``deg_threshold_``) is predicted to move by at least the mean ``|delta|`` it had in the
         training perturbations where it was significant
         (:func:`transpert.transfer.target.significant_effect`; direction from the model's own
         delta, or from those training effects when the model predicts no change), so that the
@@ -170,6 +170,15 @@ class TransPert:
         Cores for the PDS computation (see :mod:`transpert._parallel`).
     show_progress : bool or None
         Progress of the cross-validation (None: a bar on a terminal).
+
+    Examples
+    --------
+    >>> from transpert.summarize import summarize
+    >>> from transpert.transfer import TransPert
+    >>> refs = {"K562": summarize("replogle_k562_essential"), "RPE1": summarize("replogle_rpe1")}  # doctest: +SKIP
+    >>> model = TransPert().fit(refs, summarize("h1_train.h5ad"))  # doctest: +SKIP
+    >>> prediction = model.predict(["GENE1", "GENE2"])  # doctest: +SKIP
+    >>> model.weights_["weight"]  # doctest: +SKIP
     """
 
     def __init__(self, weighting: str = "softmax", temperature: float = 0.05,

@@ -150,6 +150,14 @@ def simulate_atlas(out_dir: str | os.PathLike | None = None, *, seed: int = 0,
     ``frac_no_effect``: share of the panel without downstream effect (their target is still
     knocked down). ``effect_scale`` multiplies every downstream effect.
     Same ``seed`` and parameters -> identical output, whatever the thread count.
+
+    Examples
+    --------
+    >>> from transpert.data import simulate_atlas
+    >>> atlas = simulate_atlas(seed=0, n_genes=500, n_perturbations=20)  # doctest: +SKIP
+    >>> atlas.reference_lines, atlas.target_line  # doctest: +SKIP
+    (['ref1', 'ref2', 'ref3'], 'target')
+    >>> atlas.truth.lines["similarity_to_target"]  # doctest: +SKIP
     """
     if isinstance(target_depth, str):
         if target_depth.lower() != "h1":

@@ -1,0 +1,175 @@
+"""Distributed summaries on a LocalCluster of 2 worker processes: the same numbers as the
+single-machine engine (which tests/test_summarize.py checks against scipy), on awkward data,
+and after a worker dies mid-run."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+distributed = pytest.importorskip("distributed")
+
+import anndata as ad  # noqa: E402
+
+from transpert._errors import TranspertInputError  # noqa: E402
+from transpert.data.schema import CONTROL_LABEL, PERT_COL  # noqa: E402
+from transpert.summarize import summarize  # noqa: E402
+from transpert.summarize import _distributed  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _awkward(scale: str, seed: int = 0, dense: bool = False) -> ad.AnnData:
+    """Cells with ties (few distinct values), explicit zeros, all-zero genes, single-cell
+    groups, a control group of 40 cells."""
+    rng = np.random.default_rng(seed)
+    labels = [CONTROL_LABEL] * 40 + [f"P{i}" for i in range(6) for _ in range(6 + 3 * i)] + ["S1", "S2"]
+    order = rng.permutation(len(labels))
+    labels = [labels[i] for i in order]
+    n, g = len(labels), 37
+    counts = rng.poisson(rng.gamma(0.6, 1.5, size=g), size=(n, g)).astype(np.float32)
+    counts[:, [4, 20]] = 0  # all-zero genes
+    counts[:, 9] = np.where(rng.random(n) < 0.5, 0, 2)  # one value tied everywhere
+    counts[np.asarray(labels) == "P1", 11] = 0  # a group with a gene all zero
+    if scale == "counts":
+        X = counts
+    else:
+        lib = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        X = np.round(np.log1p(counts / lib * 10.0), 1).astype(np.float32)  # rounded: many ties
+    obs = pd.DataFrame({PERT_COL: pd.Categorical(labels)}, index=[f"c{i}" for i in range(n)])
+    var = pd.DataFrame(index=[f"G{j}" for j in range(g)])
+    if dense:
+        return ad.AnnData(X=X, obs=obs, var=var)
+    M = sp.csr_matrix(X)
+    # explicit zeros stored in some rows
+    rows = rng.choice(n, 10, replace=False)
+    coo = M.tocoo()
+    extra_r = np.repeat(rows, 2)
+    extra_c = np.tile([4, 20], len(rows))
+    M = sp.csr_matrix((np.concatenate([coo.data, np.zeros(len(extra_r), np.float32)]),
+                       (np.concatenate([coo.row, extra_r]), np.concatenate([coo.col, extra_c]))),
+                      shape=(n, g))
+    M.sort_indices()
+    return ad.AnnData(X=M, obs=obs, var=var)
+
+
+def _assert_same(a, b):
+    assert list(a.obs_names) == list(b.obs_names)
+    assert list(a.var_names) == list(b.var_names)
+    assert set(a.layers) == set(b.layers)
+    for name in a.layers:
+        np.testing.assert_array_equal(a.layers[name], b.layers[name], err_msg=name)
+    pd.testing.assert_frame_equal(a.var, b.var, check_exact=True)
+    pd.testing.assert_frame_equal(a.obs, b.obs, check_exact=True)
+    ua, ub = a.uns["transpert"], b.uns["transpert"]
+    for key in ("normalization", "checksum", "control_n_cells", "reference_n_cells", "n_cells_unlabelled"):
+        assert ua[key] == ub[key], key
+
+
+@pytest.mark.parametrize("scale,dense", [("counts", False), ("log1p", False), ("counts", True)])
+def test_equal_to_single_machine(tmp_path, client, scale, dense):
+    path = tmp_path / "cells.h5ad"
+    _awkward(scale, dense=dense).write_h5ad(path)
+    single = summarize(str(path))
+    dist = summarize(str(path), scheduler=client)
+    _assert_same(single, dist)
+    assert dist.uns["transpert"]["engine"]["workers"] == 2
+    assert single.uns["transpert"]["normalization"]["input_scale"] == scale
+
+
+def test_one_shard_per_group_and_other_reference(tmp_path, client, monkeypatch):
+    path = tmp_path / "cells.h5ad"
+    _awkward("log1p", seed=3).write_h5ad(path)
+    # every group its own shard, whatever the budget
+    monkeypatch.setattr(_distributed, "SHARD_BYTES_PER_ENTRY", 2**40)
+    for reference in (None, "P3"):
+        single = summarize(str(path), reference=reference)
+        dist = summarize(str(path), scheduler=client, reference=reference)
+        _assert_same(single, dist)
+        assert dist.uns["transpert"]["engine"]["shards"] == 8  # 9 groups but the reference
+
+
+def test_plan_shards_balances_whole_groups():
+    weights = np.array([50, 1, 30, 20, 10, 0, 5], dtype=float)
+    shards = _distributed.plan_shards(weights, [0, 1, 2, 3, 4, 6], max_weight=60, min_shards=2)
+    assert sorted(g for s in shards for g in s) == [0, 1, 2, 3, 4, 6]
+    loads = [weights[s].sum() for s in shards]
+    assert len(shards) == 2 and max(loads) == 60  # 116 entries: 50+10 / 30+20+5+1
+    assert len(_distributed.plan_shards(weights, [0, 2], max_weight=10, min_shards=1)) == 2
+
+
+def test_refused_inputs(tmp_path, client):
+    path = tmp_path / "cells.h5ad"
+    adata = _awkward("counts")
+    adata.write_h5ad(path)
+    with pytest.raises(TranspertInputError, match="rest"):
+        summarize(str(path), scheduler=client, reference="rest")
+    with pytest.raises(TranspertInputError, match="shared storage"):
+        summarize(adata, scheduler=client)
+    with pytest.raises(TranspertInputError, match="local:N"):
+        summarize(str(path), scheduler="local:0")
+
+
+def test_worker_killed_mid_run(tmp_path, monkeypatch):
+    path = tmp_path / "cells.h5ad"
+    _awkward("counts", seed=5).write_h5ad(path)
+    single = summarize(str(path))
+    monkeypatch.setattr(_distributed, "SHARD_BYTES_PER_ENTRY", 2**40)  # 8 shards
+    placed = []
+    killed = []
+    original = _distributed._place
+
+    def place_then_kill(acc, codes, result):
+        original(acc, codes, result)
+        placed.append(codes)
+        if len(placed) == 2:  # the reference and one shard are in: kill a worker holding work
+            c = distributed.get_client()
+            victim = sorted(c.scheduler_info()["workers"])[0]
+            killed.append(victim)
+            c.run(os._exit, 1, workers=[victim], on_error="ignore")
+
+    monkeypatch.setattr(_distributed, "_place", place_then_kill)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as c:
+        before = set(c.scheduler_info()["workers"])
+        dist = summarize(str(path), scheduler=c)
+        c.wait_for_workers(2, timeout=60)
+        after = set(c.scheduler_info()["workers"])
+    assert killed and killed[0] in before and killed[0] not in after
+    assert len(placed) == 1 + dist.uns["transpert"]["engine"]["shards"]
+    _assert_same(single, dist)
+
+
+def test_scale_checked_by_the_tasks_falls_back_to_the_scan(tmp_path, client, monkeypatch):
+    """A file taken for log1p from its first rows is checked by the tasks; counts (or invalid
+    values) send it to the scan, with the single machine's result or error."""
+    path = tmp_path / "cells.h5ad"
+    _awkward("counts", seed=2).write_h5ad(path)
+    monkeypatch.setattr(_distributed, "_first_rows_look_log1p", lambda cells: True)
+    _assert_same(summarize(str(path)), summarize(str(path), scheduler=client))
+    bad = _awkward("log1p", seed=2)
+    bad.X.data[-1] = -0.5
+    bad.write_h5ad(path)
+    with pytest.raises(TranspertInputError, match="negative"):
+        summarize(str(path), scheduler=client)
+
+
+def test_run_config_accepts_a_scheduler(tmp_path):
+    from transpert.run import _cluster, read_config
+
+    (tmp_path / "c.yaml").write_text("output: out\ntarget_train: t.h5ad\ncounts: c.csv\nscheduler: local:1\n")
+    cfg = read_config(tmp_path / "c.yaml")
+    assert cfg["scheduler"] == "local:1"
+    with _cluster(None, 1) as none:
+        assert none is None
+    with _cluster(cfg["scheduler"], 1) as c:
+        assert len(c.scheduler_info()["workers"]) == 1
