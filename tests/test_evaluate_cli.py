@@ -88,6 +88,17 @@ def test_unavailable_suite_is_refused(files, capsys):
     assert "registered but not available" in capsys.readouterr().err
 
 
+def test_rank_refuses_a_suite_with_its_own_metrics(files, capsys):
+    from transpert.evaluate._suites import SUITES
+
+    if not SUITES["vcc2026"].available:
+        pytest.skip("the vcc2026 suite is not installed")
+    assert main(["rank", "--real", str(files / "real.h5ad"), str(files / "pred.h5ad"),
+                 "--suite", "vcc2026", "-o", str(files / "rk26")]) == 2
+    assert "has its own metrics" in capsys.readouterr().err
+    assert not (files / "rk26").exists()
+
+
 def test_rank(files, capsys):
     _, other = make_pair(10)
     other.write_h5ad(files / "other.h5ad")

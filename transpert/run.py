@@ -61,7 +61,7 @@ def read_config(path) -> dict:
     if unknown:
         raise TranspertInputError(f"{path}: unknown keys {unknown}; known: {sorted(RUN_KEYS)}")
     if config.get("suite") is not None:
-        from transpert.evaluate._suites import get_suite
+        from transpert.evaluate._suites import cell_eval_suite as get_suite
 
         get_suite(config["suite"])  # an unknown or unavailable suite fails before any work
     for key in ("target_train", "counts", "output"):

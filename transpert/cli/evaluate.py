@@ -8,6 +8,7 @@ from transpert.cli._common import add_scoring_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # --suite comes with the scoring options (add_scoring_arguments), shared with rank
     parser.add_argument("--real", required=True, help="real cells (h5ad; raw counts or log1p)")
     parser.add_argument("--pred", required=True, help="predicted cells (h5ad), with control cells")
     parser.add_argument("--baseline", help="baseline prediction (h5ad, e.g. from `transpert "
@@ -27,17 +28,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the DE tables as cell-eval's long CSV (real_de.csv, "
                         "pred_de.csv) instead of summary h5ad files (slower for large data)")
     parser.add_argument("--no-report", action="store_true", help="skip report.md and plots")
+    v26 = parser.add_argument_group("vcc2026 suite")
+    v26.add_argument("--anchor", action="store_true",
+                     help="build the score's two reference points from the real cells "
+                     "(mean-response baseline, replicate anchor: 5 half splits) and write "
+                     "score.csv, as cell-eval2 baseline + run --anchor + score do")
+    v26.add_argument("--real-bundle", help="score against a directory written by cell-eval2 "
+                     "prep-real-bundle (its baseline and anchor), as cell-eval2 score does")
+    v26.add_argument("--baseline-seed", type=int, default=0,
+                     help="seed of the baseline's control-cell draws [%(default)s]")
+    v26.add_argument("--anchor-base-seed", type=int, default=0,
+                     help="base seed of the anchor's splits [%(default)s]")
+    v26.add_argument("--anchor-splits", type=int, default=5,
+                     help="half splits averaged by the anchor [%(default)s]")
+
+
+def run_vcc2026(args: argparse.Namespace) -> int:
+    from transpert._errors import TranspertInputError
+    from transpert._outputs import check_output_dir, output_dir
+    from transpert._parallel import numba_threads
+    from transpert.evaluate.vcc2026 import evaluate_vcc2026
+
+    if args.baseline:
+        raise TranspertInputError("--baseline is not used by the vcc2026 suite; its baseline is "
+                                  "built from the real cells (--anchor) or read from "
+                                  "--real-bundle")
+    check_output_dir(args.outdir, overwrite=args.overwrite)
+    with numba_threads(args.threads):
+        result = evaluate_vcc2026(args.pred, args.real, pert_col=args.pert_col,
+                                  control=args.control, anchor=args.anchor,
+                                  real_bundle=args.real_bundle, baseline_seed=args.baseline_seed,
+                                  anchor_base_seed=args.anchor_base_seed,
+                                  anchor_splits=args.anchor_splits)
+    with output_dir(args.outdir, overwrite=args.overwrite) as stage:
+        result.write(stage)
+    means = result.agg.set_index("statistic").loc["mean"]
+    summary = ", ".join(f"{m} {means[m]:.4f}" for m in ("pds_cosine",
+                                                         "expr_mse_unbiased_capped_norm",
+                                                         "de_wilcoxon_sig_jaccard"))
+    if result.avg_score is not None:
+        summary += f"; avg_score {result.avg_score:.4f}"
+    n = result.results["perturbation"].nunique()
+    print(f"vcc2026: {n} perturbations: {summary}; written to {args.outdir}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    from transpert.evaluate._suites import get_suite
+
+    suite = get_suite(args.suite)  # an unknown or unavailable suite fails before any work
+    if suite.name == "vcc2026":
+        return run_vcc2026(args)
+    if args.anchor or args.real_bundle:
+        from transpert._errors import TranspertInputError
+        raise TranspertInputError("--anchor and --real-bundle belong to --suite vcc2026")
     from transpert._outputs import check_output_dir, output_dir
     from transpert.evaluate import evaluate
     from transpert.evaluate._bootstrap import bootstrap_ci
     from transpert.evaluate._output import write_outputs
 
-    from transpert.evaluate._suites import get_suite
-
-    suite = get_suite(args.suite)  # an unknown or unavailable suite fails before any work
     check_output_dir(args.outdir, overwrite=args.overwrite)  # before the work, not after it
     result = evaluate(args.real, args.pred, profile=args.profile, baseline=args.baseline,
                       pert_col=args.pert_col, control=args.control, threads=args.threads,

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     names = [Path(p).stem for p in preds]
     if len(set(names)) != len(names):
         raise TranspertInputError(f"prediction file names must differ (stems: {names})")
-    from transpert.evaluate._suites import get_suite
+    from transpert.evaluate._suites import cell_eval_suite as get_suite
 
     suite = get_suite(args.suite).name
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads, suite=suite)

@@ -30,7 +30,7 @@ from transpert.evaluate._inputs import Cells, Opened, check_control, check_pair,
 from transpert.evaluate._metrics import PROFILES, TIE_ORDERS
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
 from transpert.evaluate._score import aggregate, column_mean, score
-from transpert.evaluate._suites import Suite, get_suite
+from transpert.evaluate._suites import Suite, cell_eval_suite as get_suite
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 logger = logging.getLogger("transpert.evaluate")

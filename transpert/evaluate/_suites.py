@@ -11,15 +11,15 @@ differ; everything else (pseudo-bulks, the Wilcoxon engine, the metrics, the sco
   pr_auc/roc_auc on ``-log10(FDR)`` with only FDR == 0 replaced by 1e-10.
 - ``cell-eval-0.8.2``: cell-eval 0.8.2 with pdex 0.3.0: unclipped log2 fold changes
   (+-inf kept), FDR per perturbation, ``-log10`` of the FDR clipped to [1e-10, 1].
-- ``vcc2026``: cell-eval2 0.20.0's ``vcc2026`` preset; registered here, run by its own module
-  when that module is installed (``runner``), refused cleanly otherwise.
+- ``vcc2026``: cell-eval2 0.20.0's ``vcc2026`` preset; registered here, run by its own package
+  :mod:`transpert.evaluate.vcc2026` (``module``; refused cleanly where it is not installed). It
+  has its own metrics and files, so the cell-eval functions (``evaluate``, ``rank``) refuse it.
 
 Scales: the suites read raw counts or log1p cells like :func:`transpert.evaluate.evaluate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from transpert._errors import TranspertInputError
@@ -31,8 +31,8 @@ class Suite:
 
     ``fdr``/``log2fc``: :func:`transpert.summarize.summarize`'s ``fdr`` and ``log2fc`` methods;
     ``fdr_floor``: how the AUC metrics floor the predicted FDR before ``-log10`` (``"clip"``:
-    clipped to [1e-10, 1]; ``"zero"``: only 0 replaced by 1e-10). ``runner``: for suites not
-    built on the cell-eval metrics, the callable that runs them (None: not available here).
+    clipped to [1e-10, 1]; ``"zero"``: only 0 replaced by 1e-10). ``module``: for suites not
+    built on the cell-eval metrics, the package that runs them (available when importable).
     """
 
     name: str
@@ -42,11 +42,15 @@ class Suite:
     log2fc: str = "exact"
     fdr_floor: str = "clip"
     cell_eval: bool = True
-    runner: Callable | None = None
+    module: str | None = None
 
     @property
     def available(self) -> bool:
-        return self.cell_eval or self.runner is not None
+        if self.cell_eval:
+            return True
+        import importlib.util
+
+        return self.module is not None and importlib.util.find_spec(self.module) is not None
 
 
 SUITES: dict[str, Suite] = {
@@ -66,7 +70,7 @@ SUITES: dict[str, Suite] = {
         reference="cell-eval2 0.20.0 (--preset vcc2026)",
         description="the 2026 Virtual Cell Challenge's scorer: raw-count submissions, six "
                     "metrics scored against a baseline and a replicate anchor",
-        cell_eval=False),
+        cell_eval=False, module="transpert.evaluate.vcc2026"),
 }
 
 #: What "the challenge's score" means: the 2025 leaderboard's scorer.
@@ -86,4 +90,16 @@ def get_suite(name: str | Suite | None = None) -> Suite:
         raise TranspertInputError(
             f"suite {name!r} ({suite.reference}) is registered but not available in this "
             f"installation; available: {sorted(n for n, s in SUITES.items() if s.available)}")
+    return suite
+
+
+def cell_eval_suite(name: str | Suite | None = None) -> Suite:
+    """:func:`get_suite` for the cell-eval functions (evaluate, rank, leaderboard): a suite with
+    its own metrics (vcc2026) is refused with a pointer to where it runs."""
+    suite = get_suite(name)
+    if not suite.cell_eval:
+        raise TranspertInputError(
+            f"suite {suite.name!r} ({suite.reference}) has its own metrics and files: run it with "
+            f"`transpert evaluate --suite {suite.name}` or {suite.module}; this function scores "
+            "the cell-eval suites (vcc2025, cell-eval-0.8.2)")
     return suite

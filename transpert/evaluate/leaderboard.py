@@ -56,7 +56,7 @@ def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_
     from transpert._progress import track
     from transpert.evaluate._bootstrap import bootstrap_ci, generalist_ranking
 
-    from transpert.evaluate._suites import get_suite
+    from transpert.evaluate._suites import cell_eval_suite as get_suite
 
     suite = get_suite(suite).name
     kw = dict(pert_col=pert_col, control=control, threads=threads, suite=suite)

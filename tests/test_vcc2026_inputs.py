@@ -1,0 +1,79 @@
+"""vcc2026 input rules (cell-eval2's preset refuses these): negative, fractional or non-finite
+counts, a cell above 1e6 counts, a gene axis or panel that differs from the real file's; the
+CLI turns each into one sentence and exit code 2. Also: streamed results do not depend on the
+row-chunk size, and the CLI writes cell-eval2's tables plus suite.json."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from transpert._errors import TranspertInputError
+from transpert.cli import main
+from transpert.evaluate.vcc2026 import evaluate_vcc2026, run_metrics, summarize_real
+from test_vcc2026_parity import COL, FIX
+
+
+def _pair(tmp_path, edit):
+    real = ad.read_h5ad(os.path.join(FIX, "real.h5ad"))
+    pred = real.copy()
+    X = pred.X.toarray()
+    pred = edit(pred, X)
+    path = tmp_path / "pred.h5ad"
+    pred.write_h5ad(path)
+    return os.path.join(FIX, "real.h5ad"), str(path)
+
+
+def _set(i, j, v):
+    def edit(a, X):
+        X[i, j] = v
+        a.X = sp.csr_matrix(X)
+        return a
+    return edit
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_set(3, 5, -1.0), "negative"),
+    (_set(3, 5, 0.5), "non-integral"),
+    (_set(3, 5, np.nan), "NaN"),
+    (_set(3, 5, 2e6), "above the vcc2026 limit"),
+    (lambda a, X: a[:, ::-1].copy(), "another order"),
+    (lambda a, X: a[a.obs[COL] != "GENE002"].copy(), "perturbation labels differ"),
+])
+def test_refused_inputs(tmp_path, edit, words):
+    real, pred = _pair(tmp_path, edit)
+    with pytest.raises(TranspertInputError, match=words):
+        evaluate_vcc2026(pred, real, pert_col=COL)
+    code = main(["evaluate", "--suite", "vcc2026", "--real", real, "--pred", pred,
+                 "--pert-col", COL, "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_chunk_size_does_not_matter():
+    real = summarize_real(os.path.join(FIX, "real.h5ad"), pert_col=COL, chunk_rows=1000)
+    a = run_metrics(real, os.path.join(FIX, "mixed_pred.h5ad"), pert_col=COL, chunk_rows=1000)
+    real = summarize_real(os.path.join(FIX, "real.h5ad"), pert_col=COL, chunk_rows=7)
+    b = run_metrics(real, os.path.join(FIX, "mixed_pred.h5ad"), pert_col=COL, chunk_rows=7)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-13)
+
+
+def test_cli_writes_cell_eval2_tables(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["evaluate", "--suite", "vcc2026", "--real", os.path.join(FIX, "real.h5ad"),
+                 "--pred", os.path.join(FIX, "mixed_pred.h5ad"), "--pert-col", COL,
+                 "--real-bundle", os.path.join(FIX, "..", "expected", "bundle"),
+                 "-o", str(out)]) == 0
+    assert "avg_score 0.8401" in capsys.readouterr().out
+    assert json.loads((out / "suite.json").read_text())["suite"] == "vcc2026"
+    agg = pd.read_csv(out / "agg_results.csv")
+    assert list(agg.statistic) == ["count", "null_count", "mean", "std", "min", "max", "median"]
+    code = main(["evaluate", "--real", os.path.join(FIX, "real.h5ad"), "--pred",
+                 os.path.join(FIX, "mixed_pred.h5ad"), "--anchor", "-o", str(tmp_path / "x")])
+    assert code == 2  # --anchor belongs to the vcc2026 suite

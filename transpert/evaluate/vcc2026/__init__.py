@@ -1,0 +1,15 @@
+"""cell-eval2 0.20.0's ``vcc2026`` suite (the Virtual Cell Challenge 2026 scorer) on raw counts,
+streamed from disk: its validation, metrics, file layouts, baseline, replicate anchor and score.
+"""
+
+from transpert.evaluate.vcc2026._api import Vcc2026Result, evaluate_vcc2026, read_real_bundle
+from transpert.evaluate.vcc2026._run import (
+    RealSummary,
+    agg_table,
+    results_table,
+    run_metrics,
+    summarize_real,
+)
+
+__all__ = ["RealSummary", "Vcc2026Result", "agg_table", "evaluate_vcc2026", "read_real_bundle",
+           "results_table", "run_metrics", "summarize_real"]

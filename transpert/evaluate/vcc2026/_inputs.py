@@ -1,0 +1,136 @@
+"""Reading a vcc2026 input: cell-eval2's validation and the row-chunk passes over a file.
+
+Input: an h5ad path or AnnData of raw counts, labels in ``obs[pert_col]``. The preset refuses a
+matrix with a negative, non-finite or non-integral value, or a cell whose total exceeds 1e6
+(``max_counts_per_cell``); a pair must share the gene axis (same names, same order) and the
+perturbation labels, control included. Nothing is densified: :func:`scan_counts` reads the file
+once in row chunks (checks, cell totals, group sums); :func:`iter_groups` reads it again and hands
+over each group's rows (raw counts, file order) as soon as the group is complete, so memory holds
+one group at a time when a file is grouped by perturbation (the usual layout) and at most the
+not-yet-complete groups otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from transpert._errors import TranspertInputError
+from transpert.evaluate._inputs import Opened, open_input
+from transpert.evaluate.vcc2026._config import MAX_COUNTS_PER_CELL
+from transpert.kernels._vcc2026 import count_row_checks, group_scaled_sums, group_sums_csr
+
+
+@dataclass
+class Scanned:
+    """What the first pass learns: groups (sorted labels), each cell's group code and total
+    count, the (group, gene) sums of counts and the plain (group, gene) means of counts
+    (float64, scipy's sparse mean: the mean-response baseline's input)."""
+
+    opened: Opened
+    groups: np.ndarray
+    codes: np.ndarray
+    n_cells: np.ndarray
+    lib: np.ndarray
+    sums: np.ndarray
+    means: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return self.opened.cells.name
+
+    @property
+    def genes(self) -> np.ndarray:
+        return np.asarray(self.opened.cells.var_names, dtype=str)
+
+
+def open_counts(source, which: str, pert_col: str, control: str) -> Opened:
+    """Open a raw-count file for streaming and check its gene names are unique."""
+    opened = open_input(source, which, pert_col, control)
+    genes = opened.cells.var_names
+    if genes.has_duplicates:
+        dup = genes[genes.duplicated()][0]
+        opened.close()
+        raise TranspertInputError(f"{opened.cells.name}: gene {dup!r} appears more than once in "
+                                  "var_names; the vcc2026 suite needs unique gene names")
+    if control not in set(opened.cells.labels):
+        opened.close()
+        raise TranspertInputError(f"{opened.cells.name}: no cell carries the control label "
+                                  f"{control!r}")
+    return opened
+
+
+def scan_counts(opened: Opened, chunk_rows: int | None = None) -> Scanned:
+    """Pass 1 over raw counts: value checks, cell totals, group sums."""
+    labels = opened.cells.labels
+    groups, codes = np.unique(labels, return_inverse=True)
+    codes = codes.astype(np.int64)
+    n_genes = len(opened.cells.var_names)
+    sums = np.zeros((groups.size, n_genes))
+    means = np.zeros((groups.size, n_genes))
+    n_cells = np.bincount(codes, minlength=groups.size)
+    inv_n = 1.0 / n_cells
+    lib = np.zeros(labels.size)
+    name = opened.cells.name
+    for start, stop, block in opened.source.iter_chunks(chunk_rows):
+        block = sp.csr_matrix(block)
+        bad = np.zeros(stop - start, dtype=np.int64)
+        count_row_checks(block.indptr, block.data, lib[start:stop], bad)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = ("a negative value" if bad[i] & 1 else "a NaN or infinite value" if bad[i] & 2
+                    else "a non-integral value")
+            raise TranspertInputError(
+                f"{name}: cell {start + i} holds {what}; the vcc2026 suite scores raw counts "
+                "(non-negative integers)")
+        over = np.flatnonzero(lib[start:stop] > MAX_COUNTS_PER_CELL)
+        if over.size:
+            i = int(over[0])
+            raise TranspertInputError(
+                f"{name}: cell {start + i} has {lib[start + i]:.0f} counts, above the vcc2026 "
+                f"limit of {MAX_COUNTS_PER_CELL:.0f} per cell")
+        group_sums_csr(block.indptr, block.indices, block.data, codes[start:stop], sums)
+        group_scaled_sums(block.indptr, block.indices, block.data, codes[start:stop], inv_n,
+                          means)
+    return Scanned(opened, groups, codes, n_cells, lib, sums, means)
+
+
+def check_pair(real: Scanned, pred: Scanned) -> None:
+    """The pair's gene axes equal (names and order) and its perturbation labels the same."""
+    if not np.array_equal(real.genes, pred.genes):
+        if set(real.genes) == set(pred.genes):
+            raise TranspertInputError(f"{pred.name}: genes are those of {real.name} in another "
+                                      "order; reorder var_names to the real file's order")
+        raise TranspertInputError(f"{pred.name}: var_names differ from {real.name}'s gene axis "
+                                  f"({len(pred.genes)} vs {len(real.genes)} genes)")
+    if not np.array_equal(real.groups, pred.groups):
+        missing = sorted(set(real.groups) - set(pred.groups))
+        extra = sorted(set(pred.groups) - set(real.groups))
+        raise TranspertInputError(
+            f"{pred.name}: perturbation labels differ from {real.name}'s (missing {missing[:5]}, "
+            f"extra {extra[:5]}); the vcc2026 suite scores the same panel on both sides")
+
+
+def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = None
+                ) -> Iterator[tuple[int, sp.csr_matrix, np.ndarray]]:
+    """Pass over the file yielding ``(group code, CSR counts, cell totals)`` for every group
+    with ``wanted[code]``, each once complete, rows in file order."""
+    need = np.where(wanted, scanned.n_cells, 0)
+    pending: dict[int, list] = {}
+    codes = scanned.codes
+    for start, stop, block in scanned.opened.source.iter_chunks(chunk_rows):
+        block = sp.csr_matrix(block)
+        c = codes[start:stop]
+        for code in np.unique(c):
+            if not wanted[code]:
+                continue
+            rows = np.flatnonzero(c == code)
+            pending.setdefault(int(code), []).append((block[rows], scanned.lib[start + rows]))
+            need[code] -= rows.size
+            if need[code] == 0:
+                parts = pending.pop(int(code))
+                X = parts[0][0] if len(parts) == 1 else sp.vstack([p[0] for p in parts], "csr")
+                yield int(code), X, np.concatenate([p[1] for p in parts])
