@@ -36,11 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v26.add_argument("--real-bundle", help="score against a directory written by cell-eval2 "
                      "prep-real-bundle (its baseline and anchor), as cell-eval2 score does")
     v26.add_argument("--baseline-seed", type=int, default=0,
-                     help="seed of the baseline's control-cell draws [%(default)s]")
+                     help="seed of the baseline's control-cell draws (default: %(default)s)")
     v26.add_argument("--anchor-base-seed", type=int, default=0,
-                     help="base seed of the anchor's splits [%(default)s]")
+                     help="base seed of the anchor's splits (default: %(default)s)")
     v26.add_argument("--anchor-splits", type=int, default=5,
-                     help="half splits averaged by the anchor [%(default)s]")
+                     help="half splits averaged by the anchor (default: %(default)s)")
 
 
 def run_vcc2026(args: argparse.Namespace) -> int:
