@@ -1,4 +1,8 @@
-"""Benchmark: ``cell-eval run --profile vcc`` (0.8.2) vs ``transpert evaluate`` on a VCC-shaped pair.
+"""Benchmark: ``cell-eval run --profile vcc`` vs ``transpert evaluate --suite`` on a VCC-shaped pair.
+
+Two references, one per suite: ``--suite cell-eval-0.8.2`` (default) times cell-eval 0.8.2 from
+this environment; ``--suite vcc2025 --cell-eval-python VENV/bin/python`` times cell-eval 0.6.6
++ pdex 0.1.27 (the 2025 leaderboard's scorer) from its own virtual environment.
 
 The pair is shaped like the Virtual Cell Challenge's files: 18,080 genes, 100 perturbations x
 ~610 cells + ~8,900 controls (12.7%, the H1 share) = 70,000 cells per file, ~11% non-zero.
@@ -25,6 +29,8 @@ run, with cell-eval's own (``--ties polars``). One JSON line.
     python benchmarks/bench_evaluate.py                   # full size, both tools (~20 min)
     python benchmarks/bench_evaluate.py --quick           # 20 perturbations x 2,000 genes
     python benchmarks/bench_evaluate.py --transpert-only  # transpert alone on the cached pair
+    python benchmarks/bench_evaluate.py --quick --suite vcc2025 \
+        --cell-eval-python /path/to/venv-ce066/bin/python   # vs cell-eval 0.6.6 + pdex 0.1.27
 """
 
 from __future__ import annotations
@@ -170,13 +176,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20 perturbations x 2,000 genes, 8,000 cells")
     parser.add_argument("--transpert-only", action="store_true", help="time transpert alone")
+    parser.add_argument("--suite", default="cell-eval-0.8.2", choices=["cell-eval-0.8.2", "vcc2025"],
+                        help="transpert's suite; cell-eval of the matching version is the reference")
+    parser.add_argument("--cell-eval-python", default=None,
+                        help="interpreter of the environment holding the reference cell-eval "
+                        "(default: this one; for vcc2025 a venv with cell-eval 0.6.6 + pdex 0.1.27)")
     parser.add_argument("--outdir", default=str(Path(__file__).parent / "_results" / "evaluate"),
                         help="the tools' output directories go here [%(default)s]")
     args = parser.parse_args()
     if args.quick:
         args.perts, args.genes, args.cells = 20, 2000, 8000
     real, pred = cached_pair(args.cells, args.genes, args.perts, args.seed)
+    if args.suite == "vcc2025" and args.cell_eval_python is None and not args.transpert_only:
+        parser.error("--suite vcc2025 needs --cell-eval-python (a venv with cell-eval 0.6.6 + pdex 0.1.27)")
     record = {"benchmark": "evaluate_vcc" + ("_transpert_only" if args.transpert_only else ""),
+              "suite": args.suite,
               "perturbations": args.perts, "genes": args.genes, "cells_per_file": args.cells,
               "threads": 2, "real": real.name, "pred": pred.name,
               "real_mb": round(os.path.getsize(real) / 2**20), "pred_mb": round(os.path.getsize(pred) / 2**20),
@@ -184,22 +198,26 @@ def main() -> None:
     for name, code in IMPORTS.items():
         if name == "cell_eval" and args.transpert_only:
             continue
-        record[f"imports_{name}_peak_mb"] = round(run_child(code, [], env=THREAD_ENV)["peak_rss_mb"])
-    out = Path(args.outdir) / real.stem.replace("_real_counts", "")
+        py = args.cell_eval_python if name == "cell_eval" else None
+        record[f"imports_{name}_peak_mb"] = round(run_child(code, [], env=THREAD_ENV,
+                                                            python=py)["peak_rss_mb"])
+    out = Path(args.outdir) / (real.stem.replace("_real_counts", "") + f"_{args.suite}")
+    suite_arg = ["--suite", args.suite]
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    tp = run_child(TRANSPERT, [str(real), str(pred), str(out / "transpert")], env=THREAD_ENV)
+    tp = run_child(TRANSPERT, [str(real), str(pred), str(out / "transpert"), *suite_arg], env=THREAD_ENV)
     record.update(transpert_wall_s=round(tp["wall_s"], 2), transpert_peak_mb=round(tp["peak_rss_mb"]))
     if not args.transpert_only:
-        ce = run_child(CELL_EVAL, [str(real), str(pred), str(out / "cell_eval")], env=THREAD_ENV)
+        ce = run_child(CELL_EVAL, [str(real), str(pred), str(out / "cell_eval")], env=THREAD_ENV,
+                       python=args.cell_eval_python)
         record.update(cell_eval_wall_s=round(ce["wall_s"], 2), cell_eval_peak_mb=round(ce["peak_rss_mb"]),
                       speedup=round(ce["wall_s"] / tp["wall_s"], 1),
                       memory_ratio=round(tp["peak_rss_mb"] / ce["peak_rss_mb"], 3),
                       agreement=compare(out / "cell_eval", out / "transpert"))
         # Untimed: cell-eval's own tie order for genes tied in |log2FC| (polars, same threads).
-        run_child(TRANSPERT, [str(real), str(pred), str(out / "transpert_polars_ties"), "--ties", "polars"],
-                  env=THREAD_ENV)
+        run_child(TRANSPERT, [str(real), str(pred), str(out / "transpert_polars_ties"), *suite_arg,
+                              "--ties", "polars"], env=THREAD_ENV)
         record["agreement_polars_ties"] = compare(out / "cell_eval", out / "transpert_polars_ties")
     record["load_after"] = load_average()
     emit(record)

@@ -68,7 +68,7 @@ def test_metric_layer_on_cell_eval_de(tmp_path, seed, log1p):
     """Our metrics on cell-eval's own DE tables equal cell-eval's metrics."""
     real_path, pred_path = _write(tmp_path, seed, log1p)
     ce_results, ce_agg = _cell_eval(real_path, pred_path, tmp_path / "ce", "full")
-    kw = dict(pert_col="target_gene", control=CONTROL, threads=1)
+    kw = dict(pert_col="target_gene", control=CONTROL, threads=1, suite="cell-eval-0.8.2")
     real, pred = prepare(real_path, "real", **kw), prepare(pred_path, "pred", **kw)
     real.de_table = pd.read_csv(tmp_path / "ce" / "real_de.csv")
     pred.de_table = pd.read_csv(tmp_path / "ce" / "pred_de.csv")
@@ -86,7 +86,7 @@ def test_end_to_end_with_transpert_de(tmp_path, profile):
     """The whole pipeline (our normalisation, pseudo-bulks and DE engine) equals cell-eval."""
     real_path, pred_path = _write(tmp_path, 3)
     ce_results, ce_agg = _cell_eval(real_path, pred_path, tmp_path / "ce", profile)
-    mine = evaluate(real_path, pred_path, profile=profile, threads=1)
+    mine = evaluate(real_path, pred_path, profile=profile, threads=1, suite="cell-eval-0.8.2")
     _compare(ce_results, ce_agg, mine)
 
 
@@ -121,6 +121,7 @@ def test_baseline_and_score(tmp_path):
     assert list(exact["metric"]) == list(expected["metric"])
     np.testing.assert_array_equal(exact["from_baseline"].to_numpy(), expected["from_baseline"].to_numpy())
     # And end to end (our aggregates differ from cell-eval's by float32 rounding only).
-    result = evaluate(real_path, pred_path, baseline=tmp_path / "base.h5ad", profile="vcc", threads=1)
+    result = evaluate(real_path, pred_path, baseline=tmp_path / "base.h5ad", profile="vcc", threads=1,
+                      suite="cell-eval-0.8.2")
     assert list(result.score["metric"]) == list(expected["metric"])
     np.testing.assert_allclose(result.score["from_baseline"], expected["from_baseline"], rtol=0, atol=1e-6)

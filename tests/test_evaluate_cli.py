@@ -37,7 +37,14 @@ def test_baseline_then_evaluate(files, capsys):
     results = pl.read_csv(out / "results.csv")
     assert results.columns == ["perturbation", "overlap_at_N", "mae", "discrimination_score_l1"]
     score = pl.read_csv(out / "score.csv")
-    assert score.columns == ["metric", "from_baseline"]
+    assert score.columns == ["suite", "metric", "from_baseline"]
+    assert set(score["suite"].to_list()) == {"vcc2025"}  # the default: the 2025 leaderboard's scorer
+    import json
+
+    assert json.loads((out / "run_params.json").read_text())["reference"] == \
+        "cell-eval 0.6.6 + pdex 0.1.27"
+    assert "Suite `vcc2025`" in (out / "report.md").read_text()
+    assert set(pl.read_csv(out / "flags.csv")["suite"].to_list()) == {"vcc2025"}
     assert score["metric"][-1] == "avg_score"
     assert score["from_baseline"][-1] == pytest.approx(float(np.mean(score["from_baseline"].to_numpy()[:-1])))
     agg = pl.read_csv(out / "agg_results.csv")
@@ -56,6 +63,42 @@ def test_evaluate_input_error_exit_code(files, capsys):
     assert not (files / "o" / "results.csv").exists()
 
 
+def test_evaluate_suite_option(files, capsys):
+    out = files / "o082"
+    assert main(["evaluate", "--real", str(files / "real.h5ad"), "--pred", str(files / "pred.h5ad"),
+                 "--suite", "cell-eval-0.8.2", "-o", str(out), "--threads", "1",
+                 "--n-boot", "0", "--no-report"]) == 0
+    assert "suite cell-eval-0.8.2" in capsys.readouterr().out
+    import json
+
+    assert json.loads((out / "run_params.json").read_text())["suite"] == "cell-eval-0.8.2"
+    assert main(["evaluate", "--real", str(files / "real.h5ad"), "--pred", str(files / "pred.h5ad"),
+                 "--suite", "vcc1999", "-o", str(files / "bad")]) == 2
+    assert "unknown suite 'vcc1999'" in capsys.readouterr().err
+    assert not (files / "bad").exists()
+
+
+def test_unavailable_suite_is_refused(files, capsys):
+    from transpert.evaluate._suites import SUITES
+
+    if SUITES["vcc2026"].available:
+        pytest.skip("the vcc2026 suite is available in this installation")
+    assert main(["evaluate", "--real", str(files / "real.h5ad"), "--pred", str(files / "pred.h5ad"),
+                 "--suite", "vcc2026", "-o", str(files / "bad")]) == 2
+    assert "registered but not available" in capsys.readouterr().err
+
+
+def test_rank_refuses_a_suite_with_its_own_metrics(files, capsys):
+    from transpert.evaluate._suites import SUITES
+
+    if not SUITES["vcc2026"].available:
+        pytest.skip("the vcc2026 suite is not installed")
+    assert main(["rank", "--real", str(files / "real.h5ad"), str(files / "pred.h5ad"),
+                 "--suite", "vcc2026", "-o", str(files / "rk26")]) == 2
+    assert "has its own metrics" in capsys.readouterr().err
+    assert not (files / "rk26").exists()
+
+
 def test_rank(files, capsys):
     _, other = make_pair(10)
     other.write_h5ad(files / "other.h5ad")
@@ -65,6 +108,7 @@ def test_rank(files, capsys):
                  "--threads", "1", "--n-boot", "50"]) == 0
     ranking = pd.read_csv(files / "rk" / "ranking.csv")
     assert ranking["prediction"].iloc[0] == "oracle"
+    assert set(ranking["suite"]) == {"vcc2025"}
     assert (files / "rk" / "ranking.md").exists() and (files / "rk" / "paired_top2.csv").exists()
     page = (files / "rk" / "report.html").read_text()
     assert "<h1>Generalist ranking</h1>" in page and "<td>oracle</td>" in page

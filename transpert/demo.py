@@ -201,7 +201,8 @@ def _report(board: Leaderboard, params: dict, timings: dict, transpert_model, at
              "",
              "Score: the challenge score (mean over MAE, PDS, DES of the improvement over the cell-mean "
              "baseline, clipped at 0), x100, with a 95% bootstrap interval over held-out perturbations. "
-             "Mean rank: average rank over the seven generalist metrics (1 = best).", "",
+             "Mean rank: average rank over the seven generalist metrics (1 = best). Scored with the "
+             f"`{board.suite}` suite (see the README's section on evaluation suites).", "",
              leaderboard_markdown(board.table), ""]
     if transpert_model is not None and hasattr(transpert_model, "weights_"):
         lines += ["## TransPert: fitted reference weights", "", "```",

@@ -22,7 +22,7 @@ from transpert.methods import METHODS
 
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
             "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells", "move",
-            "deg_threshold", "n_boot", "zero_shot", "scheduler"}
+            "deg_threshold", "n_boot", "zero_shot", "scheduler", "suite"}
 
 
 def read_config(path) -> dict:
@@ -60,6 +60,10 @@ def read_config(path) -> dict:
     unknown = sorted(set(config) - RUN_KEYS)
     if unknown:
         raise TranspertInputError(f"{path}: unknown keys {unknown}; known: {sorted(RUN_KEYS)}")
+    if config.get("suite") is not None:
+        from transpert.evaluate._suites import cell_eval_suite as get_suite
+
+        get_suite(config["suite"])  # an unknown or unavailable suite fails before any work
     for key in ("target_train", "counts", "output"):
         if not config.get(key):
             raise TranspertInputError(f"{path}: key {key!r} is required")
@@ -225,7 +229,7 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
         base = build_baseline(source, counts, pert_col=kw["pert_col"], control=kw["control"])
         write_h5ad_atomic(base, base_path)
         board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
-                                 seed=seed, show_progress=show_progress, **kw)
+                                 seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
         write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
         (out / "leaderboard.md").write_text("# transpert run: leaderboard\n\n"
                                             + leaderboard_markdown(board.table) + "\n")

@@ -29,6 +29,11 @@ def add_scoring_arguments(parser) -> None:
     parser.add_argument("--pert-col", default=PERT_COL, help="obs column with the perturbation labels")
     parser.add_argument("--control", default=CONTROL_LABEL, help="label of the control cells in that column")
     parser.add_argument("--threads", type=int, default=None, help="cores to use (default: all available)")
+    parser.add_argument("--suite", default="vcc2025",
+                        help="the scorer to reproduce: vcc2025 (the 2025 leaderboard: cell-eval "
+                        "0.6.6 + pdex 0.1.27), cell-eval-0.8.2, vcc2026 (cell-eval2 0.20.0 run "
+                        "--preset vcc2026: raw counts, six scored metrics; evaluate only) "
+                        "(default: %(default)s)")
     parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
                         help="order of DE genes tied in |log2FC| for overlap/precision: gene "
                         "(file order, deterministic) or polars (cell-eval's own ranking, whose tie "

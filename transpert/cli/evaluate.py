@@ -1,4 +1,4 @@
-"""``transpert evaluate``: score a prediction against real cells with cell-eval's metrics."""
+"""``transpert evaluate``: score a prediction against real cells as a suite's scorer does."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import argparse
 from transpert.cli._common import add_scoring_arguments
 
 
-SUITES = ("vcc2025", "cell-eval-0.8.2", "vcc2026")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=SUITES, default="vcc2025",
-                        help="the scorer reproduced: vcc2025 / cell-eval-0.8.2 (today's cell-eval "
-                        "metrics, --profile) or vcc2026 (cell-eval2 0.20.0 run --preset vcc2026: "
-                        "raw counts, six scored metrics) (default: %(default)s)")
+    # --suite comes with the scoring options (add_scoring_arguments), shared with rank
     parser.add_argument("--real", required=True, help="real cells (h5ad; raw counts or log1p)")
     parser.add_argument("--pred", required=True, help="predicted cells (h5ad), with control cells")
     parser.add_argument("--baseline", help="baseline prediction (h5ad, e.g. from `transpert "
@@ -80,7 +74,10 @@ def run_vcc2026(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.suite == "vcc2026":
+    from transpert.evaluate._suites import get_suite
+
+    suite = get_suite(args.suite)  # an unknown or unavailable suite fails before any work
+    if suite.name == "vcc2026":
         return run_vcc2026(args)
     if args.anchor or args.real_bundle:
         from transpert._errors import TranspertInputError
@@ -93,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.outdir, overwrite=args.overwrite)  # before the work, not after it
     result = evaluate(args.real, args.pred, profile=args.profile, baseline=args.baseline,
                       pert_col=args.pert_col, control=args.control, threads=args.threads,
-                      memory_budget=args.memory_budget, ties=args.ties)
+                      memory_budget=args.memory_budget, ties=args.ties, suite=suite)
     ci = bootstrap_ci(result, n_boot=args.n_boot, seed=args.seed) if args.n_boot > 0 else None
     with output_dir(args.outdir, overwrite=args.overwrite) as stage:
         write_outputs(result, stage, ci=ci, de_csv=args.de_csv, report=not args.no_report,
@@ -108,5 +105,6 @@ def run(args: argparse.Namespace) -> int:
         else:  # not the challenge's score: the mean over every metric of the profile
             summary += (f"; avg_score over the {n_scored} metrics of --profile {args.profile} {avg:.4f} "
                         "(not the challenge score, which averages MAE, PDS and DES: --profile vcc)")
-    print(f"{len(result.results)} perturbations: {summary}; written to {args.outdir}")
+    print(f"suite {result.suite} ({suite.reference}), {len(result.results)} perturbations: "
+          f"{summary}; written to {args.outdir}")
     return 0

@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     names = [Path(p).stem for p in preds]
     if len(set(names)) != len(names):
         raise TranspertInputError(f"prediction file names must differ (stems: {names})")
-    kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads)
+    from transpert.evaluate._suites import cell_eval_suite as get_suite
+
+    suite = get_suite(args.suite).name
+    kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads, suite=suite)
     # The real file is streamed and summarised once; each prediction is checked against it
     # before it is read, then streamed, scored and dropped (only summaries stay in memory).
     check_output_dir(args.outdir, overwrite=args.overwrite)  # before the work, not after it
@@ -56,13 +59,15 @@ def run(args: argparse.Namespace) -> int:
             r = results[name]
             write_results_csv(r.results, r.defined, outdir / f"{name}_results.csv")
         ranking = generalist_ranking(results)
+        ranking.insert(0, "suite", suite)
         write_csv_atomic(ranking, outdir / "ranking.csv", index=False)
-        lines = ["# Generalist ranking", "", "Each prediction ranked on the seven metrics (1 = best), "
-                 "then by mean rank.", "", _md_table(ranking), ""]
+        lines = ["# Generalist ranking", "", f"Suite `{suite}` ({get_suite(suite).reference}). "
+                 "Each prediction ranked on the seven metrics (1 = best), then by mean rank.", "", _md_table(ranking), ""]
         if len(results) >= 2 and args.n_boot > 0:
             a, b = ranking["prediction"].iloc[0], ranking["prediction"].iloc[1]
             cmp = paired_comparison(results[a], results[b], n_boot=args.n_boot, seed=args.seed,
                                     names=(a, b))
+            cmp.insert(0, "suite", suite)
             write_csv_atomic(cmp, outdir / "paired_top2.csv", index=False)
             lines += [f"## {a} vs {b}: paired bootstrap over perturbations", "", _md_table(cmp), ""]
         with atomic_path(outdir / "ranking.md") as tmp:

@@ -227,7 +227,8 @@ def median_from_histogram(sizes: np.ndarray, counts: np.ndarray, include_zero_ce
 
 
 def normalize_log1p(X, library_sizes: np.ndarray | None = None, target_sum: float | None = None,
-                    *, include_zero_cells: bool | None = None, check: bool = True) -> sp.csr_matrix:
+                    *, include_zero_cells: bool | None = None, check: bool = True,
+                    dtype=np.float32) -> sp.csr_matrix:
     """Normalise a counts-scale matrix (or chunk of rows) to log1p of median-library-size counts.
 
     Takes raw counts (CSR, CSC or dense; integer or float; explicit zeros allowed) and returns
@@ -237,6 +238,8 @@ def normalize_log1p(X, library_sizes: np.ndarray | None = None, target_sum: floa
 
     ``include_zero_cells`` chooses the median rule when ``target_sum`` is None (default: scanpy's
     rule for this matrix's format). ``check`` verifies the input is on the counts scale.
+    ``dtype``: of the values returned (float32 by default; float64 keeps a float64 file's
+    precision, as scanpy does).
     """
     if check:
         scale = detect_scale(X)
@@ -266,6 +269,6 @@ def normalize_log1p(X, library_sizes: np.ndarray | None = None, target_sum: floa
     data = X.data.astype(wdt, copy=True)
     data /= np.repeat(factor, np.diff(X.indptr))
     np.log1p(data, out=data)
-    return sp.csr_matrix((data.astype(np.float32, copy=False), X.indices.copy(), X.indptr.copy()),
+    return sp.csr_matrix((data.astype(dtype, copy=False), X.indices.copy(), X.indptr.copy()),
                          shape=X.shape)
 

@@ -219,30 +219,32 @@ class CellSource:
                 "target_sum": float(target), "median_over": "all cells" if include_zero else "non-empty cells",
                 "working_dtype": str(wdt)}
 
-    def iter_log1p_chunks(self, chunk_rows: int | None = None, *, show_progress: bool | None = None
-                          ) -> Iterator[tuple[int, int, sp.csr_matrix]]:
+    def iter_log1p_chunks(self, chunk_rows: int | None = None, *, show_progress: bool | None = None,
+                          keep_float64: bool = False) -> Iterator[tuple[int, int, sp.csr_matrix]]:
         """Yield ``(start, stop, csr float32)`` on the log1p scale (median library size, log1p).
 
         Counts take two streaming passes: library sizes and their median (cached after the first
         call), then each chunk normalised with them, equal to scanpy on the whole file. log1p
-        data is passed through as float32.
+        data is passed through as float32. ``keep_float64``: a float64 file's values stay
+        float64 (scanpy keeps them so; the reference scorers then rank float64 values).
         """
-        for start, stop, log1p, _raw in self.iter_log1p_and_raw_chunks(chunk_rows,
-                                                                       show_progress=show_progress):
+        for start, stop, log1p, _raw in self.iter_log1p_and_raw_chunks(
+                chunk_rows, show_progress=show_progress, keep_float64=keep_float64):
             yield start, stop, log1p
 
     def iter_log1p_and_raw_chunks(self, chunk_rows: int | None = None, *,
-                                  show_progress: bool | None = None
+                                  show_progress: bool | None = None, keep_float64: bool = False
                                   ) -> Iterator[tuple[int, int, sp.csr_matrix, sp.csr_matrix]]:
         """Yield ``(start, stop, log1p, raw)``: each chunk as :meth:`iter_log1p_chunks` gives it
         and as stored (:meth:`iter_chunks`), both from one read of the file (a consumer that
         needs the counts too, such as the pseudo-bulk's count sums, need not read twice)."""
         info = self.normalization()
+        out = self.log1p_dtype(keep_float64)
         if info["input_scale"] == "log1p":
             for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
-                # no copy when stored as float32: the chunk is fresh from the file, and the
-                # consumers read it only
-                yield start, stop, block.astype(np.float32, copy=False), block
+                # no copy when stored in the output dtype: the chunk is fresh from the file, and
+                # the consumers read it only
+                yield start, stop, block.astype(out, copy=False), block
             return
         wdt = _norm.working_dtype(self.dtype)
         sizes = self.scan().library_sizes.astype(wdt)
@@ -250,7 +252,14 @@ class CellSource:
         for start, stop, block in self.iter_chunks(chunk_rows, show_progress=show_progress):
             # normalize_log1p copies the values, so ``block`` stays the stored counts
             yield start, stop, _norm.normalize_log1p(block, library_sizes=sizes[start:stop],
-                                                     target_sum=target, check=False), block
+                                                     target_sum=target, check=False,
+                                                     dtype=out), block
+
+    def log1p_dtype(self, keep_float64: bool = False) -> np.dtype:
+        """dtype of the log1p chunks: float32, or float64 for a float64 file with ``keep_float64``."""
+        if keep_float64 and np.dtype(self.dtype) == np.float64:
+            return np.dtype(np.float64)
+        return np.dtype(np.float32)
 
     # -- lifetime
     def close(self) -> None:

@@ -1,4 +1,6 @@
-"""transpert.evaluate: the Virtual Cell Challenge metrics exactly as cell-eval 0.8.2 computes them.
+"""transpert.evaluate: the Virtual Cell Challenge metrics exactly as the reference scorers compute
+them, one suite per scorer (:data:`SUITES`): ``vcc2025`` (default; the 2025 leaderboard's
+cell-eval 0.6.6 + pdex 0.1.27) and ``cell-eval-0.8.2``.
 
 Everything here works on the log1p scale (median-library-size normalised counts, natural
 log1p); raw-count inputs are normalised per file on the way in, as cell-eval does.
@@ -18,8 +20,13 @@ from transpert.evaluate._runner import EvaluationResult, evaluate, evaluate_prep
 from transpert.evaluate._prep import prep
 from transpert.evaluate._report import pds_diagnostics, write_report
 from transpert.evaluate._score import aggregate, score
+from transpert.evaluate._suites import DEFAULT_SUITE, SUITES, Suite, get_suite
 
 __all__ = [
+    "DEFAULT_SUITE",
+    "SUITES",
+    "Suite",
+    "get_suite",
     "GENERALIST",
     "PROFILES",
     "REGISTRY",

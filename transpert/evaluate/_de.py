@@ -28,7 +28,14 @@ def arrays_from_summary(summary, labels: np.ndarray, genes: np.ndarray, name: st
 
 def arrays_from_table(table: pd.DataFrame, labels: np.ndarray, genes: np.ndarray, name: str):
     """float32 (log2fc, fdr) from a long DE table with cell-eval/pdex columns
-    (``target, feature, log2_fold_change, fdr``). Missing rows: log2FC 0, FDR 1."""
+    (``target, feature, log2_fold_change, fdr``; pdex 0.1.27's tables have ``fold_change``
+    instead, whose log2 is taken with NaN -> 0 as cell-eval 0.6.6 does). Missing rows:
+    log2FC 0, FDR 1."""
+    if "log2_fold_change" not in table.columns and "fold_change" in table.columns:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lfc = np.log2(table["fold_change"].to_numpy(dtype=np.float64))
+        table = table.assign(log2_fold_change=np.nan_to_num(lfc, nan=0.0, posinf=np.inf,
+                                                            neginf=-np.inf))
     need = {"target", "feature", "log2_fold_change", "fdr"}
     missing = need - set(table.columns)
     if missing:

@@ -253,8 +253,13 @@ def de_nsig_counts(data: DEPair) -> dict[str, MetricValues]:
 
 def _auc(data: DEPair, fn) -> MetricValues:
     labels = data.real_sig
-    # -log10 of the clipped predicted FDR, in float32 as polars computes it on the f32 column.
-    q = np.clip(data.pred_fdr.astype(np.float32), np.float32(1e-10), np.float32(1.0))
+    # -log10 of the floored predicted FDR, in float32 as polars computes it on the f32 column:
+    # cell-eval 0.8.2 clips the FDR to [1e-10, 1], 0.6.6 replaces only FDR == 0 by 1e-10.
+    q = data.pred_fdr.astype(np.float32)
+    if data.fdr_floor == "zero":
+        q = np.where(q == 0, np.float32(1e-10), q)
+    else:
+        q = np.clip(q, np.float32(1e-10), np.float32(1.0))
     scores = (-np.log10(q.astype(np.float64))).astype(np.float32)
     values = np.full(data.labels.size, np.nan)
     for i in range(labels.shape[0]):

@@ -68,24 +68,53 @@ def write_de_tables(result, outdir: Path, csv: bool = False) -> list[Path]:
     return written
 
 
+def _with_suite(frame: pd.DataFrame, suite: str) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"suite": [suite] * len(frame)}, index=frame.index), frame],
+                     axis=1)
+
+
+def write_run_params(result, path) -> Path:
+    """``run_params.json``: the suite (reference scorer and versions), profile and metrics."""
+    import json
+
+    from transpert import __version__
+    from transpert.evaluate._suites import get_suite
+
+    suite = get_suite(result.suite)
+    params = {"suite": suite.name, "reference": suite.reference, "profile": result.profile,
+              "metrics": list(result.metrics), "n_perturbations": int(len(result.results)),
+              "ties": result.de.ties if result.de is not None else None,
+              "transpert_version": __version__}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(params, indent=2) + "\n")
+    return Path(path)
+
+
 def write_outputs(result, outdir, *, ci: pd.DataFrame | None = None, de_csv: bool = False,
                   report: bool = True, threads: int | None = None) -> list[Path]:
     """results.csv, agg_results.csv, score.csv (with a baseline), flags.csv, ci.csv, DE
-    tables and report.md into ``outdir``."""
+    tables, run_params.json and report.md into ``outdir``.
+
+    results.csv and agg_results.csv keep cell-eval's layout exactly (so ``cell-eval score`` and
+    other cell-eval tooling read them); the suite is named in run_params.json, in a ``suite``
+    column of every other CSV, and in the report's header."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written = [
         write_results_csv(result.results, result.defined, outdir / "results.csv"),
         write_agg_csv(result.agg_results, outdir / "agg_results.csv"),
-        write_csv_atomic(result.flags, outdir / "flags.csv", index=False),
+        write_csv_atomic(_with_suite(result.flags, result.suite), outdir / "flags.csv", index=False),
+        write_run_params(result, outdir / "run_params.json"),
     ]
     if result.score is not None:
-        written.append(write_csv_atomic(result.score, outdir / "score.csv", index=False))
+        written.append(write_csv_atomic(_with_suite(result.score, result.suite),
+                                        outdir / "score.csv", index=False))
         base = result.baseline
         written.append(write_results_csv(base.results, base.defined, outdir / "baseline_results.csv"))
         written.append(write_agg_csv(base.agg_results, outdir / "baseline_agg_results.csv"))
     if ci is not None:
-        written.append(write_csv_atomic(ci, outdir / "ci.csv", index=False))
+        written.append(write_csv_atomic(_with_suite(ci, result.suite), outdir / "ci.csv",
+                                        index=False))
     written += write_de_tables(result, outdir, csv=de_csv)
     if report:
         from transpert.evaluate._report import write_report

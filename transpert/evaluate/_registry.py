@@ -50,6 +50,7 @@ class DEPair:
     pred_fdr: np.ndarray
     fdr_threshold: float = 0.05
     ties: str = "gene"  # order of genes tied in |log2FC| (see _metrics.ranked_significant)
+    fdr_floor: str = "clip"  # AUC scores: "clip" FDR to [1e-10, 1] (0.8.2) or "zero" -> 1e-10 (0.6.6)
 
     @property
     def real_sig(self) -> np.ndarray:

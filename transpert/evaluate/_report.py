@@ -159,8 +159,12 @@ def write_report(result, outdir, *, ci: pd.DataFrame | None = None, diag: dict |
     diag = diag if diag is not None else pds_diagnostics(result, threads=threads)
     plots = _plots(result, diag, outdir)
     n = len(result.results)
+    from transpert.evaluate._suites import get_suite
+
+    suite = get_suite(result.suite)
     lines = [f"# {title}", "",
-             f"Profile `{result.profile}`, {n} perturbations; metrics as cell-eval 0.8.2 computes "
+             f"Suite `{suite.name}` ({suite.reference}: {suite.description}). "
+             f"Profile `{result.profile}`, {n} perturbations; metrics as {suite.reference} computes "
              "them (log1p scale, each file against its own controls).", ""]
     if result.score is not None:
         lines += ["## Score against the baseline", "",

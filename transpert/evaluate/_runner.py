@@ -1,6 +1,7 @@
 """The one runner: validate inputs, build pseudo-bulks and DE once per file, run the metrics.
 
-``evaluate(real, pred)`` reproduces ``cell-eval run`` (0.8.2) for the registered metrics:
+``evaluate(real, pred, suite=...)`` reproduces ``cell-eval run`` of the suite's version (0.6.6 +
+pdex 0.1.27 for ``vcc2025``, the default; 0.8.2 for ``cell-eval-0.8.2``) for the registered metrics:
 ``results`` (one row per perturbation, cell-eval's columns), ``agg_results`` (polars
 ``describe`` layout) and, with a baseline, ``score`` (``cell-eval score``).
 
@@ -29,6 +30,7 @@ from transpert.evaluate._inputs import Cells, Opened, check_control, check_pair,
 from transpert.evaluate._metrics import PROFILES, TIE_ORDERS
 from transpert.evaluate._registry import REGISTRY, BulkPair, DEPair
 from transpert.evaluate._score import aggregate, column_mean, score
+from transpert.evaluate._suites import Suite, cell_eval_suite as get_suite
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 logger = logging.getLogger("transpert.evaluate")
@@ -45,22 +47,27 @@ class Prepared:
     summary: object = None  # DE summary profile (AnnData) once computed
     de_table: pd.DataFrame | None = None  # or a precomputed cell-eval/pdex DE table
     de_arrays: tuple | None = None
+    suite: str | None = None  # the suite whose DE choices the summary was built with
 
 
 def reduce_input(opened: Opened, *, pert_col: str, control: str, threads: int | None,
-                 de: bool = True, memory_budget=None, chunk_rows: int | None = None) -> Prepared:
+                 de: bool = True, memory_budget=None, chunk_rows: int | None = None,
+                 suite: str | Suite | None = None) -> Prepared:
     """Validate one opened file and stream it through the summaries engine (closes nothing).
 
     Pseudo-bulks (log1p scale, float64 sums in row order rounded to float32: what cell-eval's
-    polars mean over the densified float32 matrix gives) and, with ``de``, the DE summary.
+    polars mean over the densified float32 matrix gives) and, with ``de``, the DE summary with
+    the ``suite``'s fold changes and FDR (see :mod:`transpert.evaluate._suites`).
     """
     from transpert.summarize import summarize
 
+    suite = get_suite(suite)
     validate_values(opened)
     cells = opened.cells
     summary = summarize(opened.source, pert_col=PERT_COL, control=control, threads=threads,
                         memory_budget=memory_budget, de=de, checksum=False, chunk_rows=chunk_rows,
-                        show_progress=False)
+                        show_progress=False, fdr=suite.fdr, log2fc=suite.log2fc,
+                        keep_float64=True)  # the scorers rank a float64 file in float64
     groups = np.array(sorted(set(np.unique(cells.labels))))
     rows = pd.Index(summary.obs_names.astype(str)).get_indexer(groups)
     means = np.empty((len(groups), len(cells.var_names)), dtype=np.float32)
@@ -69,18 +76,21 @@ def reduce_input(opened: Opened, *, pert_col: str, control: str, threads: int | 
     means[~is_ctrl] = np.asarray(summary.layers["mean"])[rows[~is_ctrl]].astype(np.float32)
     n_cells = pd.Series(cells.labels).value_counts().reindex(groups).to_numpy()
     return Prepared(cells=cells, groups=groups, means=means, n_cells=n_cells,
-                    summary=summary if de else None)
+                    summary=summary if de else None, suite=suite.name)
 
 
 def prepare(source, which: str, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
             threads: int | None = None, de: bool = True, memory_budget=None,
-            against: Prepared | None = None, chunk_rows: int | None = None) -> Prepared:
+            against: Prepared | None = None, chunk_rows: int | None = None,
+            suite: str | Suite | None = None) -> Prepared:
     """One file (h5ad path or AnnData, counts or log1p) reduced to pseudo-bulks and DE.
 
     Streamed (see the module docstring); log1p scale out. ``against``: a prepared real file
     whose genes and labels this one must match (checked before the file is read).
     ``memory_budget``: the summaries engine's budget (e.g. ``"1GB"``; default 2 GiB).
+    ``suite``: whose DE choices to use (default ``"vcc2025"``; see :func:`evaluate`).
     """
+    suite = get_suite(suite)
     opened = open_input(source, which, pert_col, control)
     try:
         if against is not None:
@@ -88,7 +98,7 @@ def prepare(source, which: str, *, pert_col: str = PERT_COL, control: str = CONT
         else:
             check_control(opened.cells, control)
         return reduce_input(opened, pert_col=pert_col, control=control, threads=threads, de=de,
-                            memory_budget=memory_budget, chunk_rows=chunk_rows)
+                            memory_budget=memory_budget, chunk_rows=chunk_rows, suite=suite)
     finally:
         opened.close()
 
@@ -131,6 +141,7 @@ class EvaluationResult:
     score: pd.DataFrame | None = None
     baseline: "EvaluationResult | None" = None
     timings: dict = field(default_factory=dict)
+    suite: str = "vcc2025"
 
     def means(self) -> dict[str, float]:
         """Mean of each results column (polars semantics: nulls skipped, NaN propagates)."""
@@ -202,8 +213,16 @@ def _check_ties(ties: str) -> None:
 
 def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", metrics=None,
                       pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
-                      threads: int | None = None, ties: str = "gene") -> EvaluationResult:
-    """Metrics for two prepared files (see :func:`evaluate`)."""
+                      threads: int | None = None, ties: str = "gene",
+                      suite: str | Suite | None = None) -> EvaluationResult:
+    """Metrics for two prepared files (see :func:`evaluate`). ``suite`` None: the suite the
+    real file was prepared with; files prepared under different suites are refused."""
+    suite = get_suite(suite if suite is not None else real.suite)
+    for prep, which in ((real, "real"), (pred, "pred")):
+        if prep.summary is not None and prep.suite not in (None, suite.name):
+            raise TranspertInputError(
+                f"the {which} file was prepared under suite {prep.suite!r}, not {suite.name!r}; "
+                "prepare both files with the suite you evaluate with")
     names = _resolve_metrics(profile, metrics)
     _check_ties(ties)
     t0 = time.perf_counter()
@@ -226,7 +245,8 @@ def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", m
         kw = dict(pert_col=pert_col, control=control, threads=threads)
         real_lfc, real_fdr = _de_arrays(real, labels, genes, name="real", **kw)
         pred_lfc, pred_fdr = _de_arrays(pred, labels, genes, name="pred", **kw)
-        de = DEPair(labels, genes, real_lfc, real_fdr, pred_lfc, pred_fdr, ties=ties)
+        de = DEPair(labels, genes, real_lfc, real_fdr, pred_lfc, pred_fdr, ties=ties,
+                    fdr_floor=suite.fdr_floor)
         timings["de_s"] = time.perf_counter() - t
     t = time.perf_counter()
     with numba_threads(threads):
@@ -241,13 +261,14 @@ def evaluate_prepared(real: Prepared, pred: Prepared, *, profile: str = "vcc", m
     timings["total_s"] = time.perf_counter() - t0
     return EvaluationResult(profile=profile, metrics=names, results=results, defined=defined_df,
                             agg_results=agg, flags=_flags(labels, de, real, pred), bulk=bulk,
-                            de=de, real=real, pred=pred, timings=timings)
+                            de=de, real=real, pred=pred, timings=timings, suite=suite.name)
 
 
 def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
              pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
-             threads: int | None = None, memory_budget=None, ties: str = "gene") -> EvaluationResult:
-    """Score a prediction against real cells exactly as ``cell-eval run`` 0.8.2 does.
+             threads: int | None = None, memory_budget=None, ties: str = "gene",
+             suite: str | Suite | None = None) -> EvaluationResult:
+    """Score a prediction against real cells exactly as the ``suite``'s scorer does.
 
     Parameters
     ----------
@@ -270,14 +291,17 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
         Order of significant genes tied in ``|log2FC|`` for the overlap/precision metrics:
         ``"gene"`` (file order, deterministic) or ``"polars"`` (cell-eval's own polars ranking,
         whose tie order depends on polars' thread count; see ``_metrics.ranked_significant``).
+    suite
+        Which scorer to reproduce (:data:`transpert.evaluate.SUITES`): ``"vcc2025"`` (default:
+        the 2025 leaderboard, cell-eval 0.6.6 + pdex 0.1.27) or ``"cell-eval-0.8.2"``.
 
     Returns
     -------
     EvaluationResult
         Per-perturbation ``results`` and cell-eval's ``agg_results`` (log1p-scale metrics;
         overlap and precision on the Wilcoxon DE of each file against its own controls),
-        ``flags``, the pseudo-bulks (``bulk``) and DE arrays (``de``), and ``score`` with a
-        baseline.
+        ``flags``, the pseudo-bulks (``bulk``) and DE arrays (``de``), ``score`` with a
+        baseline, and the ``suite`` it was scored under.
 
     Examples
     --------
@@ -286,11 +310,12 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
     >>> result.score  # doctest: +SKIP
     >>> bootstrap_ci(result)  # doctest: +SKIP
     """
+    suite = get_suite(suite)
     names = _resolve_metrics(profile, metrics)
     _check_ties(ties)
     kw = dict(pert_col=pert_col, control=control, threads=threads)
     reduce_kw = dict(kw, de=any(REGISTRY[m].kind == "de" for m in names),
-                     memory_budget=memory_budget)
+                     memory_budget=memory_budget, suite=suite)
     opened: list[Opened] = []
     try:
         # Open everything and check genes and labels before reading any matrix.
@@ -309,9 +334,10 @@ def evaluate(real, pred, *, profile: str = "vcc", baseline=None, metrics=None,
         for o in opened:
             o.close()
     real_p, pred_p = prepared[0], prepared[1]
-    result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, ties=ties, **kw)
+    result = evaluate_prepared(real_p, pred_p, profile=profile, metrics=names, ties=ties,
+                               suite=suite, **kw)
     if baseline is not None:
         result.baseline = evaluate_prepared(real_p, prepared[2], profile=profile, metrics=names,
-                                            ties=ties, **kw)
+                                            ties=ties, suite=suite, **kw)
         result.score = score(result.means(), result.baseline.means())
     return result

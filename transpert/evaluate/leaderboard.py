@@ -33,6 +33,7 @@ class Leaderboard:
     table: pd.DataFrame
     results: dict = field(default_factory=dict)
     intervals: dict = field(default_factory=dict)
+    suite: str = "vcc2025"
 
     def to_text(self, legend: bool = True) -> str:
         """The fixed-width table, and (``legend``) what its columns mean."""
@@ -42,10 +43,12 @@ class Leaderboard:
 
 def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_COL,
                      control: str = CONTROL_LABEL, threads: int | None = None, n_boot: int = 1000,
-                     seed: int = 0, show_progress: bool | None = None) -> Leaderboard:
+                     seed: int = 0, show_progress: bool | None = None,
+                     suite: str | None = None) -> Leaderboard:
     """Evaluate every prediction (name -> h5ad path or AnnData of cells) against ``real``.
 
-    Metrics are cell-eval 0.8.2's (:mod:`transpert.evaluate`); the challenge score is against
+    Metrics are the ``suite``'s (default ``vcc2025``, the 2025 leaderboard's cell-eval 0.6.6 +
+    pdex 0.1.27; see :mod:`transpert.evaluate._suites`); the challenge score is against
     ``baseline`` (the cell-mean baseline's cells, :func:`transpert.evaluate.build_baseline`) with
     a bootstrap interval over perturbations; the generalist mean rank is over the seven metrics.
     """
@@ -53,7 +56,10 @@ def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_
     from transpert._progress import track
     from transpert.evaluate._bootstrap import bootstrap_ci, generalist_ranking
 
-    kw = dict(pert_col=pert_col, control=control, threads=threads)
+    from transpert.evaluate._suites import cell_eval_suite as get_suite
+
+    suite = get_suite(suite).name
+    kw = dict(pert_col=pert_col, control=control, threads=threads, suite=suite)
     real_p = ev.prepare(real, "real", **kw)
     base_p = ev.prepare(baseline, "baseline", **kw)
     base_vcc = ev.evaluate_prepared(real_p, base_p, metrics=VCC_METRICS, **kw)
@@ -67,7 +73,7 @@ def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_
         ci = bootstrap_ci(vcc, n_boot=n_boot, seed=seed)
         ci_gen = bootstrap_ci(gen, n_boot=n_boot, seed=seed)
         avg = ci.set_index("metric").loc["score:avg_score"]
-        rows.append({"method": name, "score": 100 * avg["mean"], "score_ci_low": 100 * avg["ci_low"],
+        rows.append({"suite": suite, "method": name, "score": 100 * avg["mean"], "score_ci_low": 100 * avg["ci_low"],
                      "score_ci_high": 100 * avg["ci_high"]})
         results[name] = gen
         intervals[name] = pd.concat([ci, ci_gen[~ci_gen["metric"].isin(ci["metric"])]], ignore_index=True)
@@ -76,7 +82,8 @@ def evaluate_methods(real, predictions: dict, baseline, *, pert_col: str = PERT_
     table = pd.DataFrame(rows).set_index("method")
     table = table.join(ranking[list(GENERALIST_METRICS) + ["mean_rank"]])
     table = table.sort_values(["score", "mean_rank"], ascending=[False, True], kind="stable").reset_index()
-    return Leaderboard(table=table, results=results, intervals=intervals)
+    table = table[["method"] + [c for c in table.columns if c != "method"]]
+    return Leaderboard(table=table, results=results, intervals=intervals, suite=suite)
 
 
 _SHORT = {"discrimination_score_l1": "PDS", "overlap_at_N": "DES", "mae": "MAE",

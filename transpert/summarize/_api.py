@@ -24,7 +24,8 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
               fdr: str = "per_perturbation", log2fc: str = "exact", show_progress: bool | None = None,
               de: bool = True, backend: str = "threads", continuity: bool = True,
               checksum: bool = True, chunk_rows: int | None = None, scratch_dir=None,
-              scale: str | None = None, min_cells: int = MIN_CELLS, scheduler=None):
+              scale: str | None = None, min_cells: int = MIN_CELLS, scheduler=None,
+              keep_float64: bool = False):
     """Summary profile of a dataset: per-perturbation pseudo-bulk and Wilcoxon DE vs control.
 
     ``cells``: an AnnData in memory (computed in place, nothing copied but what must be), or a
@@ -37,7 +38,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     ``reference``: None (the control group), ``"rest"`` (one-vs-rest) or another group label;
     the reference group is left out of obs. ``fdr``: ``"per_perturbation"`` (BH over each
     perturbation's genes, cell-eval 0.8.2) or ``"table"`` (BH over all of them, challenge-era).
-    ``log2fc``: ``"exact"`` (METRICS.md) or ``"clipped"`` (challenge-era, ratio in [1/20, 20]).
+    ``log2fc``: ``"exact"`` (METRICS.md) or ``"clipped"`` (pdex 0.1.27: x/0 -> 20, 0/y -> 1/20, 0/0 -> 1).
     ``de=False`` computes only the pseudo-bulk. ``threads``: cores (None = all available);
     ``backend``: ``"threads"`` (numba threads), ``"joblib"`` (``threads`` worker processes, one
     gene block per job) or ``"dask"`` (joblib's dask backend: needs a ``distributed.Client``).
@@ -45,6 +46,9 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     use_continuity=continuity)``: U of the perturbation group, two-sided p, tie-corrected.
     Results are identical for any ``threads``, ``backend``, ``chunk_rows`` and in-memory vs
     streamed input.
+
+    ``keep_float64`` (streamed input): a float64 file is normalised and ranked in float64, as
+    scanpy and the reference scorers do, instead of float32 (twice the memory per entry).
 
     ``scale`` (in-memory AnnData only): ``"log1p"`` or ``"counts"`` when the caller already
     knows it, skipping :func:`transpert.data.detect_scale` (one parallel pass over the stored
@@ -129,7 +133,8 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                     pass_a = pseudobulk_checked_stream(source_cells, groups, rows, resolve_threads(threads),
                                                        de, show_progress)
                     acc = compute_streamed(source_cells, groups, chunk_rows=rows, pass_a=pass_a,
-                                           scratch_dir=scratch_dir, **opts)
+                                           scratch_dir=scratch_dir, keep_float64=keep_float64,
+                                           **opts)
                     normalization = dict(source_cells.normalization())
                     digest = digest_of()
             var_names = source_cells.var_names

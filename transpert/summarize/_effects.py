@@ -17,8 +17,9 @@ def log2fc(mean, control_mean, method: str = "exact") -> np.ndarray:
     """log2 fold change of pseudo-bulks given on the log1p scale, as METRICS.md defines it.
 
     ``exact`` (cell-eval 0.8.2 / pdex 0.3.0): log2(expm1(mean) / expm1(control_mean)) with
-    0/0 = 0, x/0 = +inf, 0/y = -inf. ``clipped`` (challenge-era cell-eval <= 0.6): the ratio
-    clipped to [1/20, 20] before log2, control 0 -> 20, perturbation 0 -> 1/20, both 0 -> 1.
+    0/0 = 0, x/0 = +inf, 0/y = -inf. ``clipped`` (the 2025 leaderboard's pdex 0.1.27,
+    ``clip_value=20``): only the undefined ratios are replaced, control 0 -> 20, perturbation
+    0 -> 1/20, both 0 -> 1; finite ratios are kept as they are (above 20 or below 1/20 too).
     ``mean`` is (perturbations x genes) or (genes,), ``control_mean`` (genes,). float64 out.
     """
     if method not in LOG2FC_METHODS:
@@ -34,7 +35,7 @@ def log2fc(mean, control_mean, method: str = "exact") -> np.ndarray:
         return out
     ratio = np.where(c == 0, np.where(t == 0, 1.0, 20.0), ratio)
     ratio = np.where((t == 0) & (c != 0), 1.0 / 20.0, ratio)
-    return np.log2(np.clip(ratio, 1.0 / 20.0, 20.0))
+    return np.log2(ratio)
 
 
 def bh_fdr(pvalues, method: str = "per_perturbation") -> np.ndarray:

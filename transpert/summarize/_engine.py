@@ -339,13 +339,15 @@ def streamed_chunk_rows(cells, chunk_rows: int | None, budget: int) -> int:
 
 def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, de: bool,
                      continuity: bool, show_progress, chunk_rows=None, scratch_dir=None,
-                     pass_a: Accumulators | None = None) -> Accumulators:
+                     pass_a: Accumulators | None = None, keep_float64: bool = False) -> Accumulators:
     """Both passes streamed from a :class:`transpert.data.CellSource` (bounded memory).
 
-    ``pass_a``: pass A's accumulators when the caller already made them (a file of undeclared
-    scale read as log1p with its values checked in the same read:
+    ``pass_a``: pass A's accumulators when the caller already made them (a float32 file of
+    undeclared scale read as log1p with its values checked in the same read:
     :func:`transpert.summarize._checked_stream.pseudobulk_checked_stream`, which must use the
-    same ``chunk_rows``, see :func:`streamed_chunk_rows`); else pass A runs here."""
+    same ``chunk_rows``, see :func:`streamed_chunk_rows`); else pass A runs here.
+    ``keep_float64``: a float64 file is normalised and ranked in float64 (as scanpy and the
+    reference scorers do) instead of float32."""
     from transpert.kernels import count_csr_block, regroup_segments, scatter_csr_block
 
     n_threads = resolve_threads(threads)
@@ -353,6 +355,7 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
     chunk_rows = streamed_chunk_rows(cells, chunk_rows, budget)
     acc = pass_a
     counts_input = cells.scale == "counts"
+    dtype = cells.log1p_dtype(keep_float64)  # float32 unless a float64 file keeps its precision
 
     def chunks(with_counts: bool):
         """Log1p chunks, and the stored counts of the same read when the input is counts and
@@ -361,14 +364,17 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
         checked again (a pass over every column index)."""
         check = with_counts or not acc.info.get("canonical_chunks")
         if not (counts_input and with_counts):
-            for start, stop, L in cells.iter_log1p_chunks(chunk_rows, show_progress=False):
+            for start, stop, L in cells.iter_log1p_chunks(chunk_rows, show_progress=False,
+                                                          keep_float64=keep_float64):
                 yield start, stop, canonical_csr(L) if check else L, None
             return
-        for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False):
+        for start, stop, L, R in cells.iter_log1p_and_raw_chunks(chunk_rows, show_progress=False,
+                                                                 keep_float64=keep_float64):
             yield start, stop, canonical_csr(L), canonical_csr(R)
 
     if acc is None:
-        acc = Accumulators.new(groups, cells.n_vars, counts_input, pdex_means=de)  # chunks are float32
+        acc = Accumulators.new(groups, cells.n_vars, counts_input,
+                               pdex_means=de and dtype == np.float32)
         with Progress(cells.n_obs, "pseudo-bulk", unit="cells", show=show_progress) as bar, \
                 numba_threads(n_threads) as n_parts:
             for start, stop, L, R in chunks(with_counts=True):
@@ -378,7 +384,7 @@ def compute_streamed(cells, groups: Groups, *, threads, memory_budget, backend, 
     if not de:
         return acc
 
-    fmt = KeyFormat.for_dtype(np.float32)
+    fmt = KeyFormat.for_dtype(dtype)
     entry_bytes = fmt.entry_bytes
     gene_nnz = acc.nonzero.sum(axis=0)
     max_entries = max(1, budget // 4 // (3 * entry_bytes))
