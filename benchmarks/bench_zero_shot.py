@@ -158,6 +158,7 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
     the scaled members; a member whose anchor has no headroom over the baseline is left out and
     counted in ``vcc26_undefined``: cell-eval2 refuses the whole score then) and a 95% bootstrap
     interval of the score over perturbations (baseline and anchor held fixed)."""
+    from transpert._errors import TranspertInputError
     from transpert.evaluate.vcc2026._anchor import replicate_anchor
     from transpert.evaluate.vcc2026._baseline import baseline_side
     from transpert.evaluate.vcc2026._config import DERIVED, SCORED
@@ -167,8 +168,12 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
     real = summarize_real(real_path)
     base_agg = agg_table(results_table(metrics_from_sides(real, baseline_side(real, 0))))
     base = base_agg.set_index("statistic").loc["mean"].astype(float).to_dict()
-    _, anchor = replicate_anchor(real, 0, 5)
-    rep = dict(zip(anchor.metric, anchor.replicate.astype(float)))
+    try:
+        _, anchor = replicate_anchor(real, 0, 5)
+        rep = dict(zip(anchor.metric, anchor.replicate.astype(float)))
+    except TranspertInputError as err:  # e.g. no perturbation with >= 10 significant genes
+        print(f"vcc2026 replicate anchor undefined on {real_path}: {err}", flush=True)
+        rep = {m: np.nan for m in SCORED}
     out = {}
     rng = np.random.default_rng(seed)
     for method, path in predictions.items():
@@ -189,7 +194,8 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
         full = _anchored(u, base, rep)
         boots = [_anchored(user(rng.integers(0, n, n)), base, rep)["score"] for _ in range(n_boot)]
         out[method] = {"vcc26_score": full["score"],
-                       "vcc26_score_ci": [float(np.nanquantile(boots, .025)), float(np.nanquantile(boots, .975))],
+                       "vcc26_score_ci": ([float(np.nanquantile(boots, .025)), float(np.nanquantile(boots, .975))]
+                                          if np.isfinite(boots).any() else [np.nan, np.nan]),
                        "vcc26_undefined": [m for m in SCORED if not np.isfinite(full[m])],
                        **{f"vcc26_{m}": u[m] for m in SCORED},
                        **{f"vcc26_s_{m}": full[m] for m in SCORED},
