@@ -178,7 +178,8 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
     rng = np.random.default_rng(seed)
     for method, path in predictions.items():
         results = run_metrics(real, path)
-        wide = results.pivot(index="perturbation", columns="metric", values="value")
+        wide = results.pivot(index="perturbation", columns="metric", values="value").reindex(
+            columns=sorted(set(SCORED) - set(DERIVED) | {c for pair in DERIVED.values() for c in pair}))
 
         def user(rows):
             w = wide.iloc[rows]
