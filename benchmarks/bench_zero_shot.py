@@ -256,7 +256,8 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
         row = table.loc[method]
         records.append({"task": task, "target": target, "method": method,
                         "score": float(row["score"]), "score_ci": [float(row["score_ci_low"]), float(row["score_ci_high"])],
-                        **{k: float(row[k]) for k in table.columns if k not in ("score", "score_ci_low", "score_ci_high")},
+                        **{k: (float(row[k]) if isinstance(row[k], (int, float, np.number)) else row[k])
+                           for k in table.columns if k not in ("score", "score_ci_low", "score_ci_high")},
                         "criterion": crit["score"], "criterion_ci": crit["score_ci"],
                         **{f"crit_{k}": crit[k] for k in ("pds_cosine", "mse", "de_direction", "de_jaccard", "lfc_nmae")},
                         **vcc26[method], **info[method]})
