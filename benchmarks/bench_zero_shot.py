@@ -3,6 +3,7 @@
 Tasks (every line of each in turn is the target, the others are the references):
 
 * ``simulator``: ``transpert simulate``'s atlas (3 reference lines + 1 target = 4 lines);
+* ``lowrank``: the second generator, ``simulate_lowrank`` (3 programme lines + 1 target);
 * ``datlinger``: real Datlinger 2021 Jurkat, stimulated <-> unstimulated as two lines;
 * ``papalexi``: real Papalexi 2021 THP-1, its three biological replicates as lines.
 
@@ -15,7 +16,12 @@ is written as cells (:func:`transpert.predict.write_prediction`). Scored two way
    challenge score against the ``zero-shot-mean-response`` prediction as baseline (the reference
    lines' mean response: the zero-shot counterpart of the cell-mean baseline), 95% bootstrap
    intervals over perturbations, and the raw metrics;
-2. zero-shot TransPert's own summary-level criterion
+2. the 2026 challenge's way: each prediction also written as raw counts
+   (``write_prediction(..., format="counts")`` from the visible controls) and scored with
+   transpert's vcc2026 suite against the held-out raw cells, anchored on the mean-response
+   baseline and the replicate anchor built from them (:func:`vcc2026_scores`), per member and
+   the score, 95% bootstrap interval over perturbations;
+3. zero-shot TransPert's own summary-level criterion
    (:func:`transpert.transfer.zero_shot_criterion.profile_criterion`, NOT the vcc2026 scorer):
    the predicted pseudo-bulk against the target's full summary, 95% bootstrap interval over
    perturbations (per-perturbation PDS computed once, the rest on each resample).
@@ -25,8 +31,8 @@ And ``replogle``: the cross-line DEG classifier at signature level, zero-shot: R
 (K562's lists from RPE1's) on a disjoint half of the targets, so no RPE1 label is ever a
 training label; against copying K562's list. AUPRC per target, 95% bootstrap intervals.
 
-    nice python benchmarks/bench_zero_shot.py [--tasks simulator datlinger papalexi replogle]
-        [--n-boot 1000] [--out DIR]
+    nice python benchmarks/bench_zero_shot.py [--tasks simulator lowrank datlinger papalexi replogle]
+        [--n-boot 1000] [--out DIR] [--from-records DIR/zero_shot_records.json]
 
 Prints one JSON line per (task, target, method) and markdown tables.
 """
