@@ -3,6 +3,7 @@
 Tasks (every line of each in turn is the target, the others are the references):
 
 * ``simulator``: ``transpert simulate``'s atlas (3 reference lines + 1 target = 4 lines);
+* ``lowrank``: the second generator, ``simulate_lowrank`` (3 programme lines + 1 target);
 * ``datlinger``: real Datlinger 2021 Jurkat, stimulated <-> unstimulated as two lines;
 * ``papalexi``: real Papalexi 2021 THP-1, its three biological replicates as lines.
 
@@ -15,7 +16,12 @@ is written as cells (:func:`transpert.predict.write_prediction`). Scored two way
    challenge score against the ``zero-shot-mean-response`` prediction as baseline (the reference
    lines' mean response: the zero-shot counterpart of the cell-mean baseline), 95% bootstrap
    intervals over perturbations, and the raw metrics;
-2. zero-shot TransPert's own summary-level criterion
+2. the 2026 challenge's way: each prediction also written as raw counts
+   (``write_prediction(..., format="counts")`` from the visible controls) and scored with
+   transpert's vcc2026 suite against the held-out raw cells, anchored on the mean-response
+   baseline and the replicate anchor built from them (:func:`vcc2026_scores`), per member and
+   the score, 95% bootstrap interval over perturbations;
+3. zero-shot TransPert's own summary-level criterion
    (:func:`transpert.transfer.zero_shot_criterion.profile_criterion`, NOT the vcc2026 scorer):
    the predicted pseudo-bulk against the target's full summary, 95% bootstrap interval over
    perturbations (per-perturbation PDS computed once, the rest on each resample).
@@ -25,8 +31,8 @@ And ``replogle``: the cross-line DEG classifier at signature level, zero-shot: R
 (K562's lists from RPE1's) on a disjoint half of the targets, so no RPE1 label is ever a
 training label; against copying K562's list. AUPRC per target, 95% bootstrap intervals.
 
-    nice python benchmarks/bench_zero_shot.py [--tasks simulator datlinger papalexi replogle]
-        [--n-boot 1000] [--out DIR]
+    nice python benchmarks/bench_zero_shot.py [--tasks simulator lowrank datlinger papalexi replogle]
+        [--n-boot 1000] [--out DIR] [--from-records DIR/zero_shot_records.json]
 
 Prints one JSON line per (task, target, method) and markdown tables.
 """
@@ -133,27 +139,53 @@ def criterion_with_interval(pred, real_summary, n_boot: int, seed: int) -> dict:
     return full
 
 
+def _anchored(user: dict, base: dict, rep: dict) -> dict:
+    """Each scored member on the vcc2026 scale (NaN where the replicate anchor leaves no headroom
+    over the baseline: cell-eval2 refuses the score there) and the mean over the defined ones."""
+    from transpert._errors import TranspertInputError
+    from transpert.evaluate.vcc2026._score import ORDER, score_member
+
+    out = {}
+    for m in ORDER:
+        try:
+            out[m] = score_member(m, user.get(m), float(base[m]), float(rep[m]))
+        except TranspertInputError:
+            out[m] = np.nan
+    vals = [v for v in out.values() if np.isfinite(v)]
+    out["score"] = float(np.mean(vals)) if vals else np.nan
+    return out
+
+
 def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict:
     """Each prediction (raw counts) scored by transpert's vcc2026 suite against the real cells
-    (raw counts), anchored on the mean-response baseline and the replicate anchor built from the
-    real cells (``evaluate_vcc2026(..., anchor=True)``; built once and shared by the methods).
-    Returns per method: the six scored members' means, their scaled values, the score and a 95%
-    bootstrap interval of the score over perturbations (baseline and anchor held fixed)."""
-    from transpert.evaluate.vcc2026 import evaluate_vcc2026
+    (raw counts), anchored as ``evaluate_vcc2026(..., anchor=True)`` anchors: the mean-response
+    baseline and the replicate anchor built from the real cells (once, shared by the methods).
+    Returns per method: the six scored members' means, their scaled values, the score (mean of
+    the scaled members; a member whose anchor has no headroom over the baseline is left out and
+    counted in ``vcc26_undefined``: cell-eval2 refuses the whole score then) and a 95% bootstrap
+    interval of the score over perturbations (baseline and anchor held fixed)."""
+    from transpert._errors import TranspertInputError
+    from transpert.evaluate.vcc2026._anchor import replicate_anchor
+    from transpert.evaluate.vcc2026._baseline import baseline_side
     from transpert.evaluate.vcc2026._config import DERIVED, SCORED
-    from transpert.evaluate.vcc2026._run import run_metrics, summarize_real
-    from transpert.evaluate.vcc2026._score import score_table
+    from transpert.evaluate.vcc2026._run import (agg_table, metrics_from_sides, results_table,
+                                                  run_metrics, summarize_real)
 
-    methods = list(predictions)
-    first = evaluate_vcc2026(predictions[methods[0]], real_path, anchor=True)
-    score = first.score.set_index("metric")
-    base, rep = score["baseline"].to_dict(), score["replicate"].to_dict()
     real = summarize_real(real_path)
+    base_agg = agg_table(results_table(metrics_from_sides(real, baseline_side(real, 0))))
+    base = base_agg.set_index("statistic").loc["mean"].astype(float).to_dict()
+    try:
+        _, anchor = replicate_anchor(real, 0, 5)
+        rep = dict(zip(anchor.metric, anchor.replicate.astype(float)))
+    except TranspertInputError as err:  # e.g. no perturbation with >= 10 significant genes
+        print(f"vcc2026 replicate anchor undefined on {real_path}: {err}", flush=True)
+        rep = {m: np.nan for m in SCORED}
     out = {}
     rng = np.random.default_rng(seed)
-    for method in methods:
-        results = first.results if method == methods[0] else run_metrics(real, predictions[method])
-        wide = results.pivot(index="perturbation", columns="metric", values="value")
+    for method, path in predictions.items():
+        results = run_metrics(real, path)
+        wide = results.pivot(index="perturbation", columns="metric", values="value").reindex(
+            columns=sorted(set(SCORED) - set(DERIVED) | {c for pair in DERIVED.values() for c in pair}))
 
         def user(rows):
             w = wide.iloc[rows]
@@ -165,15 +197,17 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
             return u
 
         n = len(wide)
-        table = score_table(user(np.arange(n)), base, rep).set_index("metric")
-        boots = [score_table(user(rng.integers(0, n, n)), base, rep)["from_replicate"].iloc[-1]
-                 for _ in range(n_boot)]
-        out[method] = {"vcc26_score": float(table.loc["avg_score", "from_replicate"]),
-                       "vcc26_score_ci": [float(np.quantile(boots, .025)), float(np.quantile(boots, .975))],
-                       **{f"vcc26_{m}": float(table.loc[m, "user"]) for m in SCORED},
-                       **{f"vcc26_s_{m}": float(table.loc[m, "from_replicate"]) for m in SCORED},
-                       "vcc26_baseline": {m: float(base[m]) for m in SCORED},
-                       "vcc26_anchor": {m: float(rep[m]) for m in SCORED}}
+        u = user(np.arange(n))
+        full = _anchored(u, base, rep)
+        boots = [_anchored(user(rng.integers(0, n, n)), base, rep)["score"] for _ in range(n_boot)]
+        out[method] = {"vcc26_score": full["score"],
+                       "vcc26_score_ci": ([float(np.nanquantile(boots, .025)), float(np.nanquantile(boots, .975))]
+                                          if np.isfinite(boots).any() else [np.nan, np.nan]),
+                       "vcc26_undefined": [m for m in SCORED if not np.isfinite(full[m])],
+                       **{f"vcc26_{m}": u[m] for m in SCORED},
+                       **{f"vcc26_s_{m}": full[m] for m in SCORED},
+                       "vcc26_baseline": {m: base[m] for m in SCORED},
+                       "vcc26_anchor": {m: rep[m] for m in SCORED}}
     return out
 
 
@@ -228,7 +262,8 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
         row = table.loc[method]
         records.append({"task": task, "target": target, "method": method,
                         "score": float(row["score"]), "score_ci": [float(row["score_ci_low"]), float(row["score_ci_high"])],
-                        **{k: float(row[k]) for k in table.columns if k not in ("score", "score_ci_low", "score_ci_high")},
+                        **{k: (float(row[k]) if isinstance(row[k], (int, float, np.number)) else row[k])
+                           for k in table.columns if k not in ("score", "score_ci_low", "score_ci_high")},
                         "criterion": crit["score"], "criterion_ci": crit["score_ci"],
                         **{f"crit_{k}": crit[k] for k in ("pds_cosine", "mse", "de_direction", "de_jaccard", "lfc_nmae")},
                         **vcc26[method], **info[method]})
