@@ -344,7 +344,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     -------
     anndata.AnnData
         The written file, opened backed read-only. ``X``: log1p float32 CSR in [0, 15)
-        (``format="counts"``: integer counts stored as float32, at most 1e6 per cell), indices
+        (``format="counts"``: integer raw counts stored as float32, at most 1e6 per cell), indices
         sorted, no stored zeros; ``obs[pert_col]``, control cells last; ``var_names`` = ``genes``;
         ``uns["transpert_cells"]`` records the settings and a per-perturbation table of cells
         written and genes shifted.
