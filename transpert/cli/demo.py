@@ -32,8 +32,12 @@ def run(args) -> int:
     result = run_demo(args.out, seed=args.seed, methods=methods, threads=args.threads, n_boot=args.n_boot,
                       echo=lambda s: print(s, flush=True))
     print()
-    print("Leaderboard (held-out target perturbations; score = challenge score x100 vs the cell-mean "
-          "baseline, 95% bootstrap CI; mean_rank over the 7 generalist metrics, 1 = best):")
+    from transpert.evaluate._suites import get_suite
+
+    suite = get_suite(result.leaderboard.suite)
+    print(f"Leaderboard, scored by the {suite.name} suite ({suite.reference}) on the held-out target "
+          "perturbations; score = challenge score x100 vs the cell-mean baseline, 95% bootstrap CI; "
+          "mean_rank over the 7 generalist metrics, 1 = best:")
     print()
     print(result.leaderboard.to_text())
     print()
