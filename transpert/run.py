@@ -14,11 +14,22 @@ cells may be raw counts or log1p and are normalised on the way where needed.
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
 from pathlib import Path
 
 from transpert._errors import TranspertInputError
+from transpert._io import write_csv_atomic, write_h5ad_atomic
+from transpert._versions import versions
+from transpert.data.controls import target_controls
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
-from transpert.methods import METHODS
+from transpert.data.tables import read_counts, read_gene_list
+from transpert.evaluate._html import write_html_report
+from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdown
+from transpert.methods import METHODS, fit_predict
+from transpert.predict import write_prediction
+from transpert.summarize import read_input
 
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
             "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells", "move",
@@ -144,19 +155,6 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None,
 
 def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progress) -> dict:
     """The body of :func:`run_config`, writing into ``out`` (the staging folder of ``final``)."""
-    import json
-    import shutil
-    import time
-
-    from transpert._io import write_csv_atomic, write_h5ad_atomic
-    from transpert._versions import versions
-    from transpert.data.controls import target_controls
-    from transpert.data.tables import read_counts, read_gene_list
-    from transpert.evaluate._html import write_html_report
-    from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdown
-    from transpert.methods import fit_predict
-    from transpert.predict import write_prediction
-    from transpert.summarize import read_input
 
     t0 = time.perf_counter()
     (out / "summaries").mkdir(parents=True, exist_ok=True)
@@ -230,24 +228,11 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
         write_h5ad_atomic(base, base_path)
         board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
                                  seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
-        write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
-        (out / "leaderboard.md").write_text("# transpert run: leaderboard\n\n"
-                                            + leaderboard_markdown(board.table) + "\n")
-        write_html_report(out / "leaderboard.md")  # report.html: the same page for a browser
-        for name, res in board.results.items():
-            (out / "evaluation").mkdir(exist_ok=True)
-            write_csv_atomic(res.results, out / "evaluation" / f"{name}_results.csv", index=False)
-            write_csv_atomic(board.intervals[name], out / "evaluation" / f"{name}_intervals.csv", index=False)
+        _write_leaderboard(out, board)
         timings["evaluate_s"] = time.perf_counter() - t
     else:
         echo("[3/4] no 'real' in the config: evaluation skipped")
-    echo("[4/4] recording the config, versions and timings ...")
-    timings["total_s"] = time.perf_counter() - t0
-    predictions = {m: str(final / Path(p).relative_to(out)) for m, p in predictions.items()}
-    record = {"config": cfg, "versions": versions(), "timings": {k: round(v, 3) for k, v in timings.items()},
-              "predictions": predictions}
-    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
-    return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings}
+    return _record_run(cfg, out, final, predictions, board, timings, t0, echo)
 
 
 def _is_zero_shot(cfg: dict, kw: dict) -> bool:
@@ -279,18 +264,6 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
                    show_progress) -> dict:
     """The run of a zero-shot config: the target's control cells only (``target_controls`` or
     ``target_train``), every method zero-shot."""
-    import json
-    import shutil
-    import time
-
-    from transpert._io import write_csv_atomic, write_h5ad_atomic
-    from transpert._versions import versions
-    from transpert.data.controls import target_controls
-    from transpert.data.tables import read_counts, read_gene_list
-    from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdown
-    from transpert.methods import fit_predict
-    from transpert.predict import write_prediction
-    from transpert.summarize import read_input
 
     t0 = time.perf_counter()
     (out / "summaries").mkdir(parents=True, exist_ok=True)
@@ -344,20 +317,12 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
         if "zero-shot-mean-response" not in predictions:
             fit_write("zero-shot-mean-response", base_path, {})
         board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
-                                 seed=seed, show_progress=show_progress, **kw)
-        write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
-        (out / "leaderboard.md").write_text(leaderboard_markdown(board.table) + "\n")
+                                 seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
+        _write_leaderboard(out, board)
         timings["evaluate_s"] = time.perf_counter() - t
     else:
         echo("[3/4] no 'real' in the config: evaluation skipped")
-    echo("[4/4] recording the config, versions and timings ...")
-    timings["total_s"] = time.perf_counter() - t0
-    predictions = {m: str(final / Path(p).relative_to(out)) for m, p in predictions.items()}
-    record = {"config": cfg, "zero_shot": True, "versions": versions(),
-              "timings": {k: round(v, 3) for k, v in timings.items()}, "predictions": predictions}
-    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
-    return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings,
-            "zero_shot": True}
+    return _record_run(cfg, out, final, predictions, board, timings, t0, echo, zero_shot=True)
 
 
 def _cluster(scheduler, threads):
@@ -369,3 +334,29 @@ def _cluster(scheduler, threads):
     from transpert.summarize import connect_scheduler
 
     return connect_scheduler(scheduler if hasattr(scheduler, "submit") else str(scheduler), threads)
+
+
+def _write_leaderboard(out: Path, board) -> None:
+    """The leaderboard (CSV, Markdown, HTML) and each method's per-perturbation metrics and
+    intervals, into the run's folder."""
+    write_csv_atomic(board.table, out / "leaderboard.csv", index=False)
+    (out / "leaderboard.md").write_text("# transpert run: leaderboard\n\n"
+                                        + leaderboard_markdown(board.table) + "\n")
+    write_html_report(out / "leaderboard.md")  # report.html: the same page for a browser
+    for name, res in board.results.items():
+        (out / "evaluation").mkdir(exist_ok=True)
+        write_csv_atomic(res.results, out / "evaluation" / f"{name}_results.csv", index=False)
+        write_csv_atomic(board.intervals[name], out / "evaluation" / f"{name}_intervals.csv", index=False)
+
+
+def _record_run(cfg: dict, out: Path, final: Path, predictions: dict, board, timings: dict, t0: float,
+                echo, **extra) -> dict:
+    """``run.json`` (the config, ``extra`` such as ``zero_shot``, versions, timings, the written
+    predictions' final paths) and the run's result."""
+    echo("[4/4] recording the config, versions and timings ...")
+    timings["total_s"] = time.perf_counter() - t0
+    predictions = {m: str(final / Path(p).relative_to(out)) for m, p in predictions.items()}
+    record = {"config": cfg, **extra, "versions": versions(),
+              "timings": {k: round(v, 3) for k, v in timings.items()}, "predictions": predictions}
+    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
+    return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings, **extra}
