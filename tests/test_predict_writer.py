@@ -274,7 +274,7 @@ def test_concentrate_block_against_brute_force():
     """Each column's mean becomes the target; an increase fills the largest cells first (each up to
     just below 15), a decrease lowers the largest values to one level (checked by bisection)."""
     from transpert.data.schema import LOG1P_CLIP as LOG1P_MAX
-    from transpert.predict._writer import _concentrate_block
+    from transpert.predict._cells import _concentrate_block
 
     rng = np.random.default_rng(3)
     x = np.log1p(rng.poisson(rng.uniform(0.05, 4, 30), size=(60, 30))).astype(np.float64)
@@ -414,7 +414,7 @@ def test_concentrate_kernel_equals_the_numpy_formulation():
     """The numba kernel behind move="pseudobulk" gives the NumPy formulation's bits: ties, zeros,
     increases past the cap, decreases past the column sum, unchanged columns."""
     from transpert.data.schema import LOG1P_CLIP as LOG1P_MAX
-    from transpert.predict._writer import _concentrate_block
+    from transpert.predict._cells import _concentrate_block
 
     rng = np.random.default_rng(4)
     block = np.round(rng.gamma(0.6, 1.2, (257, 60)), 1) * (rng.random((257, 60)) < 0.6)  # ties, zeros

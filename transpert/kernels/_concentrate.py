@@ -1,5 +1,5 @@
 """Move each column's mean to a target by changing as few cells as possible (the prediction
-writer's ``move="pseudobulk"``; see :func:`transpert.predict._writer._concentrate_block`).
+writer's ``move="pseudobulk"``; see :func:`transpert.predict._cells._concentrate_block`).
 
 Per column of ``block`` (cells x genes, log1p, float64), with the cells sorted by value, largest
 first (stable: ties keep their row order), and ``need = n * (target - mean)``:

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 from ._counts import BULK_TARGET_SUM, predicted_pseudobulk, pseudobulk_of_counts
-from ._writer import CHALLENGE_MAX_CELLS, FORMATS, build_prediction_cells, write_prediction
+from ._cells import build_prediction_cells
+from ._writer import CHALLENGE_MAX_CELLS, FORMATS, write_prediction
 
 __all__ = ["BULK_TARGET_SUM", "CHALLENGE_MAX_CELLS", "FORMATS", "build_prediction_cells",
            "predicted_pseudobulk", "pseudobulk_of_counts", "write_prediction"]

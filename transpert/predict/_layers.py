@@ -1,5 +1,5 @@
 """What both prediction writers read from a pseudo-bulk prediction: its layers in the output's
-gene order, and which genes it calls DE (the rule is described in :mod:`transpert.predict._writer`)."""
+gene order, and which genes it calls DE (the rule is described in :mod:`transpert.predict._cells`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from transpert._errors import TranspertInputError
 
 def de_genes(prob, delta, n_de, deg_threshold, min_abs_delta) -> np.ndarray:
     """Columns of the genes predicted DE for one perturbation (the rule of both writers: see
-    :mod:`transpert.predict._writer`)."""
+    :mod:`transpert.predict._cells`)."""
     if n_de is not None:
         score = prob if prob is not None else np.abs(delta)
         order = np.argsort(-score, kind="stable")[:n_de]

@@ -1,50 +1,10 @@
-"""Expand a pseudo-bulk prediction to cells in the Virtual Cell Challenge format.
+"""Write a pseudo-bulk prediction as cells in a Virtual Cell Challenge format, one perturbation at
+a time (memory holds the target's control cells and one perturbation's cells).
 
-The challenge scores cells, not pseudo-bulks: its DE test (pdex's Wilcoxon rank-sum of each
-perturbation's cells against the file's own control cells) decides which genes a prediction
-calls significant, and ranks them by |log2FC| of the two groups' means. So the cells are built to
-make that test recover what the model predicted:
-
-* every perturbation's cells start from the target's control cells, so a gene the model does not
-  call DE has the control distribution and is not significant. Two ways (``cells=``):
-  ``"quantile"`` (default) reads each gene's control values at evenly spaced quantiles
-  (stratified per gene, seeded; see :mod:`transpert.kernels._quantile_cells`), so the rank-sum
-  test finds U ≈ n m / 2 for every gene left alone and never calls it by chance, at the price of
-  cells whose genes are no longer jointly those of one real cell (no metric of cell-eval's
-  ``vcc`` profile looks at that); ``"resample"`` draws whole control cells with replacement,
-  keeping real cells, but then a few untouched genes are called significant by chance;
-* on the genes predicted DE the cells are moved so that their mean equals the
-  predicted log1p mean exactly: up by adding a constant (every cell moves, so the shift is
-  detected), down by scaling (zeros stay zeros, values shrink towards 0);
-* the control cells themselves are written unchanged, so the file's control mean is the target's.
-
-Which genes are "predicted DE", per perturbation: when the prediction has
-``obs["n_de_genes"]`` (a method's expected number of DEGs), that many genes ranked by
-``deg_probability`` (or ``|delta|`` without it), leaving out genes scored 0; otherwise genes with
-``deg_probability >= deg_threshold``; for a method with neither, genes with
-``|delta| > min_abs_delta``.
-
-Then the written means on the DE genes are the predicted means and their log2FC ordering is the
-predicted one. Output is log1p scale, float32 CSR, values in [0, 15).
-
-``move=`` decides what happens to the genes *not* predicted DE:
-
-* ``"de"``: they stay at the control sample, so their written mean is the control mean,
-  not the predicted one;
-* ``"pseudobulk"`` (default): their written mean is also the predicted mean, but the shift is *concentrated
-  on as few cells as possible*: an increase is added to the cells that are already the highest
-  (each kept below 15), a decrease takes the highest values down to a common ceiling (a "water
-  level", zeros untouched). Why a separate mode: the challenge's metrics read the same cells in
-  two ways. MAE, PDS and Pearson delta read the pseudo-bulk *means* of the log1p values, which
-  this mode makes exactly the predicted pseudo-bulk for every gene; DES and the DE-based metrics
-  read the Wilcoxon *ranks*, and moving a few top cells further up (or the top few down to the
-  next values) changes the rank sum by little, so a gene the model does not call DE stays
-  non-significant while its mean is right. The DE genes are shifted in every cell as in ``"de"``.
-  Limit: this hides small shifts (a few per cent of a gene's mean, as a model predicts for genes
-  it does not call DE); a large decrease of a gene expressed in most cells cannot be made
-  without moving many ranks, and may then come out significant;
-* ``"all"``: every gene is shifted in every cell like a DE gene (pseudo-bulk exact, but then most
-  genes with any predicted change come out significant, whatever the DEG call).
+``format="log1p"``: log1p cells, the 2025 challenge's format, built by
+:mod:`transpert.predict._cells` (how the cells are made so that the challenge's DE test recovers
+the predicted DE genes); ``format="counts"``: integer raw counts, the 2026 challenge's, built by
+:mod:`transpert.predict._counts`.
 """
 
 from __future__ import annotations
@@ -60,24 +20,19 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert._io import CSRRowWriter, atomic_path, write_h5ad_metadata
 from transpert._progress import Progress
-from transpert.data.schema import LOG1P_CLIP
 from transpert.data.tables import read_counts, read_gene_list
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
-from transpert.predict._layers import de_genes, prediction_layers
+from transpert.predict._cells import REPORT_COLUMNS, iter_prediction_cells, recorded_blocks
 
 logger = logging.getLogger("transpert.predict")
 
 #: largest value written: cell-eval requires log1p values in [0, 15)
 #: the challenge's limit on the number of cells in a submission
 CHALLENGE_MAX_CELLS = 100_000
-#: what ``move=`` accepts (see the module docstring)
-MOVES = ("de", "pseudobulk", "all")
 #: what ``cells=`` accepts (see :func:`write_prediction`)
 CELLS = ("quantile", "resample", "mean")
 #: what ``format=`` accepts: log1p cells (2025 challenge) or raw counts (2026)
 FORMATS = ("log1p", "counts")
-#: genes per dense block when the non-DE genes are moved (``move="pseudobulk"``)
-_COLUMN_BLOCK = 2048
 
 
 def _control_matrix(target_controls, genes: list[str], pert_col: str, control: str,
@@ -134,143 +89,6 @@ def _cap(n_cells: np.ndarray, n_controls: int, max_cells: int | None) -> tuple[n
         raise TranspertInputError(f"max_cells={max_cells} is too small for {len(n_cells)} perturbations "
                                   "and the controls (at least one cell each)")
     return scaled, ctrl, factor
-
-
-def _shift_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Move each column of ``block`` (cells x DE genes, log1p) so its mean equals ``target``."""
-    current = block.mean(axis=0)
-    up = target >= current
-    block[:, up] += (target - current)[up][None, :]
-    down = ~up
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(current[down] > 0, target[down] / current[down], 0.0)
-    block[:, down] *= ratio[None, :]
-    np.clip(block, 0.0, LOG1P_CLIP, out=block)
-    return block
-
-
-def _concentrate_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Move each column of ``block`` (cells x genes, log1p) so its mean equals ``target``, changing
-    as few cells as possible (``move="pseudobulk"``, see the module docstring).
-
-    Increase: the total shift ``n * (target - mean)`` is added to the column's largest values first,
-    each cell filled up to just below 15 before the next one takes the rest. Decrease: the largest
-    values are lowered to a common level ``L`` chosen so that ``sum(max(x - L, 0))`` is the total
-    decrease (values at or below ``L``, zeros included, are untouched). A target beyond what the
-    cells can hold (above 15 on average, or below 0) is clipped to what they can.
-    """
-    from transpert.kernels._concentrate import concentrate_columns
-
-    if block.shape[0] == 0 or block.shape[1] == 0:
-        return block
-    return concentrate_columns(np.ascontiguousarray(block, dtype=np.float64),
-                               np.ascontiguousarray(target, dtype=np.float64), LOG1P_CLIP)
-
-
-class _ControlSampler:
-    """Draws ``n`` cells from the control cells (log1p CSR), ``"quantile"`` or ``"resample"``."""
-
-    def __init__(self, controls: sp.csr_matrix, mode: str, rng: np.random.Generator):
-        if mode not in ("quantile", "resample"):
-            raise TranspertInputError(f"cells must be 'quantile' or 'resample', got {mode!r}")
-        self.controls, self.mode, self.rng = controls, mode, rng
-        if mode == "quantile":
-            csc = controls.tocsc()
-            csc.sort_indices()
-            data = csc.data.copy()
-            for j in range(csc.shape[1]):  # each column's non-zero values ascending
-                a, b = csc.indptr[j], csc.indptr[j + 1]
-                data[a:b].sort()
-            self.indptr, self.sorted_data = csc.indptr.astype(np.int64), data
-
-    def draw(self, n: int) -> sp.csr_matrix:
-        n_ctrl, n_genes = self.controls.shape
-        if self.mode == "resample":
-            return self.controls[self.rng.integers(0, n_ctrl, size=n)]
-        from transpert.kernels._quantile_cells import quantile_sample_csc
-
-        rows, cols, vals = quantile_sample_csc(self.indptr, self.sorted_data, n_ctrl, n,
-                                               int(self.rng.integers(0, 2**31 - 1)))
-        return sp.csr_matrix((vals, (rows, cols)), shape=(n, n_genes))
-
-
-def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
-                           pert_col: str = PERT_COL, counts_col: str = "n_cells",
-                           deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
-                           move: str = "pseudobulk",
-                           rng: np.random.Generator) -> tuple[list[sp.csr_matrix], list[str], pd.DataFrame]:
-    """Cells for every perturbation of ``counts`` (log1p float32 CSR blocks), their labels, and a
-    per-perturbation table (cells written, DE genes shifted). In memory: :func:`write_prediction`
-    streams the same blocks (:func:`iter_prediction_cells`) to disk instead."""
-    labels, report = [], []
-    blocks = list(_recorded(iter_prediction_cells(
-        prediction, controls, genes, counts, pert_col=pert_col, counts_col=counts_col,
-        deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng),
-        labels, report))
-    return blocks, labels, pd.DataFrame(report, columns=[pert_col, *_REPORT_COLUMNS])
-
-
-_REPORT_COLUMNS = ("n_cells_written", "n_de_genes_shifted")
-
-
-def _recorded(blocks, labels: list, report: list):
-    """Pass :func:`iter_prediction_cells`' cells through, recording every cell's label and a
-    ``(perturbation, cells written, DE genes shifted)`` row per perturbation."""
-    for pert, block, n_de in blocks:
-        labels.extend([pert] * block.shape[0])
-        report.append((pert, block.shape[0], n_de))
-        yield block
-
-
-def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
-                          pert_col: str = PERT_COL, counts_col: str = "n_cells",
-                          deg_threshold: float = 0.5, min_abs_delta: float = 0.0, cells: str = "quantile",
-                          move: str = "pseudobulk", rng: np.random.Generator):
-    """Yield ``(perturbation, cells, n_de_genes_shifted)`` for every row of ``counts``, in order:
-    the perturbation's cells as log1p float32 CSR (indices sorted, no stored zeros). One
-    perturbation's cells are built at a time."""
-    control_mean = np.asarray(controls.mean(axis=0)).ravel()
-    cols, mean, delta, prob, n_de = prediction_layers(prediction, genes)
-    # genes of the list the prediction lacks: predicted as no change (the control mean)
-    pred_mean = np.where(cols[None, :] >= 0, mean, control_mean[None, :])
-    pred_mean = np.clip(pred_mean, 0.0, LOG1P_CLIP)
-    if move not in MOVES:
-        raise TranspertInputError(f"move must be one of {MOVES}, got {move!r}")
-    rows = prediction.obs_names.get_indexer(counts[pert_col])
-    n_genes = len(genes)
-    sampler = None if cells == "mean" else _ControlSampler(controls, cells, rng)
-    for pert, n, r in zip(counts[pert_col], counts[counts_col], rows):
-        if cells == "mean":  # every cell is the predicted pseudo-bulk (cell-eval's baseline cells)
-            block = sp.csr_matrix(np.repeat(pred_mean[r][None, :], int(n), axis=0), dtype=np.float32)
-            block.eliminate_zeros()
-            yield pert, block, 0
-            continue
-        base = sampler.draw(int(n))
-        if move == "all":  # every gene to its predicted mean; significance follows the shift sizes
-            de_cols = np.flatnonzero(pred_mean[r] != control_mean)
-        else:
-            de_cols = de_genes(prob[r] if prob is not None else None, delta[r],
-                                None if n_de is None else int(n_de[r]), deg_threshold, min_abs_delta)
-        moved = [(de_cols, _shift_block)]
-        if move == "pseudobulk":
-            rest = np.setdiff1d(np.arange(n_genes), de_cols)
-            sample_mean = np.asarray(base[:, rest].mean(axis=0)).ravel()
-            rest = rest[np.abs(pred_mean[r, rest] - sample_mean) > 0]
-            moved += [(rest[i:i + _COLUMN_BLOCK], _concentrate_block)
-                      for i in range(0, rest.size, _COLUMN_BLOCK)]
-        for cols_, how in moved:
-            if not cols_.size:
-                continue
-            shifted = how(base[:, cols_].toarray(), pred_mean[r, cols_])
-            keep = np.ones(n_genes)
-            keep[cols_] = 0.0
-            base = base @ sp.diags(keep)  # the other genes stay as they are
-            rr, cc = np.nonzero(shifted)
-            base = base + sp.csr_matrix((shifted[rr, cc], (rr, cols_[cc])), shape=base.shape)
-        base = sp.csr_matrix(base, dtype=np.float32)
-        base.sort_indices()
-        base.eliminate_zeros()
-        yield pert, base, int(de_cols.size)
 
 
 def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_path, *,
@@ -444,7 +262,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
         built = iter_prediction_cells(
             pseudobulk_prediction, controls, genes, scaled, pert_col=pert_col, counts_col=counts_col,
             deg_threshold=deg_threshold, min_abs_delta=min_abs_delta, cells=cells, move=move, rng=rng)
-    blocks = _recorded(built, labels, report)
+    blocks = recorded_blocks(built, labels, report)
     # one perturbation's cells in memory at a time, appended to the file as they are built
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
         X = CSRRowWriter(f, (n_total, len(genes)), np.float32)
@@ -457,7 +275,7 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
             labels.extend([control] * controls_out.shape[0])
             progress.update(controls_out.shape[0])
         X.finish()
-        report = pd.DataFrame(report, columns=[pert_col, *_REPORT_COLUMNS])
+        report = pd.DataFrame(report, columns=[pert_col, *REPORT_COLUMNS])
         report["n_cells_requested"] = table[counts_col].to_numpy()
         uns = pseudobulk_prediction.uns
         method = (uns.get("transpert_prediction") or {}).get("method", "unknown")
