@@ -110,3 +110,20 @@ class ReferenceLine:
             sig=arrays["sig"].astype(bool), control_mean=arrays["control_mean"],
             mean_delta=arrays["mean_delta"], n_genes_measured=int(arrays["n_genes_measured"]),
         )
+
+
+def copy_groups(lines) -> list[int]:
+    """Group id of each line; lines that are exact copies of each other share one."""
+    groups: list[int] = []
+    for i, line in enumerate(lines):
+        gid = i
+        for j in range(i):
+            other = lines[j]
+            if (line.perturbations.equals(other.perturbations)
+                    and np.array_equal(line.gene_positions, other.gene_positions)
+                    and np.array_equal(line.delta, other.delta, equal_nan=True)
+                    and np.array_equal(line.control_mean, other.control_mean, equal_nan=True)):
+                gid = groups[j]
+                break
+        groups.append(gid)
+    return groups

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
-from transpert.transfer.reference import ReferenceLine
+from transpert.transfer.reference import ReferenceLine, copy_groups
 
 WEIGHT_METHODS = ("softmax", "uniform")
 
@@ -56,7 +56,8 @@ def line_weights(lines: Sequence[ReferenceLine], target_delta: np.ndarray,
     ``target_delta``: the target's training deltas (log1p scale), rows ``target_perturbations``,
     columns ``target_genes``; ``target_control_mean``: log1p control means of those genes.
     Columns: ``n_genes_shared``, ``n_perturbations_shared``, ``delta_corr``, ``control_corr``,
-    ``slope``, ``score``, ``weight``.
+    ``slope``, ``score``, ``weight``. Lines that are exact copies of each other
+    (:func:`transpert.transfer.reference.copy_groups`) share one line's weight.
     """
     if method not in WEIGHT_METHODS:
         raise TranspertInputError(f"weighting must be one of {WEIGHT_METHODS}, got {method!r}")
@@ -103,5 +104,8 @@ def line_weights(lines: Sequence[ReferenceLine], target_delta: np.ndarray,
     else:
         z = score.to_numpy() / temperature
         w = np.exp(z - z.max())  # shift for numerical stability; softmax is shift-invariant
+    # k exact copies of one line share that line's weight: a duplicated file adds no evidence
+    groups = pd.Series(copy_groups(lines))
+    w = w / groups.map(groups.value_counts()).to_numpy()
     table["weight"] = w / w.sum()
     return table

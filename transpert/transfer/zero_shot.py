@@ -46,7 +46,7 @@ from transpert.transfer.zero_shot_criterion import profile_criterion
 from transpert.transfer.zero_shot_lolo import held_out_lines, search
 from transpert.transfer.zero_shot_model import components, line_knockdown_ratio
 from transpert.transfer.zero_shot_target import control_profile
-from transpert.transfer.zero_shot_weights import copy_groups
+from transpert.transfer.reference import copy_groups
 
 SOURCE_REFERENCES = "references"
 SOURCE_GENERIC = "generic_response"

@@ -35,7 +35,8 @@ from transpert.transfer.aggregate import Aggregate, aggregate
 from transpert.transfer.deg_classifier import deg_features
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.target import knockdown_ratio
-from transpert.transfer.zero_shot_weights import copy_groups, responsiveness, zero_shot_weights
+from transpert.transfer.reference import copy_groups
+from transpert.transfer.zero_shot_weights import responsiveness, zero_shot_weights
 
 
 @dataclass

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from transpert.transfer.reference import ReferenceLine
+from transpert.transfer.reference import ReferenceLine, copy_groups
 
 
 def _weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -53,23 +53,6 @@ def responsiveness(lines: Sequence[ReferenceLine], n_genes: int) -> np.ndarray:
         total[line.gene_positions] += np.where(ok, d, 0.0).sum(axis=0)
         count[line.gene_positions] += ok.sum(axis=0)
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)
-
-
-def copy_groups(lines: Sequence[ReferenceLine]) -> list[int]:
-    """Group id of each line; lines that are exact copies of each other share one."""
-    groups: list[int] = []
-    for i, line in enumerate(lines):
-        gid = i
-        for j in range(i):
-            other = lines[j]
-            if (line.perturbations.equals(other.perturbations)
-                    and np.array_equal(line.gene_positions, other.gene_positions)
-                    and np.array_equal(line.delta, other.delta, equal_nan=True)
-                    and np.array_equal(line.control_mean, other.control_mean, equal_nan=True)):
-                gid = groups[j]
-                break
-        groups.append(gid)
-    return groups
 
 
 def zero_shot_weights(lines: Sequence[ReferenceLine], target_control_mean: np.ndarray,
