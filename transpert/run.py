@@ -226,9 +226,7 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
             source = read_cells(source)
         base = build_baseline(source, counts, pert_col=kw["pert_col"], control=kw["control"])
         write_h5ad_atomic(base, base_path)
-        board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
-                                 seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
-        _write_leaderboard(out, board)
+        board = _evaluate_run(cfg, out, predictions, base_path, seed, show_progress, kw)
         timings["evaluate_s"] = time.perf_counter() - t
     else:
         echo("[3/4] no 'real' in the config: evaluation skipped")
@@ -316,9 +314,7 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
         base_path = Path(predictions.get("zero-shot-mean-response") or out / "predictions" / "baseline.h5ad")
         if "zero-shot-mean-response" not in predictions:
             fit_write("zero-shot-mean-response", base_path, {})
-        board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
-                                 seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
-        _write_leaderboard(out, board)
+        board = _evaluate_run(cfg, out, predictions, base_path, seed, show_progress, kw)
         timings["evaluate_s"] = time.perf_counter() - t
     else:
         echo("[3/4] no 'real' in the config: evaluation skipped")
@@ -334,6 +330,16 @@ def _cluster(scheduler, threads):
     from transpert.summarize import connect_scheduler
 
     return connect_scheduler(scheduler if hasattr(scheduler, "submit") else str(scheduler), threads)
+
+
+def _evaluate_run(cfg: dict, out: Path, predictions: dict, base_path: Path, seed: int, show_progress,
+                  kw: dict):
+    """Score every written prediction against the config's ``real`` cells with its suite (the
+    challenge score against ``base_path``) and write the leaderboard; returns it."""
+    board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
+                             seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
+    _write_leaderboard(out, board)
+    return board
 
 
 def _write_leaderboard(out: Path, board) -> None:

@@ -58,10 +58,8 @@ def run(args) -> int:
     from transpert.methods import fit_predict
     from transpert.summarize import read_input
     from transpert._errors import TranspertInputError
-    from transpert._io import write_h5ad_atomic
     from transpert.cli._common import parse_params, read_references
     from transpert.data.tables import read_counts, read_gene_list, reference_sources
-    from transpert.predict import write_prediction
 
     from transpert._outputs import check_output_file
 
@@ -100,18 +98,28 @@ def run(args) -> int:
         refs = read_references(reference_sources(args.reference), **kw)
         _, prediction = fit_predict(args.method, refs, target_summary, perts, parse_params(args.param))
     genes = read_gene_list(args.genes) if args.genes else list(target_summary.var_names)
+    return _write_cells(args, prediction, controls, counts, genes, target_sum, len(perts))
+
+
+def _write_cells(args, prediction, controls, counts, genes, target_sum, n_perts: int, note: str = "") -> int:
+    """Write the prediction's cells (and ``--pseudobulk``, after them: a failure leaves neither
+    file) and say what was written."""
+    from transpert._io import write_h5ad_atomic
+    from transpert.predict import write_prediction
+
     out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
                            control=args.control, max_cells=_max_cells(args),
                            deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
                            seed=args.seed, target_sum=target_sum, show_progress=None,
                            format=args.format, threads=args.threads)
-    if args.pseudobulk:  # after the cells: a failure leaves neither file
+    if args.pseudobulk:
         write_h5ad_atomic(prediction, args.pseudobulk)
     info = out.uns["transpert_cells"]
-    print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
+    print(f"wrote {args.output}: {out.n_obs} cells ({n_perts} perturbations + {info['n_control_cells']} "
           f"controls) x {out.n_vars} genes, "
           + ("integer raw counts" if args.format == "counts" else "log1p float32")
-          + (f"; cell counts scaled by {info['cap_factor']:.4f} to respect --max-cells" if info["cap_factor"] < 1 else ""))
+          + (f"; cell counts scaled by {info['cap_factor']:.4f} to respect --max-cells" if info["cap_factor"] < 1 else "")
+          + note)
     out.file.close()
     return 0
 
@@ -140,12 +148,10 @@ def _zero_shot_target(source, pert_col: str, control: str) -> bool:
 def _run_zero_shot(args, counts, perts, log) -> int:
     """``transpert predict`` for a target known only by its control cells."""
     from transpert._errors import TranspertInputError
-    from transpert._io import write_h5ad_atomic
     from transpert.cli._common import parse_params, read_references
     from transpert.data.controls import target_controls
     from transpert.data.tables import read_gene_list, reference_sources
     from transpert.methods import fit_predict, zero_shot_method
-    from transpert.predict import write_prediction
 
     if args.model:
         raise TranspertInputError("--target-train holds only control cells (zero-shot) but --model is a "
@@ -168,17 +174,5 @@ def _run_zero_shot(args, counts, perts, log) -> int:
         log.info("zero-shot TransPert: temperature %s, scales %.2f (generic) %.2f (specific), DEG threshold %s",
                  model.temperature_, model.common_scale_, model.specific_scale_, model.deg_threshold_)
     genes = read_gene_list(args.genes) if args.genes else list(controls.var_names)
-    out = write_prediction(prediction, controls, counts, genes, args.output, pert_col=args.pert_col,
-                           control=args.control, max_cells=_max_cells(args),
-                           deg_threshold=args.deg_threshold, cells=args.cells, move=args.move,
-                           seed=args.seed, target_sum=target_sum, show_progress=None,
-                           format=args.format, threads=args.threads)
-    if args.pseudobulk:
-        write_h5ad_atomic(prediction, args.pseudobulk)
-    info = out.uns["transpert_cells"]
-    print(f"wrote {args.output}: {out.n_obs} cells ({len(perts)} perturbations + {info['n_control_cells']} "
-          f"controls) x {out.n_vars} genes, "
-          + ("integer raw counts" if args.format == "counts" else "log1p float32")
-          + f"; zero-shot prediction ({method})")
-    out.file.close()
-    return 0
+    return _write_cells(args, prediction, controls, counts, genes, target_sum, len(perts),
+                        note=f"; zero-shot prediction ({method})")
