@@ -66,6 +66,17 @@ print(json.dumps({"setup_s": setup, "write_s": write_s, "n_obs": shape[0], "n_va
 """
 
 
+def timed_write(record: dict, code: str, argv: list[str], out: str) -> None:
+    """Run a writer ``code`` in its own process (wall time, peak RSS) and emit ``record`` with the
+    timings, the written file's size and the load average before and after."""
+    record["load_before"] = load_average()
+    r = run_child(code, argv, env=THREAD_ENV)
+    record.update({k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()})
+    record["file_mb"] = round(os.path.getsize(out) / 2**20)
+    record["load_after"] = load_average()
+    emit(record)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=100_000)
@@ -73,12 +84,8 @@ def main() -> None:
     args = parser.parse_args()
     real, _ = cached_pair(70_000, 18_080, 100, 0)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "writer", "cells_requested": args.cells, "load_before": load_average()}
-    r = run_child(WRITE, [str(real), args.out, str(args.cells)], env=THREAD_ENV)
-    record.update({k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()})
-    record["file_mb"] = round(os.path.getsize(args.out) / 2**20)
-    record["load_after"] = load_average()
-    emit(record)
+    timed_write({"benchmark": "writer", "cells_requested": args.cells}, WRITE,
+                [str(real), args.out, str(args.cells)], args.out)
 
 
 if __name__ == "__main__":

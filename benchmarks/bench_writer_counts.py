@@ -19,13 +19,11 @@ the number of cells.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, run_child  # noqa: E402
-from bench_evaluate import THREAD_ENV, load_average  # noqa: E402
+from bench_writer import timed_write  # noqa: E402
 
 N_CONTROLS, N_GENES, DEPTH = 18_400, 18_533, 20_000
 
@@ -95,13 +93,9 @@ def main() -> None:
     controls = control_file(args.density)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for n in args.cells:
-        record = {"benchmark": "writer_counts", "cells_per_perturbation": n, "perturbations": args.perturbations,
-                  "density": args.density, "load_before": load_average()}
-        r = run_child(WRITE, [str(controls), args.out, str(n), str(args.perturbations)], env=THREAD_ENV)
-        record.update({k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()})
-        record["file_mb"] = round(os.path.getsize(args.out) / 2**20)
-        record["load_after"] = load_average()
-        emit(record)
+        timed_write({"benchmark": "writer_counts", "cells_per_perturbation": n,
+                     "perturbations": args.perturbations, "density": args.density},
+                    WRITE, [str(controls), args.out, str(n), str(args.perturbations)], args.out)
 
 
 if __name__ == "__main__":

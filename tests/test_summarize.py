@@ -147,25 +147,32 @@ def test_counts_input_is_normalised(tmp_path):
         np.testing.assert_array_equal(s.layers[layer], streamed.layers[layer], err_msg=layer)
 
 
-def test_streamed_counts_read_each_row_three_times(tmp_path, monkeypatch):
-    """A raw-count file is read once to learn the scale and library sizes, once for the
-    pseudo-bulk (log1p values and count sums from the same read) and once to gather the DE
-    blocks; the result equals the in-memory one. The first chunk is read once more: pass A
-    first tries the values as log1p, and gives up at the first chunk holding only integers."""
-    from transpert.data import read as read_module
+def _count_row_reads(monkeypatch, n_rows: int) -> np.ndarray:
+    """How many times each row of an h5ad file is read from now on (filled in as it happens)."""
+    from transpert.data.storage import H5Matrix
 
-    adata, _, _, counts = _log1p_cells(seed=7, n=400, g=12)
-    raw = ad.AnnData(sp.csr_matrix(counts), obs=adata.obs, var=adata.var)
-    path = tmp_path / "raw.h5ad"
-    raw.write_h5ad(path)
-    reads = np.zeros(raw.n_obs, dtype=int)
-    original = read_module.H5Matrix.read_rows
+    reads = np.zeros(n_rows, dtype=int)
+    original = H5Matrix.read_rows
 
     def spy(self, start, stop):
         reads[start:stop] += 1
         return original(self, start, stop)
 
-    monkeypatch.setattr(read_module.H5Matrix, "read_rows", spy)
+    monkeypatch.setattr(H5Matrix, "read_rows", spy)
+    return reads
+
+
+def test_streamed_counts_read_each_row_three_times(tmp_path, monkeypatch):
+    """A raw-count file is read once to learn the scale and library sizes, once for the
+    pseudo-bulk (log1p values and count sums from the same read) and once to gather the DE
+    blocks; the result equals the in-memory one. The first chunk is read once more: pass A
+    first tries the values as log1p, and gives up at the first chunk holding only integers."""
+
+    adata, _, _, counts = _log1p_cells(seed=7, n=400, g=12)
+    raw = ad.AnnData(sp.csr_matrix(counts), obs=adata.obs, var=adata.var)
+    path = tmp_path / "raw.h5ad"
+    raw.write_h5ad(path)
+    reads = _count_row_reads(monkeypatch, raw.n_obs)
     streamed = summarize(path, threads=1, chunk_rows=64, show_progress=False)
     assert (reads[64:] == 3).all() and (reads[:64] == 4).all(), np.unique(reads)
     in_memory = summarize(raw, threads=1, show_progress=False)
@@ -177,20 +184,12 @@ def test_streamed_log1p_read_each_row_twice(tmp_path, monkeypatch):
     """A log1p file's scale is checked in the pseudo-bulk pass (no scan): two reads; the result
     and the normalisation record equal the in-memory ones; a file with a value out of the
     log1p range still gets the scan's error."""
-    from transpert.data import read as read_module
 
     adata, *_ = _log1p_cells(seed=9, n=400, g=12)
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     path = tmp_path / "log1p.h5ad"
     adata.write_h5ad(path)
-    reads = np.zeros(adata.n_obs, dtype=int)
-    original = read_module.H5Matrix.read_rows
-
-    def spy(self, start, stop):
-        reads[start:stop] += 1
-        return original(self, start, stop)
-
-    monkeypatch.setattr(read_module.H5Matrix, "read_rows", spy)
+    reads = _count_row_reads(monkeypatch, adata.n_obs)
     streamed = summarize(path, threads=1, chunk_rows=64, show_progress=False)
     assert (reads == 2).all(), np.unique(reads)
     in_memory = summarize(adata, threads=1, show_progress=False)
