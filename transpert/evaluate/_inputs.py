@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
 from transpert.data.labels import control_not_found, label_counts
-from transpert.data.schema import CONTROL_LABEL, LOG1P_MAX, PERT_COL
+from transpert.data.schema import CONTROL_LABEL, PERT_COL
 
 
 logger = logging.getLogger("transpert.evaluate")

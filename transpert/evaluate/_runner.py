@@ -24,7 +24,6 @@ import pandas as pd
 
 from transpert._errors import TranspertInputError
 from transpert._parallel import numba_threads
-from transpert.evaluate import _metrics  # noqa: F401  (registers the metrics)
 from transpert.evaluate._de import arrays_from_summary, arrays_from_table
 from transpert.evaluate._inputs import Cells, Opened, check_control, check_pair, open_input, validate_values
 from transpert.evaluate._metrics import PROFILES, TIE_ORDERS
