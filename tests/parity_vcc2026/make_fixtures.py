@@ -108,5 +108,45 @@ def main(outdir: str) -> None:
     _write(os.path.join(outdir, "constant_pred.h5ad"), pred)
 
 
+#: Real files (and a prediction matching each) that are NOT the data the parity bundle was built
+#: from, except ``resaved`` (the same values rewritten uncompressed: other file bytes, same data).
+#: ``cell-eval2 run`` + ``score --real-bundle`` on each are stored in expected/mismatch/.
+MISMATCH_CASES = ("genes", "missing", "other_cells", "float64", "resaved")
+
+
+def mismatch_pair(case: str, fixdir: str, outdir: str) -> tuple[str, str]:
+    """Write ``{case}_real.h5ad`` and ``{case}_pred.h5ad`` into ``outdir`` from the fixtures.
+
+    genes: one gene renamed (GENE100 -> GENE100B) on both sides; missing: perturbation GENE010's
+    cells dropped on both sides; other_cells: the real cells redrawn (seed 7; same labels, genes
+    and shape); float64: the real counts stored as float64; resaved: the real file rewritten
+    without compression.
+    """
+    os.makedirs(outdir, exist_ok=True)
+    real = ad.read_h5ad(os.path.join(fixdir, "real.h5ad"))
+    pred = ad.read_h5ad(os.path.join(fixdir, "mixed_pred.h5ad"))
+    real_path = os.path.join(outdir, f"{case}_real.h5ad")
+    pred_path = os.path.join(outdir, f"{case}_pred.h5ad")
+    if case == "genes":
+        names = [("GENE100B" if g == "GENE100" else g) for g in real.var_names]
+        real.var_names = names
+        pred.var_names = names
+    elif case == "missing":
+        real = real[real.obs[COL] != "GENE010"].copy()
+        pred = pred[pred.obs[COL] != "GENE010"].copy()
+    elif case == "other_cells":
+        blocks, _, _ = real_blocks(seed=7)
+        _write(real_path, blocks)
+        real = None
+    elif case == "float64":
+        real.X = real.X.astype(np.float64)
+    elif case != "resaved":
+        raise ValueError(case)
+    if real is not None:
+        real.write_h5ad(real_path, compression=None if case == "resaved" else "gzip")
+    pred.write_h5ad(pred_path, compression="gzip")
+    return real_path, pred_path
+
+
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "fixtures"))

@@ -45,3 +45,5 @@ for name in mixed replicate constant; do
   "$CE2/bin/cell-eval2" score --user-agg "$OUT/$name/agg_results.csv" --real-bundle "$OUT/bundle" \
     -o "$OUT/$name/score.csv"
 done
+# submissions whose real data is not the bundle's: what cell-eval2 score --real-bundle does
+OMP_NUM_THREADS=2 "$CE2/bin/python" "$HERE/regenerate_mismatch.py" "$CE2/bin/cell-eval2"

@@ -2,7 +2,8 @@
 streamed from disk: its validation, metrics, file layouts, baseline, replicate anchor and score.
 """
 
-from transpert.evaluate.vcc2026._api import Vcc2026Result, evaluate_vcc2026, read_real_bundle
+from transpert.evaluate.vcc2026._api import Vcc2026Result, evaluate_vcc2026
+from transpert.evaluate.vcc2026._bundle import read_real_bundle
 from transpert.evaluate.vcc2026._run import (
     RealSummary,
     agg_table,

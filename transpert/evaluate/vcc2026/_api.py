@@ -20,6 +20,7 @@ from transpert._errors import TranspertInputError
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 from transpert.evaluate.vcc2026._anchor import replicate_anchor
 from transpert.evaluate.vcc2026._baseline import baseline_side
+from transpert.evaluate.vcc2026._bundle import check_real_matches, read_manifest, read_real_bundle
 from transpert.evaluate.vcc2026._config import REFERENCE, SUITE
 from transpert.evaluate.vcc2026._run import (
     agg_table,
@@ -91,43 +92,6 @@ def _means(agg: pd.DataFrame) -> dict:
     return agg.set_index("statistic").loc["mean"].astype(float).to_dict()
 
 
-def read_real_bundle(path) -> tuple[dict, dict]:
-    """The score's two reference points from a ``cell-eval2 prep-real-bundle`` directory.
-
-    Parameters
-    ----------
-    path : the bundle directory; it must hold ``baseline_agg.csv`` and ``anchor_agg.parquet``
-        (anything else raises :class:`~transpert._errors.TranspertInputError`).
-
-    Returns
-    -------
-    (dict, dict)
-        ``{metric: b}``, the baseline's mean per metric, and ``{metric: r}``, the replicate
-        anchor, both on each metric's own scale (as :func:`evaluate_vcc2026` computes them).
-
-    Examples
-    --------
-    >>> from transpert.evaluate.vcc2026 import read_real_bundle
-    >>> b, r = read_real_bundle("bundle/")  # doctest: +SKIP
-    >>> r["pds_cosine"]  # doctest: +SKIP
-    """
-    base = os.path.join(path, "baseline_agg.csv")
-    anchor = os.path.join(path, "anchor_agg.parquet")
-    as_csv = anchor[:-len(".parquet")] + ".csv"
-    for f in (base, anchor):
-        if not os.path.exists(f):
-            raise TranspertInputError(f"--real-bundle {path}: no {os.path.basename(f)}; pass a "
-                                      "directory written by cell-eval2 prep-real-bundle")
-    try:
-        frame = pd.read_parquet(anchor)
-    except ImportError:
-        if not os.path.exists(as_csv):
-            raise TranspertInputError(f"--real-bundle {path}: reading anchor_agg.parquet needs "
-                                      "pyarrow (pip install 'transpert[parquet]')") from None
-        frame = pd.read_csv(as_csv)  # the same table as CSV beside it
-    return _means(pd.read_csv(base)), dict(zip(frame["metric"], frame["replicate"].astype(float)))
-
-
 def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
                      control: str = CONTROL_LABEL, anchor: bool = False, real_bundle=None,
                      baseline_seed: int = 0, anchor_base_seed: int = 0, anchor_splits: int = 5,
@@ -153,7 +117,10 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
         seeds: the mean-response baseline *b* (``cell-eval2 baseline``) and the replicate anchor
         *r* (``run --anchor``: ``anchor_splits`` half splits of the real cells), then the score.
     real_bundle : a directory written by ``cell-eval2 prep-real-bundle``: take *b* and *r* from it
-        instead (:func:`read_real_bundle`); not with ``anchor``.
+        instead (:func:`read_real_bundle`); not with ``anchor``. As ``cell-eval2 score
+        --real-bundle`` does, real data that is not the bundle's (cell-eval2's fingerprints of
+        its cells, genes, labels and counts differ) or a bundle not built under the vcc2026
+        rule is refused with a TranspertInputError naming what differs.
     baseline_seed, anchor_base_seed, anchor_splits : cell-eval2's seeds and number of splits.
     chunk_rows : cells read at a time (None: an automatic size).
 
@@ -176,6 +143,9 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
     if anchor and real_bundle is not None:
         raise TranspertInputError("--anchor and --real-bundle both supply the score's reference "
                                   "points; pass one")
+    if real_bundle is not None:  # refused before any work, as cell-eval2 score refuses it
+        manifest, anchor_meta = read_manifest(real_bundle)
+        check_real_matches(real_bundle, manifest, anchor_meta, real, pert_col, control)
     real_summary = summarize_real(real, pert_col, control, chunk_rows)
     results = run_metrics(real_summary, pred, pert_col, chunk_rows)
     out = Vcc2026Result(results, agg_table(results))
