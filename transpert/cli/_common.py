@@ -32,7 +32,7 @@ def add_scoring_arguments(parser) -> None:
     parser.add_argument("--suite", default="vcc2025",
                         help="the scorer to reproduce: vcc2025 (the 2025 leaderboard: cell-eval "
                         "0.6.6 + pdex 0.1.27), cell-eval-0.8.2, vcc2026 (cell-eval2 0.20.0 run "
-                        "--preset vcc2026: raw counts, six scored metrics; evaluate only) "
+                        "--preset vcc2026: raw counts, six scored metrics) "
                         "(default: %(default)s)")
     parser.add_argument("--ties", choices=["gene", "polars"], default="gene",
                         help="order of DE genes tied in |log2FC| for overlap/precision: gene "
@@ -41,6 +41,25 @@ def add_scoring_arguments(parser) -> None:
     parser.add_argument("--memory-budget", default=None,
                         help="memory the DE engine may use per file, e.g. 1GB; files are streamed "
                         "from disk one at a time (default: 2GB)")
+
+
+def add_vcc2026_arguments(parser, *, anchor_flag: bool = True) -> None:
+    """The vcc2026 suite's reference-point options (``evaluate`` and ``rank``)."""
+    v26 = parser.add_argument_group("vcc2026 suite")
+    if anchor_flag:
+        v26.add_argument("--anchor", action="store_true",
+                         help="build the score's two reference points from the real cells "
+                         "(mean-response baseline, replicate anchor: 5 half splits) and write "
+                         "score.csv, as cell-eval2 baseline + run --anchor + score do")
+    v26.add_argument("--real-bundle", help="score against a directory written by cell-eval2 "
+                     "prep-real-bundle (its baseline and anchor), as cell-eval2 score does; "
+                     "real data that is not the bundle's is refused")
+    v26.add_argument("--baseline-seed", type=int, default=0,
+                     help="seed of the baseline's control-cell draws (default: %(default)s)")
+    v26.add_argument("--anchor-base-seed", type=int, default=0,
+                     help="base seed of the anchor's splits (default: %(default)s)")
+    v26.add_argument("--anchor-splits", type=int, default=5,
+                     help="half splits averaged by the anchor (default: %(default)s)")
 
 
 def parse_params(items: list[str]) -> dict:

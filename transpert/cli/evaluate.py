@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from transpert.cli._common import add_scoring_arguments
+from transpert.cli._common import add_scoring_arguments, add_vcc2026_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,26 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the DE tables as cell-eval's long CSV (real_de.csv, "
                         "pred_de.csv) instead of summary h5ad files (slower for large data)")
     parser.add_argument("--no-report", action="store_true", help="skip report.md and plots")
-    v26 = parser.add_argument_group("vcc2026 suite")
-    v26.add_argument("--anchor", action="store_true",
-                     help="build the score's two reference points from the real cells "
-                     "(mean-response baseline, replicate anchor: 5 half splits) and write "
-                     "score.csv, as cell-eval2 baseline + run --anchor + score do")
-    v26.add_argument("--real-bundle", help="score against a directory written by cell-eval2 "
-                     "prep-real-bundle (its baseline and anchor), as cell-eval2 score does")
-    v26.add_argument("--baseline-seed", type=int, default=0,
-                     help="seed of the baseline's control-cell draws (default: %(default)s)")
-    v26.add_argument("--anchor-base-seed", type=int, default=0,
-                     help="base seed of the anchor's splits (default: %(default)s)")
-    v26.add_argument("--anchor-splits", type=int, default=5,
-                     help="half splits averaged by the anchor (default: %(default)s)")
+    add_vcc2026_arguments(parser)
 
 
 def run_vcc2026(args: argparse.Namespace) -> int:
     from transpert._errors import TranspertInputError
     from transpert._outputs import check_output_dir, output_dir
     from transpert._parallel import numba_threads
-    from transpert.evaluate.vcc2026 import evaluate_vcc2026
+    from transpert.evaluate.vcc2026 import bootstrap_vcc2026, evaluate_vcc2026, \
+        write_vcc2026_report
 
     if args.baseline:
         raise TranspertInputError("--baseline is not used by the vcc2026 suite; its baseline is "
@@ -59,9 +48,21 @@ def run_vcc2026(args: argparse.Namespace) -> int:
                                   control=args.control, anchor=args.anchor,
                                   real_bundle=args.real_bundle, baseline_seed=args.baseline_seed,
                                   anchor_base_seed=args.anchor_base_seed,
-                                  anchor_splits=args.anchor_splits)
+                                  anchor_splits=args.anchor_splits,
+                                  per_perturbation_anchor=args.anchor and args.n_boot > 0)
+        ci = None
+        if args.n_boot > 0:
+            ci = bootstrap_vcc2026(result.results, baseline_results=result.baseline_results,
+                                   anchor_values=result.anchor_values,
+                                   fixed=None if args.anchor else result.reference,
+                                   n_boot=args.n_boot, seed=args.seed)
     with output_dir(args.outdir, overwrite=args.overwrite) as stage:
         result.write(stage)
+        if ci is not None and args.no_report:
+            from transpert._io import write_csv_atomic
+            write_csv_atomic(ci, stage / "ci.csv", index=False)
+        if not args.no_report:
+            write_vcc2026_report(result, stage, ci=ci)
     means = result.agg.set_index("statistic").loc["mean"]
     summary = ", ".join(f"{m} {means[m]:.4f}" for m in ("pds_cosine",
                                                          "expr_mse_unbiased_capped_norm",

@@ -19,9 +19,11 @@ import pandas as pd
 from transpert._errors import TranspertInputError
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 from transpert.evaluate.vcc2026._anchor import replicate_anchor
+from transpert.evaluate.vcc2026._anchor_values import anchor_with_values
 from transpert.evaluate.vcc2026._baseline import baseline_side
 from transpert.evaluate.vcc2026._bundle import check_real_matches, read_manifest, read_real_bundle
 from transpert.evaluate.vcc2026._config import REFERENCE, SUITE
+from transpert.evaluate.vcc2026._flags import flags_table
 from transpert.evaluate.vcc2026._run import (
     agg_table,
     metrics_from_sides,
@@ -56,6 +58,14 @@ class Vcc2026Result:
         ``from_baseline`` and ``from_replicate`` (s = (u - b) / (r - b), clamped as cell-eval2
         does); last row ``avg_score``, the mean of ``from_replicate`` (``anchor=True`` or
         ``real_bundle``).
+    anchor_values : DataFrame or None
+        ``split_index, perturbation, metric, value``: the anchor's splits per perturbation
+        (``anchor=True`` with ``per_perturbation_anchor=True``; for intervals).
+    reference : tuple or None
+        ``({metric: b}, {metric: r})``, the score's two reference points.
+    flags : DataFrame
+        Per perturbation, where a member is set by the real data's definition
+        (:func:`~transpert.evaluate.vcc2026._flags.flags_table`).
     """
 
     results: pd.DataFrame
@@ -65,6 +75,9 @@ class Vcc2026Result:
     anchor_splits: pd.DataFrame | None = None
     anchor: pd.DataFrame | None = None
     score: pd.DataFrame | None = None
+    anchor_values: pd.DataFrame | None = None
+    reference: tuple | None = None
+    flags: pd.DataFrame | None = None
 
     @property
     def avg_score(self) -> float | None:
@@ -95,7 +108,8 @@ def _means(agg: pd.DataFrame) -> dict:
 def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
                      control: str = CONTROL_LABEL, anchor: bool = False, real_bundle=None,
                      baseline_seed: int = 0, anchor_base_seed: int = 0, anchor_splits: int = 5,
-                     chunk_rows: int | None = None) -> Vcc2026Result:
+                     chunk_rows: int | None = None,
+                     per_perturbation_anchor: bool = False) -> Vcc2026Result:
     """Score raw-count predictions against raw-count real cells as ``cell-eval2 run --preset
     vcc2026`` does (cell-eval2 0.20.0, the Virtual Cell Challenge 2026 scorer).
 
@@ -123,6 +137,8 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
         rule is refused with a TranspertInputError naming what differs.
     baseline_seed, anchor_base_seed, anchor_splits : cell-eval2's seeds and number of splits.
     chunk_rows : cells read at a time (None: an automatic size).
+    per_perturbation_anchor : with ``anchor``, also keep every split's per-perturbation values
+        (``anchor_values``), which :func:`bootstrap_vcc2026` needs to resample the anchor.
 
     Returns
     -------
@@ -149,16 +165,22 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
     real_summary = summarize_real(real, pert_col, control, chunk_rows)
     results = run_metrics(real_summary, pred, pert_col, chunk_rows)
     out = Vcc2026Result(results, agg_table(results))
+    out.flags = flags_table(real_summary, results)
     if anchor:
         out.baseline_results = results_table(
             metrics_from_sides(real_summary, baseline_side(real_summary, baseline_seed)))
         out.baseline_agg = agg_table(out.baseline_results)
-        out.anchor_splits, out.anchor = replicate_anchor(real_summary, anchor_base_seed,
-                                                         anchor_splits, chunk_rows)
+        if per_perturbation_anchor:
+            out.anchor_splits, out.anchor, out.anchor_values = anchor_with_values(
+                real_summary, anchor_base_seed, anchor_splits, chunk_rows)
+        else:
+            out.anchor_splits, out.anchor = replicate_anchor(real_summary, anchor_base_seed,
+                                                             anchor_splits, chunk_rows)
         base, rep = _means(out.baseline_agg), dict(zip(out.anchor.metric, out.anchor.replicate))
     elif real_bundle is not None:
         base, rep = read_real_bundle(real_bundle)
     if anchor or real_bundle is not None:
+        out.reference = (base, rep)
         out.score = score_table(_means(out.agg), base, rep)
     if outdir is not None:
         out.write(outdir)
