@@ -212,7 +212,7 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
 
 
 def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Path, *, n_boot: int,
-               seed: int) -> list[dict]:
+               seed: int, variants: dict | None = None) -> list[dict]:
     from transpert._io import write_h5ad_atomic
     from transpert.evaluate.leaderboard import evaluate_methods
     from transpert.methods import fit_predict
@@ -236,13 +236,18 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
     refs = {k: v for k, v in summaries.items() if k != target}
     genes = list(cells.var_names)
     predictions, preds, raw, info = {}, {}, {}, {}
-    for method in METHODS:
+    variants = variants or {}
+    methods = [*METHODS, *variants]
+    for method in methods:
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model, pred = fit_predict(method, refs, controls, perts)
+            if method in variants:  # zero-shot TransPert with other parameters
+                model, pred = fit_predict("transpert-zero-shot", refs, controls, perts, params=variants[method])
+            else:
+                model, pred = fit_predict(method, refs, controls, perts)
         info[method] = {"fit_predict_s": round(time.perf_counter() - t, 2)}
-        if method == "transpert-zero-shot":
+        if method == "transpert-zero-shot" or method in variants:
             info[method].update(temperature=model.temperature_, shrinkage=model.shrinkage_,
                                 common_scale=model.common_scale_,
                                 specific_scale=model.specific_scale_, deg_threshold=model.deg_threshold_,
@@ -257,7 +262,7 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
     vcc26 = vcc2026_scores(str(real_path), raw, n_boot, seed)
     table = board.table.set_index("method")
     records = []
-    for method in METHODS:
+    for method in methods:
         crit = criterion_with_interval(preds[method], summaries[target], n_boot, seed)
         row = table.loc[method]
         records.append({"task": task, "target": target, "method": method,
@@ -271,13 +276,15 @@ def run_target(task: str, lines: dict, summaries: dict, target: str, workdir: Pa
     return records
 
 
-def run_task(task: str, lines: dict, workdir: Path, *, n_boot: int, seed: int) -> list[dict]:
+def run_task(task: str, lines: dict, workdir: Path, *, n_boot: int, seed: int,
+             variants: dict | None = None) -> list[dict]:
     from transpert.summarize import summarize
 
     summaries = {name: summarize(cells) for name, cells in lines.items()}
     records = []
     for target in lines:
-        records += run_target(task, lines, summaries, target, workdir, n_boot=n_boot, seed=seed)
+        records += run_target(task, lines, summaries, target, workdir, n_boot=n_boot, seed=seed,
+                              variants=variants)
     return records
 
 
@@ -377,10 +384,17 @@ def main(argv=None) -> int:
     parser.add_argument("--from-records", default=None,
                         help="re-print the tables of a zero_shot_records.json instead of running")
     parser.add_argument("--out", default=None, help="folder for the records and tables (default: none)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
+                        help="also run zero-shot TransPert with these parameters under NAME, e.g. "
+                             "'transpert-zero-shot-profile={\"criterion\": \"profile\"}' (repeatable)")
     args = parser.parse_args(argv)
     if args.from_records:
         print(markdown(json.loads(Path(args.from_records).read_text())["records"]))
         return 0
+    variants = {}
+    for v in args.variant:
+        name, _, params = v.partition("=")
+        variants[name] = json.loads(params)
     t0 = time.perf_counter()
     records, extra = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -392,7 +406,8 @@ def main(argv=None) -> int:
             lines = {"simulator": lambda: lines_simulator(args.seed),
                      "lowrank": lambda: lines_lowrank(args.seed), "datlinger": lines_datlinger,
                      "papalexi": lines_papalexi}[task]()
-            records += run_task(task, lines, Path(tmp), n_boot=args.n_boot, seed=args.seed)
+            records += run_task(task, lines, Path(tmp), n_boot=args.n_boot, seed=args.seed,
+                                variants=variants)
     text = markdown(records) if records else ""
     print(text)
     print(f"total {time.perf_counter() - t0:.0f} s")

@@ -21,7 +21,8 @@ def add_arguments(parser) -> None:
     from transpert.cli._common import add_input_arguments
 
     parser.add_argument("--method", default="transpert", help=f"one of: {METHOD_HELP} (default: %(default)s)")
-    parser.add_argument("--model", metavar="MODEL", help="a TransPert model saved by `transpert fit` (no refit)")
+    parser.add_argument("--model", metavar="MODEL", help="a TransPert model saved by `transpert fit` (no refit); "
+                        "with a control-only --target-train, a zero-shot one")
     add_input_arguments(parser, target_required=True)
     parser.add_argument("--counts", required=True, metavar="COUNTS.csv",
                         help="target_gene,n_cells table: the perturbations to predict and their cells "
@@ -153,23 +154,36 @@ def _run_zero_shot(args, counts, perts, log) -> int:
     from transpert.data.tables import read_gene_list, reference_sources
     from transpert.methods import fit_predict, zero_shot_method
 
-    if args.model:
-        raise TranspertInputError("--target-train holds only control cells (zero-shot) but --model is a "
-                                  "few-shot TransPert model; leave out --model to fit zero-shot TransPert")
-    method = zero_shot_method(args.method)
     # the cells the prediction is built from: --target-controls when given (needed when
     # --target-train is a summary without perturbations), else the control-only file itself
     controls, target_sum = target_controls(args.target_controls or args.target_train, whole_file_median=True,
                                            pert_col=args.pert_col, control=args.control)
-    how = f" (the zero-shot counterpart of --method {args.method})" if method != args.method else ""
-    print(f"zero-shot: {args.target_train} holds only control cells ({controls.n_obs} cells, no target "
-          f"perturbation); predicting with {method}{how} from the reference lines alone")
-    refs = read_references(reference_sources(args.reference), pert_col=args.pert_col, control=args.control,
-                           threads=args.threads)
-    params = parse_params(args.param)
-    if method == "transpert-zero-shot":
-        params = {"pert_col": args.pert_col, "control": args.control, **params}
-    model, prediction = fit_predict(method, refs, controls, perts, params)
+    if args.model:
+        from transpert.transfer import ZeroShotTransPert
+        from transpert.transfer.zero_shot_serialize import FORMAT, saved_format
+
+        if saved_format(args.model) != FORMAT:
+            raise TranspertInputError("--target-train holds only control cells (zero-shot) but --model is not a "
+                                      "zero-shot TransPert model (save one with `transpert fit` on a control-only "
+                                      "--target-train), or leave out --model to fit zero-shot TransPert")
+        if args.method not in ("transpert", "transpert-zero-shot"):
+            raise TranspertInputError("--model is a zero-shot TransPert model: leave --method at 'transpert'")
+        model = ZeroShotTransPert.load(args.model)
+        print(f"zero-shot: {args.target_train} holds only control cells ({controls.n_obs} cells); predicting "
+              f"with the zero-shot TransPert model {args.model} (no refit)")
+        prediction = model.predict(perts)
+        method = "transpert-zero-shot"
+    else:
+        method = zero_shot_method(args.method)
+        how = f" (the zero-shot counterpart of --method {args.method})" if method != args.method else ""
+        print(f"zero-shot: {args.target_train} holds only control cells ({controls.n_obs} cells, no target "
+              f"perturbation); predicting with {method}{how} from the reference lines alone")
+        refs = read_references(reference_sources(args.reference), pert_col=args.pert_col, control=args.control,
+                               threads=args.threads)
+        params = parse_params(args.param)
+        if method == "transpert-zero-shot":
+            params = {"pert_col": args.pert_col, "control": args.control, **params}
+        model, prediction = fit_predict(method, refs, controls, perts, params)
     if method == "transpert-zero-shot":
         log.info("zero-shot TransPert: temperature %s, scales %.2f (generic) %.2f (specific), DEG threshold %s",
                  model.temperature_, model.common_scale_, model.specific_scale_, model.deg_threshold_)

@@ -45,6 +45,7 @@ from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.zero_shot_criterion import profile_criterion
 from transpert.transfer.zero_shot_lolo import held_out_lines, search
 from transpert.transfer.zero_shot_model import components, line_knockdown_ratio
+from transpert.transfer.zero_shot_noise import noise_criterion
 from transpert.transfer.zero_shot_target import control_profile
 from transpert.transfer.reference import copy_groups
 
@@ -55,6 +56,10 @@ RELEVANCE_TEMPERATURE = 0.05
 DEFAULT_TEMPERATURES = (0.005, 0.02, 0.05, 0.2, float("inf"))
 DEFAULT_ZS_COMMON_SCALES = (0.0, 0.5, 1.0, 1.5)
 DEFAULT_ZS_SPECIFIC_SCALES = tuple(np.round(np.arange(0.0, 2.0001, 0.25), 2))
+#: leave-one-line-out criteria by name: the profile-level stand-in and the noise-aware model of
+#: the vcc2026 scorer (:mod:`.zero_shot_noise`)
+CRITERIA = {"profile": profile_criterion, "noise": noise_criterion}
+DEFAULT_CRITERION = "profile"
 
 
 class ZeroShotTransPert:
@@ -166,7 +171,7 @@ class ZeroShotTransPert:
             self.deg_threshold_, self.deg_source_, self.deg_classifier_ = 0.5, "reference_significance", None
             self.cv_curve_ = self.deg_threshold_curve_ = self.lolo_ = self.weight_check_ = None
         else:
-            res = search(self, held, self.criterion or profile_criterion, self._relevance(held, groups))
+            res = search(self, held, self._criterion(), self._relevance(held, groups))
             self.temperature_, self.common_scale_ = res.temperature, res.common_scale
             self.shrinkage_ = res.shrinkage
             self.specific_scale_, self.deg_threshold_ = res.specific_scale, res.deg_threshold
@@ -179,6 +184,16 @@ class ZeroShotTransPert:
         self.weights_ = comps.weights
         self.genes_ = genes
         return self
+
+    def _criterion(self) -> Callable:
+        """The leave-one-line-out criterion: a callable, or a name of :data:`CRITERIA`."""
+        crit = DEFAULT_CRITERION if self.criterion is None else self.criterion
+        if callable(crit):
+            return crit
+        if crit not in CRITERIA:
+            raise TranspertInputError(f"zero-shot TransPert: criterion must be a callable or one of "
+                                      f"{sorted(CRITERIA)}, got {crit!r}")
+        return CRITERIA[crit]
 
     def _relevance(self, held, groups: dict) -> np.ndarray:
         """Each held-out line's weight for the target (its group's, at temperature 0.05)."""
@@ -196,6 +211,24 @@ class ZeroShotTransPert:
         return components(self.lines_, self.target_.control_mean, self.target_.genes, perts,
                           temperature=self.temperature_, structure_weight=self.structure_weight,
                           shrinkage=self.shrinkage_, kd_ratio=self.knockdown_ratio_ if self.knockdown else np.nan)
+
+    # ------------------------------------------------------------------- save / load
+    def save(self, path) -> "ZeroShotTransPert":
+        """Write the fitted model to directory ``path`` (``model.json`` + ``arrays.npz``; no
+        pickle; :mod:`.zero_shot_serialize`)."""
+        from transpert.transfer.zero_shot_serialize import save_zero_shot
+
+        if not hasattr(self, "weights_"):
+            raise TranspertInputError("this ZeroShotTransPert is not fitted yet: call fit(references, target_controls)")
+        save_zero_shot(self, path)
+        return self
+
+    @classmethod
+    def load(cls, path) -> "ZeroShotTransPert":
+        """Read a model written by :meth:`save`; its predictions are identical to the saved one's."""
+        from transpert.transfer.zero_shot_serialize import load_zero_shot
+
+        return load_zero_shot(cls, path)
 
     # ------------------------------------------------------------------------- predict
     def predict(self, perturbations: Sequence[str]):

@@ -41,6 +41,7 @@ from transpert.transfer.deg_classifier import DEGClassifier
 from transpert.transfer.reference import ReferenceLine
 from transpert.transfer.similarity import line_weights
 from transpert.transfer.zero_shot_model import Components, components, top_k_calls
+from transpert.transfer.zero_shot_noise import NoiseModel
 
 
 @dataclass
@@ -57,6 +58,7 @@ class HeldOut:
     others: list
     kd_ratio: float
     k_de: int
+    noise: object = None  # its NoiseModel (:mod:`.zero_shot_noise`), for criteria that need it
 
 
 def held_out_lines(summaries: Mapping, groups: Mapping[str, int], kd_ratios: Mapping[str, float],
@@ -85,7 +87,8 @@ def held_out_lines(summaries: Mapping, groups: Mapping[str, int], kd_ratios: Map
                            control_mean=np.asarray(summary.var["control_mean"], dtype=np.float64),
                            control_frac=np.nan_to_num(frac), perturbations=list(summary.obs_names.astype(str)),
                            delta=np.nan_to_num(dense_layer(summary, "delta")), sig=sig, others=lines,
-                           kd_ratio=float(np.median(ratios)) if ratios else np.nan, k_de=k_de))
+                           kd_ratio=float(np.median(ratios)) if ratios else np.nan, k_de=k_de,
+                           noise=NoiseModel.from_anndata(summary, fdr_threshold)))
     return out
 
 
@@ -114,6 +117,12 @@ def search(model, held: list[HeldOut], criterion: Callable, relevance: np.ndarra
     by ``relevance`` (one non-negative number per held-out line: how much it resembles the target;
     None: equal)."""
     rows, cache = [], {}
+    needs_noise = getattr(criterion, "needs_noise", False)  # the held-out line's noise model goes with it
+    base_criterion = criterion
+
+    def criterion(*args, h):
+        return base_criterion(*args, **({"noise": h.noise} if needs_noise else {}))
+
     rel = np.ones(len(held)) if relevance is None else np.asarray(relevance, dtype=np.float64)
     rel = rel / rel.sum()
 
@@ -128,7 +137,7 @@ def search(model, held: list[HeldOut], criterion: Callable, relevance: np.ndarra
             for h, c in zip(held, comps):
                 d = c.delta(a, b)
                 values.append(criterion(d, top_k_calls(d, h.k_de), h.delta, h.sig, h.control_mean,
-                                        h.perturbations, h.genes)["score"])
+                                        h.perturbations, h.genes, h=h)["score"])
             cache[key] = np.asarray(values, dtype=np.float64)
             rows.append({"temperature": t, "shrinkage": shrink, "common_scale": a, "specific_scale": b,
                          "score": wmean(cache[key])})
@@ -158,7 +167,7 @@ def search(model, held: list[HeldOut], criterion: Callable, relevance: np.ndarra
         probs.append(clf.predict_proba(Xs[i]).reshape(h.sig.shape))
     th_rows, per_line_at = [], {}
     for thr in model.deg_thresholds:
-        res = [criterion(c.delta(a, b), p >= thr, h.delta, h.sig, h.control_mean, h.perturbations, h.genes)
+        res = [criterion(c.delta(a, b), p >= thr, h.delta, h.sig, h.control_mean, h.perturbations, h.genes, h=h)
                for h, c, p in zip(held, comps, probs)]
         per_line_at[thr] = res
         th_rows.append({"threshold": thr, "score": wmean(np.array([r["score"] for r in res])),
