@@ -7,11 +7,17 @@ interleaved, as in a pooled screen's file, which is ordered by cell barcode/batc
 guide) or ``grouped`` (controls first, then each perturbation contiguous).
 
 The file is written with h5py in anndata's on-disk layout (root ``encoding-type: anndata``, X a
-``csr_matrix`` group of ``data``/``indices``/``indptr``; obs/var/uns... by anndata's own
+``csr_matrix`` group of ``data``/``indices``/``indptr``, or with ``layout="dense"`` one contiguous
+float32 dataset, as the Replogle and Nadig files store it; obs/var/uns... by anndata's own
 ``write_elem``), so ``anndata.read_h5ad(path, backed="r")`` opens it. Two passes: the first
 counts non-zeros and library sizes of every row (so the datasets get their exact final size and
 ``log1p`` knows the median library size), the second regenerates and stores each chunk. Memory:
-the per-cell vectors, the effects, and one chunk of CSR.
+the per-cell vectors, the effects, and one chunk of CSR (plus its dense rows for a dense file).
+
+Several files can share genes and perturbations (stand-ins for the references and the target of
+one run): ``genes`` and ``targets`` name positions in one gene catalogue
+(:func:`~transpert.data.simulate._genes.gene_symbols` / ``gene_ids`` of the largest position), so
+the same position is the same symbol and Ensembl ID in every file.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class _Design:
 
 
 def _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, depth, order,
-           chunk_rows, seed):
+           chunk_rows, seed, layout="csr"):
     def bad(name, value, why):
         raise TranspertInputError(f"write_large_dataset: parameter {name}={value!r}: {why}")
 
@@ -85,6 +91,8 @@ def _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, d
         bad("scale", scale, "must be 'counts' or 'log1p'")
     if order not in ("shuffled", "grouped"):
         bad("order", order, "must be 'shuffled' or 'grouped'")
+    if layout not in ("csr", "dense"):
+        bad("layout", layout, "must be 'csr' or 'dense'")
     check_panel(bad, n_genes, n_perturbations)
     if n_control_cells < 1:
         bad("n_control_cells", n_control_cells, "need at least one control cell")
@@ -101,8 +109,30 @@ def _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, d
         bad("seed", seed, "must be a non-negative integer")
 
 
+def _catalogue(genes, targets, n_genes, n_perturbations):
+    """(catalogue positions of the file's genes, local indices of the targets or None)."""
+    def bad(name, value, why):
+        raise TranspertInputError(f"write_large_dataset: parameter {name}={value!r}: {why}")
+
+    if genes is None:
+        pos = np.arange(n_genes, dtype=np.int64)
+    else:
+        pos = np.asarray(genes, dtype=np.int64)
+        if pos.ndim != 1 or pos.size != n_genes or pos.min(initial=0) < 0 or np.unique(pos).size != pos.size:
+            bad("genes", f"<{pos.size} positions>", f"must be {n_genes} distinct non-negative catalogue positions")
+    if targets is None:
+        return pos, None
+    tpos = np.asarray(targets, dtype=np.int64)
+    local = {int(g): i for i, g in enumerate(pos)}
+    missing = [int(t) for t in tpos if int(t) not in local]
+    if tpos.size != n_perturbations or np.unique(tpos).size != tpos.size or missing:
+        bad("targets", f"<{tpos.size} positions>", f"must be {n_perturbations} distinct positions among "
+                                                  f"the file's genes ({len(missing)} are not)")
+    return pos, np.sort(np.array([local[int(t)] for t in tpos], dtype=np.int64))
+
+
 def _design(*, seed, n_cells, n_genes, n_perturbations, n_control_cells, density, depth, order,
-            n_programs=30, frac_no_effect=0.15) -> _Design:
+            n_programs=30, frac_no_effect=0.15, genes=None, targets=None) -> _Design:
     rng = np.random.default_rng([seed, 7001])
     phi = gn.dispersions(rng, n_genes)
     z = rng.normal(0.0, 1.0, n_genes)
@@ -116,6 +146,9 @@ def _design(*, seed, n_cells, n_genes, n_perturbations, n_control_cells, density
     order_g = np.argsort(-expected, kind="stable")
     pool = order_g[: max(int((expected >= 0.5).sum()), 2 * n_perturbations)]
     panel = np.sort(rng.choice(pool, size=n_perturbations, replace=False))
+    pos, given = _catalogue(genes, targets, n_genes, n_perturbations)
+    if given is not None:
+        panel = given
 
     weight = np.where(expected >= 0.1, 4.0, 1.0)
     programs = fx.draw_programs(rng, n_programs, n_genes, weight)
@@ -155,7 +188,9 @@ def _design(*, seed, n_cells, n_genes, n_perturbations, n_control_cells, density
     response = np.where(is_pert, eff_cell / eff_group, 0.0)
     knockdown = np.log1p(-eff_cell)
     guide = np.where(is_pert, rng.integers(0, 2, n_cells), rng.integers(0, N_CONTROL_GUIDES, n_cells))
-    return _Design(symbols=gn.gene_symbols(n_genes), ids=gn.gene_ids(n_genes), abundance=abundance,
+    n_catalogue = int(pos.max()) + 1
+    return _Design(symbols=gn.gene_symbols(n_catalogue)[pos], ids=gn.gene_ids(n_catalogue)[pos],
+                   abundance=abundance,
                    phi=phi, panel=panel, eff_indptr=eff_indptr, eff_indices=eff_indices,
                    eff_data=eff_data, target_of_group=target_of_group, groups=groups,
                    depth=cell_depth, response=response, knockdown=knockdown, guide=guide,
@@ -179,6 +214,43 @@ def _obs_var(d: _Design, n_perturbations: int) -> tuple[pd.DataFrame, pd.DataFra
     return obs, var
 
 
+def _csr_store(f, shape, nnz, indptr, index_dtype, compression):
+    """Create X as a CSR group; returns ``store(start, stop, local_indptr, indices, data)``."""
+    from transpert._io import begin_csr_h5ad
+
+    X = begin_csr_h5ad(f, shape)
+    kw = {} if compression is None else {"compression": compression}
+    chunks = (min(max(nnz, 1), 1 << 20),)
+    data = X.create_dataset("data", shape=(nnz,), dtype=np.float32, chunks=chunks, **kw)
+    indices = X.create_dataset("indices", shape=(nnz,), dtype=index_dtype, chunks=chunks, **kw)
+    X.create_dataset("indptr", data=indptr)
+
+    def store(start, stop, local_indptr, idx, values):
+        lo, hi = int(indptr[start]), int(indptr[stop])
+        data[lo:hi] = values
+        indices[lo:hi] = idx.astype(index_dtype, copy=False)
+
+    return store
+
+
+def _dense_store(f, shape, nnz, indptr, index_dtype, compression):
+    """Create X as one dense float32 dataset (contiguous, as anndata writes it, unless
+    ``compression``); returns ``store(...)`` writing each chunk's rows with their zeros."""
+    f.attrs["encoding-type"] = "anndata"
+    f.attrs["encoding-version"] = "0.1.0"
+    kw = {} if compression is None else {"compression": compression, "chunks": (min(shape[0], 256), shape[1])}
+    X = f.create_dataset("X", shape=shape, dtype=np.float32, **kw)
+    X.attrs["encoding-type"] = "array"
+    X.attrs["encoding-version"] = "0.2.0"
+
+    def store(start, stop, local_indptr, idx, values):
+        rows = np.zeros((stop - start, shape[1]), dtype=np.float32)
+        rows[np.repeat(np.arange(stop - start), np.diff(local_indptr)), idx] = values
+        X[start:stop] = rows
+
+    return store
+
+
 def _kernel_args(d: _Design):
     return (d.groups, d.depth, d.response, d.knockdown, d.abundance, d.phi, d.eff_indptr,
             d.eff_indices, d.eff_data, d.target_of_group)
@@ -189,6 +261,7 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
                         scale: str = "counts", density: float = 0.11, depth: float = 50_000,
                         order: str = "shuffled", chunk_rows: int | None = None, seed: int = 0,
                         threads: int | None = None, compression: str | None = None,
+                        layout: str = "csr", genes=None, targets=None,
                         show_progress: bool | None = False) -> LargeDataset:
     """Write one simulated Perturb-seq h5ad of ``n_cells`` x ``n_genes`` chunk by chunk.
 
@@ -197,10 +270,15 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
     ``scanpy.pp.normalize_total(target_sum=None)`` + ``log1p`` make of the counts file with the
     same seed. ``density``: expected fraction of non-zero entries (the gene-level spread is
     calibrated to reach it at ``depth`` median UMI per cell). ``n_control_cells`` defaults to the
-    H1 share (12.7%). ``order``: ``"shuffled"`` (default) or ``"grouped"``.
-    The output does not depend on ``chunk_rows`` or ``threads``. Written atomically.
+    H1 share (12.7%). ``order``: ``"shuffled"`` (default) or ``"grouped"``. ``layout``:
+    ``"csr"`` (default) or ``"dense"`` (X one contiguous ``n_cells x n_genes`` float32 dataset,
+    zeros stored). ``genes``: the file's genes as ``n_genes`` positions in the simulator's gene
+    catalogue (default ``0..n_genes-1``); ``targets``: catalogue positions of the
+    ``n_perturbations`` perturbed genes, all among ``genes`` (default: drawn among the visibly
+    expressed genes). The output does not depend on ``chunk_rows`` or ``threads``. Written
+    atomically.
     """
-    from transpert._io import atomic_path, begin_csr_h5ad
+    from transpert._io import atomic_path
     from transpert._parallel import numba_threads
     from transpert._progress import Progress
     from transpert.kernels import _simulate as kr
@@ -208,12 +286,14 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
     if n_control_cells is None:
         n_control_cells = max(1, int(round(H1_CONTROL_FRACTION * n_cells)))
     _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, depth, order,
-           chunk_rows, seed)
+           chunk_rows, seed, layout)
     t0 = time.perf_counter()
     d = _design(seed=seed, n_cells=n_cells, n_genes=n_genes, n_perturbations=n_perturbations,
-                n_control_cells=n_control_cells, density=density, depth=depth, order=order)
+                n_control_cells=n_control_cells, density=density, depth=depth, order=order,
+                genes=genes, targets=targets)
     if chunk_rows is None:
-        chunk_rows = max(256, int(_TARGET_CHUNK_NNZ / max(1.0, density * n_genes)))
+        per_row = n_genes / 2 if layout == "dense" else max(1.0, density * n_genes)  # dense: 4 B vs 8 B
+        chunk_rows = max(256, int(_TARGET_CHUNK_NNZ / per_row))
     chunk_rows = min(chunk_rows, n_cells)
     bounds = [(s, min(s + chunk_rows, n_cells)) for s in range(0, n_cells, chunk_rows)]
     args = _kernel_args(d)
@@ -240,20 +320,16 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
 
         with atomic_path(path) as tmp:
             with h5py.File(tmp, "w") as f:
-                X = begin_csr_h5ad(f, (n_cells, n_genes))
-                kw = {} if compression is None else {"compression": compression}
-                chunks = (min(max(nnz, 1), 1 << 20),)
-                data = X.create_dataset("data", shape=(nnz,), dtype=np.float32, chunks=chunks, **kw)
-                indices = X.create_dataset("indices", shape=(nnz,), dtype=index_dtype, chunks=chunks, **kw)
-                X.create_dataset("indptr", data=indptr)
+                store = (_dense_store if layout == "dense" else _csr_store)(
+                    f, (n_cells, n_genes), nnz, indptr, index_dtype, compression)
                 for start, stop in bounds:  # pass 2: regenerate and store
                     lo, hi = int(indptr[start]), int(indptr[stop])
                     out_idx = np.empty(hi - lo, dtype=np.int32)
                     out_data = np.empty(hi - lo, dtype=np.float32)
                     kr.fill_rows(seed_u, start, stop, *args, indptr[start:stop + 1], library,
                                  float(target_sum or 0.0), scale == "log1p", out_idx, out_data)
-                    data[lo:hi] = out_data
-                    indices[lo:hi] = out_idx.astype(index_dtype, copy=False)
+                    store(start, stop, indptr[start:stop + 1] - lo, out_idx, out_data)
+                    del out_idx, out_data
                     bar.update(stop - start)
                 write_elem(f, "obs", obs)
                 write_elem(f, "var", var)
