@@ -138,6 +138,10 @@ def test_dense_layout_holds_the_csr_file_values(tmp_path):
     assert np.count_nonzero(b.X[:]) == dense.nnz == csr.nnz
     a.file.close()
     b.file.close()
+    # log1p (two passes: the median library size first) in the dense layout too
+    logc = write_large_dataset(tmp_path / "lc.h5ad", **SMALL, seed=4, scale="log1p")
+    logd = write_large_dataset(tmp_path / "ld.h5ad", **SMALL, seed=4, scale="log1p", layout="dense")
+    np.testing.assert_array_equal(ad.read_h5ad(logd.path).X, ad.read_h5ad(logc.path).X.toarray())
 
 
 def test_files_share_genes_and_targets_through_catalogue_positions(tmp_path):

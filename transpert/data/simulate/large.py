@@ -233,15 +233,20 @@ def _csr_store(f, shape, nnz, indptr, index_dtype, compression):
     return store
 
 
-def _dense_store(f, shape, nnz, indptr, index_dtype, compression):
-    """Create X as one dense float32 dataset (contiguous, as anndata writes it, unless
-    ``compression``); returns ``store(...)`` writing each chunk's rows with their zeros."""
+def _dense_dataset(f, shape, compression):
+    """X as one dense float32 dataset (contiguous, as anndata writes it, unless ``compression``)."""
     f.attrs["encoding-type"] = "anndata"
     f.attrs["encoding-version"] = "0.1.0"
     kw = {} if compression is None else {"compression": compression, "chunks": (min(shape[0], 256), shape[1])}
     X = f.create_dataset("X", shape=shape, dtype=np.float32, **kw)
     X.attrs["encoding-type"] = "array"
     X.attrs["encoding-version"] = "0.2.0"
+    return X
+
+
+def _dense_store(f, shape, nnz, indptr, index_dtype, compression):
+    """Create X as a dense dataset; returns ``store(...)`` writing each chunk's rows with their zeros."""
+    X = _dense_dataset(f, shape, compression)
 
     def store(start, stop, local_indptr, idx, values):
         rows = np.zeros((stop - start, shape[1]), dtype=np.float32)
@@ -254,6 +259,57 @@ def _dense_store(f, shape, nnz, indptr, index_dtype, compression):
 def _kernel_args(d: _Design):
     return (d.groups, d.depth, d.response, d.knockdown, d.abundance, d.phi, d.eff_indptr,
             d.eff_indices, d.eff_data, d.target_of_group)
+
+
+def _write_two_passes(f, d, args, seed_u, bounds, shape, scale, layout, compression, nnz_row, library,
+                      show_progress):
+    """Pass 1 counts each row's non-zeros and library size (the datasets' exact sizes, the median
+    library size of ``log1p``), pass 2 regenerates and stores each chunk. Returns (nnz, target_sum)."""
+    from transpert._progress import Progress
+    from transpert.kernels import _simulate as kr
+
+    n_cells = shape[0]
+    with Progress(2 * n_cells, "simulating cells", "cells", show_progress) as bar:
+        for start, stop in bounds:  # pass 1: sizes and library sizes
+            lib = np.zeros(stop - start, dtype=np.int64)
+            kr.count_rows(seed_u, start, stop, *args, nnz_row[start:stop], lib)
+            library[start:stop] = lib
+            bar.update(stop - start)
+        indptr = np.zeros(n_cells + 1, dtype=np.int64)
+        np.cumsum(nnz_row, out=indptr[1:])
+        nnz = int(indptr[-1])
+        positive = library[library > 0]
+        target_sum = float(np.median(positive)) if (scale == "log1p" and positive.size) else None
+        index_dtype = np.int32 if nnz < np.iinfo(np.int32).max and shape[1] < np.iinfo(np.int32).max else np.int64
+        store = (_dense_store if layout == "dense" else _csr_store)(f, shape, nnz, indptr, index_dtype,
+                                                                   compression)
+        for start, stop in bounds:  # pass 2: regenerate and store
+            lo, hi = int(indptr[start]), int(indptr[stop])
+            out_idx = np.empty(hi - lo, dtype=np.int32)
+            out_data = np.empty(hi - lo, dtype=np.float32)
+            kr.fill_rows(seed_u, start, stop, *args, indptr[start:stop + 1], library,
+                         float(target_sum or 0.0), scale == "log1p", out_idx, out_data)
+            store(start, stop, indptr[start:stop + 1] - lo, out_idx, out_data)
+            del out_idx, out_data
+            bar.update(stop - start)
+    return nnz, target_sum
+
+
+def _write_annotations(f, d, n_perturbations, seed, scale, order, density, depth, target_sum):
+    """obs, var, uns (the simulation's parameters) and the empty elements of an AnnData file."""
+    from anndata.io import write_elem
+
+    obs, var = _obs_var(d, n_perturbations)
+    write_elem(f, "obs", obs)
+    write_elem(f, "var", var)
+    uns = {"simulation": {"seed": int(seed), "scale": scale, "order": order,
+                          "density_target": float(density), "depth_median": float(depth),
+                          "spread": float(d.spread),
+                          "target_sum": float(target_sum) if target_sum else 0.0,
+                          "perturbations": list(d.symbols[d.panel].astype(str))}}
+    write_elem(f, "uns", uns)
+    for name in ("obsm", "varm", "layers", "obsp", "varp"):
+        write_elem(f, name, {})
 
 
 def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes: int = 18_080,
@@ -301,46 +357,25 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
 
     nnz_row = np.zeros(n_cells, dtype=np.int64)
     library = np.zeros(n_cells, dtype=np.float64)
-    with numba_threads(threads), Progress(2 * n_cells, "simulating cells", "cells", show_progress) as bar:
-        for start, stop in bounds:  # pass 1: sizes and library sizes
-            lib = np.zeros(stop - start, dtype=np.int64)
-            kr.count_rows(seed_u, start, stop, *args, nnz_row[start:stop], lib)
-            library[start:stop] = lib
-            bar.update(stop - start)
-        indptr = np.zeros(n_cells + 1, dtype=np.int64)
-        np.cumsum(nnz_row, out=indptr[1:])
-        nnz = int(indptr[-1])
-        positive = library[library > 0]
-        target_sum = float(np.median(positive)) if (scale == "log1p" and positive.size) else None
-        index_dtype = np.int32 if nnz < np.iinfo(np.int32).max and n_genes < np.iinfo(np.int32).max else np.int64
-        obs, var = _obs_var(d, n_perturbations)
+    import h5py
 
-        import h5py
-        from anndata.io import write_elem
-
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                store = (_dense_store if layout == "dense" else _csr_store)(
-                    f, (n_cells, n_genes), nnz, indptr, index_dtype, compression)
-                for start, stop in bounds:  # pass 2: regenerate and store
-                    lo, hi = int(indptr[start]), int(indptr[stop])
-                    out_idx = np.empty(hi - lo, dtype=np.int32)
-                    out_data = np.empty(hi - lo, dtype=np.float32)
-                    kr.fill_rows(seed_u, start, stop, *args, indptr[start:stop + 1], library,
-                                 float(target_sum or 0.0), scale == "log1p", out_idx, out_data)
-                    store(start, stop, indptr[start:stop + 1] - lo, out_idx, out_data)
-                    del out_idx, out_data
+    with numba_threads(threads), atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        if layout == "dense" and scale == "counts":  # one pass: no sizes needed before writing
+            with Progress(n_cells, "simulating cells", "cells", show_progress) as bar:
+                X = _dense_dataset(f, (n_cells, n_genes), compression)
+                for start, stop in bounds:
+                    rows = np.zeros((stop - start, n_genes), dtype=np.float32)
+                    lib = np.zeros(stop - start, dtype=np.int64)
+                    kr.fill_dense_rows(seed_u, start, stop, *args, rows, nnz_row[start:stop], lib)
+                    library[start:stop] = lib
+                    X[start:stop] = rows
+                    del rows
                     bar.update(stop - start)
-                write_elem(f, "obs", obs)
-                write_elem(f, "var", var)
-                uns = {"simulation": {"seed": int(seed), "scale": scale, "order": order,
-                                      "density_target": float(density), "depth_median": float(depth),
-                                      "spread": float(d.spread),
-                                      "target_sum": float(target_sum) if target_sum else 0.0,
-                                      "perturbations": list(d.symbols[d.panel].astype(str))}}
-                write_elem(f, "uns", uns)
-                for name in ("obsm", "varm", "layers", "obsp", "varp"):
-                    write_elem(f, name, {})
+            nnz, target_sum = int(nnz_row.sum()), None
+        else:
+            nnz, target_sum = _write_two_passes(f, d, args, seed_u, bounds, (n_cells, n_genes), scale,
+                                                layout, compression, nnz_row, library, show_progress)
+        _write_annotations(f, d, n_perturbations, seed, scale, order, density, depth, target_sum)
     return LargeDataset(path=Path(path), n_cells=n_cells, n_genes=n_genes,
                         n_perturbations=n_perturbations, nnz=nnz, scale=scale, order=order,
                         spread=float(d.spread), target_sum=target_sum,
