@@ -124,9 +124,45 @@ def test_target_gene_knocked_down_and_grouped_order(tmp_path):
     assert np.median(ratios) < 0.4 and max(ratios) < 0.8, ratios
 
 
+def test_dense_layout_holds_the_csr_file_values(tmp_path):
+    # the dense layout (Replogle / Nadig files) stores the same matrix as the CSR file of the seed
+    csr = write_large_dataset(tmp_path / "c.h5ad", **SMALL, seed=4)
+    dense = write_large_dataset(tmp_path / "d.h5ad", **SMALL, seed=4, layout="dense", chunk_rows=70)
+    with h5py.File(dense.path, "r") as f:
+        assert isinstance(f["X"], h5py.Dataset) and f["X"].dtype == np.float32
+        assert f["X"].chunks is None  # contiguous, as anndata writes a dense X
+    a, b = ad.read_h5ad(csr.path, backed="r"), ad.read_h5ad(dense.path, backed="r")
+    assert isinstance(b.X[:], np.ndarray)
+    np.testing.assert_array_equal(b.X[:], a.X[:].toarray())
+    assert a.obs.equals(b.obs) and a.var.equals(b.var)
+    assert np.count_nonzero(b.X[:]) == dense.nnz == csr.nnz
+    a.file.close()
+    b.file.close()
+    # log1p (two passes: the median library size first) in the dense layout too
+    logc = write_large_dataset(tmp_path / "lc.h5ad", **SMALL, seed=4, scale="log1p")
+    logd = write_large_dataset(tmp_path / "ld.h5ad", **SMALL, seed=4, scale="log1p", layout="dense")
+    np.testing.assert_array_equal(ad.read_h5ad(logd.path).X, ad.read_h5ad(logc.path).X.toarray())
+
+
+def test_files_share_genes_and_targets_through_catalogue_positions(tmp_path):
+    from transpert.data.simulate._genes import gene_ids, gene_symbols
+
+    genes = np.array([3, 50, 7, 400, 11] + list(range(500, 895)))
+    targets = [50, 400, 600, 7, 11, 510, 520, 530, 540, 550, 560, 570]
+    info = write_large_dataset(tmp_path / "s.h5ad", **SMALL, seed=1, genes=genes, targets=targets)
+    a = ad.read_h5ad(info.path, backed="r")
+    assert list(a.var_names) == list(gene_symbols(895)[genes])
+    assert list(a.var["gene_id"]) == list(gene_ids(895)[genes])
+    perts = set(a.obs["target_gene"].astype(str)) - {"non-targeting"}
+    assert perts == set(gene_symbols(895)[targets])
+    a.file.close()
+
+
 @pytest.mark.parametrize("kwargs, word", [
     (dict(scale="log2"), "scale"), (dict(order="random"), "order"), (dict(density=1.5), "density"),
-    (dict(n_cells=10), "n_cells"), (dict(chunk_rows=0), "chunk_rows"),
+    (dict(n_cells=10), "n_cells"), (dict(chunk_rows=0), "chunk_rows"), (dict(layout="csc"), "layout"),
+    (dict(targets=[1, 2]), "targets"), (dict(genes=[1, 1] + list(range(2, 400))), "genes"),
+    (dict(genes=list(range(400)), targets=list(range(390, 402))), "targets"),
 ])
 def test_bad_parameters(tmp_path, kwargs, word):
     args = {**SMALL, **kwargs}

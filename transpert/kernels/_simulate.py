@@ -236,3 +236,22 @@ def fill_rows(seed, start, stop, groups, depth, response, knockdown, abundance, 
         else:
             for t in range(hi - lo):
                 out_data[lo + t] = np.float32(cnt[t])
+
+
+@njit(cache=True, parallel=True)
+def fill_dense_rows(seed, start, stop, groups, depth, response, knockdown, abundance, phi,
+                    eff_indptr, eff_indices, eff_data, target_of_group, out, out_nnz, out_lib):
+    """One pass over rows ``start:stop`` for a dense counts file: raw counts (float32) into the
+    zeroed ``out[i, :]``, and each row's non-zeros and library size (the same draws as
+    :func:`fill_rows`, so the dense file holds the CSR file's values)."""
+    n_genes = abundance.size
+    for i in prange(stop - start):
+        r = start + i
+        idx = np.empty(n_genes, dtype=np.int32)
+        cnt = np.empty(n_genes, dtype=np.int64)
+        nnz, lib = _sample_row(seed, r, groups[r], depth[r], response[r], knockdown[r], abundance, phi,
+                               eff_indptr, eff_indices, eff_data, target_of_group, idx, cnt, True)
+        for t in range(nnz):
+            out[i, idx[t]] = np.float32(cnt[t])
+        out_nnz[i] = nnz
+        out_lib[i] = lib

@@ -7,11 +7,17 @@ interleaved, as in a pooled screen's file, which is ordered by cell barcode/batc
 guide) or ``grouped`` (controls first, then each perturbation contiguous).
 
 The file is written with h5py in anndata's on-disk layout (root ``encoding-type: anndata``, X a
-``csr_matrix`` group of ``data``/``indices``/``indptr``; obs/var/uns... by anndata's own
+``csr_matrix`` group of ``data``/``indices``/``indptr``, or with ``layout="dense"`` one contiguous
+float32 dataset, as the Replogle and Nadig files store it; obs/var/uns... by anndata's own
 ``write_elem``), so ``anndata.read_h5ad(path, backed="r")`` opens it. Two passes: the first
 counts non-zeros and library sizes of every row (so the datasets get their exact final size and
 ``log1p`` knows the median library size), the second regenerates and stores each chunk. Memory:
-the per-cell vectors, the effects, and one chunk of CSR.
+the per-cell vectors, the effects, and one chunk of CSR (plus its dense rows for a dense file).
+
+Several files can share genes and perturbations (stand-ins for the references and the target of
+one run): ``genes`` and ``targets`` name positions in one gene catalogue
+(:func:`~transpert.data.simulate._genes.gene_symbols` / ``gene_ids`` of the largest position), so
+the same position is the same symbol and Ensembl ID in every file.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class _Design:
 
 
 def _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, depth, order,
-           chunk_rows, seed):
+           chunk_rows, seed, layout="csr"):
     def bad(name, value, why):
         raise TranspertInputError(f"write_large_dataset: parameter {name}={value!r}: {why}")
 
@@ -85,6 +91,8 @@ def _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, d
         bad("scale", scale, "must be 'counts' or 'log1p'")
     if order not in ("shuffled", "grouped"):
         bad("order", order, "must be 'shuffled' or 'grouped'")
+    if layout not in ("csr", "dense"):
+        bad("layout", layout, "must be 'csr' or 'dense'")
     check_panel(bad, n_genes, n_perturbations)
     if n_control_cells < 1:
         bad("n_control_cells", n_control_cells, "need at least one control cell")
@@ -101,8 +109,30 @@ def _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, d
         bad("seed", seed, "must be a non-negative integer")
 
 
+def _catalogue(genes, targets, n_genes, n_perturbations):
+    """(catalogue positions of the file's genes, local indices of the targets or None)."""
+    def bad(name, value, why):
+        raise TranspertInputError(f"write_large_dataset: parameter {name}={value!r}: {why}")
+
+    if genes is None:
+        pos = np.arange(n_genes, dtype=np.int64)
+    else:
+        pos = np.asarray(genes, dtype=np.int64)
+        if pos.ndim != 1 or pos.size != n_genes or pos.min(initial=0) < 0 or np.unique(pos).size != pos.size:
+            bad("genes", f"<{pos.size} positions>", f"must be {n_genes} distinct non-negative catalogue positions")
+    if targets is None:
+        return pos, None
+    tpos = np.asarray(targets, dtype=np.int64)
+    local = {int(g): i for i, g in enumerate(pos)}
+    missing = [int(t) for t in tpos if int(t) not in local]
+    if tpos.size != n_perturbations or np.unique(tpos).size != tpos.size or missing:
+        bad("targets", f"<{tpos.size} positions>", f"must be {n_perturbations} distinct positions among "
+                                                  f"the file's genes ({len(missing)} are not)")
+    return pos, np.sort(np.array([local[int(t)] for t in tpos], dtype=np.int64))
+
+
 def _design(*, seed, n_cells, n_genes, n_perturbations, n_control_cells, density, depth, order,
-            n_programs=30, frac_no_effect=0.15) -> _Design:
+            n_programs=30, frac_no_effect=0.15, genes=None, targets=None) -> _Design:
     rng = np.random.default_rng([seed, 7001])
     phi = gn.dispersions(rng, n_genes)
     z = rng.normal(0.0, 1.0, n_genes)
@@ -116,6 +146,9 @@ def _design(*, seed, n_cells, n_genes, n_perturbations, n_control_cells, density
     order_g = np.argsort(-expected, kind="stable")
     pool = order_g[: max(int((expected >= 0.5).sum()), 2 * n_perturbations)]
     panel = np.sort(rng.choice(pool, size=n_perturbations, replace=False))
+    pos, given = _catalogue(genes, targets, n_genes, n_perturbations)
+    if given is not None:
+        panel = given
 
     weight = np.where(expected >= 0.1, 4.0, 1.0)
     programs = fx.draw_programs(rng, n_programs, n_genes, weight)
@@ -155,7 +188,9 @@ def _design(*, seed, n_cells, n_genes, n_perturbations, n_control_cells, density
     response = np.where(is_pert, eff_cell / eff_group, 0.0)
     knockdown = np.log1p(-eff_cell)
     guide = np.where(is_pert, rng.integers(0, 2, n_cells), rng.integers(0, N_CONTROL_GUIDES, n_cells))
-    return _Design(symbols=gn.gene_symbols(n_genes), ids=gn.gene_ids(n_genes), abundance=abundance,
+    n_catalogue = int(pos.max()) + 1
+    return _Design(symbols=gn.gene_symbols(n_catalogue)[pos], ids=gn.gene_ids(n_catalogue)[pos],
+                   abundance=abundance,
                    phi=phi, panel=panel, eff_indptr=eff_indptr, eff_indices=eff_indices,
                    eff_data=eff_data, target_of_group=target_of_group, groups=groups,
                    depth=cell_depth, response=response, knockdown=knockdown, guide=guide,
@@ -179,49 +214,62 @@ def _obs_var(d: _Design, n_perturbations: int) -> tuple[pd.DataFrame, pd.DataFra
     return obs, var
 
 
+def _csr_store(f, shape, nnz, indptr, index_dtype, compression):
+    """Create X as a CSR group; returns ``store(start, stop, local_indptr, indices, data)``."""
+    from transpert._io import begin_csr_h5ad
+
+    X = begin_csr_h5ad(f, shape)
+    kw = {} if compression is None else {"compression": compression}
+    chunks = (min(max(nnz, 1), 1 << 20),)
+    data = X.create_dataset("data", shape=(nnz,), dtype=np.float32, chunks=chunks, **kw)
+    indices = X.create_dataset("indices", shape=(nnz,), dtype=index_dtype, chunks=chunks, **kw)
+    X.create_dataset("indptr", data=indptr)
+
+    def store(start, stop, local_indptr, idx, values):
+        lo, hi = int(indptr[start]), int(indptr[stop])
+        data[lo:hi] = values
+        indices[lo:hi] = idx.astype(index_dtype, copy=False)
+
+    return store
+
+
+def _dense_dataset(f, shape, compression):
+    """X as one dense float32 dataset (contiguous, as anndata writes it, unless ``compression``)."""
+    f.attrs["encoding-type"] = "anndata"
+    f.attrs["encoding-version"] = "0.1.0"
+    kw = {} if compression is None else {"compression": compression, "chunks": (min(shape[0], 256), shape[1])}
+    X = f.create_dataset("X", shape=shape, dtype=np.float32, **kw)
+    X.attrs["encoding-type"] = "array"
+    X.attrs["encoding-version"] = "0.2.0"
+    return X
+
+
+def _dense_store(f, shape, nnz, indptr, index_dtype, compression):
+    """Create X as a dense dataset; returns ``store(...)`` writing each chunk's rows with their zeros."""
+    X = _dense_dataset(f, shape, compression)
+
+    def store(start, stop, local_indptr, idx, values):
+        rows = np.zeros((stop - start, shape[1]), dtype=np.float32)
+        rows[np.repeat(np.arange(stop - start), np.diff(local_indptr)), idx] = values
+        X[start:stop] = rows
+
+    return store
+
+
 def _kernel_args(d: _Design):
     return (d.groups, d.depth, d.response, d.knockdown, d.abundance, d.phi, d.eff_indptr,
             d.eff_indices, d.eff_data, d.target_of_group)
 
 
-def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes: int = 18_080,
-                        n_perturbations: int = 300, *, n_control_cells: int | None = None,
-                        scale: str = "counts", density: float = 0.11, depth: float = 50_000,
-                        order: str = "shuffled", chunk_rows: int | None = None, seed: int = 0,
-                        threads: int | None = None, compression: str | None = None,
-                        show_progress: bool | None = False) -> LargeDataset:
-    """Write one simulated Perturb-seq h5ad of ``n_cells`` x ``n_genes`` chunk by chunk.
-
-    ``scale="counts"``: X holds raw UMI counts (float32, integer-valued). ``scale="log1p"``: X
-    holds ``log1p(count / library * median library)`` (float32), i.e. what
-    ``scanpy.pp.normalize_total(target_sum=None)`` + ``log1p`` make of the counts file with the
-    same seed. ``density``: expected fraction of non-zero entries (the gene-level spread is
-    calibrated to reach it at ``depth`` median UMI per cell). ``n_control_cells`` defaults to the
-    H1 share (12.7%). ``order``: ``"shuffled"`` (default) or ``"grouped"``.
-    The output does not depend on ``chunk_rows`` or ``threads``. Written atomically.
-    """
-    from transpert._io import atomic_path, begin_csr_h5ad
-    from transpert._parallel import numba_threads
+def _write_two_passes(f, d, args, seed_u, bounds, shape, scale, layout, compression, nnz_row, library,
+                      show_progress):
+    """Pass 1 counts each row's non-zeros and library size (the datasets' exact sizes, the median
+    library size of ``log1p``), pass 2 regenerates and stores each chunk. Returns (nnz, target_sum)."""
     from transpert._progress import Progress
     from transpert.kernels import _simulate as kr
 
-    if n_control_cells is None:
-        n_control_cells = max(1, int(round(H1_CONTROL_FRACTION * n_cells)))
-    _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, depth, order,
-           chunk_rows, seed)
-    t0 = time.perf_counter()
-    d = _design(seed=seed, n_cells=n_cells, n_genes=n_genes, n_perturbations=n_perturbations,
-                n_control_cells=n_control_cells, density=density, depth=depth, order=order)
-    if chunk_rows is None:
-        chunk_rows = max(256, int(_TARGET_CHUNK_NNZ / max(1.0, density * n_genes)))
-    chunk_rows = min(chunk_rows, n_cells)
-    bounds = [(s, min(s + chunk_rows, n_cells)) for s in range(0, n_cells, chunk_rows)]
-    args = _kernel_args(d)
-    seed_u = np.uint64(seed)
-
-    nnz_row = np.zeros(n_cells, dtype=np.int64)
-    library = np.zeros(n_cells, dtype=np.float64)
-    with numba_threads(threads), Progress(2 * n_cells, "simulating cells", "cells", show_progress) as bar:
+    n_cells = shape[0]
+    with Progress(2 * n_cells, "simulating cells", "cells", show_progress) as bar:
         for start, stop in bounds:  # pass 1: sizes and library sizes
             lib = np.zeros(stop - start, dtype=np.int64)
             kr.count_rows(seed_u, start, stop, *args, nnz_row[start:stop], lib)
@@ -232,39 +280,102 @@ def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes
         nnz = int(indptr[-1])
         positive = library[library > 0]
         target_sum = float(np.median(positive)) if (scale == "log1p" and positive.size) else None
-        index_dtype = np.int32 if nnz < np.iinfo(np.int32).max and n_genes < np.iinfo(np.int32).max else np.int64
-        obs, var = _obs_var(d, n_perturbations)
+        index_dtype = np.int32 if nnz < np.iinfo(np.int32).max and shape[1] < np.iinfo(np.int32).max else np.int64
+        store = (_dense_store if layout == "dense" else _csr_store)(f, shape, nnz, indptr, index_dtype,
+                                                                   compression)
+        for start, stop in bounds:  # pass 2: regenerate and store
+            lo, hi = int(indptr[start]), int(indptr[stop])
+            out_idx = np.empty(hi - lo, dtype=np.int32)
+            out_data = np.empty(hi - lo, dtype=np.float32)
+            kr.fill_rows(seed_u, start, stop, *args, indptr[start:stop + 1], library,
+                         float(target_sum or 0.0), scale == "log1p", out_idx, out_data)
+            store(start, stop, indptr[start:stop + 1] - lo, out_idx, out_data)
+            del out_idx, out_data
+            bar.update(stop - start)
+    return nnz, target_sum
 
-        import h5py
-        from anndata.io import write_elem
 
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                X = begin_csr_h5ad(f, (n_cells, n_genes))
-                kw = {} if compression is None else {"compression": compression}
-                chunks = (min(max(nnz, 1), 1 << 20),)
-                data = X.create_dataset("data", shape=(nnz,), dtype=np.float32, chunks=chunks, **kw)
-                indices = X.create_dataset("indices", shape=(nnz,), dtype=index_dtype, chunks=chunks, **kw)
-                X.create_dataset("indptr", data=indptr)
-                for start, stop in bounds:  # pass 2: regenerate and store
-                    lo, hi = int(indptr[start]), int(indptr[stop])
-                    out_idx = np.empty(hi - lo, dtype=np.int32)
-                    out_data = np.empty(hi - lo, dtype=np.float32)
-                    kr.fill_rows(seed_u, start, stop, *args, indptr[start:stop + 1], library,
-                                 float(target_sum or 0.0), scale == "log1p", out_idx, out_data)
-                    data[lo:hi] = out_data
-                    indices[lo:hi] = out_idx.astype(index_dtype, copy=False)
+def _write_annotations(f, d, n_perturbations, seed, scale, order, density, depth, target_sum):
+    """obs, var, uns (the simulation's parameters) and the empty elements of an AnnData file."""
+    from anndata.io import write_elem
+
+    obs, var = _obs_var(d, n_perturbations)
+    write_elem(f, "obs", obs)
+    write_elem(f, "var", var)
+    uns = {"simulation": {"seed": int(seed), "scale": scale, "order": order,
+                          "density_target": float(density), "depth_median": float(depth),
+                          "spread": float(d.spread),
+                          "target_sum": float(target_sum) if target_sum else 0.0,
+                          "perturbations": list(d.symbols[d.panel].astype(str))}}
+    write_elem(f, "uns", uns)
+    for name in ("obsm", "varm", "layers", "obsp", "varp"):
+        write_elem(f, name, {})
+
+
+def write_large_dataset(path: str | os.PathLike, n_cells: int = 300_000, n_genes: int = 18_080,
+                        n_perturbations: int = 300, *, n_control_cells: int | None = None,
+                        scale: str = "counts", density: float = 0.11, depth: float = 50_000,
+                        order: str = "shuffled", chunk_rows: int | None = None, seed: int = 0,
+                        threads: int | None = None, compression: str | None = None,
+                        layout: str = "csr", genes=None, targets=None,
+                        show_progress: bool | None = False) -> LargeDataset:
+    """Write one simulated Perturb-seq h5ad of ``n_cells`` x ``n_genes`` chunk by chunk.
+
+    ``scale="counts"``: X holds raw UMI counts (float32, integer-valued). ``scale="log1p"``: X
+    holds ``log1p(count / library * median library)`` (float32), i.e. what
+    ``scanpy.pp.normalize_total(target_sum=None)`` + ``log1p`` make of the counts file with the
+    same seed. ``density``: expected fraction of non-zero entries (the gene-level spread is
+    calibrated to reach it at ``depth`` median UMI per cell). ``n_control_cells`` defaults to the
+    H1 share (12.7%). ``order``: ``"shuffled"`` (default) or ``"grouped"``. ``layout``:
+    ``"csr"`` (default) or ``"dense"`` (X one contiguous ``n_cells x n_genes`` float32 dataset,
+    zeros stored). ``genes``: the file's genes as ``n_genes`` positions in the simulator's gene
+    catalogue (default ``0..n_genes-1``); ``targets``: catalogue positions of the
+    ``n_perturbations`` perturbed genes, all among ``genes`` (default: drawn among the visibly
+    expressed genes). The output does not depend on ``chunk_rows`` or ``threads``. Written
+    atomically.
+    """
+    from transpert._io import atomic_path
+    from transpert._parallel import numba_threads
+    from transpert._progress import Progress
+    from transpert.kernels import _simulate as kr
+
+    if n_control_cells is None:
+        n_control_cells = max(1, int(round(H1_CONTROL_FRACTION * n_cells)))
+    _check(n_cells, n_genes, n_perturbations, n_control_cells, scale, density, depth, order,
+           chunk_rows, seed, layout)
+    t0 = time.perf_counter()
+    d = _design(seed=seed, n_cells=n_cells, n_genes=n_genes, n_perturbations=n_perturbations,
+                n_control_cells=n_control_cells, density=density, depth=depth, order=order,
+                genes=genes, targets=targets)
+    if chunk_rows is None:
+        per_row = n_genes / 2 if layout == "dense" else max(1.0, density * n_genes)  # dense: 4 B vs 8 B
+        chunk_rows = max(256, int(_TARGET_CHUNK_NNZ / per_row))
+    chunk_rows = min(chunk_rows, n_cells)
+    bounds = [(s, min(s + chunk_rows, n_cells)) for s in range(0, n_cells, chunk_rows)]
+    args = _kernel_args(d)
+    seed_u = np.uint64(seed)
+
+    nnz_row = np.zeros(n_cells, dtype=np.int64)
+    library = np.zeros(n_cells, dtype=np.float64)
+    import h5py
+
+    with numba_threads(threads), atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        if layout == "dense" and scale == "counts":  # one pass: no sizes needed before writing
+            with Progress(n_cells, "simulating cells", "cells", show_progress) as bar:
+                X = _dense_dataset(f, (n_cells, n_genes), compression)
+                for start, stop in bounds:
+                    rows = np.zeros((stop - start, n_genes), dtype=np.float32)
+                    lib = np.zeros(stop - start, dtype=np.int64)
+                    kr.fill_dense_rows(seed_u, start, stop, *args, rows, nnz_row[start:stop], lib)
+                    library[start:stop] = lib
+                    X[start:stop] = rows
+                    del rows
                     bar.update(stop - start)
-                write_elem(f, "obs", obs)
-                write_elem(f, "var", var)
-                uns = {"simulation": {"seed": int(seed), "scale": scale, "order": order,
-                                      "density_target": float(density), "depth_median": float(depth),
-                                      "spread": float(d.spread),
-                                      "target_sum": float(target_sum) if target_sum else 0.0,
-                                      "perturbations": list(d.symbols[d.panel].astype(str))}}
-                write_elem(f, "uns", uns)
-                for name in ("obsm", "varm", "layers", "obsp", "varp"):
-                    write_elem(f, name, {})
+            nnz, target_sum = int(nnz_row.sum()), None
+        else:
+            nnz, target_sum = _write_two_passes(f, d, args, seed_u, bounds, (n_cells, n_genes), scale,
+                                                layout, compression, nnz_row, library, show_progress)
+        _write_annotations(f, d, n_perturbations, seed, scale, order, density, depth, target_sum)
     return LargeDataset(path=Path(path), n_cells=n_cells, n_genes=n_genes,
                         n_perturbations=n_perturbations, nnz=nnz, scale=scale, order=order,
                         spread=float(d.spread), target_sum=target_sum,
