@@ -27,15 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_vcc2026(args, preds: list, names: list) -> int:
     """``rank --suite vcc2026``: raw-count predictions ranked by the anchored score."""
-    import json
-
-    from transpert._io import atomic_path, write_csv_atomic
     from transpert._outputs import check_output_dir, output_dir
     from transpert._parallel import numba_threads
-    from transpert.evaluate._html import write_html_report
-    from transpert.evaluate._report import _md_table
-    from transpert.evaluate.vcc2026._config import REFERENCE, SUITE
-    from transpert.evaluate.vcc2026._rank import rank_vcc2026
+    from transpert.evaluate.vcc2026._rank import rank_vcc2026, write_leaderboard
 
     check_output_dir(args.outdir, overwrite=args.overwrite)
     with numba_threads(args.threads):
@@ -45,36 +39,9 @@ def run_vcc2026(args, preds: list, names: list) -> int:
                              anchor_base_seed=args.anchor_base_seed,
                              anchor_splits=args.anchor_splits, n_boot=args.n_boot,
                              seed=args.seed)
-    ref = ("the real bundle " + str(args.real_bundle) if args.real_bundle else
-           "the mean-response baseline and the replicate anchor built from the real cells")
     with output_dir(args.outdir, overwrite=args.overwrite) as outdir:
-        for name, res in board.results.items():
-            write_csv_atomic(res.results, outdir / f"{name}_results.csv", index=False)
-            if name in board.intervals:
-                write_csv_atomic(board.intervals[name], outdir / f"{name}_ci.csv", index=False)
-        first = next(iter(board.results.values()))
-        write_csv_atomic(first.flags, outdir / "flags.csv", index=False)
-        write_csv_atomic(board.table, outdir / "ranking.csv", index=False)
-        (outdir / "suite.json").write_text(json.dumps({"suite": SUITE, "reference": REFERENCE}))
-        lines = ["# vcc2026 ranking", "",
-                 f"Suite `{SUITE}` ({REFERENCE}). Predictions ranked by the anchored score "
-                 "(the unclipped mean of six members, each s = (u - b) / (r - b); 0 = the "
-                 f"mean-response baseline, 1 = the replicate anchor) against {ref}; 95% "
-                 "bootstrap intervals over perturbations"
-                 + (" (b and r recomputed on each resample)." if not args.real_bundle else
-                    " (the bundle's b and r fixed)."), "", _md_table(board.table.drop(
-                     columns=["suite"])), ""]
-        if board.paired is not None:
-            a, b = board.paired.columns[2], board.paired.columns[3]
-            write_csv_atomic(board.paired, outdir / "paired_top2.csv", index=False)
-            lines += [f"## {a} vs {b}: paired bootstrap over perturbations", "",
-                      "The same resamples for both; `better` names the prediction better on a "
-                      "row when the interval of the difference excludes 0.", "",
-                      _md_table(board.paired.drop(columns=["suite"])), ""]
-        with atomic_path(outdir / "ranking.md") as tmp:
-            tmp.write_text("\n".join(lines))
-        write_html_report(outdir / "ranking.md")
-    print(board.table.drop(columns=["suite"]).to_string(index=False))
+        write_leaderboard(board, outdir)
+    print(board.to_text())
     return 0
 
 

@@ -6,11 +6,14 @@ with its bootstrap interval, and a paired comparison of the top two on the same 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from transpert._errors import TranspertInputError
+from transpert._io import atomic_path, write_csv_atomic
 from transpert._progress import track
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 from transpert.evaluate.vcc2026._api import (
@@ -18,7 +21,9 @@ from transpert.evaluate.vcc2026._api import (
     add_reference_points,
     open_real,
 )
-from transpert.evaluate.vcc2026._config import SCORED, SUITE
+from transpert.evaluate._html import write_html_report
+from transpert.evaluate._report import _md_table
+from transpert.evaluate.vcc2026._config import REFERENCE, SCORED, SUITE
 from transpert.evaluate.vcc2026._flags import flags_table
 from transpert.evaluate.vcc2026._intervals import bootstrap_vcc2026, paired_vcc2026
 from transpert.evaluate.vcc2026._run import agg_table, run_metrics
@@ -35,6 +40,55 @@ class Vcc2026Leaderboard:
     results: dict = field(default_factory=dict)
     intervals: dict = field(default_factory=dict)
     paired: pd.DataFrame | None = None
+    reference_points: str = "the mean-response baseline and the replicate anchor built from " \
+                            "the real cells"
+    suite: str = SUITE
+
+    def to_text(self) -> str:
+        """The table as fixed-width text (scores on the suite's scale, 1 = the anchor)."""
+        return (f"suite {SUITE} ({REFERENCE}), against {self.reference_points}\n"
+                + self.table.drop(columns=["suite"]).to_string(index=False,
+                                                               float_format="{:.4f}".format))
+
+
+def write_leaderboard(board: Vcc2026Leaderboard, outdir, *, title: str = "vcc2026 ranking",
+                      stem: str = "ranking", per_prediction=None) -> None:
+    """Write ``<stem>.csv``, ``<stem>.md`` and ``report.html`` (the same page), ``paired_top2.csv``,
+    ``flags.csv`` and ``suite.json`` into ``outdir``, and per prediction ``<name>_results.csv``
+    (cell-eval2's long layout) and ``<name>_ci.csv`` into ``per_prediction`` (default
+    ``outdir``). Every table but the cell-eval2 layouts carries a ``suite`` column."""
+    outdir = Path(outdir)
+    per = Path(per_prediction) if per_prediction is not None else outdir
+    per.mkdir(parents=True, exist_ok=True)
+    for name, res in board.results.items():
+        write_csv_atomic(res.results, per / f"{name}_results.csv", index=False)
+        if name in board.intervals:
+            write_csv_atomic(board.intervals[name], per / f"{name}_ci.csv", index=False)
+    first = next(iter(board.results.values()))
+    write_csv_atomic(first.flags, outdir / "flags.csv", index=False)
+    write_csv_atomic(board.table, outdir / f"{stem}.csv", index=False)
+    (outdir / "suite.json").write_text(json.dumps({"suite": SUITE, "reference": REFERENCE}))
+    resampled = next(iter(board.intervals.values())).reference_points.iloc[-1] == "resampled" \
+        if board.intervals else None
+    lines = [f"# {title}", "",
+             f"Suite `{SUITE}` ({REFERENCE}). Predictions ranked by the anchored score (the "
+             "unclipped mean of six members, each s = (u - b) / (r - b); 0 = the mean-response "
+             f"baseline, 1 = the replicate anchor) against {board.reference_points}"
+             + ("" if resampled is None else
+                "; 95% bootstrap intervals over perturbations ("
+                + ("b and r recomputed on each resample)" if resampled else
+                   "the bundle's b and r held fixed)")) + ".", "",
+             _md_table(board.table.drop(columns=["suite"])), ""]
+    if board.paired is not None:
+        a, b = board.paired.columns[2], board.paired.columns[3]
+        write_csv_atomic(board.paired, outdir / "paired_top2.csv", index=False)
+        lines += [f"## {a} vs {b}: paired bootstrap over perturbations", "",
+                  "The same resamples for both; `better` names the prediction better on a row "
+                  "when the interval of the difference excludes 0.", "",
+                  _md_table(board.paired.drop(columns=["suite"])), ""]
+    with atomic_path(outdir / f"{stem}.md") as tmp:
+        tmp.write_text("\n".join(lines))
+    write_html_report(outdir / f"{stem}.md")
 
 
 def _intervals(res: Vcc2026Result, resampled: bool, n_boot: int, seed: int):
@@ -104,4 +158,6 @@ def rank_vcc2026(real, predictions: dict, *, real_bundle=None, pert_col: str = P
               if resampled else dict(fixed=ref.reference))
         paired = paired_vcc2026(results[a].results, results[b].results, n_boot=n_boot,
                                 seed=seed, names=(a, b), **kw)
-    return Vcc2026Leaderboard(table, results, intervals, paired)
+    where = (f"the real bundle {real_bundle}" if real_bundle is not None else
+             Vcc2026Leaderboard.reference_points)
+    return Vcc2026Leaderboard(table, results, intervals, paired, reference_points=where)
