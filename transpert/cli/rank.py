@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
-                        help="bootstrap resamples for the paired comparison of the top two")
+                        help="bootstrap resamples for the paired comparison of the top two (and, "
+                        "under --suite vcc2026, for each score's interval); 0 skips them")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     add_vcc2026_arguments(parser, anchor_flag=False)
 
