@@ -115,7 +115,8 @@ def main(argv=None) -> int:
         real, pred = make_pair(n, args.workdir)
         out = os.path.join(args.workdir, f"out_{n}")
         tp = [sys.executable, "-m", "transpert", "evaluate", "--suite", "vcc2026", "--real", real,
-              "--pred", pred, "--threads", t, "--overwrite", "--pert-col", COL]
+              "--pred", pred, "--threads", t, "--overwrite", "--pert-col", COL,
+              "--n-boot", "0", "--no-report"]  # cell-eval2 computes neither intervals nor a report
         rec = {"perts": n, "cells": n * CELLS_PER_PERT * (1 + CONTROLS_PER_PERT / CELLS_PER_PERT)}
         rec["transpert_run"] = timed(tp + ["-o", out + "_tp_run"], env)
         rec["transpert_score"] = timed(tp + ["-o", out + "_tp_score", "--anchor"], env)

@@ -88,14 +88,21 @@ def test_unavailable_suite_is_refused(files, capsys):
     assert "registered but not available" in capsys.readouterr().err
 
 
-def test_rank_refuses_a_suite_with_its_own_metrics(files, capsys):
+def test_cell_eval_ranking_refuses_a_suite_with_its_own_metrics(files, capsys):
+    """rank --suite vcc2026 goes to the vcc2026 package (tests/test_vcc2026_rank.py); the
+    cell-eval leaderboard refuses that suite, and --real-bundle belongs to it."""
+    from transpert._errors import TranspertInputError
     from transpert.evaluate._suites import SUITES
+    from transpert.evaluate.leaderboard import evaluate_methods
 
     if not SUITES["vcc2026"].available:
         pytest.skip("the vcc2026 suite is not installed")
+    with pytest.raises(TranspertInputError, match="has its own metrics"):
+        evaluate_methods(str(files / "real.h5ad"), {"p": str(files / "pred.h5ad")},
+                         str(files / "pred.h5ad"), suite="vcc2026")
     assert main(["rank", "--real", str(files / "real.h5ad"), str(files / "pred.h5ad"),
-                 "--suite", "vcc2026", "-o", str(files / "rk26")]) == 2
-    assert "has its own metrics" in capsys.readouterr().err
+                 "--real-bundle", str(files), "-o", str(files / "rk26")]) == 2
+    assert "--real-bundle belongs to --suite vcc2026" in capsys.readouterr().err
     assert not (files / "rk26").exists()
 
 

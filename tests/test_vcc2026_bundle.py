@@ -124,6 +124,7 @@ def test_streamed_hash_equals_in_memory_with_unsorted_rows(tmp_path, monkeypatch
 
     rng = np.random.default_rng(3)
     dense = rng.poisson(0.7, size=(23, 17)).astype(np.float32)
+    dense[[0, 5, 6, 22]] = 0  # empty rows, the first and the last among them
     m = sp.csr_matrix(dense)
     m.data[0] = 0.0  # an explicit zero is hashed as stored
     order = [np.arange(m.indptr[i], m.indptr[i + 1])[::-1] for i in range(m.shape[0])]
@@ -142,6 +143,9 @@ def test_streamed_hash_equals_in_memory_with_unsorted_rows(tmp_path, monkeypatch
     expected = h.hexdigest()
     monkeypatch.setattr(_fingerprint, "CHUNK_ENTRIES", 5)
     assert _fingerprint._hash_file_matrix(path) == expected
+    sorted_path = str(tmp_path / "s.h5ad")  # rows already sorted: the one-read path
+    ad.AnnData(m, obs=obs, var=adata.var).write_h5ad(sorted_path)
+    assert _fingerprint._hash_file_matrix(sorted_path) == expected
     dense_path = str(tmp_path / "d.h5ad")
     ad.AnnData(dense, obs=obs, var=adata.var).write_h5ad(dense_path)
     assert _fingerprint._hash_file_matrix(dense_path) == hashlib.sha256(dense.tobytes()).hexdigest()

@@ -167,3 +167,29 @@ def test_flags_by_hand(mixed):
         assert row.lfc_nmae_scored == (("de_wilcoxon_lfc_nmae", p) in res.index)
         if row.lfc_nmae_scored:
             assert row.n_de_real >= 10
+
+
+def test_cli_evaluate_writes_intervals_flags_and_report(tmp_path, capsys):
+    from transpert.cli import main
+    from test_vcc2026_parity import EXP
+
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--suite", "vcc2026", "--real", os.path.join(FIX, "real.h5ad"),
+                 "--pred", os.path.join(FIX, "mixed_pred.h5ad"), "--pert-col", COL,
+                 "--real-bundle", os.path.join(EXP, "bundle"), "--n-boot", "30",
+                 "-o", str(out)]) == 0
+    ci = pd.read_csv(out / "ci.csv")
+    assert set(ci.suite) == {"vcc2026"} and set(ci.reference_points) == {"fixed"}
+    stored = pd.read_csv(os.path.join(EXP, "mixed", "score.csv")).set_index("metric")
+    avg = ci.set_index("metric").loc["score:avg_score"]
+    assert avg["mean"] == pytest.approx(stored.loc["avg_score", "from_replicate"], rel=1e-9)
+    assert avg["ci_low"] <= avg["mean"] <= avg["ci_high"]
+    assert set(pd.read_csv(out / "flags.csv").suite) == {"vcc2026"}
+    report = (out / "report.md").read_text()
+    assert "Suite `vcc2026`" in report and "pds_cosine" in report and "held fixed" in report
+    assert (out / "report.html").exists()
+    out2 = tmp_path / "ev2"
+    assert main(["evaluate", "--suite", "vcc2026", "--real", os.path.join(FIX, "real.h5ad"),
+                 "--pred", os.path.join(FIX, "mixed_pred.h5ad"), "--pert-col", COL,
+                 "--n-boot", "0", "--no-report", "-o", str(out2)]) == 0
+    assert not (out2 / "ci.csv").exists() and not (out2 / "report.md").exists()

@@ -72,7 +72,7 @@ def read_config(path) -> dict:
     if unknown:
         raise TranspertInputError(f"{path}: unknown keys {unknown}; known: {sorted(RUN_KEYS)}")
     if config.get("suite") is not None:
-        from transpert.evaluate._suites import cell_eval_suite as get_suite
+        from transpert.evaluate._suites import get_suite
 
         get_suite(config["suite"])  # an unknown or unavailable suite fails before any work
     for key in ("target_train", "counts", "output"):
@@ -199,18 +199,24 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
         if method == "transpert":
             model.save(out / "model")
         path = out / "predictions" / f"{method}.h5ad"
-        max_cells = cfg.get("max_cells", 100_000)
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
-                         max_cells=None if max_cells in (None, -1) else int(max_cells),
-                         cells=cfg.get("cells"), move=cfg.get("move") or "pseudobulk",
+                         max_cells=_max_cells(cfg), cells=cfg.get("cells"),
+                         move=cfg.get("move") or "pseudobulk",
                          deg_threshold=float(cfg.get("deg_threshold", 0.5)),
-                         seed=seed, target_sum=target_sum, show_progress=show_progress)
+                         seed=seed, target_sum=target_sum, show_progress=show_progress,
+                         format=_cell_format(cfg))
         predictions[method] = str(path)
         echo(f"      {method}: {final / path.relative_to(out)}")
     timings["predict_s"] = time.perf_counter() - t
 
     board = None
-    if cfg.get("real"):
+    if cfg.get("real") and _cell_format(cfg) == "counts":
+        echo("[3/4] evaluating against the real cells (suite vcc2026: baseline and replicate "
+             "anchor built from the real cells) ...")
+        t = time.perf_counter()
+        board = _evaluate_run(cfg, out, predictions, None, seed, show_progress, kw)
+        timings["evaluate_s"] = time.perf_counter() - t
+    elif cfg.get("real"):
         echo("[3/4] evaluating against the real cells ...")
         t = time.perf_counter()
         from transpert.evaluate import build_baseline
@@ -284,7 +290,6 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
     counts = read_counts(cfg["counts"], pert_col=kw["pert_col"])
     perts = [p for p in counts[kw["pert_col"]] if p != kw["control"]]
     genes = read_gene_list(cfg["genes"]) if cfg.get("genes") else list(controls.var_names)
-    max_cells = cfg.get("max_cells", 100_000)
 
     def fit_write(method: str, path: Path, params: dict) -> None:
         if method == "transpert-zero-shot":
@@ -292,10 +297,11 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
         _, pred = fit_predict(method, refs, controls, perts, params)
         write_h5ad_atomic(pred, path.with_suffix(".pseudobulk.h5ad"))
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
-                         max_cells=None if max_cells in (None, -1) else int(max_cells),
-                         cells=cfg.get("cells"), move=cfg.get("move") or "pseudobulk",
+                         max_cells=_max_cells(cfg), cells=cfg.get("cells"),
+                         move=cfg.get("move") or "pseudobulk",
                          deg_threshold=float(cfg.get("deg_threshold", 0.5)),
-                         seed=seed, target_sum=target_sum, show_progress=show_progress)
+                         seed=seed, target_sum=target_sum, show_progress=show_progress,
+                         format=_cell_format(cfg))
 
     echo(f"[2/4] fit and predict {len(perts)} perturbations zero-shot ...")
     t = time.perf_counter()
@@ -307,7 +313,12 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
         echo(f"      {method}: {final / path.relative_to(out)}")
     timings["predict_s"] = time.perf_counter() - t
     board = None
-    if cfg.get("real"):
+    if cfg.get("real") and _cell_format(cfg) == "counts":
+        echo("[3/4] evaluating against the real cells (suite vcc2026) ...")
+        t = time.perf_counter()
+        board = _evaluate_run(cfg, out, predictions, None, seed, show_progress, kw)
+        timings["evaluate_s"] = time.perf_counter() - t
+    elif cfg.get("real"):
         echo("[3/4] evaluating against the real cells (baseline: zero-shot-mean-response, the reference "
              "lines' mean perturbation response) ...")
         t = time.perf_counter()
@@ -332,10 +343,33 @@ def _cluster(scheduler, threads):
     return connect_scheduler(scheduler if hasattr(scheduler, "submit") else str(scheduler), threads)
 
 
-def _evaluate_run(cfg: dict, out: Path, predictions: dict, base_path: Path, seed: int, show_progress,
-                  kw: dict):
+def _cell_format(cfg: dict) -> str:
+    """The predictions' cell format: raw counts for the vcc2026 suite (cell-eval2 scores raw
+    counts), log1p otherwise."""
+    return "counts" if cfg.get("suite") == "vcc2026" else "log1p"
+
+
+def _max_cells(cfg: dict):
+    """The ``max_cells`` key for the writer: absent -> 100,000 for log1p (the 2025 challenge's
+    cap), no cap for counts; None or -1 -> no cap."""
+    value = cfg.get("max_cells", 100_000 if _cell_format(cfg) == "log1p" else None)
+    return None if value in (None, -1) else int(value)
+
+
+def _evaluate_run(cfg: dict, out: Path, predictions: dict, base_path: Path | None, seed: int,
+                  show_progress, kw: dict):
     """Score every written prediction against the config's ``real`` cells with its suite (the
-    challenge score against ``base_path``) and write the leaderboard; returns it."""
+    challenge score against ``base_path``; under vcc2026 the anchored score, its reference points
+    built from the real cells) and write the leaderboard; returns it."""
+    if cfg.get("suite") == "vcc2026":
+        from transpert.evaluate.vcc2026._rank import rank_vcc2026, write_leaderboard
+
+        board = rank_vcc2026(cfg["real"], predictions, pert_col=kw["pert_col"],
+                             control=kw["control"], n_boot=int(cfg.get("n_boot") or 1000),
+                             seed=seed, show_progress=show_progress)
+        write_leaderboard(board, out, title="transpert run: leaderboard",
+                          stem="leaderboard", per_prediction=out / "evaluation")
+        return board
     board = evaluate_methods(cfg["real"], predictions, str(base_path), n_boot=int(cfg.get("n_boot") or 1000),
                              seed=seed, show_progress=show_progress, suite=cfg.get("suite"), **kw)
     _write_leaderboard(out, board)

@@ -1,10 +1,11 @@
-"""``transpert rank``: rank several predictions on the seven generalist metrics (mean rank)."""
+"""``transpert rank``: rank several predictions on the seven generalist metrics (mean rank), or
+under ``--suite vcc2026`` by the anchored score of cell-eval2's vcc2026 suite."""
 
 from __future__ import annotations
 
 import argparse
 
-from transpert.cli._common import add_scoring_arguments
+from transpert.cli._common import add_scoring_arguments, add_vcc2026_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +20,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing non-empty output directory whole")
     add_scoring_arguments(parser)
     parser.add_argument("--n-boot", type=int, default=1000,
-                        help="bootstrap resamples for the paired comparison of the top two")
+                        help="bootstrap resamples for the paired comparison of the top two (and, "
+                        "under --suite vcc2026, for each score's interval); 0 skips them")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_vcc2026_arguments(parser, anchor_flag=False)
+
+
+def run_vcc2026(args, preds: list, names: list) -> int:
+    """``rank --suite vcc2026``: raw-count predictions ranked by the anchored score."""
+    from transpert._outputs import check_output_dir, output_dir
+    from transpert._parallel import numba_threads
+    from transpert.evaluate.vcc2026._rank import rank_vcc2026, write_leaderboard
+
+    check_output_dir(args.outdir, overwrite=args.overwrite)
+    with numba_threads(args.threads):
+        board = rank_vcc2026(args.real, dict(zip(names, preds)), real_bundle=args.real_bundle,
+                             pert_col=args.pert_col, control=args.control,
+                             baseline_seed=args.baseline_seed,
+                             anchor_base_seed=args.anchor_base_seed,
+                             anchor_splits=args.anchor_splits, n_boot=args.n_boot,
+                             seed=args.seed)
+    with output_dir(args.outdir, overwrite=args.overwrite) as outdir:
+        write_leaderboard(board, outdir)
+    print(board.to_text())
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
     names = [Path(p).stem for p in preds]
     if len(set(names)) != len(names):
         raise TranspertInputError(f"prediction file names must differ (stems: {names})")
-    from transpert.evaluate._suites import cell_eval_suite as get_suite
+    from transpert.evaluate._suites import cell_eval_suite, get_suite as any_suite
 
+    if any_suite(args.suite).name == "vcc2026":
+        return run_vcc2026(args, preds, names)
+    if args.real_bundle:
+        raise TranspertInputError("--real-bundle belongs to --suite vcc2026")
+    get_suite = cell_eval_suite
     suite = get_suite(args.suite).name
     kw = dict(pert_col=args.pert_col, control=args.control, threads=args.threads, suite=suite)
     # The real file is streamed and summarised once; each prediction is checked against it

@@ -21,6 +21,9 @@ of the manifest)::
     scheduler: local:2                # optional: summarise cells on a dask.distributed cluster
                                       # (a scheduler address, or local:N worker processes)
     n_boot: 1000
+    suite: vcc2025                    # the scorer: vcc2025 | cell-eval-0.8.2 | vcc2026 (cells
+                                      # written as raw counts, ranked by cell-eval2's anchored
+                                      # score with the baseline and anchor built from `real`)
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ differ; everything else (pseudo-bulks, the Wilcoxon engine, the metrics, the sco
   (+-inf kept), FDR per perturbation, ``-log10`` of the FDR clipped to [1e-10, 1].
 - ``vcc2026``: cell-eval2 0.20.0's ``vcc2026`` preset; registered here, run by its own package
   :mod:`transpert.evaluate.vcc2026` (``module``; refused cleanly where it is not installed). It
-  has its own metrics and files, so the cell-eval functions (``evaluate``, ``rank``) refuse it.
+  has its own metrics and files, so the cell-eval functions (``evaluate``, ``evaluate_methods``,
+  ``generalist_ranking``) refuse it; the CLI's ``evaluate``, ``rank`` and run configs send it to
+  that package (``evaluate_vcc2026``, ``rank_vcc2026``).
 
 Scales: the suites read raw counts or log1p cells like :func:`transpert.evaluate.evaluate`.
 """
@@ -100,6 +102,6 @@ def cell_eval_suite(name: str | Suite | None = None) -> Suite:
     if not suite.cell_eval:
         raise TranspertInputError(
             f"suite {suite.name!r} ({suite.reference}) has its own metrics and files: run it with "
-            f"`transpert evaluate --suite {suite.name}` or {suite.module}; this function scores "
-            "the cell-eval suites (vcc2025, cell-eval-0.8.2)")
+            f"`transpert evaluate/rank --suite {suite.name}` or {suite.module}; this function "
+            "scores the cell-eval suites (vcc2025, cell-eval-0.8.2)")
     return suite

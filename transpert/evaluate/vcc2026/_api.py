@@ -105,6 +105,49 @@ def _means(agg: pd.DataFrame) -> dict:
     return agg.set_index("statistic").loc["mean"].astype(float).to_dict()
 
 
+def open_real(real, pert_col: str, control: str, *, real_bundle=None, anchor: bool = False,
+              chunk_rows: int | None = None):
+    """The real side summarised once (:func:`summarize_real`), after the real bundle's checks
+    (real data that is not the bundle's is refused before any work, as cell-eval2 score does)."""
+    if anchor and real_bundle is not None:
+        raise TranspertInputError("--anchor and --real-bundle both supply the score's reference "
+                                  "points; pass one")
+    if real_bundle is not None:
+        manifest, anchor_meta = read_manifest(real_bundle)
+        check_real_matches(real_bundle, manifest, anchor_meta, real, pert_col, control)
+    return summarize_real(real, pert_col, control, chunk_rows)
+
+
+def add_reference_points(out: Vcc2026Result, real_summary, *, anchor: bool, real_bundle,
+                         baseline_seed: int = 0, anchor_base_seed: int = 0,
+                         anchor_splits: int = 5, chunk_rows: int | None = None,
+                         per_perturbation_anchor: bool = False,
+                         reference: Vcc2026Result | None = None) -> None:
+    """Fill ``out``'s baseline, anchor, ``reference`` and ``score`` (``anchor``: built from the
+    real cells; ``real_bundle``: read; ``reference``: taken from another result on the same
+    real data, so several predictions share one baseline and one anchor)."""
+    if reference is not None:
+        for name in ("baseline_results", "baseline_agg", "anchor_splits", "anchor",
+                     "anchor_values", "reference"):
+            setattr(out, name, getattr(reference, name))
+    elif anchor:
+        out.baseline_results = results_table(
+            metrics_from_sides(real_summary, baseline_side(real_summary, baseline_seed)))
+        out.baseline_agg = agg_table(out.baseline_results)
+        if per_perturbation_anchor:
+            out.anchor_splits, out.anchor, out.anchor_values = anchor_with_values(
+                real_summary, anchor_base_seed, anchor_splits, chunk_rows)
+        else:
+            out.anchor_splits, out.anchor = replicate_anchor(real_summary, anchor_base_seed,
+                                                             anchor_splits, chunk_rows)
+        out.reference = (_means(out.baseline_agg),
+                         dict(zip(out.anchor.metric, out.anchor.replicate)))
+    elif real_bundle is not None:
+        out.reference = read_real_bundle(real_bundle)
+    if out.reference is not None:
+        out.score = score_table(_means(out.agg), *out.reference)
+
+
 def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
                      control: str = CONTROL_LABEL, anchor: bool = False, real_bundle=None,
                      baseline_seed: int = 0, anchor_base_seed: int = 0, anchor_splits: int = 5,
@@ -156,32 +199,15 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
     >>> res.score[["metric", "user", "baseline", "replicate", "from_replicate"]]  # doctest: +SKIP
     >>> res.avg_score  # doctest: +SKIP
     """
-    if anchor and real_bundle is not None:
-        raise TranspertInputError("--anchor and --real-bundle both supply the score's reference "
-                                  "points; pass one")
-    if real_bundle is not None:  # refused before any work, as cell-eval2 score refuses it
-        manifest, anchor_meta = read_manifest(real_bundle)
-        check_real_matches(real_bundle, manifest, anchor_meta, real, pert_col, control)
-    real_summary = summarize_real(real, pert_col, control, chunk_rows)
+    real_summary = open_real(real, pert_col, control, real_bundle=real_bundle, anchor=anchor,
+                             chunk_rows=chunk_rows)
     results = run_metrics(real_summary, pred, pert_col, chunk_rows)
     out = Vcc2026Result(results, agg_table(results))
     out.flags = flags_table(real_summary, results)
-    if anchor:
-        out.baseline_results = results_table(
-            metrics_from_sides(real_summary, baseline_side(real_summary, baseline_seed)))
-        out.baseline_agg = agg_table(out.baseline_results)
-        if per_perturbation_anchor:
-            out.anchor_splits, out.anchor, out.anchor_values = anchor_with_values(
-                real_summary, anchor_base_seed, anchor_splits, chunk_rows)
-        else:
-            out.anchor_splits, out.anchor = replicate_anchor(real_summary, anchor_base_seed,
-                                                             anchor_splits, chunk_rows)
-        base, rep = _means(out.baseline_agg), dict(zip(out.anchor.metric, out.anchor.replicate))
-    elif real_bundle is not None:
-        base, rep = read_real_bundle(real_bundle)
-    if anchor or real_bundle is not None:
-        out.reference = (base, rep)
-        out.score = score_table(_means(out.agg), base, rep)
+    add_reference_points(out, real_summary, anchor=anchor, real_bundle=real_bundle,
+                         baseline_seed=baseline_seed, anchor_base_seed=anchor_base_seed,
+                         anchor_splits=anchor_splits, chunk_rows=chunk_rows,
+                         per_perturbation_anchor=per_perturbation_anchor)
     if outdir is not None:
         out.write(outdir)
     return out

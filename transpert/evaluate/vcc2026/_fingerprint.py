@@ -61,7 +61,8 @@ def _sorted_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | Non
     starts = indptr[:-1] - indptr[0]
     step = np.diff(indices.astype(np.int64))
     inside = np.ones(step.size, dtype=bool)
-    inside[starts[1:][starts[1:] > 0] - 1] = False  # a row's first entry may be below the last
+    cut = starts[1:]
+    inside[cut[(cut > 0) & (cut < indices.size)] - 1] = False  # a row may start below the last
     if not np.any(step[inside] < 0):
         return indices, data
     m = sp.csr_matrix((np.zeros(indices.size) if data is None else data, indices,
@@ -81,18 +82,40 @@ def _row_windows(indptr: np.ndarray):
         a = b
 
 
-def _hash_csr_group(group, h) -> None:
-    indptr = np.asarray(group["indptr"][:], dtype=np.int64)
+def _rows_unsorted(indptr: np.ndarray, indices: np.ndarray) -> bool:
+    sorted_idx, _ = _sorted_rows(indptr, indices, None)
+    return sorted_idx is not indices
+
+
+def _hash_csr_sorting(group, indptr: np.ndarray, h) -> None:
+    """All of data, then all of indices (int64), each row's entries in gene order."""
     data, indices = group["data"], group["indices"]
-    for what in ("data", "indices"):  # all of data first, then all of indices
+    for what in ("data", "indices"):
         for a, b in _row_windows(indptr):
             lo, hi = int(indptr[a]), int(indptr[b])
-            idx = indices[lo:hi]
-            vals = data[lo:hi] if what == "data" else None
-            idx, vals = _sorted_rows(indptr[a:b + 1], idx, vals)
-            chunk = vals if what == "data" else idx.astype(np.int64, copy=False)
-            h.update(np.ascontiguousarray(chunk))
+            idx, vals = _sorted_rows(indptr[a:b + 1], indices[lo:hi],
+                                     data[lo:hi] if what == "data" else None)
+            h.update(np.ascontiguousarray(vals if what == "data" else idx.astype(np.int64)))
+
+
+def _hash_csr_group(group) -> str:
+    """The CSR matrix's hash, each stored array read once: data is hashed assuming every row's
+    indices are sorted (how anndata and scipy write them); if the indices pass finds a row that
+    is not, the matrix is hashed again with the rows sorted."""
+    indptr = np.asarray(group["indptr"][:], dtype=np.int64)
+    data, indices = group["data"], group["indices"]
+    h = hashlib.sha256()
+    for a, b in _row_windows(indptr):
+        h.update(np.ascontiguousarray(data[int(indptr[a]):int(indptr[b])]))
+    for a, b in _row_windows(indptr):
+        idx = indices[int(indptr[a]):int(indptr[b])]
+        if _rows_unsorted(indptr[a:b + 1], idx):
+            h = hashlib.sha256()
+            _hash_csr_sorting(group, indptr, h)
+            break
+        h.update(np.ascontiguousarray(idx.astype(np.int64, copy=False)))
     h.update(np.ascontiguousarray(indptr))
+    return h.hexdigest()
 
 
 def _hash_matrix_in_memory(X, h) -> None:
@@ -116,7 +139,7 @@ def _hash_file_matrix(path) -> str:
         if isinstance(kind, bytes):
             kind = kind.decode()
         if kind == "csr_matrix":
-            _hash_csr_group(X, h)
+            return _hash_csr_group(X)
         elif kind == "array" and not hasattr(X, "keys"):  # dense: C-order rows
             step = max(1, CHUNK_ENTRIES // max(1, X.shape[1]))
             for a in range(0, X.shape[0], step):
