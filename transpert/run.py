@@ -172,12 +172,16 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     refs = {}
     with _cluster(cfg.get("scheduler"), kw["threads"]) as client:
         for name, src in cfg["references"].items():
+            t_one = time.perf_counter()
             refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
                                        scheduler=client, **kw)
             write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+            _stage(timings, f"summary {name}", t_one, echo)
+        t_one = time.perf_counter()
         target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
                                           show_progress=show_progress, scheduler=client, **kw)
     write_h5ad_atomic(target, out / "summaries" / "target_train.h5ad")
+    _stage(timings, "summary target_train", t_one, echo)
     timings["summaries_s"] = time.perf_counter() - t
 
     counts = read_counts(cfg["counts"], pert_col=kw["pert_col"])
@@ -186,18 +190,23 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     controls_src = cfg.get("target_controls") or target_cells
     if controls_src is None:
         raise TranspertInputError(f"{config_path}: target_train is a summary profile: give target_controls (cells)")
+    t_one = time.perf_counter()
     controls, target_sum = target_controls(controls_src, whole_file_median=controls_src is target_cells,
                                            pert_col=kw["pert_col"], control=kw["control"])
+    _stage(timings, "target controls", t_one, echo)
 
     echo(f"[2/4] fit and predict {len(perts)} perturbations with {', '.join(cfg['methods'])} ...")
     t = time.perf_counter()
     predictions = {}
     params = cfg.get("params") or {}
     for method in cfg["methods"]:
+        t_one = time.perf_counter()
         model, pred = fit_predict(method, refs, target, perts, params.get(method))
         write_h5ad_atomic(pred, out / "predictions" / f"{method}.pseudobulk.h5ad")
         if method == "transpert":
             model.save(out / "model")
+        _stage(timings, f"fit and predict {method}", t_one, echo)
+        t_one = time.perf_counter()
         path = out / "predictions" / f"{method}.h5ad"
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
                          max_cells=_max_cells(cfg), cells=cfg.get("cells"),
@@ -206,6 +215,7 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
                          seed=seed, target_sum=target_sum, show_progress=show_progress,
                          format=_cell_format(cfg))
         predictions[method] = str(path)
+        _stage(timings, f"write cells {method}", t_one, echo)
         echo(f"      {method}: {final / path.relative_to(out)}")
     timings["predict_s"] = time.perf_counter() - t
 
@@ -237,6 +247,13 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     else:
         echo("[3/4] no 'real' in the config: evaluation skipped")
     return _record_run(cfg, out, final, predictions, board, timings, t0, echo)
+
+
+def _stage(timings: dict, name: str, t_start: float, echo) -> None:
+    """Record one step's wall time in ``timings`` (``stages``: name -> seconds) and say it."""
+    seconds = time.perf_counter() - t_start
+    timings.setdefault("stages", {})[name] = seconds
+    echo(f"      {name}: {seconds:.1f} s")
 
 
 def _is_zero_shot(cfg: dict, kw: dict) -> bool:
@@ -397,6 +414,7 @@ def _record_run(cfg: dict, out: Path, final: Path, predictions: dict, board, tim
     timings["total_s"] = time.perf_counter() - t0
     predictions = {m: str(final / Path(p).relative_to(out)) for m, p in predictions.items()}
     record = {"config": cfg, **extra, "versions": versions(),
-              "timings": {k: round(v, 3) for k, v in timings.items()}, "predictions": predictions}
+              "timings": {k: ({s: round(x, 3) for s, x in v.items()} if isinstance(v, dict) else round(v, 3))
+                          for k, v in timings.items()}, "predictions": predictions}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     return {"out_dir": final, "leaderboard": board, "predictions": predictions, "timings": timings, **extra}
