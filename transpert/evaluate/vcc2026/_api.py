@@ -87,15 +87,19 @@ class Vcc2026Result:
 
     def write(self, outdir) -> None:
         """Write every table present as CSV (``results.csv``, ``agg_results.csv``,
-        ``baseline_results.csv``, ``baseline_agg.csv``, ``anchor_splits.csv``,
-        ``anchor_agg.csv``, ``score.csv``) and ``suite.json`` into ``outdir`` (created)."""
+        ``baseline_results.csv``, ``baseline_agg.csv`` in cell-eval2's layouts;
+        ``anchor_splits.csv``, ``anchor_agg.csv``, ``score.csv`` with a first ``suite`` column)
+        and ``suite.json`` into ``outdir`` (created)."""
         os.makedirs(outdir, exist_ok=True)
         tables = {"results.csv": self.results, "agg_results.csv": self.agg,
                   "baseline_results.csv": self.baseline_results,
                   "baseline_agg.csv": self.baseline_agg, "anchor_splits.csv": self.anchor_splits,
                   "anchor_agg.csv": self.anchor, "score.csv": self.score}
+        own = ("anchor_splits.csv", "anchor_agg.csv", "score.csv")  # transpert's layouts
         for name, table in tables.items():
             if table is not None:
+                if name in own:
+                    table = table.assign(suite=SUITE)[["suite", *table.columns]]
                 table.to_csv(os.path.join(outdir, name), index=False)
         with open(os.path.join(outdir, "suite.json"), "w") as fh:
             json.dump({"suite": SUITE, "reference": REFERENCE}, fh, indent=1)
