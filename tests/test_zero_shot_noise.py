@@ -13,7 +13,7 @@ from scipy.stats import norm
 from helpers_transfer import synthetic_lines
 from transpert._errors import TranspertInputError
 from transpert.transfer import ZeroShotTransPert
-from transpert.transfer.zero_shot_noise import NoiseModel, noise_criterion, raw_members
+from transpert.transfer.zero_shot_noise import NoiseModel, cosine_discrimination, noise_criterion, raw_members
 
 FAST = dict(temperatures=(0.05, float("inf")), specific_scales=(0.5, 1.0), shrinkages=("js",),
             common_scales=(0.0, 1.0), deg_thresholds=(0.5, 0.2), deg_max_rows=20_000)
@@ -156,3 +156,21 @@ def test_cli_fit_then_predict_a_zero_shot_model(tmp_path, capsys):
                      "-o", str(tmp_path / "q.h5ad"), "--pseudobulk", str(tmp_path / "qb.h5ad")]) == 0
     loaded, refit = ad.read_h5ad(tmp_path / "pb.h5ad"), ad.read_h5ad(tmp_path / "qb.h5ad")
     np.testing.assert_array_equal(loaded.layers["delta"], refit.layers["delta"])
+
+
+def test_cosine_discrimination_against_brute_force():
+    rng = np.random.default_rng(3)
+    genes = [f"g{i}" for i in range(30)]
+    labels = ["g0", "g1", "x2", "x3", "x4"]  # two perturbed genes are in the panel
+    real = rng.normal(size=(5, 30))
+    pred = real + rng.normal(scale=1.5, size=(5, 30))
+    pred[4] = pred[3]  # a tie
+    keep = [i for i, g in enumerate(genes) if g not in labels]
+    scores = []
+    for i in range(5):
+        d = [1 - np.dot(pred[i, keep], real[j, keep]) / np.linalg.norm(pred[i, keep]) / np.linalg.norm(real[j, keep])
+             for j in range(5)]
+        less = sum(x < d[i] for x in d)
+        equal = sum(x == d[i] for x in d)
+        scores.append(1 - (less + (equal - 1) / 2) / 4)
+    assert cosine_discrimination(pred, real, labels, genes) == pytest.approx(np.mean(scores))

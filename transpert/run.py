@@ -6,7 +6,8 @@ Zero-shot: with ``zero_shot: true``, or when ``target_train`` holds only control
 the target has no training perturbation: every method is replaced by its zero-shot counterpart
 (:func:`transpert.methods.zero_shot_method`; default methods: every zero-shot method), fitted on
 the references and the target's control cells, and the run says so. The evaluation's baseline
-is then ``zero-shot-mean-response`` (the reference lines' mean perturbation response).
+is then ``zero-shot-mean-response`` (the reference lines' mean perturbation response), and a
+fitted zero-shot TransPert is saved to ``model/`` as the few-shot one is.
 
 Scales: summaries and predictions are log1p (median-library-size normalised, natural log1p);
 cells may be raw counts or log1p and are normalised on the way where needed.
@@ -311,7 +312,9 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
     def fit_write(method: str, path: Path, params: dict) -> None:
         if method == "transpert-zero-shot":
             params = {"pert_col": kw["pert_col"], "control": kw["control"], **params}
-        _, pred = fit_predict(method, refs, controls, perts, params)
+        model, pred = fit_predict(method, refs, controls, perts, params)
+        if method == "transpert-zero-shot":  # reusable with `transpert predict --model`
+            model.save(out / "model")
         write_h5ad_atomic(pred, path.with_suffix(".pseudobulk.h5ad"))
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
                          max_cells=_max_cells(cfg), cells=cfg.get("cells"),
