@@ -48,6 +48,37 @@ def test_low_rank_map_recovers_an_exact_linear_map():
     assert v0.shape == (6, 0) and np.all(apply_low_rank(np.ones((2, 6)), v0, w0) == 0)
 
 
+def _svd_reference(x, y, k, ridge):
+    """The low-rank map straight from numpy's SVD (the definition in the module docstring)."""
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    keep = int(min(k, np.sum(s > s.max() * 1e-10)))
+    v = vt[:keep].T
+    z = x @ v
+    w = np.linalg.solve(z.T @ z + ridge * np.median(s[:keep] ** 2) * np.eye(keep), z.T @ y)
+    return v, w
+
+
+@pytest.mark.parametrize("shape, k, decay", [((150, 3000), 10, 0.9), ((40, 500), 10, 0.2),
+                                             ((12, 300), 20, 0.9), ((300, 200), 10, 0.9)])
+def test_low_rank_map_equals_the_svd_definition(shape, k, decay):
+    # the Gram-matrix route (wide x) and the SVD fallback (rank below k, or tall x) predict as the
+    # SVD does: x V W is invariant to the singular vectors' signs; decay 0.2 leaves values ~1e-7
+    # of the largest, below the Gram route's resolution, so the SVD decides the rank there
+    rng = np.random.default_rng(shape[0])
+    m, g = shape
+    spectrum = decay ** np.arange(min(m, g))
+    q1, _ = np.linalg.qr(rng.normal(size=(m, min(m, g))))
+    q2, _ = np.linalg.qr(rng.normal(size=(g, min(m, g))))
+    x = (q1 * spectrum) @ q2.T
+    y = x @ rng.normal(size=(g, g)) * 0.01 + rng.normal(size=(m, g)) * 0.001
+    v, w = fit_low_rank(x, y, k, 0.1)
+    v0, w0 = _svd_reference(x, y, k, 0.1)
+    assert v.shape == v0.shape
+    probe = rng.normal(size=(7, g))
+    want = apply_low_rank(probe, v0, w0)
+    np.testing.assert_allclose(apply_low_rank(probe, v, w), want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_stack_weights_match_scipy_nnls(seed):
     rng = np.random.default_rng(seed)

@@ -27,15 +27,44 @@ def fit_low_rank(x: np.ndarray, y: np.ndarray, k: int, ridge: float) -> tuple[np
     """``(V, W)``: genes x k' basis and k' x genes map (k' = min(k, rank)); see the module docstring."""
     x = np.nan_to_num(np.asarray(x, dtype=np.float64))
     y = np.nan_to_num(np.asarray(y, dtype=np.float64))
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    s, v = _top_right_singular(x, k)
     keep = int(min(k, np.sum(s > s.max() * 1e-10))) if s.size and s.max() > 0 else 0
     if keep == 0:  # no reference signal: the map predicts 0
         return np.zeros((x.shape[1], 0)), np.zeros((0, y.shape[1]))
-    v = vt[:keep].T
+    v = v[:, :keep]
     z = x @ v
     lam = ridge * float(np.median(s[:keep] ** 2))
     w = np.linalg.solve(z.T @ z + lam * np.eye(keep), z.T @ y)
     return v, w
+
+
+#: singular values below this fraction of the largest are not used through the Gram matrix
+#: (its eigenvalues carry an absolute error of ~1e-16 of the largest, so a vector of a value
+#: 1e-4 of the largest is exact to ~1e-8)
+_GRAM_RESOLVED = 1e-4
+
+
+def _top_right_singular(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(singular values, descending; right singular vectors as columns, at least the first ``k``)
+    of ``x`` (perturbations x genes, few rows, many columns).
+
+    Through the Gram matrix ``x x'`` (rows x rows): its eigenvectors ``u`` give ``v = x' u / s``,
+    ~100x faster than LAPACK's SVD of a wide matrix here (2.4 s vs 0.03 s for 120 x 18,080 on one
+    thread). When fewer than ``k`` singular values are well above the Gram matrix's rounding
+    (``_GRAM_RESOLVED`` of the largest), the rank decision needs the SVD's precision: the SVD is
+    used."""
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return np.zeros(0), np.zeros((x.shape[1], 0))
+    if x.shape[0] < x.shape[1]:
+        lam, u = np.linalg.eigh(x @ x.T)
+        lam, u = lam[::-1], u[:, ::-1]
+        top = max(float(lam[0]), 0.0)
+        resolved = lam > top * _GRAM_RESOLVED ** 2
+        if top > 0 and int(resolved.sum()) >= min(k, x.shape[0]):
+            s = np.sqrt(lam[resolved])
+            return s, (x.T @ u[:, resolved]) / s
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    return s, vt.T
 
 
 def apply_low_rank(x: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
