@@ -21,7 +21,12 @@ from transpert.data.schema import CONTROL_LABEL, PERT_COL
 from transpert.evaluate.vcc2026._anchor import replicate_anchor
 from transpert.evaluate.vcc2026._anchor_values import anchor_with_values
 from transpert.evaluate.vcc2026._baseline import baseline_side
-from transpert.evaluate.vcc2026._bundle import check_real_matches, read_manifest, read_real_bundle
+from transpert.evaluate.vcc2026._bundle import (
+    _means,
+    check_real_matches,
+    read_manifest,
+    read_real_bundle,
+)
 from transpert.evaluate.vcc2026._config import REFERENCE, SUITE
 from transpert.evaluate.vcc2026._flags import flags_table
 from transpert.evaluate.vcc2026._run import (
@@ -103,10 +108,6 @@ class Vcc2026Result:
                 table.to_csv(os.path.join(outdir, name), index=False)
         with open(os.path.join(outdir, "suite.json"), "w") as fh:
             json.dump({"suite": SUITE, "reference": REFERENCE}, fh, indent=1)
-
-
-def _means(agg: pd.DataFrame) -> dict:
-    return agg.set_index("statistic").loc["mean"].astype(float).to_dict()
 
 
 def open_real(real, pert_col: str, control: str, *, real_bundle=None, anchor: bool = False,
