@@ -173,3 +173,55 @@ def test_run_config_accepts_a_scheduler(tmp_path):
         assert none is None
     with _cluster(cfg["scheduler"], 1) as c:
         assert len(c.scheduler_info()["workers"]) == 1
+
+
+def test_planned_worker_memory_counts_table_read_window_and_results():
+    # a challenge-like file: 38k control cells of 1,600 entries, 150 groups of ~1,200 cells;
+    # a 2 GiB budget. Sizing shards by their entries alone (the former rule) planned workers
+    # above the budget once the reference table, the read window, the rank-sum blocks and the
+    # groups' results are added; the plan now keeps every worker under it.
+    from transpert.data._rows import WINDOW_ENTRIES
+
+    budget, n_vars, per_entry = 2 * 2**30, 18_080, 24
+    rng = np.random.default_rng(0)
+    entries = np.concatenate([[38_000 * 1_600], rng.integers(1_000, 1_400, 150) * 1_600]).astype(float)
+    others = list(range(1, 151))
+
+    def worker_bytes(shard):  # what a shard's worker holds, summed here term by term
+        table = 8 * entries[0] + 8 * (n_vars + 1)  # uint32 key + int32 count per reference entry
+        read = 20 * WINDOW_ENTRIES  # window values + indices, int64 positions, gathered copies
+        results = len(shard) * n_vars * 44 * 2  # sums, nonzero, sums32, raw sums, U, p; serialised
+        return per_entry * entries[shard].sum() + table + read + budget / 4 + results
+
+    old = _distributed.plan_shards(entries, others, budget / per_entry, 2)
+    assert max(worker_bytes(s) for s in old) > budget
+    shards, planned = _distributed.plan_worker_shards(entries, others, 0, n_vars, budget=budget,
+                                                      per_entry=per_entry, de=True, dense=False,
+                                                      min_shards=2)
+    assert sorted(g for s in shards for g in s) == others
+    assert max(worker_bytes(s) for s in shards) <= budget
+    np.testing.assert_allclose(planned, [worker_bytes(s) for s in shards], rtol=1e-12)
+    # a budget below the fixed part is refused with the size it needs
+    with pytest.raises(TranspertInputError, match="memory_budget"):
+        _distributed.plan_worker_shards(entries, others, 0, n_vars, budget=512 * 2**20, per_entry=per_entry,
+                                        de=True, dense=False, min_shards=2)
+
+
+@pytest.mark.parametrize("scale", ["counts", "log1p"])
+def test_reference_table_within_its_planned_bytes(tmp_path, scale):
+    # the table a worker really builds is no larger than the plan's bound for it
+    from transpert.data import open_cells
+    from transpert.summarize._shards import FileSpec, reference_task
+
+    path = tmp_path / "cells.h5ad"
+    a = _awkward(scale, seed=5)
+    a.write_h5ad(path)
+    cells = open_cells(str(path))
+    rows = np.flatnonzero(a.obs[PERT_COL].astype(str).to_numpy() == CONTROL_LABEL)
+    target = float(np.median(np.asarray(a.X.sum(axis=1)).ravel())) if scale == "counts" else None
+    spec = FileSpec(path=str(path), key="X", n_vars=a.n_vars, scale=scale, target_sum=target)
+    table = reference_task(spec, rows, de=True)["table"]
+    ref_entries = int(sp.csr_matrix(a.X)[rows].nnz)
+    bound = _distributed.TABLE_BYTES_PER_ENTRY * ref_entries + 8 * (a.n_vars + 1)
+    assert 0 < sum(x.nbytes for x in table) <= bound
+    cells.close()

@@ -31,6 +31,7 @@ from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdow
 from transpert.methods import METHODS, fit_predict
 from transpert.predict import write_prediction
 from transpert.summarize import read_input
+from transpert.summarize._contract import fitting_view
 
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
             "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells", "move",
@@ -177,6 +178,7 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
             refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
                                        scheduler=client, **kw)
             write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+            refs[name] = fitting_view(refs[name])  # the file has it all; memory keeps what fits use
             _stage(timings, f"summary {name}", t_one, echo)
         t_one = time.perf_counter()
         target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
@@ -304,6 +306,7 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
     for name, src in cfg["references"].items():
         refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress, **kw)
         write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+        refs[name] = fitting_view(refs[name])
     timings["summaries_s"] = time.perf_counter() - t
     counts = read_counts(cfg["counts"], pert_col=kw["pert_col"])
     perts = [p for p in counts[kw["pert_col"]] if p != kw["control"]]

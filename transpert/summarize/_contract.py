@@ -25,6 +25,8 @@ REFERENCE_LAYERS = ("delta", "log2fc", "pvalue", "fdr")
 TARGET_LAYERS = ("delta", "fdr")
 # Column names under which a summary may carry the fraction of control cells expressing a gene.
 CONTROL_FRAC_COLUMNS = ("control_frac_expressing", "frac_expressing_control", "control_frac")
+#: the layers a method fits on (a reference held in memory for fitting keeps these only)
+FIT_LAYERS = ("mean", "delta", "log2fc", "pvalue", "fdr", "frac_expressing")
 
 
 def is_summary(adata) -> bool:
@@ -164,6 +166,18 @@ def control_frac_expressing(target) -> tuple[np.ndarray, str]:
             "mean of layer 'frac_expressing' over training perturbations"
     ctrl = np.asarray(target.var["control_mean"], dtype=np.float64)
     return 1.0 - np.exp(-np.expm1(ctrl)), "Poisson zero fraction at var 'control_mean'"
+
+
+def fitting_view(summary):
+    """``summary`` with what methods fit on only: obs, var, uns and the :data:`FIT_LAYERS` it
+    has (log1p-scale ``mean`` / ``delta``, ``log2fc``, ``pvalue``, ``fdr``, ``frac_expressing``);
+    X and the other layers (counts means and sums, float32 means, U statistics) are left out.
+    The arrays are shared, not copied: the caller drops ``summary`` to free the rest (a run
+    holding four real-size references keeps 6 of their 11 perturbations x genes arrays)."""
+    import anndata as ad
+
+    return ad.AnnData(obs=summary.obs, var=summary.var, uns=summary.uns,
+                      layers={k: summary.layers[k] for k in FIT_LAYERS if k in summary.layers})
 
 
 def validate_summary(summary, where: str = "<memory>") -> None:

@@ -6,7 +6,9 @@ The driver holds obs (the group of every cell) and the CSR row pointer, never th
    (value facts, row scale evidence, the distinct library sizes and their counts) and the
    driver merges them into the record :meth:`CellSource.normalization` gives (same median);
 2. plan: the reference group's rows form one task; the other groups are packed into shards
-   (whole groups, balanced by stored entries, each small enough for a worker's memory budget);
+   (whole groups, balanced by stored entries, each small enough that a worker's memory budget
+   holds the shard, its results, the read window, the reference table and the rank-sum blocks:
+   :func:`plan_worker_shards`);
 3. the reference task returns its pseudo-bulk and its table (sorted distinct values and counts
    per gene); Dask hands that table to the workers of the shards, which read their rows, and
    return their groups' pseudo-bulk and rank-sum statistics (small: groups x genes);
@@ -34,6 +36,16 @@ from transpert.summarize._groups import Groups
 SHARD_BYTES_PER_ENTRY = 12
 #: cells per scan task
 SCAN_ROWS = 50_000
+#: bytes a shard's worker holds per group and gene: its pseudo-bulk (sums, non-zeros, float32
+#: sums, raw sums) and rank-sum statistics (U, p), 44 bytes, twice (the result Dask serialises)
+GROUP_GENE_BYTES = 88
+#: bytes per entry of a read window (``data._rows.read_file_rows``): CSR reads the window's values
+#: and indices, the int64 positions of the chosen entries and their gathered copies (20); dense
+#: reads the window and its chosen rows' copy (8)
+READ_WINDOW_BYTES = {"csr": 20, "dense": 8}
+#: bytes per reference entry of the reference table every shard's worker holds (uint32 key and
+#: int32 count per distinct value of a gene; at most one per stored entry)
+TABLE_BYTES_PER_ENTRY = 8
 
 
 def _distributed():
@@ -101,6 +113,37 @@ def plan_shards(weights: np.ndarray, groups: list[int], max_weight: float, min_s
         shards[s].append(g)
         load[s] += weights[g]
     return [sorted(s) for s in shards if s]
+
+
+def worker_fixed_bytes(budget: int, ref_entries: int, n_vars: int, *, de: bool, dense: bool) -> int:
+    """Bytes a shard's worker holds whatever its shard: the read window, and with ``de`` the
+    reference table (at most :data:`TABLE_BYTES_PER_ENTRY` per stored reference entry, plus its
+    gene pointer) and the rank-sum's gene blocks (``budget / GATHER_SHARE``)."""
+    from transpert.data._rows import WINDOW_ENTRIES
+    from transpert.summarize._shards import GATHER_SHARE
+
+    read = WINDOW_ENTRIES * READ_WINDOW_BYTES["dense" if dense else "csr"]
+    if not de:
+        return read
+    return read + TABLE_BYTES_PER_ENTRY * int(ref_entries) + 8 * (n_vars + 1) + budget // GATHER_SHARE
+
+
+def plan_worker_shards(entries: np.ndarray, groups: list[int], ref: int, n_vars: int, *, budget: int,
+                       per_entry: int, de: bool, dense: bool, min_shards: int):
+    """Shards of ``groups`` (codes; ``entries``: stored entries per group, ``ref`` the reference
+    group) sized so that a worker's planned memory stays under ``budget``: the shard's entries
+    (``per_entry`` bytes each), its groups' results (:data:`GROUP_GENE_BYTES` per gene) and
+    :func:`worker_fixed_bytes`. Returns ``(shards, planned bytes per shard)``; a single group
+    over the budget is a shard alone (its plan says so)."""
+    fixed = worker_fixed_bytes(budget, int(entries[ref]) if ref >= 0 else 0, n_vars, de=de, dense=dense)
+    if fixed >= budget:
+        raise TranspertInputError(
+            f"memory_budget: {budget / 2**20:.0f} MB is below what every worker holds besides its "
+            f"shard ({fixed / 2**20:.0f} MB: read window, reference table and rank-sum blocks); "
+            f"give at least {2 * fixed / 2**20:.0f} MB")
+    group_bytes = np.asarray(entries, dtype=np.float64) * per_entry + GROUP_GENE_BYTES * n_vars
+    shards = plan_shards(group_bytes, groups, budget - fixed, min_shards)
+    return shards, [fixed + float(group_bytes[s].sum()) for s in shards]
 
 
 def _file_rows(cells) -> np.ndarray | None:
@@ -220,7 +263,9 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     # at least one shard per worker thread (each runs one task at a time)
     n_slots = max(n_workers, sum(int(w.get("nthreads", 1)) for w in workers.values()))
     per_entry = SHARD_BYTES_PER_ENTRY * (2 if spec.scale == "counts" else 1)
-    shards = plan_shards(weights, others, budget / per_entry, n_slots)
+    shards, planned = plan_worker_shards(weights, others, groups.ref, cells.n_vars, budget=budget,
+                                         per_entry=per_entry, de=de, dense=cells.format == "dense",
+                                         min_shards=n_slots)
     order = np.argsort(codes, kind="stable")  # cells of each group, in row order
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes[labelled], minlength=len(groups.labels)))])
     first = int(np.sum(~labelled))
@@ -263,7 +308,7 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     if check_scale and not _log1p_verdict(facts, str(cells.path)):
         return None
     acc.info.update(passes=1, scheduler=str(client.scheduler.address), workers=n_workers,
-                    shards=len(shards), file_rows=n_file)
+                    shards=len(shards), file_rows=n_file, planned_worker_bytes=int(max(planned, default=0)))
     return acc
 
 

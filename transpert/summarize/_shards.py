@@ -25,6 +25,9 @@ import numpy as np
 
 from transpert._parallel import numba_threads
 
+#: the rank-sum's gene blocks of a shard take this share of the memory budget
+GATHER_SHARE = 4
+
 
 @dataclass(frozen=True)
 class FileSpec:
@@ -137,7 +140,7 @@ def shard_task(spec: FileSpec, rows: np.ndarray, codes: np.ndarray, n_groups: in
     n_ref = np.int64(reference["n_cells"])
     u = np.full((n_groups, spec.n_vars), np.nan)
     p = np.full((n_groups, spec.n_vars), np.nan)
-    max_entries = max(1, memory_budget // 4 // (2 * fmt.entry_bytes))
+    max_entries = max(1, memory_budget // GATHER_SHARE // (2 * fmt.entry_bytes))
     gatherer = RowBlockGatherer(X, codes, plan, acc.nonzero, fmt, reuse=True)
     n_cells = acc.groups.n_cells
     with numba_threads(n_threads) as n_parts:
