@@ -41,6 +41,7 @@ CHILD = r"""
 import json, os, resource, sys, time
 t0 = time.perf_counter()
 path, tool, threads, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+budget = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
 res = {"tool": tool}
 
 def cpu_all():
@@ -59,7 +60,8 @@ elif tool.startswith("local"):
     res["threads_per_worker"] = per_worker
     with connect_scheduler(f"local:{n}", per_worker) as client:
         with distributed.get_task_stream(client) as ts:
-            s = summarize(path, scheduler=client, threads=per_worker, show_progress=False)
+            s = summarize(path, scheduler=client, threads=per_worker, show_progress=False,
+                          memory_budget=budget)
         def peak():
             import resource
             r = resource.getrusage(resource.RUSAGE_SELF)
@@ -74,6 +76,8 @@ elif tool.startswith("local"):
             k["n"] += 1; k["total_s"] += span; k["max_s"] = max(k["max_s"], span)
     write_summary(s, out)
     res["engine"] = s.uns["transpert"]["engine"]
+    res["memory_budget"] = budget
+    res["planned_worker_mb"] = res["engine"].get("planned_worker_bytes", 0) / 2**20
     res["tasks"] = kinds
     res["worker_peak_mb"] = [w["peak_mb"] for w in workers.values()]
     res["worker_cpu_s"] = [w["cpu_s"] for w in workers.values()]
@@ -143,13 +147,17 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="file size relative to the challenge's")
     ap.add_argument("--tools", nargs="+", default=["cli", "illico", "local1", "local2"])
     ap.add_argument("--illico-python", default=None, help="interpreter of a virtualenv with illico 0.6.0")
+    ap.add_argument("--file", type=Path, default=None,
+                    help="an existing h5ad instead of the challenge-sized simulated file")
+    ap.add_argument("--memory-budget", default="",
+                    help="the cluster runs' memory_budget (e.g. 2GB; default: summarize's)")
     args = ap.parse_args(argv)
     from bench_de import dataset
 
     n_cells = max(2000, int(300_000 * args.scale))
     n_genes = max(200, int(18_080 * args.scale))
     n_perts = max(5, int(300 * args.scale))
-    path = dataset(n_cells, n_genes, n_perts)
+    path = args.file or dataset(n_cells, n_genes, n_perts)
     emit({"bench": "distributed", "file": path.name, "size_gb": round(path.stat().st_size / 1e9, 2),
           "threads": args.threads, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
           "load_avg": os.getloadavg()})
@@ -162,7 +170,8 @@ def main(argv=None) -> int:
                 emit({"tool": tool, "skipped": "no --illico-python"})
                 continue
             load = os.getloadavg()[0]
-            res = run_child(CHILD, [str(path), tool, str(args.threads), out], env=env, python=python)
+            res = run_child(CHILD, [str(path), tool, str(args.threads), out, args.memory_budget], env=env,
+                            python=python)
             res["load_avg_before"] = load
             res["load_avg_after"] = os.getloadavg()[0]
             emit(res)
