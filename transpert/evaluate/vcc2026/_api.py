@@ -18,7 +18,7 @@ import pandas as pd
 
 from transpert._errors import TranspertInputError
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
-from transpert.evaluate.vcc2026._anchor import replicate_anchor
+from transpert.evaluate.vcc2026._anchor import anchor_collector, replicate_anchor
 from transpert.evaluate.vcc2026._baseline import baseline_side
 from transpert.evaluate.vcc2026._config import REFERENCE, SUITE
 from transpert.evaluate.vcc2026._run import (
@@ -176,7 +176,11 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
     if anchor and real_bundle is not None:
         raise TranspertInputError("--anchor and --real-bundle both supply the score's reference "
                                   "points; pass one")
-    real_summary = summarize_real(real, pert_col, control, chunk_rows)
+    hooks = None
+    if anchor:  # the anchor's half splits are scored in the real file's one pass
+        def hooks(opened, scanned):
+            return anchor_collector(opened, scanned, pert_col, anchor_base_seed, anchor_splits)
+    real_summary = summarize_real(real, pert_col, control, chunk_rows, hooks)
     results = run_metrics(real_summary, pred, pert_col, chunk_rows)
     out = Vcc2026Result(results, agg_table(results))
     if anchor:
