@@ -23,7 +23,6 @@ from transpert.evaluate.vcc2026 import (
     summarize_real,
 )
 from transpert.evaluate.vcc2026._anchor import replicate_anchor
-from transpert.evaluate.vcc2026._anchor_values import anchor_with_values
 from transpert.evaluate.vcc2026._config import SCORED
 from transpert.evaluate.vcc2026._score import ORDER, score_member, score_table
 from test_vcc2026_parity import COL, FIX
@@ -145,7 +144,7 @@ def replicate_with(reference, other):
 def test_anchor_values_mean_to_replicate_anchor():
     real = summarize_real(os.path.join(FIX, "real.h5ad"), pert_col=COL)
     splits, anchor = replicate_anchor(real, base_seed=3, n_splits=2)
-    splits2, anchor2, values = anchor_with_values(real, base_seed=3, n_splits=2)
+    splits2, anchor2, values = replicate_anchor(real, base_seed=3, n_splits=2, with_values=True)
     pd.testing.assert_frame_equal(splits, splits2)
     pd.testing.assert_frame_equal(anchor, anchor2)
     # every split's per-perturbation values aggregate to that split's value

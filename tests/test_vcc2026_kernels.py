@@ -1,20 +1,43 @@
-"""vcc2026 kernels against brute force: the jackknife sums (series for zero entries, direct for
-deep cells and for a cell holding every count) and the rank sum / tie correction of a group in
-group ∪ control (scipy's rankdata and tiecorrect on the pooled values)."""
+"""vcc2026 kernels against brute force: the one-pass group summaries (jackknife sums with the
+series for zero entries, direct for deep cells and for a cell holding every count; mean CPM;
+sorted log1p(CPM) values with their rows, integral, fractional and deep counts, crowded buckets
+and ties), the selection of a half's rows from sorted values, and the rank sum / tie correction
+of a group in group ∪ control (scipy's rankdata and tiecorrect on the pooled values)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.stats import rankdata, tiecorrect
 
-from transpert.kernels._vcc2026 import (
-    control_tie_terms,
-    cpm_log1p_csc,
-    jackknife_sums,
-    ranksum_vs_control,
+from transpert.kernels._vcc2026 import control_tie_terms, ranksum_vs_control
+from transpert.kernels._vcc2026_group import (
+    csc_scatter,
+    group_gene_pass,
+    jackknife_setup,
+    select_halves,
 )
+
+
+def one_pass(X, lib, P=None, ts=5e4):
+    """(col_ptr, sorted values, their rows, s1, s2, mean CPM) of one group."""
+    n, G = X.shape
+    ptr = np.zeros(G + 1, dtype=np.int64)
+    rows = np.empty(X.nnz, dtype=np.int32)
+    counts = np.empty(X.nnz)
+    order = np.arange(n, dtype=np.int64)
+    csc_scatter(X.indptr, X.indices, X.data, order, G, ptr, rows, counts)
+    S = float(P.sum()) if P is not None else 1.0
+    ok, pw, D = jackknife_setup(lib, S)
+    s1, s2, mean = np.zeros(G), np.zeros(G), np.zeros(G)
+    vals = np.empty(ptr[-1])
+    ids = np.empty(ptr[-1], dtype=np.int32)
+    group_gene_pass(ptr, rows, counts, lib, P if P is not None else mean, S, ts, P is not None,
+                    ok, pw, D, s1, s2, mean, 1.0 / n, True, vals, ids)
+    return ptr, vals, ids, s1, s2, mean
 
 
 @pytest.mark.parametrize("n, lone", [(300, False), (6, False), (3, True)])
@@ -29,8 +52,7 @@ def test_jackknife_sums_brute_force(n, lone):
     lib = np.asarray(X.sum(1), dtype=float).ravel()
     P = np.asarray(X.sum(0), dtype=float).ravel()
     S, ts = P.sum(), 5e4
-    s1, s2 = np.zeros(G), np.zeros(G)
-    jackknife_sums(X.indptr, X.indices, X.data, lib, P, S, ts, s1, s2)
+    *_, s1, s2, _ = one_pass(X, lib, P, ts)
     D = X.toarray().astype(float)
     b = np.log1p(ts * P / S)
     r = S - lib
@@ -51,14 +73,8 @@ def test_ranksum_and_ties_brute_force():
     lg = np.full(n1, 1000.0)  # equal depths: equal counts give tied values across groups
     lc = np.r_[np.full(m - 10, 1000.0), np.full(10, 2000.0)]
 
-    def sorted_values(X, lib):
-        ptr = np.zeros(G + 1, dtype=np.int64)
-        vals = np.empty(X.nnz)
-        cpm_log1p_csc(X.indptr, X.indices, X.data, lib, G, ptr, vals)
-        return ptr, vals
-
-    gp, gv = sorted_values(Xg, lg)
-    cp, cv = sorted_values(Xc, lc)
+    gp, gv = one_pass(Xg, lg)[:2]
+    cp, cv = one_pass(Xc, lc)[:2]
     ties = np.zeros(G)
     control_tie_terms(cp, cv, m, ties)
     rs, tc = np.empty(G), np.empty(G)
@@ -69,3 +85,61 @@ def test_ranksum_and_ties_brute_force():
         ranks = rankdata(np.r_[vg[:, g], vc[:, g]])
         assert rs[g] == ranks[:n1].sum()
         assert tc[g] == pytest.approx(tiecorrect(ranks), rel=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["counts", "deep", "fractional", "tied"])
+def test_sorted_values_mean_cpm_and_halves_brute_force(kind):
+    rng = np.random.default_rng(7)
+    n, G = 300, 60
+    mu = rng.gamma(0.4, 3.0, size=G) * (40 if kind == "deep" else 1)  # deep: counts > 64
+    X = rng.poisson(mu[None, :] * rng.gamma(4, 0.25, size=(n, 1))).astype(np.float32)
+    if kind == "fractional":  # the baseline's scaled counts
+        X = (X * rng.uniform(0.1, 3.0, size=G)).astype(np.float32)
+    if kind == "tied":  # duplicated cells and one crowded value: ties and a crowded bucket
+        X[100:200] = X[0]
+        X[:, 0] = 1.0
+    X[5, :] = 0.0
+    X[5, 1] = 3.0
+    X = sp.csr_matrix(X)
+    lib = np.asarray(X.sum(1), dtype=float).ravel()
+    lib[100:150] = lib[0]
+    ptr, vals, ids, _, _, mean = one_pass(X, lib)
+    D = X.toarray().astype(float)
+    f = lib / 1e6
+    np.testing.assert_allclose(mean, (D / f[:, None]).mean(0), rtol=1e-12)
+    half = rng.integers(-1, 2, size=n).astype(np.int8)  # half A, half B or neither
+    ptrs, outs = [], []
+    for h in (0, 1):
+        ptrs.append(np.r_[0, np.cumsum([np.count_nonzero(D[half == h, g]) for g in range(G)])])
+        outs.append(np.empty(ptrs[h][-1]))
+    select_halves(ptr, vals, ids, half, ptrs[0], outs[0], ptrs[1], outs[1])
+    for g in range(G):
+        nz = np.flatnonzero(D[:, g])
+        want = np.array([math.log1p(D[i, g] / f[i]) for i in nz])
+        got = vals[ptr[g]:ptr[g + 1]]
+        assert np.array_equal(got, np.sort(want))  # the same float values, ascending
+        back = np.array([math.log1p(D[i, g] / f[i]) for i in ids[ptr[g]:ptr[g + 1]]])
+        assert np.array_equal(back, got)  # each value's row
+        for h in (0, 1):
+            mine = np.sort([w for i, w in zip(nz, want) if half[i] == h])
+            assert np.array_equal(outs[h][ptrs[h][g]:ptrs[h][g + 1]], mine)
+
+
+def test_half_pass_equals_pass_of_the_copied_rows():
+    """A half summarised in place (``order``) equals the pass of ``X[order]``: sums,
+    jackknife, mean CPM and the gene pointers, bit for bit."""
+    from transpert.evaluate.vcc2026._stats import group_pass
+
+    rng = np.random.default_rng(11)
+    X = sp.csr_matrix(rng.poisson(rng.gamma(0.4, 3.0, size=80)[None, :],
+                                  size=(120, 80)).astype(np.float32))
+    lib = np.asarray(X.sum(1), dtype=float).ravel()
+    order = rng.permutation(120)[:60]
+    half = group_pass(X, lib, values=False, order=order)
+    Xh = X[order]
+    P = np.asarray(Xh.sum(0), dtype=float).ravel()
+    copy = group_pass(Xh, lib[order], P, values=False)
+    assert np.array_equal(half.P, P)
+    assert half.jk == copy.jk > 0
+    assert np.array_equal(half.mean_cpm, copy.mean_cpm)
+    assert np.array_equal(half.col_ptr, copy.col_ptr)

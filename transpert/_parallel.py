@@ -48,3 +48,11 @@ def numba_threads(threads: int | None) -> Iterator[int]:
         yield n
     finally:
         numba.set_num_threads(previous)
+
+
+def kernel_threads() -> int:
+    """Threads a caller may run serial (``nogil``) numba kernels on side by side: numba's
+    current thread count (what :func:`numba_threads` set; every core outside it)."""
+    import numba
+
+    return max(1, int(numba.get_num_threads()))

@@ -8,7 +8,9 @@ prediction against half A as the real data, each half with its OWN control cells
 split's value per metric is the mean over perturbations (NaN dropped; the capped-norm ratio of
 sums), except ``de_wilcoxon_lfc_nmae``: mean over perturbations of mean|lfc_A - lfc_B| / mean
 |lfc_full| over the FULL real data's significant gate (>= 10 genes). The anchor is the mean of
-the splits. One pass over the real file per split; the halves are never written.
+the splits. The halves are scored while the real file is summarised (:class:`AnchorSplits`, the hooks of
+that pass): each group's cells are read once for the run and the five splits, and a half's
+log1p(CPM) values are taken from the full group's sorted values; the halves are never written.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ from transpert.evaluate.vcc2026._config import BULK_TARGET_SUM, LFC_NMAE_MIN_GAT
 from transpert.evaluate.vcc2026._inputs import iter_groups, open_counts
 from transpert.evaluate.vcc2026._metrics import de_metrics, expr_metrics, full_table, pds_cosine
 from transpert.evaluate.vcc2026._run import RealSummary, agg_table, results_table
-from transpert.evaluate.vcc2026._stats import Control, Side, bulk_means, group_de, jackknife
-from transpert.kernels._vcc2026 import group_sums_csr
+from transpert.evaluate.vcc2026._stats import (
+    Control,
+    GroupPass,
+    Side,
+    Workers,
+    bulk_means,
+    de_from_sorted,
+    group_pass,
+    split_values,
+)
 
 
 def split_seeds(base_seed: int, n_splits: int) -> list[int]:
@@ -37,11 +47,10 @@ def _group_order(opened, pert_col: str, groups: np.ndarray) -> list:
     return sorted(groups)
 
 
-def _halves(real: RealSummary, order: list, seed: int) -> dict:
+def _halves(groups: np.ndarray, codes: np.ndarray, name: str, order: list, seed: int) -> dict:
     """{code: (local rows of half A, local rows of half B)} in the permutation's order."""
     rng = np.random.default_rng(seed)
-    groups = list(real.side.groups)
-    codes = real.scanned.codes
+    groups = list(groups)
     out = {}
     for label in order:
         code = groups.index(label)
@@ -49,103 +58,181 @@ def _halves(real: RealSummary, order: list, seed: int) -> dict:
         perm = rng.permutation(idx)
         h = perm.size // 2
         if h < 1:
-            raise TranspertInputError(f"{real.scanned.name}: perturbation {label!r} has fewer than "
+            raise TranspertInputError(f"{name}: perturbation {label!r} has fewer than "
                                       "2 cells; the replicate anchor splits every group in halves")
         out[code] = (np.searchsorted(idx, perm[:h]), np.searchsorted(idx, perm[h:2 * h]))
     return out
 
 
-def _sums(X):
-    s = np.zeros((1, X.shape[1]))
-    group_sums_csr(X.indptr, X.indices, X.data, np.zeros(X.shape[0], dtype=np.int64), s)
-    return s[0]
+class _Tables:
+    """The DE tables of one side for one perturbation (what :func:`de_metrics` reads)."""
+
+    def __init__(self, de: dict):
+        self.de = de
 
 
-def _split_sides(real: RealSummary, halves: dict, chunk_rows):
-    groups = real.side.groups
-    ci = list(groups).index(real.control_label)
-    G = real.genes.size
-    sides = []
-    ctrl = real.control
-    for h in (0, 1):
-        rows = halves[ci][h]
-        sides.append(dict(sums=np.zeros((groups.size, G)), jk=np.zeros(groups.size), de={},
-                          control=Control.from_cells(ctrl.X[rows], ctrl.lib[rows])))
-        sides[h]["sums"][ci] = _sums(ctrl.X[rows])
-        sides[h]["jk"][ci] = jackknife(ctrl.X[rows], ctrl.lib[rows], sides[h]["sums"][ci])
-    wanted = np.ones(groups.size, dtype=bool)
-    wanted[ci] = False
-    opened = open_counts(real.source, "real", real.pert_col, real.control_label)
-    real.scanned.opened = opened
-    try:
-        for code, X, lib in iter_groups(real.scanned, wanted, chunk_rows):
-            for h in (0, 1):
-                rows = halves[code][h]
-                Xh, libh = X[rows], lib[rows]
-                s = sides[h]
-                s["sums"][code] = _sums(Xh)
-                s["jk"][code] = jackknife(Xh, libh, s["sums"][code])
-                s["de"][str(groups[code])] = group_de(Xh, libh, s["control"])
-    finally:
-        opened.close()
-    return [Side(groups, bulk_means(s["sums"]), s["jk"], s["de"]) for s in sides]
+def _nmae_one(full, a, b, genes: np.ndarray, label: str):
+    """mean|lfc_A - lfc_B| / mean|lfc_full| over the full data's significant gate of one
+    perturbation; None when the gate holds fewer than 10 genes or the denominator is 0."""
+    lfc, _, padj, present = full_table(full, genes.size)
+    hit = np.flatnonzero(genes == label)
+    if hit.size and present[hit[0]]:
+        present[hit[0]] = False
+    gate = present & (padj < P_ADJ_THRESHOLD) & np.isfinite(lfc)
+    la, _, _, ina = full_table(a, genes.size)
+    lb, _, _, inb = full_table(b, genes.size)
+    la = np.where(ina & np.isfinite(la), la, 0.0)[gate]
+    lb = np.where(inb & np.isfinite(lb), lb, 0.0)[gate]
+    ref = lfc[gate]
+    n = ref.size
+    if n < LFC_NMAE_MIN_GATE:
+        return None
+    den = float(np.abs(ref).sum() / n)
+    if np.isfinite(den) and den != 0.0:
+        return float(np.abs(la - lb).sum() / n) / den
+    return None
 
 
-def _nmae_reference(real: RealSummary, a: Side, b: Side) -> float:
-    """Mean over gated perturbations of mean|lfc_A - lfc_B| / mean|lfc_full| (full-data gate)."""
-    genes = real.genes
-    pos = {g: i for i, g in enumerate(genes)}
-    values = []
-    for p in real.labels:  # sorted, as cell-eval2 sorts the reference's rows
-        lfc, _, padj, present = full_table(real.side.de[p], genes.size)
-        if p in pos and present[pos[p]]:
-            present[pos[p]] = False
-        gate = present & (padj < P_ADJ_THRESHOLD) & np.isfinite(lfc)
-        la, _, _, ina = full_table(a.de[p], genes.size)
-        lb, _, _, inb = full_table(b.de[p], genes.size)
-        la = np.where(ina & np.isfinite(la), la, 0.0)[gate]
-        lb = np.where(inb & np.isfinite(lb), lb, 0.0)[gate]
-        ref = lfc[gate]
-        n = ref.size
-        if n < LFC_NMAE_MIN_GATE:
-            continue
-        den = float(np.abs(ref).sum() / n)
-        if np.isfinite(den) and den != 0.0:
-            values.append(float(np.abs(la - lb).sum() / n) / den)
-    if not values:
-        raise TranspertInputError("the replicate anchor's lfc_nmae reference scores no "
-                                  "perturbation (no gate of >= 10 significant genes)")
-    return float(np.mean(values))
+class AnchorSplits:
+    """The replicate anchor's half splits, built while the real cells pass (the hooks of
+    :func:`~transpert.evaluate.vcc2026._stats.summarize_groups`): each perturbation's halves
+    are scored while its cells are in memory, their log1p(CPM) values taken from the full
+    group's sorted values (no re-sorting), each half against its own half of the control."""
+
+    def __init__(self, groups: np.ndarray, codes: np.ndarray, name: str, order: list,
+                 genes: np.ndarray, base_seed: int, n_splits: int):
+        self.seeds = split_seeds(base_seed, n_splits)
+        self.halves = [_halves(groups, codes, name, order, seed) for seed in self.seeds]
+        self.groups = groups
+        self.genes = genes
+        self.sums = np.zeros((n_splits, 2, groups.size, genes.size))
+        self.jk = np.zeros((n_splits, 2, groups.size))
+        self.values = [{} for _ in self.seeds]  # per split: {metric: {label: value}}
+        self.nmae = [{} for _ in self.seeds]  # per split: {label: reference lfc_nmae}
+        self.controls = None
+        self.pos = {g: i for i, g in enumerate(genes)}
+
+    def _split(self, s: int, code: int, X, lib, full: GroupPass):
+        """Both halves of split ``s`` of one group: their passes (sums, jackknife, mean CPM;
+        rows in the permutation's order) and sorted values (from the full group's)."""
+        rows = self.halves[s][code]
+        parts = [group_pass(X, lib, values=False, order=rows[h]) for h in (0, 1)]
+        for h in (0, 1):
+            self.sums[s, h, code] = parts[h].P
+            self.jk[s, h, code] = parts[h].jk
+        return parts, split_values(full, rows, *parts)
+
+    def on_control(self, control: Control, code: int) -> None:
+        full = GroupPass(control.m, 0.0, control.mean_cpm, control.col_ptr, control.values,
+                         control.rows)
+
+        def halves(s):
+            parts, vals = self._split(s, code, control.X, control.lib, full)
+            return [Control.from_sorted(parts[h].col_ptr, vals[h], None, parts[h].mean_cpm,
+                                        parts[h].n) for h in (0, 1)]
+
+        with Workers() as pool:
+            self.controls = pool.map(halves, range(len(self.seeds)))
+
+    def on_group(self, code: int, X, lib, gp: GroupPass, full_de) -> None:
+        label = str(self.groups[code])
+        for s in range(len(self.seeds)):
+            parts, vals = self._split(s, code, X, lib, gp)
+            tables = [de_from_sorted(parts[h].col_ptr, vals[h], parts[h].n, parts[h].mean_cpm,
+                                     self.controls[s][h]) for h in (0, 1)]
+            one = de_metrics(_Tables({label: tables[0]}), _Tables({label: tables[1]}),
+                             self.genes, [label], self.pos)
+            for metric, by_label in one.items():
+                self.values[s].setdefault(metric, {}).update(by_label)
+            ref = _nmae_one(full_de, tables[0], tables[1], self.genes, label)
+            if ref is not None:
+                self.nmae[s][label] = ref
+
+    def finish(self, real: RealSummary, with_values: bool = False) -> tuple:
+        """(splits, anchor): per split and metric its value; per metric the mean over splits.
+        With ``with_values`` also the long table ``split_index, perturbation, metric, value``
+        of every split's per-perturbation values (``de_wilcoxon_lfc_nmae``: the anchor's
+        per-perturbation reference), which intervals over perturbations resample."""
+        groups = list(self.groups)
+        ci = groups.index(real.control_label)
+        rows = [groups.index(p) for p in real.labels]
+        genes, labels = real.genes, real.labels
+        records, frames = [], []
+        for i, seed in enumerate(self.seeds):
+            a = Side(self.groups, bulk_means(self.sums[i, 0]), self.jk[i, 0], {})
+            b = Side(self.groups, bulk_means(self.sums[i, 1]), self.jk[i, 1], {})
+            values = {m: dict(v) for m, v in self.values[i].items()}
+            values["pds_cosine"] = pds_cosine(a.means[rows], b.means[rows], a.means[ci],
+                                              genes, labels, pred_ctrl=b.means[ci])
+            values.update(expr_metrics(a.means[rows], a.jk[rows], b.means[rows], b.jk[rows],
+                                       a.means[ci], a.jk[ci], genes, labels,
+                                       mass_target=BULK_TARGET_SUM))
+            agg = agg_table(results_table(values)).set_index("statistic").loc["mean"]
+            refs = [self.nmae[i][p] for p in labels if p in self.nmae[i]]  # sorted labels
+            if not refs:
+                raise TranspertInputError("the replicate anchor's lfc_nmae reference scores no "
+                                          "perturbation (no gate of >= 10 significant genes)")
+            agg["de_wilcoxon_lfc_nmae"] = float(np.mean(refs))
+            for metric, value in agg.items():
+                records.append((i, seed, metric, float(value)))
+            if with_values:
+                table = results_table({**values, "de_wilcoxon_lfc_nmae": self.nmae[i]})
+                table.insert(0, "split_index", i)
+                frames.append(table)
+        splits = pd.DataFrame(records, columns=["split_index", "seed", "metric", "value"])
+        anchor = (splits.groupby("metric", sort=True)["value"]
+                  .agg(replicate="mean", replicate_sd=lambda v: float(np.std(v)),
+                       replicate_min="min", replicate_max="max").reset_index())
+        if with_values:
+            return splits, anchor, pd.concat(frames, ignore_index=True)
+        return splits, anchor
+
+
+def anchor_collector(opened, scanned, pert_col: str, base_seed: int = 0,
+                     n_splits: int = 5) -> AnchorSplits:
+    """The :class:`AnchorSplits` of a scanned real file (cell-eval2's split seeds and group
+    order), to pass as the hooks of its summarising pass."""
+    order = _group_order(opened, pert_col, scanned.groups)
+    return AnchorSplits(scanned.groups, scanned.codes, scanned.name, order, scanned.genes,
+                        base_seed, n_splits)
 
 
 def replicate_anchor(real: RealSummary, base_seed: int = 0, n_splits: int = 5,
-                     chunk_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(splits, anchor): per split and metric its value; per metric the mean over splits."""
-    seeds = split_seeds(base_seed, n_splits)
+                     chunk_rows: int | None = None, with_values: bool = False) -> tuple:
+    """(splits, anchor) of the replicate anchor r, as ``cell-eval2 run --anchor`` builds it.
+
+    Parameters
+    ----------
+    real : the summarised real cells (:func:`~transpert.evaluate.vcc2026.summarize_real`);
+        when it was summarised with the anchor (``summarize_real(..., anchor=(seed, splits))``)
+        and the same seed and number of splits, nothing is read again; otherwise the real file
+        is read once more.
+    base_seed, n_splits : cell-eval2's ``SeedSequence`` seed and number of half splits.
+    chunk_rows : cells read at a time (None: automatic).
+    with_values : also return every split's per-perturbation values (for intervals).
+
+    Returns
+    -------
+    (DataFrame, DataFrame) or (DataFrame, DataFrame, DataFrame)
+        ``split_index, seed, metric, value`` (each split's mean per metric, on the metric's
+        own scale) and ``metric, replicate, replicate_sd, replicate_min, replicate_max``; with
+        ``with_values`` also ``split_index, perturbation, metric, value``.
+    """
+    done = getattr(real, "anchor", None)
+    if done is not None and done.seeds == split_seeds(base_seed, n_splits):
+        return done.finish(real, with_values)
     opened = open_counts(real.source, "real", real.pert_col, real.control_label)
+    real.scanned.opened = opened
     try:
-        order = _group_order(opened, real.pert_col, real.side.groups)
+        collector = anchor_collector(opened, real.scanned, real.pert_col, base_seed, n_splits)
+        ctrl = real.control
+        if ctrl.rows is None:  # summarised without the anchor: each value's row was dropped
+            ctrl = Control.from_pass(group_pass(ctrl.X, ctrl.lib), ctrl.X, ctrl.lib)
+        collector.on_control(ctrl, list(real.side.groups).index(real.control_label))
+        wanted = real.side.groups != real.control_label
+        for code, X, lib in iter_groups(real.scanned, wanted, chunk_rows):
+            label = str(real.side.groups[code])
+            collector.on_group(code, X, lib, group_pass(X, lib), real.side.de[label])
     finally:
         opened.close()
-    groups = list(real.side.groups)
-    ci = groups.index(real.control_label)
-    rows = [groups.index(p) for p in real.labels]
-    genes, labels = real.genes, real.labels
-    records = []
-    for i, seed in enumerate(seeds):
-        a, b = _split_sides(real, _halves(real, order, seed), chunk_rows)
-        values = de_metrics(a, b, genes, labels)
-        values["pds_cosine"] = pds_cosine(a.means[rows], b.means[rows], a.means[ci],
-                                          genes, labels, pred_ctrl=b.means[ci])
-        values.update(expr_metrics(a.means[rows], a.jk[rows], b.means[rows], b.jk[rows],
-                                   a.means[ci], a.jk[ci], genes, labels,
-                                   mass_target=BULK_TARGET_SUM))
-        agg = agg_table(results_table(values)).set_index("statistic").loc["mean"]
-        agg["de_wilcoxon_lfc_nmae"] = _nmae_reference(real, a, b)
-        for metric, value in agg.items():
-            records.append((i, seed, metric, float(value)))
-    splits = pd.DataFrame(records, columns=["split_index", "seed", "metric", "value"])
-    anchor = (splits.groupby("metric", sort=True)["value"]
-              .agg(replicate="mean", replicate_sd=lambda v: float(np.std(v)),
-                   replicate_min="min", replicate_max="max").reset_index())
-    return splits, anchor
+    return collector.finish(real, with_values)

@@ -18,8 +18,7 @@ import pandas as pd
 
 from transpert._errors import TranspertInputError
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
-from transpert.evaluate.vcc2026._anchor import replicate_anchor
-from transpert.evaluate.vcc2026._anchor_values import anchor_with_values
+from transpert.evaluate.vcc2026._anchor import anchor_collector, replicate_anchor
 from transpert.evaluate.vcc2026._baseline import baseline_side
 from transpert.evaluate.vcc2026._bundle import (
     _means,
@@ -111,16 +110,21 @@ class Vcc2026Result:
 
 
 def open_real(real, pert_col: str, control: str, *, real_bundle=None, anchor: bool = False,
-              chunk_rows: int | None = None):
+              chunk_rows: int | None = None, anchor_base_seed: int = 0, anchor_splits: int = 5):
     """The real side summarised once (:func:`summarize_real`), after the real bundle's checks
-    (real data that is not the bundle's is refused before any work, as cell-eval2 score does)."""
+    (real data that is not the bundle's is refused before any work, as cell-eval2 score does).
+    With ``anchor`` the replicate anchor's half splits are scored in the same pass."""
     if anchor and real_bundle is not None:
         raise TranspertInputError("--anchor and --real-bundle both supply the score's reference "
                                   "points; pass one")
     if real_bundle is not None:
         manifest, anchor_meta = read_manifest(real_bundle)
         check_real_matches(real_bundle, manifest, anchor_meta, real, pert_col, control)
-    return summarize_real(real, pert_col, control, chunk_rows)
+    hooks = None
+    if anchor:  # the anchor's half splits are scored in the real file's one pass
+        def hooks(opened, scanned):
+            return anchor_collector(opened, scanned, pert_col, anchor_base_seed, anchor_splits)
+    return summarize_real(real, pert_col, control, chunk_rows, hooks)
 
 
 def add_reference_points(out: Vcc2026Result, real_summary, *, anchor: bool, real_bundle,
@@ -140,8 +144,8 @@ def add_reference_points(out: Vcc2026Result, real_summary, *, anchor: bool, real
             metrics_from_sides(real_summary, baseline_side(real_summary, baseline_seed)))
         out.baseline_agg = agg_table(out.baseline_results)
         if per_perturbation_anchor:
-            out.anchor_splits, out.anchor, out.anchor_values = anchor_with_values(
-                real_summary, anchor_base_seed, anchor_splits, chunk_rows)
+            out.anchor_splits, out.anchor, out.anchor_values = replicate_anchor(
+                real_summary, anchor_base_seed, anchor_splits, chunk_rows, with_values=True)
         else:
             out.anchor_splits, out.anchor = replicate_anchor(real_summary, anchor_base_seed,
                                                              anchor_splits, chunk_rows)
@@ -205,7 +209,8 @@ def evaluate_vcc2026(pred, real, outdir=None, *, pert_col: str = PERT_COL,
     >>> res.avg_score  # doctest: +SKIP
     """
     real_summary = open_real(real, pert_col, control, real_bundle=real_bundle, anchor=anchor,
-                             chunk_rows=chunk_rows)
+                             chunk_rows=chunk_rows, anchor_base_seed=anchor_base_seed,
+                             anchor_splits=anchor_splits)
     results = run_metrics(real_summary, pred, pert_col, chunk_rows)
     out = Vcc2026Result(results, agg_table(results))
     out.flags = flags_table(real_summary, results)

@@ -36,13 +36,15 @@ def full_table(de, G):
     return lfc, p, p_adj, present
 
 
-def de_metrics(real, pred, genes: np.ndarray, labels) -> dict:
+def de_metrics(real, pred, genes: np.ndarray, labels, pos: dict | None = None) -> dict:
     """The four DE members per perturbation: fidelity yield (raw), reach (raw), Jaccard of the
     significant sets, normalised MAE of log2FC over the real-significant gate. Each side's table
     holds the genes its own control kept (the same genes when both use the real control); a
-    target is excluded when its label is a gene of the real table."""
+    target is excluded when its label is a gene of the real table. ``pos``: {gene: column}
+    when the caller already has it."""
     G = genes.size
-    pos = {g: i for i, g in enumerate(genes)}
+    if pos is None:
+        pos = {g: i for i, g in enumerate(genes)}
     out = {k: {} for k in ("de_wilcoxon_direction_fidelity_yield_raw",
                            "de_wilcoxon_direction_reach_raw", "de_wilcoxon_lfc_nmae",
                            "de_wilcoxon_sig_jaccard")}

@@ -122,7 +122,8 @@ def rank_vcc2026(real, predictions: dict, *, real_bundle=None, pert_col: str = P
     if not predictions:
         raise TranspertInputError("ranking needs at least one prediction")
     real_summary = open_real(real, pert_col, control, real_bundle=real_bundle,
-                             anchor=False, chunk_rows=chunk_rows)
+                             anchor=real_bundle is None, chunk_rows=chunk_rows,
+                             anchor_base_seed=anchor_base_seed, anchor_splits=anchor_splits)
     resampled = real_bundle is None and n_boot > 0
     results, intervals, rows, first = {}, {}, [], None
     for name, pred in track(predictions.items(), len(predictions), "scoring", "prediction",

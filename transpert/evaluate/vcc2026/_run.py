@@ -36,6 +36,7 @@ class RealSummary:
     control_label: str
     source: object  # the path or AnnData it was read from (the anchor reads it again)
     pert_col: str
+    anchor: object = None  # the replicate anchor's splits when built in the same pass
 
     @property
     def genes(self) -> np.ndarray:
@@ -47,7 +48,7 @@ class RealSummary:
 
 
 def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
-                   chunk_rows: int | None = None) -> RealSummary:
+                   chunk_rows: int | None = None, hooks=None) -> RealSummary:
     """Scan and summarise the real cells once, for :func:`run_metrics`.
 
     Parameters
@@ -56,6 +57,9 @@ def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
         per cell, the control present), read in two row-chunk passes.
     pert_col, control : the perturbation column and the control label.
     chunk_rows : cells read at a time (None: automatic).
+    hooks : None, or ``hooks(opened, scanned)`` returning the replicate anchor's collector
+        (:func:`~transpert.evaluate.vcc2026._anchor.anchor_collector`): the anchor's splits
+        are then scored in the same pass and kept as ``RealSummary.anchor``.
 
     Returns
     -------
@@ -72,10 +76,11 @@ def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     opened = open_counts(real, "real", pert_col, control)
     try:
         scanned = scan_counts(opened, chunk_rows)
-        side, ctrl = summarize_side(scanned, control, None, chunk_rows)
+        collector = None if hooks is None else hooks(opened, scanned)
+        side, ctrl = summarize_side(scanned, control, None, chunk_rows, collector)
     finally:
         opened.close()
-    return RealSummary(scanned, side, ctrl, control, real, pert_col)
+    return RealSummary(scanned, side, ctrl, control, real, pert_col, collector)
 
 
 def metrics_from_sides(real: RealSummary, pred: Side) -> dict:

@@ -4,7 +4,9 @@
   ``bulk_lognorm`` comparator), and each group's delete-one jackknife correction
   ``((n-1)/n) * sum_g sum_i (v_ig - mean_i v_ig)^2`` with v the profile left without cell i
   (shifted by the full profile, as cell-eval2 does), its sums over the zero entries by an exact
-  series (``transpert.kernels._vcc2026.jackknife_sums``): O(stored values), not O(cells x genes).
+  series: O(stored values), not O(cells x genes). One gene-major pass per group
+  (``transpert.kernels._vcc2026_group``) makes the jackknife sums, the mean CPM and the sorted
+  log1p(CPM) values the rank sums need.
 - DE against the real control: per gene the Wilcoxon rank sum of log1p(CPM) values (CPM:
   x / (l / 1e6)), tie-corrected normal approximation with scanpy's arithmetic, over the genes
   whose real-control mean CPM exceeds 5; BH within the perturbation over those genes (scipy);
@@ -13,20 +15,25 @@
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import false_discovery_control, norm
 
+from transpert._parallel import kernel_threads
 from transpert.evaluate.vcc2026._config import BULK_TARGET_SUM, EPSILON, MIN_CPM
 from transpert.evaluate.vcc2026._inputs import Scanned, iter_groups
-from transpert.kernels._vcc2026 import (
-    control_tie_terms,
-    cpm_log1p_csc,
-    jackknife_sums,
-    mean_cpm_rows,
-    ranksum_vs_control,
+from transpert.kernels._vcc2026 import control_tie_terms, ranksum_vs_control
+from transpert.kernels._vcc2026_group import (
+    csc_scatter,
+    csc_sums,
+    group_gene_pass,
+    jackknife_setup,
+    select_halves,
 )
+
 
 def bulk_means(sums: np.ndarray) -> np.ndarray:
     """log1p(TS * P / S) per group from count sums (an all-zero group stays zero)."""
@@ -37,38 +44,85 @@ def bulk_means(sums: np.ndarray) -> np.ndarray:
     return np.log1p(sums * scale[:, None])
 
 
-def jackknife(X, lib: np.ndarray, P: np.ndarray) -> float:
-    """The delete-one jackknife correction of one group (raw counts X, cell totals lib, sums P)."""
-    n = X.shape[0]
-    if n < 2:
-        return 0.0
-    tot = float(P.sum())
-    if tot <= 0.0:
-        return 0.0
-    s1 = np.zeros(P.size)
-    s2 = np.zeros(P.size)
-    jackknife_sums(X.indptr, X.indices, X.data, lib, P, tot, BULK_TARGET_SUM, s1, s2)
-    q = s2 - s1 ** 2 / n
-    return max(((n - 1) / n) * float(q.sum()), 0.0)
+@dataclass
+class GroupPass:
+    """One group's gene-major summaries (raw counts in): the jackknife correction ``jk``, the
+    mean CPM per gene, and per gene its log1p(CPM) values sorted (``col_ptr``, ``values``)
+    with the row (in the group) each came from (``rows``); zero counts store nothing. ``P``:
+    the group's count sums when they were made here."""
+
+    n: int
+    jk: float
+    mean_cpm: np.ndarray
+    col_ptr: np.ndarray
+    values: np.ndarray
+    rows: np.ndarray
+    P: np.ndarray | None = None
 
 
-def _sorted_values(X, lib):
-    col_ptr = np.zeros(X.shape[1] + 1, dtype=np.int64)
-    values = np.empty(X.nnz)
-    cpm_log1p_csc(X.indptr, X.indices, X.data, lib, X.shape[1], col_ptr, values)
-    return col_ptr, values[:col_ptr[-1]]
+def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = True,
+               order: np.ndarray | None = None) -> GroupPass:
+    """Scatter one group's raw counts ``X`` (CSR, cell totals ``lib``) gene-major and summarise
+    every gene once (:func:`transpert.kernels._vcc2026_group.group_gene_pass`): the delete-one
+    jackknife correction of the profile log1p(TS * P / S) when the group sums ``P`` are given
+    (``((n-1)/n) * sum_g sum_i (v_ig - mean_i v_ig)^2``, 0 below 2 cells or without counts),
+    the mean CPM and, with ``values``, the sorted log1p(CPM) values. ``order``: summarise the
+    rows ``X[order]``, in that order (a half split), without copying them; their count sums are
+    then made here (``GroupPass.P``) and ``P`` is ignored."""
+    G = X.shape[1]
+    half = order is not None
+    if not half:
+        order = np.arange(X.shape[0], dtype=np.int64)
+        nnz = X.nnz
+    else:
+        lib = lib[order]
+        nnz = int((X.indptr[order + 1] - X.indptr[order]).sum())
+    n = order.size
+    col_ptr = np.zeros(G + 1, dtype=np.int64)
+    rows = np.empty(nnz, dtype=np.int32)
+    counts = np.empty(nnz)
+    csc_scatter(X.indptr, X.indices, X.data, order, G, col_ptr, rows, counts)
+    own = None
+    if half:
+        own = np.zeros(G)
+        csc_sums(col_ptr, counts, own)
+        P = own
+    nnz = int(col_ptr[-1])
+    tot = float(P.sum()) if P is not None else 0.0
+    do_jk = P is not None and n >= 2 and tot > 0.0
+    ok, pw, D = jackknife_setup(lib, tot if do_jk else 1.0)
+    s1 = np.zeros(G)
+    s2 = np.zeros(G)
+    mean = np.zeros(G)
+    vals = np.empty(nnz if values else 0)
+    ids = np.empty(nnz if values else 0, dtype=np.int32)
+    group_gene_pass(col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM,
+                    do_jk, ok, pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
+    jk = 0.0
+    if do_jk:
+        q = s2 - s1 ** 2 / n
+        jk = max(((n - 1) / n) * float(q.sum()), 0.0)
+    return GroupPass(n, jk, mean, col_ptr, vals, ids, own)
 
 
-def _mean_cpm(X, lib):
-    out = np.zeros(X.shape[1])
-    mean_cpm_rows(X.indptr, X.indices, X.data, lib, 1.0 / X.shape[0], out)
-    return out
+def split_values(gp: GroupPass, halves: tuple, a: GroupPass, b: GroupPass):
+    """The sorted log1p(CPM) values of two halves of a group (``halves``: the rows of each;
+    ``a``, ``b`` their own passes, for the gene pointers), taken from the group's sorted
+    values ``gp`` without sorting again: ``(values of a, values of b)``."""
+    half = np.full(gp.n, -1, dtype=np.int8)
+    half[halves[0]] = 0
+    half[halves[1]] = 1
+    va = np.empty(int(a.col_ptr[-1]))
+    vb = np.empty(int(b.col_ptr[-1]))
+    select_halves(gp.col_ptr, gp.values, gp.rows, half, a.col_ptr, va, b.col_ptr, vb)
+    return va, vb
 
 
 @dataclass
 class Control:
-    """The real control's sorted log1p-CPM values per gene, their tie terms, its mean CPM, the
-    genes kept by the CPM filter, and its raw counts and cell totals (the baseline's pool)."""
+    """The real control's sorted log1p-CPM values per gene (and the row each came from), their
+    tie terms, its mean CPM, the genes kept by the CPM filter, and its raw counts and cell
+    totals (the baseline's pool)."""
 
     col_ptr: np.ndarray
     values: np.ndarray
@@ -78,15 +132,25 @@ class Control:
     kept: np.ndarray  # gene indices with control mean CPM > MIN_CPM
     X: object
     lib: np.ndarray
+    rows: np.ndarray | None = None
+
+    @classmethod
+    def from_pass(cls, gp: GroupPass, X, lib) -> "Control":
+        return cls.from_sorted(gp.col_ptr, gp.values, gp.rows, gp.mean_cpm, X.shape[0], X, lib)
+
+    @classmethod
+    def from_sorted(cls, col_ptr, values, rows, mean_cpm, m: int, X=None, lib=None
+                    ) -> "Control":
+        """From sorted log1p(CPM) values per gene of ``m`` cells and their mean CPM (raw
+        counts ``X`` and totals ``lib`` kept only for the real control: the baseline's pool)."""
+        ties = np.zeros(col_ptr.size - 1)
+        control_tie_terms(col_ptr, values, m, ties)
+        return cls(col_ptr, values, m, ties, mean_cpm,
+                   np.flatnonzero(mean_cpm * 1.0 > MIN_CPM), X, lib, rows)
 
     @classmethod
     def from_cells(cls, X, lib) -> "Control":
-        col_ptr, values = _sorted_values(X, lib)
-        ties = np.zeros(X.shape[1])
-        control_tie_terms(col_ptr, values, X.shape[0], ties)
-        mean = _mean_cpm(X, lib)
-        return cls(col_ptr, values, X.shape[0], ties, mean, np.flatnonzero(mean * 1.0 > MIN_CPM), X,
-                   lib)
+        return cls.from_pass(group_pass(X, lib), X, lib)
 
 
 @dataclass
@@ -99,13 +163,19 @@ class GroupDE:
     p_adj: np.ndarray
 
 
-def group_de(X, lib, control: Control) -> GroupDE:
-    """Wilcoxon (scanpy's tie-corrected normal approximation) of one group's cells against the
+def group_de(X, lib, control: Control, gp: GroupPass | None = None) -> GroupDE:
+    """Wilcoxon (scanpy's tie-corrected normal approximation) of one group's cells (raw counts
+    ``X``, cell totals ``lib``; ``gp`` its :func:`group_pass` when already made) against the
     real control, on log1p(CPM); BH over the kept genes; log2FC of arithmetic CPM means."""
-    n1 = X.shape[0]
+    if gp is None:
+        gp = group_pass(X, lib)
+    return de_from_sorted(gp.col_ptr, gp.values, X.shape[0], gp.mean_cpm, control)
+
+
+def de_from_sorted(col_ptr, values, n1: int, mean_cpm: np.ndarray, control: Control) -> GroupDE:
+    """:func:`group_de` from a group's sorted log1p(CPM) values per gene and its mean CPM."""
     m = control.m
-    col_ptr, values = _sorted_values(X, lib)
-    G = X.shape[1]
+    G = col_ptr.size - 1
     ranksum = np.empty(G)
     tc = np.empty(G)
     ranksum_vs_control(col_ptr, values, n1, control.col_ptr, control.values, m, control.ties,
@@ -117,11 +187,48 @@ def group_de(X, lib, control: Control) -> GroupDE:
     z[np.isnan(z)] = 0
     p = 2 * norm.sf(np.abs(z))
     p_adj = false_discovery_control(p, method="bh") if p.size else p
-    mt = _mean_cpm(X, lib)[kept]
+    mt = mean_cpm[kept]
     mr = control.mean_cpm[kept]
     with np.errstate(divide="ignore", invalid="ignore"):
         lfc = np.log2((mt + EPSILON) / (mr + EPSILON))
     return GroupDE(kept, lfc, p, p_adj)
+
+
+class Workers:
+    """Groups summarised side by side on :func:`transpert._parallel.kernel_threads` threads
+    (the kernels are serial and release the GIL; the caller's thread keeps reading). At most
+    one group per thread waits beyond those running, so memory holds a bounded number of
+    groups. Results are the same in any order: each group writes only its own entries."""
+
+    def __init__(self):
+        self.n = kernel_threads()
+        self.pool = ThreadPoolExecutor(self.n) if self.n > 1 else None
+        self.inflight: deque = deque()
+
+    def submit(self, fn, *args) -> None:
+        if self.pool is None:
+            fn(*args)
+            return
+        self.inflight.append(self.pool.submit(fn, *args))
+        while len(self.inflight) > self.n:
+            self.inflight.popleft().result()
+
+    def map(self, fn, items) -> list:
+        """``[fn(x) for x in items]``, side by side."""
+        if self.pool is None:
+            return [fn(x) for x in items]
+        return list(self.pool.map(fn, items))
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            while self.inflight:
+                self.inflight.popleft().result()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -135,36 +242,55 @@ class Side:
 
 
 def summarize_side(scanned: Scanned, control_label: str, control: Control | None,
-                   chunk_rows: int | None = None) -> tuple[Side, Control]:
+                   chunk_rows: int | None = None, hooks=None) -> tuple[Side, Control]:
     """Stream a scanned file once more: jackknife of every group, DE of every perturbation
-    against ``control`` (built from this file's control cells when None: the real side)."""
+    against ``control`` (built from this file's control cells when None: the real side).
+    ``hooks``: see :func:`summarize_groups`."""
     wanted = np.ones(scanned.groups.size, dtype=bool)
     if control is not None:
         wanted[np.flatnonzero(scanned.groups == control_label)[0]] = False  # not scored
     groups = iter_groups(scanned, wanted, chunk_rows)
-    return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control)
+    return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control, hooks)
 
 
 def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label: str,
-                     control: Control | None) -> tuple[Side, Control]:
+                     control: Control | None, hooks=None) -> tuple[Side, Control]:
     """Jackknife and DE of the groups ``cells`` yields as ``(code, raw counts, cell totals)``;
     ``sums[code]`` must hold the group's count sums when it is yielded. With ``control`` None,
-    the group labelled ``control_label`` is the control (DE of earlier groups waits for it)."""
+    the group labelled ``control_label`` is the control (DE of earlier groups waits for it).
+    ``hooks`` (the replicate anchor's collector, or None) is told of the control once it is
+    known (``on_control(control, code)``) and of every perturbation while its cells are in
+    memory (``on_group(code, X, lib, group_pass, de)``), so other work reuses this pass."""
     ci = int(np.flatnonzero(groups == control_label)[0])
     jk = np.zeros(groups.size)
     de: dict = {}
     pending: dict = {}
-    for code, X, lib in cells:
-        jk[code] = jackknife(X, lib, sums[code])
-        if code == ci and control is None:
-            control = Control.from_cells(X, lib)
-            for c2, (X2, lib2) in pending.items():
-                de[str(groups[c2])] = group_de(X2, lib2, control)
-            pending.clear()
-        elif code == ci:
-            continue
-        elif control is None:
-            pending[code] = (X, lib)  # the control comes later in this file
-        else:
-            de[str(groups[code])] = group_de(X, lib, control)
+
+    def scored(code, X, lib):
+        gp = group_pass(X, lib, sums[code])
+        jk[code] = gp.jk
+        de[str(groups[code])] = table = group_de(X, lib, control, gp)
+        if hooks is not None:
+            hooks.on_group(code, X, lib, gp, table)
+
+    with Workers() as pool:
+        if hooks is not None and control is not None:
+            hooks.on_control(control, ci)
+        for code, X, lib in cells:
+            if code == ci and control is None:
+                gp = group_pass(X, lib, sums[code])
+                jk[code] = gp.jk
+                control = Control.from_pass(gp, X, lib)
+                if hooks is not None:
+                    hooks.on_control(control, ci)
+                control.rows = None  # only the anchor's halves need each value's row
+                for c2, (X2, lib2) in pending.items():
+                    pool.submit(scored, c2, X2, lib2)
+                pending.clear()
+            elif code == ci:
+                jk[code] = group_pass(X, lib, sums[code], values=False).jk
+            elif control is None:
+                pending[code] = (X, lib)  # the control comes later in this file
+            else:
+                pool.submit(scored, code, X, lib)
     return Side(groups, bulk_means(sums), jk, de), control
