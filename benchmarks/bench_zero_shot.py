@@ -21,7 +21,7 @@ is written as cells (:func:`transpert.predict.write_prediction`). Scored two way
    transpert's vcc2026 suite against the held-out raw cells, anchored on the mean-response
    baseline and the replicate anchor built from them (:func:`vcc2026_scores`), per member and
    the score, 95% bootstrap interval over perturbations;
-3. zero-shot TransPert's own summary-level criterion
+3. the profile-level criterion
    (:func:`transpert.transfer.zero_shot_criterion.profile_criterion`, NOT the vcc2026 scorer):
    the predicted pseudo-bulk against the target's full summary, 95% bootstrap interval over
    perturbations (per-perturbation PDS computed once, the rest on each resample).
@@ -33,6 +33,7 @@ training label; against copying K562's list. AUPRC per target, 95% bootstrap int
 
     nice python benchmarks/bench_zero_shot.py [--tasks simulator lowrank datlinger papalexi replogle]
         [--n-boot 1000] [--out DIR] [--from-records DIR/zero_shot_records.json]
+        [--variant 'NAME={"criterion": "profile"}' ...]   # also zero-shot TransPert with these parameters
 
 Prints one JSON line per (task, target, method) and markdown tables.
 """

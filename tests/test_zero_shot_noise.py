@@ -84,6 +84,10 @@ def test_noise_criterion_is_used_by_name(data):
     refs, _, ctrl = data
     model = ZeroShotTransPert(**FAST, criterion="noise").fit(refs, ctrl)
     assert np.isfinite(model.cv_curve_["score"]).all()
+    assert ZeroShotTransPert()._criterion() is noise_criterion  # the default
+    from transpert.transfer import profile_criterion
+
+    assert ZeroShotTransPert(criterion="profile")._criterion() is profile_criterion
     with pytest.raises(TranspertInputError, match="criterion must be"):
         ZeroShotTransPert(**FAST, criterion="nope").fit(refs, ctrl)
 

@@ -1,4 +1,4 @@
-"""The default criterion of zero-shot TransPert's leave-one-line-out: a profile-level score.
+"""A profile-level criterion for zero-shot TransPert's leave-one-line-out (``criterion="profile"``).
 
 **A summary-level stand-in, not the vcc2026 scorer.** The 2026 Virtual Cell Challenge scores
 predicted *cells* with cell-eval2's ``vcc2026`` suite (cosine discrimination, expression errors,
@@ -26,7 +26,8 @@ Per held-out line, for perturbations ``P`` and genes ``G`` (all log1p scale unle
 Each anchored value is clipped below at -1 (a very bad value on one metric cannot swamp the
 others) and ``score`` is their mean (the four DE terms are means over the perturbations that
 have a significant gene). A criterion is any callable with this signature returning a dict with
-``score``; :func:`profile_criterion` is the default.
+``score``; the default is the noise-aware :func:`transpert.transfer.zero_shot_noise.noise_criterion`
+(this one, comparing profiles only, chose effects too small for the cells to show).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each reference line in turn plays the target: only its control profile is visible, it is
 predicted from the other lines by :func:`transpert.transfer.zero_shot_model.components`, and
 the prediction is scored against the line's own summary by the criterion (default
-:func:`transpert.transfer.zero_shot_criterion.profile_criterion`). Exact copies of the held-out
+:func:`transpert.transfer.zero_shot_noise.noise_criterion`, given the line's noise model). Exact copies of the held-out
 line (:func:`transpert.transfer.zero_shot_weights.copy_groups`) are held out with it.
 
 :func:`search` chooses, in this order, on the mean criterion over held-out lines:

@@ -111,9 +111,9 @@ class NoiseModel:
 
     @classmethod
     def from_anndata(cls, summary, fdr_threshold: float = 0.05) -> "NoiseModel":
-        """From a summary profile (layers ``delta``, ``pvalue``, ``fdr``; obs ``n_cells``; the
-        control cells from ``uns['transpert']['control_n_cells']``, else the median
-        ``n_cells``)."""
+        """From a summary profile (layers ``delta``, ``pvalue``, ``fdr``; obs ``n_cells``, 50 per
+        perturbation when absent; the control cells from ``uns['transpert']['control_n_cells']``,
+        else the median ``n_cells``)."""
         from transpert.summarize._contract import dense_layer
 
         n_cells = (summary.obs["n_cells"].to_numpy(dtype=np.float64) if "n_cells" in summary.obs
