@@ -17,7 +17,7 @@ and computes what the suite needs of it:
 - the mean CPM ``sum_i (y / (l_i / 1e6)) * (1 / n)`` in row order (scipy's sparse mean);
 - the log1p(CPM) values ``log1p(y / (l_i / 1e6))`` sorted ascending, with the row each came from
   (a bucket pass on the value, then an insertion sort that only meets inversions within a
-  bucket; a crowded bucket is sorted by numpy's argsort). Integral counts up to
+  bucket; a segment with a crowded bucket is sorted by numpy's argsort). Integral counts up to
   ``TABLE_MAX`` read ``log1p`` from a per-cell table computed with the same expression.
 
 :func:`select_halves` splits sorted values by the half split of the rows they came from (a
@@ -36,7 +36,7 @@ SERIES_DELTA = 0.02  # cells with lib / (S - lib) above this take the direct pat
 SERIES_TERMS = 11  # log1p(x) = sum_k (-1)^(k+1) x^k / k truncated after x^11: < 1e-19 at 0.02
 TABLE_MAX = 64  # integral counts up to this read their log1p(CPM) from the per-cell table
 _SMALL = 24  # segments up to this length: insertion sort
-_CROWDED = 48  # a bucket holding more entries than this is sorted by argsort
+_CROWDED = 48  # a segment with a bucket holding more entries than this is sorted by argsort
 
 
 @njit(cache=True, nogil=True)
@@ -131,7 +131,7 @@ def _insertion(vals, ids, lo, hi):  # pragma: no cover - compiled
 def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
     """Sort ``vals[lo:hi]`` ascending carrying ``ids``; scratch ``tv``, ``ti`` (>= hi - lo) and
     ``cnt`` (>= hi - lo + 1). The bucket of a value is monotone in it, so after the bucket pass
-    every inversion lies inside one bucket."""
+    every inversion lies inside one bucket and one insertion sort finishes the job."""
     n = hi - lo
     if n <= _SMALL:
         _insertion(vals, ids, lo, hi)
@@ -150,11 +150,24 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
     scale = nb / (vmax - vmin)
     for b in range(nb + 1):
         cnt[b] = 0
+    crowded = 0
     for p in range(lo, hi):
         b = int((vals[p] - vmin) * scale)
         if b >= nb:
             b = nb - 1
-        cnt[b + 1] += 1
+        c = cnt[b + 1] + 1
+        cnt[b + 1] = c
+        if c > crowded:
+            crowded = c
+    if crowded > _CROWDED:  # a lumpy segment: sort it outright
+        order = np.argsort(vals[lo:hi])
+        for j in range(n):
+            tv[j] = vals[lo + order[j]]
+            ti[j] = ids[lo + order[j]]
+        for j in range(n):
+            vals[lo + j] = tv[j]
+            ids[lo + j] = ti[j]
+        return
     for b in range(nb):
         cnt[b + 1] += cnt[b]
     for p in range(lo, hi):
@@ -165,21 +178,11 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
         tv[q] = vals[p]
         ti[q] = ids[p]
         cnt[b] = q + 1
-    # cnt[b] is now the end of bucket b (its start is the end of b - 1)
-    start = 0
-    for b in range(nb):
-        end = cnt[b]
-        if end - start > _CROWDED:
-            order = np.argsort(tv[start:end])
-            for j in range(end - start):
-                vals[lo + start + j] = tv[start + order[j]]
-                ids[lo + start + j] = ti[start + order[j]]
-        else:
-            for j in range(start, end):
-                vals[lo + j] = tv[j]
-                ids[lo + j] = ti[j]
-            _insertion(vals, ids, lo + start, lo + end)
-        start = end
+    # back in bucket order, then one insertion sort: every inversion left is inside a bucket
+    for j in range(n):
+        vals[lo + j] = tv[j]
+        ids[lo + j] = ti[j]
+    _insertion(vals, ids, lo, hi)
 
 
 @njit(cache=True, nogil=True)
