@@ -42,8 +42,8 @@ _CROWDED = 48  # a segment with a bucket holding more entries than this is sorte
 @njit(cache=True, nogil=True)
 def csc_scatter(indptr, indices, data, order, n_genes, col_ptr, rows, counts):  # pragma: no cover
     """Gene-major copy of the non-zero values of the CSR rows ``order`` (in that order: row
-    ``order[j]`` becomes row j): ``col_ptr`` (n_genes + 1), ``rows`` and ``counts`` (float64)
-    are outputs, each gene's entries in the new row order (the copy of ``X[order]``)."""
+    ``order[j]`` becomes row j): ``col_ptr`` (n_genes + 1), ``rows`` and ``counts`` (float32
+    for float32 data, else float64) are outputs, each gene's entries in the new row order (the copy of ``X[order]``)."""
     col_ptr[:] = 0
     for j in range(order.size):
         i = order[j]
@@ -56,12 +56,11 @@ def csc_scatter(indptr, indices, data, order, n_genes, col_ptr, rows, counts):  
     for j in range(order.size):
         i = order[j]
         for k in range(indptr[i], indptr[i + 1]):
-            x = float(data[k])
-            if x != 0.0:
+            if data[k] != 0:
                 g = indices[k]
                 p = fill[g]
                 rows[p] = j
-                counts[p] = x
+                counts[p] = data[k]
                 fill[g] = p + 1
 
 
@@ -71,7 +70,7 @@ def csc_sums(col_ptr, counts, out):  # pragma: no cover - compiled
     for g in range(col_ptr.size - 1):
         s = 0.0
         for p in range(col_ptr[g], col_ptr[g + 1]):
-            s += counts[p]
+            s += float(counts[p])
         out[g] = s
 
 
@@ -220,7 +219,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
         hi = col_ptr[g + 1]
         m = 0.0
         for p in range(lo, hi):
-            m += (counts[p] / f[rows[p]]) * inv_n
+            m += (float(counts[p]) / f[rows[p]]) * inv_n
         mean_cpm[g] = m
         if jk:
             e = ts * P[g] / S
@@ -234,7 +233,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 i = rows[p]
                 if not ok[i]:
                     continue
-                v = math.log1p(ts * (P[g] - counts[p]) / (S - lib[i])) - bg
+                v = math.log1p(ts * (P[g] - float(counts[p])) / (S - lib[i])) - bg
                 acc_1 += v
                 acc_2 += v * v
                 for k in range(1, M + 1):
@@ -254,7 +253,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 while q < hi and rows[q] < i:
                     q += 1
                 while q < hi and rows[q] == i:
-                    y += counts[q]
+                    y += float(counts[q])
                     q += 1
                 r = S - lib[i]
                 if r > 0.0:
@@ -268,7 +267,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
         if want_values:
             for p in range(lo, hi):
                 i = rows[p]
-                y = counts[p]
+                y = float(counts[p])
                 xi = int(y)
                 if xi <= TABLE_MAX and float(xi) == y:
                     vals[p] = tab[i, xi]
