@@ -17,7 +17,7 @@ and computes what the suite needs of it:
 - the mean CPM ``sum_i (y / (l_i / 1e6)) * (1 / n)`` in row order (scipy's sparse mean);
 - the log1p(CPM) values ``log1p(y / (l_i / 1e6))`` sorted ascending, with the row each came from
   (a bucket pass on the value, then an insertion sort that only meets inversions within a
-  bucket; a crowded bucket is sorted by numpy's argsort). Integral counts up to
+  bucket; a segment with a crowded bucket is sorted by numpy's argsort). Integral counts up to
   ``TABLE_MAX`` read ``log1p`` from a per-cell table computed with the same expression.
 
 :func:`select_halves` splits sorted values by the half split of the rows they came from (a
@@ -36,14 +36,14 @@ SERIES_DELTA = 0.02  # cells with lib / (S - lib) above this take the direct pat
 SERIES_TERMS = 11  # log1p(x) = sum_k (-1)^(k+1) x^k / k truncated after x^11: < 1e-19 at 0.02
 TABLE_MAX = 64  # integral counts up to this read their log1p(CPM) from the per-cell table
 _SMALL = 24  # segments up to this length: insertion sort
-_CROWDED = 48  # a bucket holding more entries than this is sorted by argsort
+_CROWDED = 48  # a segment with a bucket holding more entries than this is sorted by argsort
 
 
 @njit(cache=True, nogil=True)
 def csc_scatter(indptr, indices, data, order, n_genes, col_ptr, rows, counts):  # pragma: no cover
     """Gene-major copy of the non-zero values of the CSR rows ``order`` (in that order: row
-    ``order[j]`` becomes row j): ``col_ptr`` (n_genes + 1), ``rows`` and ``counts`` (float64)
-    are outputs, each gene's entries in the new row order (the copy of ``X[order]``)."""
+    ``order[j]`` becomes row j): ``col_ptr`` (n_genes + 1), ``rows`` and ``counts`` (float32
+    for float32 data, else float64) are outputs, each gene's entries in the new row order (the copy of ``X[order]``)."""
     col_ptr[:] = 0
     for j in range(order.size):
         i = order[j]
@@ -56,12 +56,11 @@ def csc_scatter(indptr, indices, data, order, n_genes, col_ptr, rows, counts):  
     for j in range(order.size):
         i = order[j]
         for k in range(indptr[i], indptr[i + 1]):
-            x = float(data[k])
-            if x != 0.0:
+            if data[k] != 0:
                 g = indices[k]
                 p = fill[g]
                 rows[p] = j
-                counts[p] = x
+                counts[p] = data[k]
                 fill[g] = p + 1
 
 
@@ -71,7 +70,7 @@ def csc_sums(col_ptr, counts, out):  # pragma: no cover - compiled
     for g in range(col_ptr.size - 1):
         s = 0.0
         for p in range(col_ptr[g], col_ptr[g + 1]):
-            s += counts[p]
+            s += float(counts[p])
         out[g] = s
 
 
@@ -131,7 +130,7 @@ def _insertion(vals, ids, lo, hi):  # pragma: no cover - compiled
 def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
     """Sort ``vals[lo:hi]`` ascending carrying ``ids``; scratch ``tv``, ``ti`` (>= hi - lo) and
     ``cnt`` (>= hi - lo + 1). The bucket of a value is monotone in it, so after the bucket pass
-    every inversion lies inside one bucket."""
+    every inversion lies inside one bucket and one insertion sort finishes the job."""
     n = hi - lo
     if n <= _SMALL:
         _insertion(vals, ids, lo, hi)
@@ -150,11 +149,24 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
     scale = nb / (vmax - vmin)
     for b in range(nb + 1):
         cnt[b] = 0
+    crowded = 0
     for p in range(lo, hi):
         b = int((vals[p] - vmin) * scale)
         if b >= nb:
             b = nb - 1
-        cnt[b + 1] += 1
+        c = cnt[b + 1] + 1
+        cnt[b + 1] = c
+        if c > crowded:
+            crowded = c
+    if crowded > _CROWDED:  # a lumpy segment: sort it outright
+        order = np.argsort(vals[lo:hi])
+        for j in range(n):
+            tv[j] = vals[lo + order[j]]
+            ti[j] = ids[lo + order[j]]
+        for j in range(n):
+            vals[lo + j] = tv[j]
+            ids[lo + j] = ti[j]
+        return
     for b in range(nb):
         cnt[b + 1] += cnt[b]
     for p in range(lo, hi):
@@ -165,21 +177,11 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
         tv[q] = vals[p]
         ti[q] = ids[p]
         cnt[b] = q + 1
-    # cnt[b] is now the end of bucket b (its start is the end of b - 1)
-    start = 0
-    for b in range(nb):
-        end = cnt[b]
-        if end - start > _CROWDED:
-            order = np.argsort(tv[start:end])
-            for j in range(end - start):
-                vals[lo + start + j] = tv[start + order[j]]
-                ids[lo + start + j] = ti[start + order[j]]
-        else:
-            for j in range(start, end):
-                vals[lo + j] = tv[j]
-                ids[lo + j] = ti[j]
-            _insertion(vals, ids, lo + start, lo + end)
-        start = end
+    # back in bucket order, then one insertion sort: every inversion left is inside a bucket
+    for j in range(n):
+        vals[lo + j] = tv[j]
+        ids[lo + j] = ti[j]
+    _insertion(vals, ids, lo, hi)
 
 
 @njit(cache=True, nogil=True)
@@ -217,7 +219,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
         hi = col_ptr[g + 1]
         m = 0.0
         for p in range(lo, hi):
-            m += (counts[p] / f[rows[p]]) * inv_n
+            m += (float(counts[p]) / f[rows[p]]) * inv_n
         mean_cpm[g] = m
         if jk:
             e = ts * P[g] / S
@@ -231,7 +233,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 i = rows[p]
                 if not ok[i]:
                     continue
-                v = math.log1p(ts * (P[g] - counts[p]) / (S - lib[i])) - bg
+                v = math.log1p(ts * (P[g] - float(counts[p])) / (S - lib[i])) - bg
                 acc_1 += v
                 acc_2 += v * v
                 for k in range(1, M + 1):
@@ -251,7 +253,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 while q < hi and rows[q] < i:
                     q += 1
                 while q < hi and rows[q] == i:
-                    y += counts[q]
+                    y += float(counts[q])
                     q += 1
                 r = S - lib[i]
                 if r > 0.0:
@@ -265,7 +267,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
         if want_values:
             for p in range(lo, hi):
                 i = rows[p]
-                y = counts[p]
+                y = float(counts[p])
                 xi = int(y)
                 if xi <= TABLE_MAX and float(xi) == y:
                     vals[p] = tab[i, xi]

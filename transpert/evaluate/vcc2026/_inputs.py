@@ -3,11 +3,11 @@
 Input: an h5ad path or AnnData of raw counts, labels in ``obs[pert_col]``. The preset refuses a
 matrix with a negative, non-finite or non-integral value, or a cell whose total exceeds 1e6
 (``max_counts_per_cell``); a pair must share the gene axis (same names, same order) and the
-perturbation labels, control included. Nothing is densified: :func:`scan_counts` reads the file
-once in row chunks (checks, cell totals, group sums); :func:`iter_groups` reads it again and hands
-over each group's rows (raw counts, file order) as soon as the group is complete, so memory holds
-one group at a time when a file is grouped by perturbation (the usual layout) and at most the
-not-yet-complete groups otherwise.
+perturbation labels, control included. Nothing is densified: :func:`scan_counts` reads the
+labels; :func:`iter_groups` reads the file once in row chunks, checks each block's values, sums
+it into the cell totals and group sums, and hands over each group's rows (raw counts, file
+order) as soon as the group is complete, so memory holds one group at a time when a file is
+grouped by perturbation (the usual layout) and at most the not-yet-complete groups otherwise.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Scanned:
     lib: np.ndarray
     sums: np.ndarray
     means: np.ndarray
+    unscanned: bool = False  # values not read yet: iter_groups checks and sums them
 
     @property
     def name(self) -> str:
@@ -63,39 +64,44 @@ def open_counts(source, which: str, pert_col: str, control: str) -> Opened:
     return opened
 
 
-def scan_counts(opened: Opened, chunk_rows: int | None = None) -> Scanned:
-    """Pass 1 over raw counts: value checks, cell totals, group sums."""
+def scan_counts(opened: Opened) -> Scanned:
+    """What the labels say of a raw-count file (groups, codes, cells per group), with empty
+    cell totals and group sums: :func:`iter_groups`'s pass checks the values and fills them,
+    block by block before handing groups over, so the file is read once."""
     labels = opened.cells.labels
     groups, codes = np.unique(labels, return_inverse=True)
     codes = codes.astype(np.int64)
     n_genes = len(opened.cells.var_names)
-    sums = np.zeros((groups.size, n_genes))
-    means = np.zeros((groups.size, n_genes))
     n_cells = np.bincount(codes, minlength=groups.size)
-    inv_n = 1.0 / n_cells
-    lib = np.zeros(labels.size)
-    name = opened.cells.name
-    for start, stop, block in opened.source.iter_chunks(chunk_rows):
-        block = sp.csr_matrix(block)
-        bad = np.zeros(stop - start, dtype=np.int64)
-        count_row_checks(block.indptr, block.data, lib[start:stop], bad)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            what = ("a negative value" if bad[i] & 1 else "a NaN or infinite value" if bad[i] & 2
-                    else "a non-integral value")
-            raise TranspertInputError(
-                f"{name}: cell {start + i} holds {what}; the vcc2026 suite scores raw counts "
-                "(non-negative integers)")
-        over = np.flatnonzero(lib[start:stop] > MAX_COUNTS_PER_CELL)
-        if over.size:
-            i = int(over[0])
-            raise TranspertInputError(
-                f"{name}: cell {start + i} has {lib[start + i]:.0f} counts, above the vcc2026 "
-                f"limit of {MAX_COUNTS_PER_CELL:.0f} per cell")
-        group_sums_csr(block.indptr, block.indices, block.data, codes[start:stop], sums)
-        group_scaled_sums(block.indptr, block.indices, block.data, codes[start:stop], inv_n,
-                          means)
-    return Scanned(opened, groups, codes, n_cells, lib, sums, means)
+    scanned = Scanned(opened, groups, codes, n_cells, np.zeros(labels.size),
+                      np.zeros((groups.size, n_genes)), np.zeros((groups.size, n_genes)))
+    scanned.unscanned = True
+    return scanned
+
+
+def _scan_block(scanned: Scanned, start: int, stop: int, block: sp.csr_matrix) -> None:
+    """Checks, cell totals and group sums of rows [start, stop)."""
+    lib = scanned.lib
+    name = scanned.name
+    bad = np.zeros(stop - start, dtype=np.int64)
+    count_row_checks(block.indptr, block.data, lib[start:stop], bad)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = ("a negative value" if bad[i] & 1 else "a NaN or infinite value" if bad[i] & 2
+                else "a non-integral value")
+        raise TranspertInputError(
+            f"{name}: cell {start + i} holds {what}; the vcc2026 suite scores raw counts "
+            "(non-negative integers)")
+    over = np.flatnonzero(lib[start:stop] > MAX_COUNTS_PER_CELL)
+    if over.size:
+        i = int(over[0])
+        raise TranspertInputError(
+            f"{name}: cell {start + i} has {lib[start + i]:.0f} counts, above the vcc2026 "
+            f"limit of {MAX_COUNTS_PER_CELL:.0f} per cell")
+    codes = scanned.codes[start:stop]
+    group_sums_csr(block.indptr, block.indices, block.data, codes, scanned.sums)
+    group_scaled_sums(block.indptr, block.indices, block.data, codes, 1.0 / scanned.n_cells,
+                      scanned.means)
 
 
 def check_pair(real: Scanned, pred: Scanned) -> None:
@@ -117,12 +123,18 @@ def check_pair(real: Scanned, pred: Scanned) -> None:
 def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = None
                 ) -> Iterator[tuple[int, sp.csr_matrix, np.ndarray]]:
     """Pass over the file yielding ``(group code, CSR counts, cell totals)`` for every group
-    with ``wanted[code]``, each once complete, rows in file order."""
+    with ``wanted[code]``, each once complete, rows in file order. The first pass over a file
+    also checks its values and fills the cell totals and group sums (of every group), each
+    block before any group it completes is handed over (a group's sums are whole when it is
+    yielded)."""
     need = np.where(wanted, scanned.n_cells, 0)
     pending: dict[int, list] = {}
     codes = scanned.codes
+    scan = scanned.unscanned
     for start, stop, block in scanned.opened.source.iter_chunks(chunk_rows):
         block = sp.csr_matrix(block)
+        if scan:
+            _scan_block(scanned, start, stop, block)
         c = codes[start:stop]
         for code in np.unique(c):
             if not wanted[code]:
@@ -134,3 +146,4 @@ def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = N
                 parts = pending.pop(int(code))
                 X = parts[0][0] if len(parts) == 1 else sp.vstack([p[0] for p in parts], "csr")
                 yield int(code), X, np.concatenate([p[1] for p in parts])
+    scanned.unscanned = False

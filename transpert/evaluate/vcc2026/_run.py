@@ -75,7 +75,7 @@ def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     """
     opened = open_counts(real, "real", pert_col, control)
     try:
-        scanned = scan_counts(opened, chunk_rows)
+        scanned = scan_counts(opened)
         collector = None if hooks is None else hooks(opened, scanned)
         side, ctrl = summarize_side(scanned, control, None, chunk_rows, collector)
     finally:
@@ -161,7 +161,7 @@ def run_metrics(real: RealSummary, pred, pert_col: str = PERT_COL,
     """
     opened = open_counts(pred, "pred", pert_col, real.control_label)
     try:
-        scanned = scan_counts(opened, chunk_rows)
+        scanned = scan_counts(opened)
         check_pair(real.scanned, scanned)
         side, _ = summarize_side(scanned, real.control_label, real.control, chunk_rows)
     finally:

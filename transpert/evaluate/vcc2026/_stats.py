@@ -80,7 +80,8 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     n = order.size
     col_ptr = np.zeros(G + 1, dtype=np.int64)
     rows = np.empty(nnz, dtype=np.int32)
-    counts = np.empty(nnz)
+    # float32 files keep float32 counts (every use widens them to float64 exactly)
+    counts = np.empty(nnz, dtype=np.float32 if X.data.dtype == np.float32 else np.float64)
     csc_scatter(X.indptr, X.indices, X.data, order, G, col_ptr, rows, counts)
     own = None
     if half:
