@@ -47,12 +47,50 @@ def _frame_from_json(d: dict) -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.Index(d["index"], name=d["index_name"]))
 
 
-def save_model(model, path) -> Path:
-    """Write ``model`` (a fitted TransPert) to the directory ``path``."""
+def model_dir(path) -> Path:
+    """``path`` as a directory to save a model into (created; refused if it is a file)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise TranspertInputError(f"model path {str(path)!r} exists and is not a directory")
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_model_dir(path: Path, meta: dict, arrays: dict) -> Path:
+    """Write ``arrays.npz`` and ``model.json`` into ``path``, each atomically."""
+    with atomic_path(path / "arrays.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    with atomic_path(path / "model.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, allow_nan=False))
+    return path
+
+
+def read_model_dir(path, fmt: str, version: int, what: str) -> tuple[dict, dict]:
+    """(meta, arrays) of a directory written by :func:`write_model_dir`; a clear error when a
+    file is missing, the JSON is unreadable, or the format or its version is not ``fmt`` /
+    ``version`` (``what`` names the model in messages)."""
+    path = Path(path)
+    meta_file, array_file = path / "model.json", path / "arrays.npz"
+    for f in (meta_file, array_file):
+        if not f.is_file():
+            raise TranspertInputError(f"{str(path)!r} is not a saved {what} model: {f.name} is missing")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise TranspertInputError(f"{str(meta_file)!r}: not valid JSON ({exc})") from None
+    if meta.get("format") != fmt or meta.get("format_version") != version:
+        raise TranspertInputError(
+            f"{str(meta_file)!r}: format {meta.get('format')!r} version {meta.get('format_version')!r}; "
+            f"this transpert reads {fmt!r} version {version}")
+    with np.load(array_file, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return meta, arrays
+
+
+def save_model(model, path) -> Path:
+    """Write ``model`` (a fitted TransPert) to the directory ``path``."""
+    path = model_dir(path)
     arrays = {f"target__{k}": v for k, v in model.target_.to_arrays().items()}
     for i, line in enumerate(model.lines_):
         arrays.update({f"ref{i}__{k}": v for k, v in line.to_arrays().items()})
@@ -79,12 +117,7 @@ def save_model(model, path) -> Path:
         "deg_threshold_curve": _frame_to_json(model.deg_threshold_curve_),
         "n_features_in": model.n_features_in_,
     }
-    with atomic_path(path / "arrays.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    with atomic_path(path / "model.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=1, allow_nan=False))
-    return path
+    return write_model_dir(path, meta, arrays)
 
 
 def load_model(cls, path):
@@ -93,21 +126,7 @@ def load_model(cls, path):
     from transpert.transfer.reference import ReferenceLine
     from transpert.transfer.target import TargetStats
 
-    path = Path(path)
-    meta_file, array_file = path / "model.json", path / "arrays.npz"
-    for f in (meta_file, array_file):
-        if not f.is_file():
-            raise TranspertInputError(f"{str(path)!r} is not a saved TransPert model: {f.name} is missing")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise TranspertInputError(f"{str(meta_file)!r}: not valid JSON ({exc})") from None
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise TranspertInputError(
-            f"{str(meta_file)!r}: format {meta.get('format')!r} version {meta.get('format_version')!r}; "
-            f"this transpert reads {FORMAT!r} version {FORMAT_VERSION}")
-    with np.load(array_file, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    meta, arrays = read_model_dir(path, FORMAT, FORMAT_VERSION, "TransPert")
     model = cls(**meta["params"])
     tmeta = dict(meta["target"])
     if tmeta["knockdown_ratio"] is None:

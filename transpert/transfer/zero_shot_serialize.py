@@ -19,9 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transpert._errors import TranspertInputError
-from transpert._io import atomic_path
-from transpert.transfer.serialize import _clean, _frame_from_json, _frame_to_json
+from transpert.transfer.serialize import (
+    _clean,
+    _frame_from_json,
+    _frame_to_json,
+    model_dir,
+    read_model_dir,
+    write_model_dir,
+)
 
 FORMAT = "transpert.ZeroShotTransPert"
 FORMAT_VERSION = 1
@@ -39,10 +44,7 @@ def saved_format(path) -> str | None:
 
 def save_zero_shot(model, path) -> Path:
     """Write ``model`` (a fitted :class:`~transpert.transfer.ZeroShotTransPert`) to directory ``path``."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise TranspertInputError(f"model path {str(path)!r} exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    path = model_dir(path)
     t = model.target_
     arrays = {"target__genes": np.asarray(t.genes, dtype=str), "target__control_mean": t.control_mean,
               "target__control_frac": t.control_frac}
@@ -63,12 +65,7 @@ def save_zero_shot(model, path) -> Path:
         "tables": {k.rstrip("_"): None if getattr(model, k) is None else _frame_to_json(getattr(model, k))
                    for k in _TABLES},
     }
-    with atomic_path(path / "arrays.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    with atomic_path(path / "model.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=1, allow_nan=False))
-    return path
+    return write_model_dir(path, meta, arrays)
 
 
 def load_zero_shot(cls, path):
@@ -77,21 +74,7 @@ def load_zero_shot(cls, path):
     from transpert.transfer.reference import ReferenceLine
     from transpert.transfer.zero_shot_target import ControlProfile
 
-    path = Path(path)
-    meta_file, array_file = path / "model.json", path / "arrays.npz"
-    for f in (meta_file, array_file):
-        if not f.is_file():
-            raise TranspertInputError(f"{str(path)!r} is not a saved zero-shot TransPert model: {f.name} is missing")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise TranspertInputError(f"{str(meta_file)!r}: not valid JSON ({exc})") from None
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise TranspertInputError(
-            f"{str(meta_file)!r}: format {meta.get('format')!r} version {meta.get('format_version')!r}; "
-            f"this transpert reads {FORMAT!r} version {FORMAT_VERSION} here")
-    with np.load(array_file, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    meta, arrays = read_model_dir(path, FORMAT, FORMAT_VERSION, "zero-shot TransPert")
     params = dict(meta["params"])
     for k in ("temperatures", "common_scales", "specific_scales", "deg_thresholds", "shrinkages"):
         if params.get(k) is not None:  # JSON has no inf: null is the equal-weight temperature
