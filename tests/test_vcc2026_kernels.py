@@ -111,7 +111,7 @@ def test_sorted_values_mean_cpm_and_halves_brute_force(kind):
     ptrs, outs = [], []
     for h in (0, 1):
         ptrs.append(np.r_[0, np.cumsum([np.count_nonzero(D[half == h, g]) for g in range(G)])])
-        outs.append(np.empty(ptrs[h][-1]))
+        outs.append(np.full(ptrs[h][-1] + 1, np.nan))  # one slot of slack
     select_halves(ptr, vals, ids, half, ptrs[0], outs[0], ptrs[1], outs[1])
     for g in range(G):
         nz = np.flatnonzero(D[:, g])

@@ -281,15 +281,16 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
 def select_halves(col_ptr, vals, ids, half, ptr_a, vals_a, ptr_b, vals_b):  # pragma: no cover
     """Split per-gene sorted values by the half of the row each came from (``half[row]``: 0,
     1, or -1 for neither), order kept: the values of half 0 go to ``vals_a`` at ``ptr_a`` (its
-    gene pointer, from its own scatter), those of half 1 to ``vals_b`` at ``ptr_b``."""
+    gene pointer, from its own scatter), those of half 1 to ``vals_b`` at ``ptr_b``. Both
+    outputs need one slot of slack at the end: every value is written to both and only the
+    cursor of its own half moves (no branch on the half)."""
     for g in range(col_ptr.size - 1):
         qa = ptr_a[g]
         qb = ptr_b[g]
         for p in range(col_ptr[g], col_ptr[g + 1]):
             h = half[ids[p]]
-            if h == 0:
-                vals_a[qa] = vals[p]
-                qa += 1
-            elif h == 1:
-                vals_b[qb] = vals[p]
-                qb += 1
+            v = vals[p]
+            vals_a[qa] = v
+            vals_b[qb] = v
+            qa += h == 0
+            qb += h == 1

@@ -113,10 +113,11 @@ def split_values(gp: GroupPass, halves: tuple, a: GroupPass, b: GroupPass):
     half = np.full(gp.n, -1, dtype=np.int8)
     half[halves[0]] = 0
     half[halves[1]] = 1
-    va = np.empty(int(a.col_ptr[-1]))
-    vb = np.empty(int(b.col_ptr[-1]))
+    na, nb = int(a.col_ptr[-1]), int(b.col_ptr[-1])
+    va = np.empty(na + 1)  # one slot of slack (select_halves)
+    vb = np.empty(nb + 1)
     select_halves(gp.col_ptr, gp.values, gp.rows, half, a.col_ptr, va, b.col_ptr, vb)
-    return va, vb
+    return va[:na], vb[:nb]
 
 
 @dataclass
