@@ -186,8 +186,9 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
-                    mean_cpm, inv_n, want_values, vals, ids):  # pragma: no cover - compiled
-    """Per gene of the gene-major group (:func:`csc_scatter`): with ``jk``, the jackknife sums
+                    mean_cpm, inv_n, want_values, vals, ids, g0, g1):  # pragma: no cover
+    """Per gene ``g0 <= g < g1`` of the gene-major group (:func:`csc_scatter`; disjoint gene
+    ranges may run on several threads at once): with ``jk``, the jackknife sums
     ``s1``, ``s2`` (outputs, zero on entry; ``ok``, ``pw``, ``D`` from :func:`jackknife_setup`,
     ``P`` the group's count sums, ``S`` their total, ``ts`` the bulk target sum); the mean CPM
     (``mean_cpm``, zero on entry); with ``want_values`` the sorted log1p(CPM) values ``vals``
@@ -208,13 +209,13 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 tab[i, x] = math.log1p(float(x) / f[i])
     outside = np.flatnonzero(~ok) if jk else np.zeros(0, dtype=np.int64)
     longest = 0
-    for g in range(G):
+    for g in range(g0, g1):
         longest = max(longest, col_ptr[g + 1] - col_ptr[g])
     tv = np.empty(longest)
     ti = np.empty(longest, dtype=ids.dtype)
     cnt = np.empty(longest + 1, dtype=np.int64)
     Z = np.empty(M + 1)
-    for g in range(G):
+    for g in range(g0, g1):
         lo = col_ptr[g]
         hi = col_ptr[g + 1]
         m = 0.0

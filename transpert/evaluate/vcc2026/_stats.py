@@ -35,6 +35,9 @@ from transpert.kernels._vcc2026_group import (
 )
 
 
+SPLIT_GENES_ABOVE = 10_000_000  # stored values above which one group's pass is split by genes
+
+
 def bulk_means(sums: np.ndarray) -> np.ndarray:
     """log1p(TS * P / S) per group from count sums (an all-zero group stays zero)."""
     totals = sums.sum(axis=1)
@@ -97,8 +100,17 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     mean = np.zeros(G)
     vals = np.empty(nnz if values else 0)
     ids = np.empty(nnz if values else 0, dtype=np.int32)
-    group_gene_pass(col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM,
-                    do_jk, ok, pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
+    args = (col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM, do_jk, ok,
+            pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
+    k = kernel_threads() if nnz > SPLIT_GENES_ABOVE else 1
+    # a large group (the control) on several threads, by gene ranges of equal stored values
+    cuts = np.searchsorted(col_ptr, np.linspace(0, nnz, k + 1)[1:-1])
+    bounds = np.r_[0, cuts, G]
+    if k == 1:
+        group_gene_pass(*args, 0, G)
+    else:
+        with ThreadPoolExecutor(k) as pool:
+            list(pool.map(lambda r: group_gene_pass(*args, *r), zip(bounds[:-1], bounds[1:])))
     jk = 0.0
     if do_jk:
         q = s2 - s1 ** 2 / n
