@@ -236,10 +236,14 @@ class Workers:
     def __enter__(self) -> "Workers":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         try:
             while self.inflight:
-                self.inflight.popleft().result()
+                job = self.inflight.popleft()
+                if exc_type is None:
+                    job.result()
+                else:  # the caller's error wins (a bad input block): let the jobs end quietly
+                    job.cancel() or job.exception()
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
