@@ -77,3 +77,11 @@ def test_cli_writes_cell_eval2_tables(tmp_path, capsys):
     code = main(["evaluate", "--real", os.path.join(FIX, "real.h5ad"), "--pred",
                  os.path.join(FIX, "mixed_pred.h5ad"), "--anchor", "-o", str(tmp_path / "x")])
     assert code == 2  # --anchor belongs to the vcc2026 suite
+
+
+def test_late_bad_value_is_reported_while_groups_are_being_scored(tmp_path):
+    """A bad value in the last block is refused with its own message even though earlier
+    groups are already being summarised side by side (the workers' jobs end quietly)."""
+    real, pred = _pair(tmp_path, _set(-1, 5, -1.0))
+    with pytest.raises(TranspertInputError, match="negative"):
+        evaluate_vcc2026(pred, real, pert_col=COL, chunk_rows=7)

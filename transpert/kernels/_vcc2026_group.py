@@ -186,8 +186,9 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
-                    mean_cpm, inv_n, want_values, vals, ids):  # pragma: no cover - compiled
-    """Per gene of the gene-major group (:func:`csc_scatter`): with ``jk``, the jackknife sums
+                    mean_cpm, inv_n, want_values, vals, ids, g0, g1):  # pragma: no cover
+    """Per gene ``g0 <= g < g1`` of the gene-major group (:func:`csc_scatter`; disjoint gene
+    ranges may run on several threads at once): with ``jk``, the jackknife sums
     ``s1``, ``s2`` (outputs, zero on entry; ``ok``, ``pw``, ``D`` from :func:`jackknife_setup`,
     ``P`` the group's count sums, ``S`` their total, ``ts`` the bulk target sum); the mean CPM
     (``mean_cpm``, zero on entry); with ``want_values`` the sorted log1p(CPM) values ``vals``
@@ -208,13 +209,13 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 tab[i, x] = math.log1p(float(x) / f[i])
     outside = np.flatnonzero(~ok) if jk else np.zeros(0, dtype=np.int64)
     longest = 0
-    for g in range(G):
+    for g in range(g0, g1):
         longest = max(longest, col_ptr[g + 1] - col_ptr[g])
     tv = np.empty(longest)
     ti = np.empty(longest, dtype=ids.dtype)
     cnt = np.empty(longest + 1, dtype=np.int64)
     Z = np.empty(M + 1)
-    for g in range(G):
+    for g in range(g0, g1):
         lo = col_ptr[g]
         hi = col_ptr[g + 1]
         m = 0.0
@@ -281,15 +282,16 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
 def select_halves(col_ptr, vals, ids, half, ptr_a, vals_a, ptr_b, vals_b):  # pragma: no cover
     """Split per-gene sorted values by the half of the row each came from (``half[row]``: 0,
     1, or -1 for neither), order kept: the values of half 0 go to ``vals_a`` at ``ptr_a`` (its
-    gene pointer, from its own scatter), those of half 1 to ``vals_b`` at ``ptr_b``."""
+    gene pointer, from its own scatter), those of half 1 to ``vals_b`` at ``ptr_b``. Both
+    outputs need one slot of slack at the end: every value is written to both and only the
+    cursor of its own half moves (no branch on the half)."""
     for g in range(col_ptr.size - 1):
         qa = ptr_a[g]
         qb = ptr_b[g]
         for p in range(col_ptr[g], col_ptr[g + 1]):
             h = half[ids[p]]
-            if h == 0:
-                vals_a[qa] = vals[p]
-                qa += 1
-            elif h == 1:
-                vals_b[qb] = vals[p]
-                qb += 1
+            v = vals[p]
+            vals_a[qa] = v
+            vals_b[qb] = v
+            qa += h == 0
+            qb += h == 1

@@ -145,5 +145,7 @@ def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = N
             if need[code] == 0:
                 parts = pending.pop(int(code))
                 X = parts[0][0] if len(parts) == 1 else sp.vstack([p[0] for p in parts], "csr")
-                yield int(code), X, np.concatenate([p[1] for p in parts])
+                lib = np.concatenate([p[1] for p in parts])
+                del parts  # the pieces go before the group is used (the control: 2 copies)
+                yield int(code), X, lib
     scanned.unscanned = False

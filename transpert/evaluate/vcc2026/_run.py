@@ -34,7 +34,7 @@ class RealSummary:
     side: Side
     control: Control
     control_label: str
-    source: object  # the path or AnnData it was read from (the anchor reads it again)
+    source: object  # the path or AnnData it was read from (replicate_anchor may read it again)
     pert_col: str
     anchor: object = None  # the replicate anchor's splits when built in the same pass
 
@@ -54,7 +54,7 @@ def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     Parameters
     ----------
     real : h5ad path or AnnData of raw UMI counts (checked: non-negative integers, at most 1e6
-        per cell, the control present), read in two row-chunk passes.
+        per cell, the control present), read once in row chunks.
     pert_col, control : the perturbation column and the control label.
     chunk_rows : cells read at a time (None: automatic).
     hooks : None, or ``hooks(opened, scanned)`` returning the replicate anchor's collector

@@ -35,6 +35,9 @@ from transpert.kernels._vcc2026_group import (
 )
 
 
+SPLIT_GENES_ABOVE = 10_000_000  # stored values above which one group's pass is split by genes
+
+
 def bulk_means(sums: np.ndarray) -> np.ndarray:
     """log1p(TS * P / S) per group from count sums (an all-zero group stays zero)."""
     totals = sums.sum(axis=1)
@@ -97,8 +100,17 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     mean = np.zeros(G)
     vals = np.empty(nnz if values else 0)
     ids = np.empty(nnz if values else 0, dtype=np.int32)
-    group_gene_pass(col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM,
-                    do_jk, ok, pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
+    args = (col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM, do_jk, ok,
+            pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
+    k = kernel_threads() if nnz > SPLIT_GENES_ABOVE else 1
+    # a large group (the control) on several threads, by gene ranges of equal stored values
+    cuts = np.searchsorted(col_ptr, np.linspace(0, nnz, k + 1)[1:-1])
+    bounds = np.r_[0, cuts, G]
+    if k == 1:
+        group_gene_pass(*args, 0, G)
+    else:
+        with ThreadPoolExecutor(k) as pool:
+            list(pool.map(lambda r: group_gene_pass(*args, *r), zip(bounds[:-1], bounds[1:])))
     jk = 0.0
     if do_jk:
         q = s2 - s1 ** 2 / n
@@ -113,10 +125,11 @@ def split_values(gp: GroupPass, halves: tuple, a: GroupPass, b: GroupPass):
     half = np.full(gp.n, -1, dtype=np.int8)
     half[halves[0]] = 0
     half[halves[1]] = 1
-    va = np.empty(int(a.col_ptr[-1]))
-    vb = np.empty(int(b.col_ptr[-1]))
+    na, nb = int(a.col_ptr[-1]), int(b.col_ptr[-1])
+    va = np.empty(na + 1)  # one slot of slack (select_halves)
+    vb = np.empty(nb + 1)
     select_halves(gp.col_ptr, gp.values, gp.rows, half, a.col_ptr, va, b.col_ptr, vb)
-    return va, vb
+    return va[:na], vb[:nb]
 
 
 @dataclass
@@ -223,10 +236,14 @@ class Workers:
     def __enter__(self) -> "Workers":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         try:
             while self.inflight:
-                self.inflight.popleft().result()
+                job = self.inflight.popleft()
+                if exc_type is None:
+                    job.result()
+                else:  # the caller's error wins (a bad input block): let the jobs end quietly
+                    job.cancel() or job.exception()
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
