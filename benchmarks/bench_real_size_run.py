@@ -187,7 +187,8 @@ def measured_run(data: Path, lock: bool) -> dict:
             rows.append({"stage": name, "seconds": stages[name], "peak_rss_gb": round(peak / 1e9, 2)})
             prev = t
     tail = max((r for ts, r in samples if ts >= prev), default=0)
-    rows.append({"stage": "rest (reading tables, recording)", "seconds": None, "peak_rss_gb": round(tail / 1e9, 2)})
+    rows.append({"stage": "after the last stage (recording run.json)", "seconds": None,
+                 "peak_rss_gb": round(tail / 1e9, 2)})
     wall = lines[-1][0] - t_lock if lines else None
     total = {"stage": "TOTAL", "run_total_s": record["timings"]["total_s"],
              "process_wall_s_after_lock": round(wall, 1) if wall else None,

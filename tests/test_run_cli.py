@@ -129,6 +129,12 @@ def test_run_config(files, tmp_path, capsys):
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["method"]) == {"control", "reference-mean", "transpert"}
     assert (out / "model" ).is_dir() and (out / "summaries" / "A.h5ad").exists()
+    # each stage's seconds, said and recorded; the written summaries keep every layer
+    stages = record["timings"]["stages"]
+    assert {"summary A", "summary B", "summary target_train", "target controls",
+            "fit and predict transpert", "write cells control"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and sum(stages.values()) <= record["timings"]["total_s"]
+    assert {"statistic", "counts_mean"} <= set(ad.read_h5ad(out / "summaries" / "A.h5ad").layers)
     page = (out / "report.html").read_text()  # the leaderboard as a page for a browser
     assert all(f"<code>{m}</code>" in page for m in board["method"])
     # an independent check of one number: control's MAE from the two files with numpy

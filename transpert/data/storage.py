@@ -91,7 +91,10 @@ class H5Matrix:
     def read_rows(self, start: int, stop: int) -> sp.csr_matrix:
         n_vars = self.shape[1]
         if self.format == "dense":
-            return sp.csr_matrix(self.node[start:stop])
+            from transpert.kernels import dense_to_csr_arrays
+
+            data, indices, indptr = dense_to_csr_arrays(self.node[start:stop])
+            return sp.csr_matrix((data, indices, indptr), shape=(stop - start, n_vars))
         if self.format == "csr":
             lo, hi = int(self.indptr[start]), int(self.indptr[stop])
             data = self.node["data"][lo:hi]

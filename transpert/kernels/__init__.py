@@ -17,6 +17,7 @@
 - :func:`row_kinds`: each row's scale evidence (empty, integral, fractional, counts x constant).
 """
 
+from transpert.kernels._dense import dense_to_csr_arrays
 from transpert.kernels._distances import l1_distances
 from transpert.kernels._gather import (
     count_csr_block,
@@ -35,6 +36,7 @@ from transpert.kernels._stats import mwu_pvalue, ndtr
 from transpert.kernels._values import row_totals_into, value_facts
 
 __all__ = [
+    "dense_to_csr_arrays",
     "row_totals_into",
     "count_csr_block",
     "expm1_f32",
