@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     ids = np.empty(nnz if values else 0, dtype=np.int32)
     args = (col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM, do_jk, ok,
             pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
-    k = kernel_threads() if nnz > SPLIT_GENES_ABOVE else 1
+    # only from the caller's thread: inside a worker the other threads are busy already
+    big = nnz > SPLIT_GENES_ABOVE and threading.current_thread() is threading.main_thread()
+    k = kernel_threads() if big else 1
     # a large group (the control) on several threads, by gene ranges of equal stored values
     cuts = np.searchsorted(col_ptr, np.linspace(0, nnz, k + 1)[1:-1])
     bounds = np.r_[0, cuts, G]
