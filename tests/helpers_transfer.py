@@ -99,3 +99,27 @@ def synthetic_lines(n_perturbations: int = 60, n_genes: int = 300, *,
         refs[name] = make_summary(d + rng.normal(0, noise_sd, d.shape), ctrl, perts, genes,
                                   noise_sd=noise_sd)
     return refs, target, pd.DataFrame(truth, index=perts, columns=genes)
+
+
+def write_zero_shot_case(tmp_path, n_cells: int, control_rows=slice(None)):
+    """A small zero-shot case on disk for CLI tests: three simulated reference lines
+    (``<name>.h5ad``, raw counts), the target's control cells ``controls.h5ad`` (its
+    ``control_rows`` of the controls) and ``counts.csv`` asking ``n_cells`` cells for four of its
+    perturbations. Returns ``(atlas, refs, target, labels, perts)`` with ``refs`` the
+    ``name=path`` arguments of ``--reference``."""
+    from transpert.data.simulate import simulate_atlas
+
+    atlas = simulate_atlas(seed=4, n_reference_lines=3, similarity=(0.9, 0.5, 0.2), n_genes=120,
+                           n_perturbations=10, cells_per_perturbation=20, n_control_cells=80)
+    refs = []
+    for name in atlas.reference_lines:
+        atlas.lines[name].write_h5ad(tmp_path / f"{name}.h5ad")
+        refs.append(f"{name}={tmp_path / f'{name}.h5ad'}")
+    target = atlas.lines[atlas.target_line]
+    labels = target.obs["target_gene"].astype(str).to_numpy()
+    ctrl_rows = np.flatnonzero(labels == "non-targeting")
+    target[ctrl_rows[control_rows]].copy().write_h5ad(tmp_path / "controls.h5ad")
+    perts = sorted(set(labels) - {"non-targeting"})[:4]
+    pd.DataFrame({"target_gene": perts, "n_cells": n_cells}).to_csv(tmp_path / "counts.csv",
+                                                                    index=False)
+    return atlas, refs, target, labels, perts

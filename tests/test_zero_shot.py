@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from helpers_transfer import make_summary, synthetic_lines
+from helpers_transfer import make_summary, synthetic_lines, write_zero_shot_case
 from transpert._errors import TranspertInputError
 from transpert.methods import ZERO_SHOT_METHODS, fit_predict, zero_shot_method
 from transpert.transfer import ZeroShotTransPert, control_profile, profile_criterion
@@ -196,20 +196,10 @@ def test_zero_shot_method_mapping():
 
 def test_cli_detects_zero_shot(tmp_path, capsys):
     from transpert.cli import main
-    from transpert.data.simulate import simulate_atlas
 
-    atlas = simulate_atlas(seed=4, n_reference_lines=3, similarity=(0.9, 0.5, 0.2), n_genes=120,
-                           n_perturbations=10, cells_per_perturbation=20, n_control_cells=80)
-    refs = []
-    for name in atlas.reference_lines:
-        atlas.lines[name].write_h5ad(tmp_path / f"{name}.h5ad")
-        refs.append(f"{name}={tmp_path / f'{name}.h5ad'}")
-    target = atlas.lines[atlas.target_line]
-    labels = target.obs["target_gene"].astype(str).to_numpy()
+    # half of the controls are the zero-shot input, the other half are real
+    atlas, refs, target, labels, perts = write_zero_shot_case(tmp_path, 15, slice(None, None, 2))
     ctrl_rows = np.flatnonzero(labels == "non-targeting")
-    target[ctrl_rows[::2]].copy().write_h5ad(tmp_path / "controls.h5ad")  # the other half: real
-    perts = sorted(set(labels) - {"non-targeting"})[:4]
-    pd.DataFrame({"target_gene": perts, "n_cells": 15}).to_csv(tmp_path / "counts.csv", index=False)
     args = ["predict", "--reference", *refs, "--target-train", str(tmp_path / "controls.h5ad"),
             "--counts", str(tmp_path / "counts.csv")]
     params = ["--param", 'temperatures=[0.05, "inf"]', "--param", "specific_scales=[0.5, 1.0]",

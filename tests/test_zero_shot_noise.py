@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from helpers_transfer import synthetic_lines
+from helpers_transfer import synthetic_lines, write_zero_shot_case
 from transpert._errors import TranspertInputError
 from transpert.transfer import ZeroShotTransPert
 from transpert.transfer.zero_shot_noise import NoiseModel, cosine_discrimination, noise_criterion, raw_members
@@ -132,19 +132,8 @@ def test_one_line_model_round_trips(data, tmp_path):
 
 def test_cli_fit_then_predict_a_zero_shot_model(tmp_path, capsys):
     from transpert.cli import main
-    from transpert.data.simulate import simulate_atlas
 
-    atlas = simulate_atlas(seed=4, n_reference_lines=3, similarity=(0.9, 0.5, 0.2), n_genes=120,
-                           n_perturbations=10, cells_per_perturbation=20, n_control_cells=80)
-    refs = []
-    for name in atlas.reference_lines:
-        atlas.lines[name].write_h5ad(tmp_path / f"{name}.h5ad")
-        refs.append(f"{name}={tmp_path / f'{name}.h5ad'}")
-    target = atlas.lines[atlas.target_line]
-    labels = target.obs["target_gene"].astype(str).to_numpy()
-    target[labels == "non-targeting"].copy().write_h5ad(tmp_path / "controls.h5ad")
-    perts = sorted(set(labels) - {"non-targeting"})[:4]
-    pd.DataFrame({"target_gene": perts, "n_cells": 10}).to_csv(tmp_path / "counts.csv", index=False)
+    _, refs, _, _, _ = write_zero_shot_case(tmp_path, 10)
     params = ["--param", 'temperatures=[0.05, "inf"]', "--param", "specific_scales=[0.5, 1.0]",
               "--param", "deg_max_rows=10000"]
     common = ["--target-train", str(tmp_path / "controls.h5ad")]
