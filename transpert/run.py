@@ -168,18 +168,11 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     timings = {}
 
     if _is_zero_shot(cfg, kw):
-        return _run_zero_shot(cfg, config_path, out, final, kw, seed, echo=echo, show_progress=show_progress)
+        return _run_zero_shot(cfg, out, final, kw, seed, t0, echo=echo, show_progress=show_progress)
     echo(f"[1/4] summaries: {len(cfg['references'])} reference lines and the target's training data ...")
     t = time.perf_counter()
-    refs = {}
     with _cluster(cfg.get("scheduler"), kw["threads"]) as client:
-        for name, src in cfg["references"].items():
-            t_one = time.perf_counter()
-            refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
-                                       scheduler=client, **kw)
-            write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
-            refs[name] = fitting_view(refs[name])  # the file has it all; memory keeps what fits use
-            _stage(timings, f"summary {name}", t_one, echo)
+        refs = _summarise_references(cfg, out, kw, client, timings, echo, show_progress)
         t_one = time.perf_counter()
         target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
                                           show_progress=show_progress, scheduler=client, **kw)
@@ -284,15 +277,27 @@ def _zero_shot_methods(cfg: dict) -> list[str]:
     return list(dict.fromkeys(zero_shot_method(m) for m in cfg["methods"]))
 
 
-def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, seed: int, *, echo,
+def _summarise_references(cfg: dict, out: Path, kw: dict, client, timings: dict, echo,
+                          show_progress) -> dict:
+    """{name: summary} of the config's reference lines (log1p pseudo-bulk + Wilcoxon DE), each
+    written to ``summaries/<name>.h5ad`` whole and kept in memory as its fitting view; on the
+    Dask ``client`` when one is given; one timing stage per line."""
+    refs = {}
+    for name, src in cfg["references"].items():
+        t_one = time.perf_counter()
+        refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
+                                   scheduler=client, **kw)
+        write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
+        refs[name] = fitting_view(refs[name])  # the file has it all; memory keeps what fits use
+        _stage(timings, f"summary {name}", t_one, echo)
+    return refs
+
+
+def _run_zero_shot(cfg: dict, out: Path, final: Path, kw: dict, seed: int, t0: float, *, echo,
                    show_progress) -> dict:
     """The run of a zero-shot config: the target's control cells only (``target_controls`` or
     ``target_train``), every method zero-shot."""
 
-    t0 = time.perf_counter()
-    (out / "summaries").mkdir(parents=True, exist_ok=True)
-    (out / "predictions").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config_path, out / "config.yaml")
     methods = _zero_shot_methods(cfg)
     source = cfg.get("target_controls") or cfg["target_train"]
     controls, target_sum = target_controls(source, whole_file_median=True, pert_col=kw["pert_col"],
@@ -302,11 +307,8 @@ def _run_zero_shot(cfg: dict, config_path, out: Path, final: Path, kw: dict, see
     timings = {}
     echo(f"[1/4] summaries: {len(cfg['references'])} reference lines ...")
     t = time.perf_counter()
-    refs = {}
-    for name, src in cfg["references"].items():
-        refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress, **kw)
-        write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
-        refs[name] = fitting_view(refs[name])
+    with _cluster(cfg.get("scheduler"), kw["threads"]) as client:
+        refs = _summarise_references(cfg, out, kw, client, timings, echo, show_progress)
     timings["summaries_s"] = time.perf_counter() - t
     counts = read_counts(cfg["counts"], pert_col=kw["pert_col"])
     perts = [p for p in counts[kw["pert_col"]] if p != kw["control"]]

@@ -34,11 +34,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", "--output", dest="output", required=True, help="summary profile to write (.h5ad)")
     parser.add_argument("--fdr", choices=("per_perturbation", "table"), default="per_perturbation",
                         help="Benjamini-Hochberg over each perturbation's genes (per_perturbation, as "
-                        "cell-eval 0.8.2) or over the whole table (table, as in the challenge)")
+                        "cell-eval 0.8.2) or over the whole table (table, as pdex 0.1.27 for the 2025 leaderboard) "
+                        "(default: %(default)s)")
     parser.add_argument("--log2fc", choices=("exact", "clipped"), default="exact",
                         help="exact: log2(expm1(mean) / expm1(control mean)), +/-inf where one is 0 "
-                        "(cell-eval 0.8.2, METRICS.md); clipped: the ratio clipped to [1/20, 20] "
-                        "first (challenge-era cell-eval <= 0.6)")
+                        "(cell-eval 0.8.2, METRICS.md); clipped: only the undefined ratios replaced, "
+                        "control 0 -> 20, perturbation 0 -> 1/20, both 0 -> 1 (pdex 0.1.27, the "
+                        "2025 leaderboard) (default: %(default)s)")
     parser.add_argument("--no-de", action="store_true", help="pseudo-bulk only (no rank-sum test)")
 
 

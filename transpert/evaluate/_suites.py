@@ -5,8 +5,9 @@ differ; everything else (pseudo-bulks, the Wilcoxon engine, the metrics, the sco
 
 - ``vcc2025``: the 2025 Virtual Cell Challenge leaderboard, scored by cell-eval 0.6.6 with
   pdex 0.1.27 (``cell-eval run --profile vcc``, ``baseline``, ``score``). pdex 0.1.27 computes
-  the fold change of the geometric means (``expm1`` of the mean log1p value) clipped to
-  [1/20, 20] (reference mean 0 -> 20, perturbation mean 0 -> 1/20, both 0 -> 1) and controls
+  the fold change of the geometric means (``expm1`` of the mean log1p value) with only its
+  undefined ratios replaced (reference mean 0 -> 20, perturbation mean 0 -> 1/20, both 0 -> 1;
+  finite ratios beyond [1/20, 20] are kept) and controls
   the FDR over the whole table (every perturbation and gene at once); cell-eval 0.6.6 scores
   pr_auc/roc_auc on ``-log10(FDR)`` with only FDR == 0 replaced by 1e-10.
 - ``cell-eval-0.8.2``: cell-eval 0.8.2 with pdex 0.3.0: unclipped log2 fold changes
