@@ -7,7 +7,6 @@ Commands are run in process (``transpert.cli.main``); files are tiny (~300 cells
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from pathlib import Path
 

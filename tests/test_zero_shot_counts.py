@@ -7,7 +7,6 @@ import warnings
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 

@@ -193,7 +193,6 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
     ``P`` the group's count sums, ``S`` their total, ``ts`` the bulk target sum); the mean CPM
     (``mean_cpm``, zero on entry); with ``want_values`` the sorted log1p(CPM) values ``vals``
     and their rows ``ids`` (aligned with ``rows``)."""
-    G = col_ptr.size - 1
     n = lib.size
     M = SERIES_TERMS
     a, c = _series_coefficients()

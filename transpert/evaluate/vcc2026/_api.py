@@ -120,11 +120,11 @@ def open_real(real, pert_col: str, control: str, *, real_bundle=None, anchor: bo
     if real_bundle is not None:
         manifest, anchor_meta = read_manifest(real_bundle)
         check_real_matches(real_bundle, manifest, anchor_meta, real, pert_col, control)
-    hooks = None
-    if anchor:  # the anchor's half splits are scored in the real file's one pass
-        def hooks(opened, scanned):
-            return anchor_collector(opened, scanned, pert_col, anchor_base_seed, anchor_splits)
-    return summarize_real(real, pert_col, control, chunk_rows, hooks)
+
+    def anchor_hooks(opened, scanned):  # the anchor's half splits, scored in the one pass
+        return anchor_collector(opened, scanned, pert_col, anchor_base_seed, anchor_splits)
+
+    return summarize_real(real, pert_col, control, chunk_rows, anchor_hooks if anchor else None)
 
 
 def add_reference_points(out: Vcc2026Result, real_summary, *, anchor: bool, real_bundle,
