@@ -151,6 +151,33 @@ def test_cli_fit_then_predict_a_zero_shot_model(tmp_path, capsys):
     np.testing.assert_array_equal(loaded.layers["delta"], refit.layers["delta"])
 
 
+def test_zero_shot_run_saves_the_model_it_predicted_with(tmp_path, capsys):
+    """`transpert run` of a zero-shot config writes model/, and `predict --model` from it gives
+    the run's own pseudo-bulk (no refit)."""
+    from transpert.cli import main
+
+    atlas, _, _, _, _ = write_zero_shot_case(tmp_path, 10)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "references: {%s}\ntarget_train: controls.h5ad\ncounts: counts.csv\noutput: out\n"
+        "methods: [transpert]\nparams: {transpert-zero-shot: {temperatures: [0.05, .inf], "
+        "specific_scales: [0.5, 1.0], deg_max_rows: 10000}}\n"
+        % ", ".join(f"{n}: {n}.h5ad" for n in atlas.reference_lines))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["run", str(config)]) == 0
+        assert (tmp_path / "out" / "model" / "model.json").exists()
+        capsys.readouterr()
+        assert main(["predict", "--target-train", str(tmp_path / "controls.h5ad"), "--model",
+                     str(tmp_path / "out" / "model"), "--counts", str(tmp_path / "counts.csv"),
+                     "-o", str(tmp_path / "p.h5ad"), "--pseudobulk", str(tmp_path / "pb.h5ad")]) == 0
+        assert "no refit" in capsys.readouterr().out
+    ran = ad.read_h5ad(tmp_path / "out" / "predictions" / "transpert-zero-shot.pseudobulk.h5ad")
+    loaded = ad.read_h5ad(tmp_path / "pb.h5ad")
+    assert list(ran.obs_names) == list(loaded.obs_names)
+    np.testing.assert_array_equal(loaded.layers["delta"], ran.layers["delta"])
+
+
 def test_cosine_discrimination_against_brute_force():
     rng = np.random.default_rng(3)
     genes = [f"g{i}" for i in range(30)]
