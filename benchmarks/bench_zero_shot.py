@@ -361,7 +361,7 @@ def markdown(records: list[dict]) -> str:
                          f"{r.get('MAE', r.get('mae', np.nan)):.4f} | {r.get('DES', r.get('overlap_at_N', np.nan)):.3f} | "
                          f"{r.criterion:.3f} [{r.criterion_ci[0]:.3f}, {r.criterion_ci[1]:.3f}] | "
                          f"{r.crit_pds_cosine:.3f} | {r.crit_de_direction:.3f} | {r.crit_de_jaccard:.3f} | {r.crit_lfc_nmae:.3f} |")
-        lines += ["", f"vcc2026 suite (raw counts, anchored: baseline = mean response of the real cells, "
+        lines += ["", "vcc2026 suite (raw counts, anchored: baseline = mean response of the real cells, "
                   "anchor = replicate split; score = mean of the six scaled members):", "",
                   "| target | method | vcc2026 score [95% CI] | pds_cosine | mse_capped_norm | "
                   "fidelity_yield | reach | sig_jaccard | lfc_nmae |", "|---|---|---|---|---|---|---|---|---|"]

@@ -34,6 +34,7 @@ def make_pair(seed: int = 0, n_perts: int = 8, n_genes: int = 60, cells: int = 3
         return rng.poisson(base * effect, size=(n, n_genes)).astype(np.float32)
 
     def build(kind):
+        prev_e = None  # perturbation 5 of the prediction repeats perturbation 4's effects
         blocks, labels = [draw(np.ones(n_genes), ctrl_cells)], [CONTROL] * ctrl_cells
         if kind == "real":
             blocks[0][:, 2] = 0
@@ -61,7 +62,6 @@ def make_pair(seed: int = 0, n_perts: int = 8, n_genes: int = 60, cells: int = 3
                            index=[f"{kind}{i}" for i in range(X.shape[0])])
         return ad.AnnData(X=sp.csr_matrix(X[order]), obs=obs, var=pd.DataFrame(index=genes))
 
-    prev_e = None
     real = build("real")
     pred = build("pred")
     return real, pred

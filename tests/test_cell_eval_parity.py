@@ -105,7 +105,6 @@ def test_baseline_and_score(tmp_path):
     assert list(mine.obs["target_gene"].astype(str)) == list(ce_base.obs["target_gene"].astype(str))
 
     # Full baseline of the real file's perturbations, then the score of a prediction.
-    real = pd.read_csv  # noqa: F841 (keep namespace small)
     import anndata as ad
 
     r = ad.read_h5ad(real_path)

@@ -20,7 +20,7 @@ MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 
 def write_manifest(tmp_path, url, *, size=len(PAYLOAD), sha256=SHA256, md5=None, name="blob"):
-    lines = [f"datasets:", f"  {name}:", f"    kind: table", f"    url: {url}",
+    lines = ["datasets:", f"  {name}:", "    kind: table", f"    url: {url}",
              f"    size: {'null' if size is None else size}",
              f"    sha256: {repr(sha256) if sha256 else 'null'}", f"    md5: {repr(md5) if md5 else 'null'}",
              f"    verified: {'true' if (sha256 or md5) else 'false'}"]

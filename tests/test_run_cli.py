@@ -61,7 +61,7 @@ def test_predict_one_step_from_cells(files, tmp_path, method, capsys):
                "--pseudobulk", str(tmp_path / "pb.h5ad")])
     assert rc == 0, capsys.readouterr().err
     n_ctrl = int((files["train_adata"].obs["target_gene"] == "non-targeting").sum())
-    pred = _check_prediction(tmp_path / "p.h5ad", files, n_ctrl)
+    _check_prediction(tmp_path / "p.h5ad", files, n_ctrl)
     pb = ad.read_h5ad(tmp_path / "pb.h5ad")
     assert list(pb.obs_names) == files["held"]
     if method == "cell-mean":
@@ -110,7 +110,6 @@ def test_predict_bad_input(files, tmp_path, capsys):
 
 
 def test_run_config(files, tmp_path, capsys):
-    d = files["dir"]
     config = tmp_path / "run.yaml"
     config.write_text(
         "output: out\n"
