@@ -164,7 +164,8 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
     Returns per method: the six scored members' means, their scaled values, the score (mean of
     the scaled members; a member whose anchor has no headroom over the baseline is left out and
     counted in ``vcc26_undefined``: cell-eval2 refuses the whole score then) and a 95% bootstrap
-    interval of the score over perturbations (baseline and anchor held fixed)."""
+    interval of the score over perturbations (baseline and anchor held fixed; the same resamples
+    for every method)."""
     from transpert._errors import TranspertInputError
     from transpert.evaluate.vcc2026._anchor import replicate_anchor
     from transpert.evaluate.vcc2026._baseline import baseline_side
@@ -182,8 +183,10 @@ def vcc2026_scores(real_path, predictions: dict, n_boot: int, seed: int) -> dict
         print(f"vcc2026 replicate anchor undefined on {real_path}: {err}", flush=True)
         rep = {m: np.nan for m in SCORED}
     out = {}
-    rng = np.random.default_rng(seed)
     for method, path in predictions.items():
+        # the same resamples of perturbations for every method: intervals independent of the
+        # methods' order, and comparable between methods
+        rng = np.random.default_rng(seed)
         results = run_metrics(real, path)
         wide = results.pivot(index="perturbation", columns="metric", values="value").reindex(
             columns=sorted(set(SCORED) - set(DERIVED) | {c for pair in DERIVED.values() for c in pair}))
