@@ -20,6 +20,8 @@ import pandas as pd
 
 #: results of a group, as the accumulators and the distributed tasks name them
 RESULT_NAMES = ("sums", "nonzero", "sums32", "raw_sums", "u", "p")
+#: sorted p-values turned into q-values at once (a transient of 16 bytes each)
+Q_STEP = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,9 @@ class TableFDR:
         self.sorted = sorted_p
         m = sorted_p.size
         q = np.empty(m)
-        step = 1 << 22
         running = np.inf
-        for hi in range(m, 0, -step):  # from the top, as np.minimum.accumulate of the reversal
-            lo = max(0, hi - step)
+        for hi in range(m, 0, -Q_STEP):  # from the top, as np.minimum.accumulate of the reversal
+            lo = max(0, hi - Q_STEP)
             block = sorted_p[lo:hi] * (m / np.arange(lo + 1, hi + 1))
             block = np.minimum.accumulate(block[::-1])[::-1]
             np.minimum(block, running, out=block)
