@@ -7,7 +7,8 @@ process, timed whole (imports, reading, scale check, checksum, writing the outpu
 - ``cli``: ``python -m transpert summarize FILE -o OUT.h5ad`` (the single-machine engine);
 - ``local1``, ``local2``: the same with ``--scheduler local:1`` / ``local:2``, the machine's
   threads shared out (1 worker x 2 threads, 2 workers x 1 thread; the API call the option makes, so the driver can also report every worker's peak memory and the cluster's
-  task stream before the cluster closes);
+  task stream before the cluster closes; the summary is written with ``out=``, as the CLI's
+  ``-o`` does, and only its uns is read back for the engine's facts);
 - ``phases``: one worker thread's costs, phase by phase: the reference task and one shard of a
   4-shard plan (read, then the whole task), for the per-entry rates of the paper model;
 - ``illico``: illico 0.6.0 as a whole process (``read_h5ad``, ``asymptotic_wilcoxon`` against
@@ -54,13 +55,14 @@ if tool == "cli":
 elif tool.startswith("local"):
     n = int(tool[5:])
     import distributed
-    from transpert.summarize import connect_scheduler, summarize, write_summary
+    from transpert.summarize import connect_scheduler, summarize
     per_worker = max(1, threads // n)  # the machine's cores shared out, never oversubscribed
     res["threads_per_worker"] = per_worker
     with connect_scheduler(f"local:{n}", per_worker) as client:
         with distributed.get_task_stream(client) as ts:
-            s = summarize(path, scheduler=client, threads=per_worker, show_progress=False,
-                          memory_budget=budget)
+            # written to the file as the shards' results arrive, as `transpert summarize -o`
+            summarize(path, scheduler=client, threads=per_worker, show_progress=False,
+                      memory_budget=budget, out=out)
         def peak():
             import resource
             r = resource.getrusage(resource.RUSAGE_SELF)
@@ -73,14 +75,15 @@ elif tool.startswith("local"):
                 min(x["start"] for x in t["startstops"] if x["action"] == "compute")
             k = kinds.setdefault(kind, {"n": 0, "total_s": 0.0, "max_s": 0.0})
             k["n"] += 1; k["total_s"] += span; k["max_s"] = max(k["max_s"], span)
-    write_summary(s, out)
-    res["engine"] = s.uns["transpert"]["engine"]
+    res["driver_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import h5py
+    with h5py.File(out, "r") as f:  # uns only: the summary's layers are not read back
+        res["engine"] = json.loads(f["uns/transpert"][()])["engine"]
     res["memory_budget"] = budget
     res["planned_worker_mb"] = res["engine"].get("planned_worker_bytes", 0) / 2**20
     res["tasks"] = kinds
     res["worker_peak_mb"] = [w["peak_mb"] for w in workers.values()]
     res["worker_cpu_s"] = [w["cpu_s"] for w in workers.values()]
-    res["driver_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 elif tool == "phases":
     # one worker's costs, phase by phase, on one thread: the reference task and one shard of
     # a 4-shard plan (the paper model's per-entry rates)

@@ -13,12 +13,12 @@ import scipy.sparse as sp
 
 distributed = pytest.importorskip("distributed")
 
-import anndata as ad  # noqa: E402
 
 from transpert._errors import TranspertInputError  # noqa: E402
 from transpert.data.schema import CONTROL_LABEL, PERT_COL  # noqa: E402
 from transpert.summarize import summarize  # noqa: E402
 from transpert.summarize import _distributed  # noqa: E402
+from helpers_summaries import awkward_cells as _awkward  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,40 +26,6 @@ def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as c:
         yield c
-
-
-def _awkward(scale: str, seed: int = 0, dense: bool = False) -> ad.AnnData:
-    """Cells with ties (few distinct values), explicit zeros, all-zero genes, single-cell
-    groups, a control group of 40 cells."""
-    rng = np.random.default_rng(seed)
-    labels = [CONTROL_LABEL] * 40 + [f"P{i}" for i in range(6) for _ in range(6 + 3 * i)] + ["S1", "S2"]
-    order = rng.permutation(len(labels))
-    labels = [labels[i] for i in order]
-    n, g = len(labels), 37
-    counts = rng.poisson(rng.gamma(0.6, 1.5, size=g), size=(n, g)).astype(np.float32)
-    counts[:, [4, 20]] = 0  # all-zero genes
-    counts[:, 9] = np.where(rng.random(n) < 0.5, 0, 2)  # one value tied everywhere
-    counts[np.asarray(labels) == "P1", 11] = 0  # a group with a gene all zero
-    if scale == "counts":
-        X = counts
-    else:
-        lib = np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        X = np.round(np.log1p(counts / lib * 10.0), 1).astype(np.float32)  # rounded: many ties
-    obs = pd.DataFrame({PERT_COL: pd.Categorical(labels)}, index=[f"c{i}" for i in range(n)])
-    var = pd.DataFrame(index=[f"G{j}" for j in range(g)])
-    if dense:
-        return ad.AnnData(X=X, obs=obs, var=var)
-    M = sp.csr_matrix(X)
-    # explicit zeros stored in some rows
-    rows = rng.choice(n, 10, replace=False)
-    coo = M.tocoo()
-    extra_r = np.repeat(rows, 2)
-    extra_c = np.tile([4, 20], len(rows))
-    M = sp.csr_matrix((np.concatenate([coo.data, np.zeros(len(extra_r), np.float32)]),
-                       (np.concatenate([coo.row, extra_r]), np.concatenate([coo.col, extra_c]))),
-                      shape=(n, g))
-    M.sort_indices()
-    return ad.AnnData(X=M, obs=obs, var=var)
 
 
 def _assert_same(a, b):
@@ -95,7 +61,8 @@ def test_one_shard_per_group_and_other_reference(tmp_path, client, monkeypatch):
         single = summarize(str(path), reference=reference)
         dist = summarize(str(path), scheduler=client, reference=reference)
         _assert_same(single, dist)
-        assert dist.uns["transpert"]["engine"]["shards"] == 8  # 9 groups but the reference
+        # 9 groups but the reference (and the control: its own task when it is not the reference)
+        assert dist.uns["transpert"]["engine"]["shards"] == (8 if reference is None else 7)
 
 
 def test_plan_shards_balances_whole_groups():
@@ -225,3 +192,78 @@ def test_reference_table_within_its_planned_bytes(tmp_path, scale):
     bound = _distributed.TABLE_BYTES_PER_ENTRY * ref_entries + 8 * (a.n_vars + 1)
     assert 0 < sum(x.nbytes for x in table) <= bound
     cells.close()
+
+
+@pytest.mark.parametrize("scale,dense,kw,one_per_group", [
+    ("counts", False, {}, False),
+    ("log1p", False, {"fdr": "table"}, True),
+    ("counts", True, {"reference": "P3", "log2fc": "clipped"}, False),
+])
+def test_written_as_shards_arrive(tmp_path, client, monkeypatch, scale, dense, kw, one_per_group):
+    """summarize(..., out=) on a cluster: the file equals the in-memory summary written whole
+    (itself equal to the single machine's), and the driver never holds every group's results."""
+    from helpers_summaries import assert_same_h5
+    from transpert.summarize import read_summary, write_summary
+    from transpert.summarize import _writer
+
+    path = tmp_path / "cells.h5ad"
+    _awkward(scale, seed=3, dense=dense).write_h5ad(path)
+    if one_per_group:
+        monkeypatch.setattr(_distributed, "SHARD_BYTES_PER_ENTRY", 2**40)
+    single = summarize(str(path), **kw)
+    write_summary(summarize(str(path), scheduler=client, **kw), tmp_path / "whole.h5ad")
+
+    class NoWholeResults:
+        @staticmethod
+        def new(*args, **kwargs):
+            raise AssertionError("the driver allocated every group's results")
+
+    monkeypatch.setattr(_distributed, "Accumulators", NoWholeResults)
+    monkeypatch.setattr(_writer, "BLOCK_BYTES", 1)  # one row at a time
+    out = summarize(str(path), scheduler=client, out=tmp_path / "streamed.h5ad", **kw)
+    assert_same_h5(tmp_path / "whole.h5ad", out)
+    _assert_same(single, read_summary(out))
+
+
+def test_written_file_after_a_worker_dies(tmp_path, monkeypatch):
+    from helpers_summaries import assert_same_h5
+    from transpert.summarize import write_summary
+    from transpert.summarize._writer import SummaryFileSink
+
+    path = tmp_path / "cells.h5ad"
+    _awkward("counts", seed=7).write_h5ad(path)
+    write_summary(summarize(str(path)), tmp_path / "single.h5ad")
+    monkeypatch.setattr(_distributed, "SHARD_BYTES_PER_ENTRY", 2**40)  # 8 shards
+    placed, killed = [], []
+    original = SummaryFileSink.place
+
+    def place_then_kill(self, codes, result):
+        original(self, codes, result)
+        placed.append(list(codes))
+        if len(placed) == 2:
+            c = distributed.get_client()
+            victim = sorted(c.scheduler_info()["workers"])[0]
+            killed.append(victim)
+            c.run(os._exit, 1, workers=[victim], on_error="ignore")
+
+    monkeypatch.setattr(SummaryFileSink, "place", place_then_kill)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as c:
+        out = summarize(str(path), scheduler=c, out=tmp_path / "dist.h5ad")
+    assert killed and len(placed) == 9
+    # the same file but for the engine's facts (scheduler, workers, shards) in uns
+    assert_same_h5(tmp_path / "single.h5ad", out, skip=("uns/transpert",))
+
+
+def test_written_file_when_the_scale_check_starts_over(tmp_path, client, monkeypatch):
+    """Counts taken for log1p from the first rows: the tasks' check fails, the sink starts
+    over with the counts layout and the file is the single machine's."""
+    from transpert.summarize import read_summary
+
+    path = tmp_path / "cells.h5ad"
+    _awkward("counts", seed=2).write_h5ad(path)
+    monkeypatch.setattr(_distributed, "_first_rows_look_log1p", lambda cells: True)
+    out = summarize(str(path), scheduler=client, out=tmp_path / "out.h5ad")
+    written = read_summary(out)
+    assert "counts_sum" in written.layers
+    _assert_same(summarize(str(path)), written)

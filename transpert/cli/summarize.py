@@ -45,16 +45,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from transpert.summarize import summarize, write_summary
+    from transpert.summarize import summarize
+    from transpert.summarize._profile import read_summary_obs
 
-    summary = summarize(args.input, pert_col=args.pert_col, control=args.control,
-                        reference=args.reference, threads=args.threads,
-                        memory_budget=args.memory_budget, fdr=args.fdr, log2fc=args.log2fc,
-                        de=not args.no_de, backend=args.backend, min_cells=args.min_cells,
-                        scheduler=args.scheduler,
-                        show_progress=False if args.no_progress else None)
-    write_summary(summary, args.output)
-    few = int(summary.obs["few_cells"].sum())
-    print(f"wrote {args.output}: {summary.n_obs} perturbations x {summary.n_vars} genes"
+    # written block of perturbation rows by block as they are ready: never whole in memory
+    path = summarize(args.input, pert_col=args.pert_col, control=args.control,
+                     reference=args.reference, threads=args.threads,
+                     memory_budget=args.memory_budget, fdr=args.fdr, log2fc=args.log2fc,
+                     de=not args.no_de, backend=args.backend, min_cells=args.min_cells,
+                     scheduler=args.scheduler, out=args.output,
+                     show_progress=False if args.no_progress else None)
+    obs, n_vars = read_summary_obs(path)
+    few = int(obs["few_cells"].sum())
+    print(f"wrote {args.output}: {len(obs)} perturbations x {n_vars} genes"
           + (f" ({few} flagged in obs['few_cells']: fewer than {args.min_cells} cells)" if few else ""))
     return 0

@@ -25,7 +25,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
               de: bool = True, backend: str = "threads", continuity: bool = True,
               checksum: bool = True, chunk_rows: int | None = None, scratch_dir=None,
               scale: str | None = None, min_cells: int = MIN_CELLS, scheduler=None,
-              keep_float64: bool = False):
+              keep_float64: bool = False, out=None):
     """Summary profile of a dataset: per-perturbation pseudo-bulk and Wilcoxon DE vs control.
 
     ``cells``: an AnnData in memory (computed in place, nothing copied but what must be), or a
@@ -64,7 +64,18 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     Needs ``pip install 'transpert[dask]'``; the numbers are those of the single-machine engine
     (see :mod:`transpert.summarize._distributed`); ``memory_budget`` is then per worker task.
 
-    Returns an AnnData (see :mod:`transpert.summarize._profile` for the layout).
+    ``out``: an h5ad path: the summary is written there block of perturbation rows by block as
+    its rows are ready, never whole in memory, and the path is returned (read it with
+    :func:`read_summary`, or its layers one at a time with h5py / ``anndata.io.read_elem``). The
+    file equals :func:`write_summary` of the summary returned without ``out``, layer by layer, bit
+    for bit. On one machine the engine's per-group results (44 bytes per perturbation and gene)
+    are then all the summary costs, instead of those and the summary's ~11 layers and their copy
+    for writing; on a cluster (``scheduler``) the driver holds the control group's statistics
+    and one shard's results at a time, not every perturbation's. With ``fdr="table"`` (BH over
+    the whole table) the p-values are read back at the end, 16 bytes per perturbation and gene.
+
+    Returns an AnnData (see :mod:`transpert.summarize._profile` for the layout), or the path
+    ``out`` as a :class:`pathlib.Path`.
 
     Examples
     --------
@@ -72,6 +83,8 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     >>> summary = summarize("papalexi_thp1", threads=2)  # doctest: +SKIP
     >>> summary.layers["fdr"].shape  # perturbations x genes  # doctest: +SKIP
     (25, 299)
+    >>> summarize("cells.h5ad", out="summary.h5ad", scheduler="local:2")  # doctest: +SKIP
+    PosixPath('summary.h5ad')
     """
     import anndata as ad
 
@@ -89,6 +102,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     if scheduler is not None and isinstance(cells, ad.AnnData) and not cells.isbacked:
         raise TranspertInputError("scheduler: distributed summaries read the cells from a file on "
                                   "shared storage; pass its path, not an AnnData in memory")
+    sink = None  # the summary file's writer when the results go there as they come (a cluster's)
     if isinstance(cells, ad.AnnData) and not cells.isbacked:
         groups = make_groups(cells.obs, pert_col, control, reference)
         acc = None
@@ -101,6 +115,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                                                       _float_values(cells.X) else scale)
             acc = compute_in_memory(X, raw, groups, **opts)
         var_names = cells.var_names
+        info = acc.info
         source = {"source": "AnnData (in memory)", "checksum": None}
     else:
         from transpert.data import open_cells
@@ -123,8 +138,9 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                                  CONTROL_LABEL if mapping else control, canonical_ref, label,
                                  shown=(pert_col, control))
             if scheduler is not None:
-                acc, normalization, digest = _on_cluster(source_cells, groups, scheduler, checksum,
-                                                         opts)
+                sink = _file_sink(out, groups, source_cells.var_names, log2fc, fdr, min_cells, threads)
+                acc, info, normalization, digest = _on_cluster(source_cells, groups, scheduler,
+                                                               checksum, opts, sink)
             else:
                 # the checksum is read in a thread beside the engine (hashlib releases the GIL;
                 # the engine's file reads leave a core idle much of the time)
@@ -137,6 +153,7 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
                                            **opts)
                     normalization = dict(source_cells.normalization())
                     digest = digest_of()
+                info = acc.info
             var_names = source_cells.var_names
             source = {"source": label, "checksum": f"sha256:{digest}" if digest else None}
         finally:
@@ -158,22 +175,50 @@ def summarize(cells, *, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
         "parameters": {"fdr": fdr, "log2fc": log2fc, "de": de, "continuity": continuity,
                        "test": "Mann-Whitney U, two-sided, asymptotic, tie-corrected",
                        "backend": backend, "memory_budget": parse_memory(memory_budget)},
-        "engine": {k: (v if isinstance(v, (int, str)) else str(v)) for k, v in acc.info.items()},
+        "engine": {k: (v if isinstance(v, (int, str)) else str(v)) for k, v in info.items()},
     }
     uns["min_cells"] = int(min_cells)
+    if out is not None:
+        if sink is None:  # the single-machine engine's accumulators, fed block of rows by block
+            from transpert.summarize._profile_rows import ProfileLayout
+            from transpert.summarize._writer import place_accumulators
+
+            sink = _file_sink(out, groups, var_names, log2fc, fdr, min_cells, threads)
+            with sink:
+                sink.start(ProfileLayout(de=de, raw=acc.raw_sums is not None, f32=acc.sums32 is not None))
+                place_accumulators(sink, acc)
+            del acc
+        with sink:
+            warn_few_cells(sink.obs, min_cells, source["source"])
+            return sink.finish(uns)
     summary = build_profile(acc, var_names, uns=uns, log2fc_method=log2fc, fdr_method=fdr, de=de,
                             threads=resolve_threads(threads))
     flag_few_cells(summary, min_cells, source["source"])
     return summary
 
 
+def _file_sink(out, groups, var_names, log2fc: str, fdr: str, min_cells: int, threads):
+    """The writer of a summary file at ``out`` (None: the summary is returned in memory)."""
+    if out is None:
+        return None
+    from transpert.summarize._writer import SummaryFileSink
+
+    return SummaryFileSink(out, groups, var_names, log2fc_method=log2fc, fdr_method=fdr,
+                           min_cells=min_cells, threads=resolve_threads(threads))
+
+
 def flag_few_cells(summary, min_cells: int, where: str) -> None:
     """``obs["few_cells"]``: True for perturbations with fewer than ``min_cells`` cells (a
     Wilcoxon call from one or two cells is not evidence); warns naming them."""
-    few = summary.obs["n_cells"].to_numpy() < min_cells
-    summary.obs["few_cells"] = few
+    summary.obs["few_cells"] = summary.obs["n_cells"].to_numpy() < min_cells
+    warn_few_cells(summary.obs, min_cells, where)
+
+
+def warn_few_cells(obs, min_cells: int, where: str) -> None:
+    """The warning naming the perturbations of ``obs`` (``n_cells``) with too few cells."""
+    few = obs["n_cells"].to_numpy() < min_cells
     if few.any():
-        names = [f"{p} ({n})" for p, n in summary.obs.loc[few, "n_cells"].items()]
+        names = [f"{p} ({n})" for p, n in obs.loc[few, "n_cells"].items()]
         logger.warning(
             "%s: %d perturbation(s) with fewer than %d cells: %s%s; kept, flagged in "
             "obs['few_cells']: their DE calls rest on too few cells (--min-cells sets the minimum)",
@@ -200,21 +245,31 @@ class _Checksum:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _on_cluster(cells, groups, scheduler, checksum: bool, opts: dict):
-    """(accumulators, normalisation record, checksum or None) computed by a Dask cluster; the
-    checksum is read by a worker too, alongside the statistics."""
-    from transpert.summarize._distributed import connect, summarize_on_cluster
+def _on_cluster(cells, groups, scheduler, checksum: bool, opts: dict, file_sink=None):
+    """(accumulators, engine facts, normalisation record, checksum or None) computed by a Dask
+    cluster; the checksum is read by a worker too, alongside the statistics. With ``file_sink``
+    the results go there as they come and no accumulators are returned (None)."""
+    from transpert.summarize._distributed import AccumulatorSink, connect, summarize_on_cluster
 
     if cells.path is None:
         raise TranspertInputError("scheduler: distributed summaries read the cells from a file on "
                                   "shared storage; these cells are in memory")
-    with connect(scheduler, opts["threads"]) as client:
-        digest = client.submit(file_checksum, str(cells.path), pure=False) if checksum else None
-        acc, normalization = summarize_on_cluster(client, cells, groups,
-                                                  memory_budget=opts["memory_budget"], de=opts["de"],
-                                                  continuity=opts["continuity"], threads=opts["threads"])
-        digest = digest.result() if digest is not None else None
-    return acc, normalization, digest
+    sink = file_sink if file_sink is not None else AccumulatorSink(groups, cells.n_vars)
+    try:
+        with connect(scheduler, opts["threads"]) as client:
+            digest = client.submit(file_checksum, str(cells.path), pure=False) if checksum else None
+            info, normalization = summarize_on_cluster(client, cells, groups, sink,
+                                                       memory_budget=opts["memory_budget"], de=opts["de"],
+                                                       continuity=opts["continuity"], threads=opts["threads"])
+            digest = digest.result() if digest is not None else None
+    except BaseException:
+        if file_sink is not None:
+            file_sink.abort()
+        raise
+    acc = sink.acc if file_sink is None else None
+    if acc is not None:
+        acc.info.update(info)
+    return acc, info, normalization, digest
 
 
 _LOG1P_RECORD = {"input_scale": "log1p", "method": "none (already log1p)"}

@@ -192,26 +192,46 @@ def normalization_on_cluster(client, cells, key: str) -> dict:
             "working_dtype": str(wdt)}
 
 
-def summarize_on_cluster(client, cells, groups: Groups, *, memory_budget, de: bool, continuity: bool,
-                         threads: int | None = None) -> tuple[Accumulators, dict]:
-    """(accumulators, normalisation record) of a file's cells, computed by the cluster.
+def summarize_on_cluster(client, cells, groups: Groups, sink, *, memory_budget, de: bool,
+                         continuity: bool, threads: int | None = None) -> tuple[dict, dict]:
+    """(engine facts, normalisation record) of a file's cells, computed by the cluster; the
+    results go to ``sink`` (:class:`AccumulatorSink`, or a
+    :class:`transpert.summarize._writer.SummaryFileSink` writing the summary as they come).
 
     A file of float32 values whose scale is not declared, and whose first rows look log1p, is
     computed as log1p straight away, each task also checking its rows' values; the scan
     (:func:`normalization_on_cluster`) runs only when that check fails (counts, or invalid
-    values: then the scan's verdict or error is the single-machine one), and the work again."""
+    values: then the scan's verdict or error is the single-machine one), and the work again
+    (``sink.start`` is then called again)."""
     if cells.schema.counts is None and np.dtype(cells.dtype) == np.float32 and np.all(groups.codes >= 0) \
             and _first_rows_look_log1p(cells):
         record = {"input_scale": "log1p", "method": "none (already log1p)"}
-        acc = compute_on_cluster(client, cells, groups, record, memory_budget=memory_budget, de=de,
-                                 continuity=continuity, threads=threads, check_scale=True)
-        if acc is not None:
+        info = compute_on_cluster(client, cells, groups, record, sink, memory_budget=memory_budget,
+                                  de=de, continuity=continuity, threads=threads, check_scale=True)
+        if info is not None:
             cells.set_checked_scale("log1p")
-            return acc, record
+            return info, record
     record = normalization_on_cluster(client, cells, cells.schema.matrix)
-    acc = compute_on_cluster(client, cells, groups, record, memory_budget=memory_budget, de=de,
-                             continuity=continuity, threads=threads)
-    return acc, record
+    info = compute_on_cluster(client, cells, groups, record, sink, memory_budget=memory_budget, de=de,
+                              continuity=continuity, threads=threads)
+    return info, record
+
+
+class AccumulatorSink:
+    """Every group's results placed in one :class:`Accumulators` (for a summary returned in
+    memory): ``start(layout)`` allocates it, ``place(codes, result)`` copies rows in."""
+
+    def __init__(self, groups: Groups, n_genes: int):
+        self.groups, self.n_genes, self.acc = groups, n_genes, None
+
+    def start(self, layout) -> None:
+        self.acc = Accumulators.new(self.groups, self.n_genes, layout.raw, pdex_means=layout.f32)
+        if layout.de:
+            self.acc.u = np.full((len(self.groups.labels), self.n_genes), np.nan)
+            self.acc.p = np.full((len(self.groups.labels), self.n_genes), np.nan)
+
+    def place(self, codes, result: dict) -> None:
+        _place(self.acc, codes, result)
 
 
 def _first_rows_look_log1p(cells, n_rows: int = 2000) -> bool:
@@ -226,17 +246,24 @@ def _first_rows_look_log1p(cells, n_rows: int = 2000) -> bool:
     return False
 
 
-def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, memory_budget, de: bool,
-                       continuity: bool, threads: int | None = None, on_result=None,
-                       check_scale: bool = False) -> Accumulators | None:
-    """Pseudo-bulk and rank-sum statistics of every group, computed by the cluster's workers.
+def compute_on_cluster(client, cells, groups: Groups, normalization: dict, sink, *, memory_budget,
+                       de: bool, continuity: bool, threads: int | None = None, on_result=None,
+                       check_scale: bool = False) -> dict | None:
+    """Pseudo-bulk and rank-sum statistics of every group, computed by the cluster's workers and
+    handed to ``sink`` as they arrive; returns the engine's facts (shards, workers, plan).
 
     ``cells``: an open :class:`transpert.data.CellSource` of a file (the workers open the same
     path: it must be on storage they share); ``groups``: the cells' groups against a reference
-    group (not one-vs-rest). ``on_result(i, n)`` is called after each shard's result arrived.
-    ``check_scale``: the values are taken as log1p and checked by the tasks; returns None when
-    they are not (every cell must then be in a group).
+    group (not one-vs-rest). ``sink.start(layout)`` is called first (a
+    :class:`transpert.summarize._profile_rows.ProfileLayout`), then ``sink.place(codes, result)``
+    with the reference group's results, the control group's (its own task when it is not the
+    reference: so it comes before any perturbation's), then each shard's as it arrives; the
+    driver holds one shard's results at a time. ``on_result(i, n)`` is called after each
+    shard's result was placed. ``check_scale``: the values are taken as log1p and checked by
+    the tasks; returns None when they are not (every cell must then be in a group).
     """
+    from transpert.summarize._profile_rows import ProfileLayout
+
     from transpert.summarize._shards import FileSpec, reference_task, shard_task
 
     if groups.ref < 0:
@@ -257,7 +284,11 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     codes = groups.codes
     labelled = codes >= 0
     weights = np.bincount(codes[labelled], weights=per_row[labelled] + 1, minlength=len(groups.labels))
-    others = [c for c in range(len(groups.labels)) if c != groups.ref and groups.n_cells[c] > 0]
+    # the control's pseudo-bulk is every perturbation's row's baseline: when it is not the
+    # reference it is read by a task of its own, placed before any shard's results
+    own_control = groups.control != groups.ref
+    others = [c for c in range(len(groups.labels))
+              if c not in (groups.ref, groups.control) and groups.n_cells[c] > 0]
     workers = client.scheduler_info().get("workers", {})
     n_workers = max(1, len(workers))
     # at least one shard per worker thread (each runs one task at a time)
@@ -277,6 +308,10 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
     ref_rows, _ = rows_of([groups.ref])
     # the reference task runs alone (every shard waits for its table): it may use more threads
     ref_future = client.submit(reference_task, spec, ref_rows, de, threads, pure=False)
+    control_future = None
+    if own_control:
+        control_future = client.submit(reference_task, spec, rows_of([groups.control])[0], de, 1,
+                                       table=False, pure=False)
     futures = {}
     for i, shard in enumerate(shards):
         rows, idx = rows_of(shard)
@@ -286,30 +321,34 @@ def compute_on_cluster(client, cells, groups: Groups, normalization: dict, *, me
                             de=de, continuity=continuity, memory_budget=budget, threads=1,
                             pure=False)
         futures[fut] = shard
-    acc = Accumulators.new(groups, cells.n_vars, spec.scale == "counts", pdex_means=de)
-    if de:
-        acc.u = np.full((len(groups.labels), cells.n_vars), np.nan)
-        acc.p = np.full((len(groups.labels), cells.n_vars), np.nan)
+    sink.start(ProfileLayout(de=de, raw=spec.scale == "counts", f32=de))
     facts = []
     # the reference's sums only: its table stays on the workers
     ref_result = client.submit(_without_table, ref_future, pure=False).result()
     facts.append(ref_result.get("scale_facts"))
-    _place(acc, [groups.ref], ref_result)
+    sink.place([groups.ref], ref_result)
+    del ref_result
+    if control_future is not None:
+        result = control_future.result()
+        facts.append(result.get("scale_facts"))
+        sink.place([groups.control], result)
+        control_future.release()
+        del result
     distributed = _distributed()
     for k, fut in enumerate(distributed.as_completed(list(futures))):
-        shard = futures[fut]
+        shard = futures.pop(fut)
         result = fut.result()
-        facts.append(result.get("scale_facts"))
-        _place(acc, shard, result)
         fut.release()
+        facts.append(result.get("scale_facts"))
+        sink.place(shard, result)
+        del result
         if on_result is not None:
-            on_result(k, len(futures))
+            on_result(k, len(shards))
     ref_future.release()
     if check_scale and not _log1p_verdict(facts, str(cells.path)):
         return None
-    acc.info.update(passes=1, scheduler=str(client.scheduler.address), workers=n_workers,
-                    shards=len(shards), file_rows=n_file, planned_worker_bytes=int(max(planned, default=0)))
-    return acc
+    return dict(passes=1, scheduler=str(client.scheduler.address), workers=n_workers,
+                shards=len(shards), file_rows=n_file, planned_worker_bytes=int(max(planned, default=0)))
 
 
 def _without_table(result: dict) -> dict:

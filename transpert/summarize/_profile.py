@@ -28,66 +28,36 @@ REQUIRED_LAYERS = ("mean", "delta", "log2fc", "statistic", "pvalue", "fdr", "fra
 def build_profile(acc, var_names, *, uns: dict, log2fc_method: str, fdr_method: str, de: bool,
                   threads: int = 1):
     """Summary AnnData from the engine's accumulators (float64 layers, float32 ``mean_f32``);
-    ``threads``: how many threads the row-wise log2FC and FDR may use."""
+    ``threads``: how many threads the row-wise log2FC and FDR may use. The rows are those
+    :class:`transpert.summarize._writer.SummaryFileSink` writes to a file."""
     import anndata as ad
 
-    from transpert.summarize._effects import bh_fdr, log2fc
+    from transpert.summarize._effects import bh_fdr
+    from transpert.summarize._profile_rows import (RESULT_NAMES, ControlStats, ProfileLayout,
+                                                   layer_rows)
 
     g = acc.groups
     rows = g.tested
-    n = g.n_cells.astype(np.float64)[:, None]
     ctrl = g.control
-    # only the reported rows are divided (the accumulators also hold the control/reference)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = acc.sums[rows] / n[rows]
-        control_mean = acc.sums[ctrl] / n[ctrl]
-        control_frac = acc.nonzero[ctrl] / n[ctrl]
-        frac = acc.nonzero[rows] / n[rows]
-    layers = {
-        "mean": mean,
-        "delta": mean - control_mean[None, :],
-        "log2fc": _rows_in_threads(lambda m: log2fc(m, control_mean, log2fc_method), mean, threads),
-        "frac_expressing": frac,
-    }
-    if de:
-        layers["statistic"] = acc.u[rows]
-        layers["pvalue"] = pvalues = acc.p[rows]
-        if fdr_method == "per_perturbation":  # rows are corrected independently
-            layers["fdr"] = _rows_in_threads(lambda p: bh_fdr(p, fdr_method), pvalues, threads)
-        else:
-            layers["fdr"] = bh_fdr(pvalues, fdr_method)
-    if acc.raw_sums is not None:
-        layers["counts_sum"] = acc.raw_sums[rows]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            layers["counts_mean"] = acc.raw_sums[rows] / n[rows]
-    var = pd.DataFrame({"control_mean": control_mean,
-                        "control_frac_expressing": control_frac}, index=pd.Index(var_names, dtype=str))
-    if acc.sums32 is not None:
-        layers["mean_f32"] = acc.sums32[rows]
-        var["control_mean_f32"] = acc.sums32[ctrl]
-    if acc.raw_sums is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var["control_counts_mean"] = acc.raw_sums[ctrl] / n[ctrl]
+    layout = ProfileLayout(de=de, raw=acc.raw_sums is not None, f32=acc.sums32 is not None)
+    control = ControlStats.of(acc.sums[ctrl], acc.nonzero[ctrl],
+                              None if acc.sums32 is None else acc.sums32[ctrl],
+                              None if acc.raw_sums is None else acc.raw_sums[ctrl], int(g.n_cells[ctrl]))
+    # only the reported rows are taken (the accumulators also hold the control/reference)
+    results = {name: (None if getattr(acc, name) is None else getattr(acc, name)[rows])
+               for name in RESULT_NAMES}
+    layers = layer_rows(results, g.n_cells[rows], control, layout, log2fc_method=log2fc_method,
+                        fdr_method=fdr_method, threads=threads)
+    del results
+    if de and fdr_method != "per_perturbation":
+        layers["fdr"] = bh_fdr(layers["pvalue"], fdr_method)
+    layers = {name: layers[name] for name, _ in layout.layers}  # the layout's order
     obs = pd.DataFrame({"n_cells": g.n_cells[rows].astype(np.int64)},
                        index=pd.Index(g.labels[rows], dtype=str))
     obs.index.name = None
-    var.index.name = None
-    summary = ad.AnnData(X=layers["mean"].copy(), obs=obs, var=var, layers=layers)
+    summary = ad.AnnData(X=layers["mean"].copy(), obs=obs, var=control.var(var_names), layers=layers)
     summary.uns["transpert"] = uns
     return summary
-
-
-def _rows_in_threads(func, matrix: np.ndarray, n_threads: int) -> np.ndarray:
-    """``func(matrix)`` computed on row ranges in ``n_threads`` threads (numpy's ufuncs and sorts
-    release the GIL); the same numbers, since ``func`` treats every row on its own."""
-    if n_threads < 2 or matrix.shape[0] < 2 * n_threads:
-        return func(matrix)
-    from concurrent.futures import ThreadPoolExecutor
-
-    cuts = np.linspace(0, matrix.shape[0], n_threads + 1).astype(int)
-    with ThreadPoolExecutor(n_threads) as pool:
-        parts = list(pool.map(func, [matrix[a:b] for a, b in zip(cuts[:-1], cuts[1:])]))
-    return np.vstack(parts)
 
 
 def file_checksum(path, algorithm: str = "sha256", block: int = 2**24) -> str:
@@ -167,6 +137,15 @@ def read_summary(path):
         summary.uns["transpert"] = json.loads(meta)
     validate_summary(summary, where=str(path))
     return summary
+
+
+def read_summary_obs(path):
+    """(obs, number of genes) of a summary file, without reading its layers."""
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        return read_elem(f["obs"]), int(f["var"][f["var"].attrs["_index"]].shape[0])
 
 
 def _json_default(obj):

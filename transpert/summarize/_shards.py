@@ -97,9 +97,11 @@ def _scale_facts(spec: FileSpec, X) -> dict | None:
     return {"values": _norm.value_summary(X.data), "rows": _row_scale.row_evidence(X)}
 
 
-def reference_task(spec: FileSpec, rows: np.ndarray, de: bool, threads: int | None = None) -> dict:
-    """The reference group (sorted file ``rows``): pseudo-bulk and, with ``de``, its table
-    ``(keys uint32, counts int32, ptr)``."""
+def reference_task(spec: FileSpec, rows: np.ndarray, de: bool, threads: int | None = None,
+                   table: bool = True) -> dict:
+    """The reference group (sorted file ``rows``): pseudo-bulk and, with ``de`` and ``table``,
+    its table ``(keys uint32, counts int32, ptr)``. ``table=False``: the pseudo-bulk only (the
+    control group when it is not the reference; with ``de`` its float32 sums too)."""
     from transpert.kernels import reference_table
     from transpert.summarize._engine import KeyFormat
 
@@ -109,7 +111,7 @@ def reference_task(spec: FileSpec, rows: np.ndarray, de: bool, threads: int | No
     out = _sums(acc)
     out["n_cells"] = X.shape[0]
     out["scale_facts"] = _scale_facts(spec, X)
-    if de:
+    if de and table:
         fmt = KeyFormat.for_dtype(np.float32)
         C = X.tocsc()
         del X, raw
