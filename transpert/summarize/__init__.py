@@ -1,6 +1,7 @@
 """transpert.summarize: per-perturbation summary profiles (pseudo-bulk and Wilcoxon DE vs control).
 
-- :func:`summarize`: cells (AnnData, path, manifest name, CellSource) -> summary AnnData.
+- :func:`summarize`: cells (AnnData, path, manifest name, CellSource) -> summary AnnData, or
+  with ``out=`` the summary written to that h5ad block of rows by block (its path returned).
 - :func:`connect_scheduler`: a ``dask.distributed`` client for ``summarize(..., scheduler=...)``.
 - :func:`read_input`: a summary file as it is, or cells summarised on the way (a method's inputs).
 - :func:`de_table`: the summary as cell-eval 0.8.2's long DE table (pdex 0.3.0 columns).

@@ -12,7 +12,10 @@ The driver holds obs (the group of every cell) and the CSR row pointer, never th
 3. the reference task returns its pseudo-bulk and its table (sorted distinct values and counts
    per gene); Dask hands that table to the workers of the shards, which read their rows, and
    return their groups' pseudo-bulk and rank-sum statistics (small: groups x genes);
-4. the driver places the results in the accumulators and builds the summary as usual.
+4. the driver hands each result to a sink as it arrives: the summary file's writer
+   (:class:`transpert.summarize._writer.SummaryFileSink`: one shard's results held at a time),
+   or the accumulators of a summary returned in memory (:class:`AccumulatorSink`). The
+   control group's results come first (its own task when it is not the reference).
 
 Every number equals the single-machine engine's (see :mod:`transpert.summarize._shards`).
 A worker that dies is replaced by Dask, which reruns its tasks (they are pure functions of the
