@@ -43,3 +43,81 @@ def test_every_method_predicts_the_same_from_the_view(summaries, method):
     assert set(got.layers) == set(want.layers)
     for k in want.layers:
         np.testing.assert_array_equal(np.asarray(got.layers[k]), np.asarray(want.layers[k]), err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def written(summaries, tmp_path_factory):
+    """The reference summaries written to h5ad, as the run writes them."""
+    refs, _, _ = summaries
+    folder = tmp_path_factory.mktemp("summaries")
+    for name, ref in refs.items():
+        ref.write_h5ad(folder / f"{name}.h5ad")
+    return {name: folder / f"{name}.h5ad" for name in refs}
+
+
+def test_layers_on_disk_reads_the_file_lazily_and_closes_it(summaries, written):
+    import h5py
+
+    from transpert._h5files import layers_on_disk
+
+    refs, _, _ = summaries
+    name, path = next(iter(written.items()))
+    with layers_on_disk(path, FIT_LAYERS) as lazy:
+        assert set(lazy.layers) == set(FIT_LAYERS)
+        assert all(isinstance(lazy.layers[k], h5py.Dataset) for k in FIT_LAYERS)
+        assert lazy.obs.equals(refs[name].obs) and lazy.var.equals(refs[name].var)
+        for k in FIT_LAYERS:
+            np.testing.assert_array_equal(np.asarray(lazy.layers[k]), refs[name].layers[k])
+            np.testing.assert_array_equal(lazy.layers[k][3:7], refs[name].layers[k][3:7])
+        layer = lazy.layers["delta"]
+    with pytest.raises(Exception):
+        layer[0:1]  # the file is closed with the block
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS])
+def test_every_method_predicts_the_same_from_references_on_disk(summaries, written, method, monkeypatch):
+    import contextlib
+
+    from transpert._h5files import layers_on_disk
+    from transpert.transfer import reference
+
+    monkeypatch.setattr(reference, "ROW_BLOCK", 5)  # 12 perturbations: blocks of 5, 5 and 2
+    refs, train, perts = summaries
+    _, want = fit_predict(method, refs, train, perts)
+    with contextlib.ExitStack() as files:
+        lazy = {k: files.enter_context(layers_on_disk(p, FIT_LAYERS)) for k, p in written.items()}
+        _, got = fit_predict(method, lazy, train, perts)
+    assert set(got.layers) == set(want.layers)
+    for k in want.layers:
+        np.testing.assert_array_equal(np.asarray(got.layers[k]), np.asarray(want.layers[k]), err_msg=k)
+
+
+def test_reference_line_read_in_blocks_equals_the_whole_layer_formulas(summaries, monkeypatch):
+    """ReferenceLine.from_summary reads a block of perturbations at a time: its arrays are those
+    of the formulas applied to whole layers (brute force here)."""
+    import pandas as pd
+
+    from transpert.transfer import reference
+
+    refs, train, _ = summaries
+    ref = next(iter(refs.values())).copy()  # the fixture's summaries stay as they are
+    ref.layers["log2fc"][0, :3] = [np.nan, np.inf, -np.inf]
+    ref.layers["pvalue"][1, :2] = [np.nan, 0.0]
+    ref.layers["delta"][2:, 4] = np.nan  # a gene measured once only
+    genes = pd.Index(train.var_names[::-1]).append(pd.Index(["absent"]))
+    monkeypatch.setattr(reference, "ROW_BLOCK", 5)
+    line = reference.ReferenceLine.from_summary("L", ref, genes, 0.05)
+    pos = ref.var_names.get_indexer(genes)
+    cols = pos[pos >= 0]
+    delta = np.asarray(ref.layers["delta"], dtype=np.float64)[:, cols]
+    with np.errstate(divide="ignore"):
+        want = {"delta": delta.astype(np.float32),
+                "log2fc": np.clip(np.nan_to_num(ref.layers["log2fc"][:, cols], nan=0.0), -10, 10).astype(np.float32),
+                "neglog10p": np.minimum(-np.log10(np.nan_to_num(ref.layers["pvalue"][:, cols], nan=1.0)),
+                                        50).astype(np.float32),
+                "sig": np.nan_to_num(ref.layers["fdr"][:, cols], nan=1.0) < 0.05}
+    want["mean_delta"] = np.nanmean(delta, axis=0)
+    for k, v in want.items():
+        np.testing.assert_array_equal(getattr(line, k), v, err_msg=k)
+        assert getattr(line, k).flags.f_contiguous == v.flags.f_contiguous, k  # same sums downstream
+    np.testing.assert_array_equal(line.gene_positions, np.flatnonzero(pos >= 0))

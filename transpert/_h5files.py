@@ -72,3 +72,38 @@ def read_h5ad(path, *, backed: str | None = None):
         # (an error naming the gene, or --duplicate-genes make_unique) right after reading
         warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
         return ad.read_h5ad(path, backed=backed)
+
+
+@contextlib.contextmanager
+def layers_on_disk(path, layers=None):
+    """An h5ad file opened as an AnnData whose dense layers stay on disk, for reading a few
+    layers of a large file (e.g. a reference summary) block by block, while the block is open.
+
+    obs, var and uns are read into memory; each dense layer (``layers``: the names wanted,
+    None for all) is the file's ``h5py.Dataset`` (``np.asarray`` reads it whole, ``[a:b]`` reads
+    rows ``a:b``); a sparse layer is read into memory. X is left out. Values are as stored (the
+    file's scale). The file is closed when the block ends: the layers are unreadable after it.
+    """
+    import anndata as ad
+    import h5py
+
+    try:
+        from anndata.io import read_elem
+    except ImportError:  # anndata < 0.11
+        from anndata.experimental import read_elem
+
+    if not os.path.exists(path):
+        raise TranspertInputError(f"{path}: no such file")
+    f = open_h5(path)
+    try:
+        with reading(path):
+            obs, var = read_elem(f["obs"]), read_elem(f["var"])
+            uns = read_elem(f["uns"]) if "uns" in f else {}
+            group = f["layers"] if "layers" in f else {}
+            wanted = list(group) if layers is None else [k for k in layers if k in group]
+            held = {k: group[k] if isinstance(group[k], h5py.Dataset) else read_elem(group[k])
+                    for k in wanted}
+            adata = ad.AnnData(obs=obs, var=var, uns=uns, layers=held)
+        yield adata
+    finally:
+        f.close()

@@ -15,12 +15,14 @@ cells may be raw counts or log1p and are normalised on the way where needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from pathlib import Path
 
 from transpert._errors import TranspertInputError
+from transpert._h5files import layers_on_disk
 from transpert._io import write_csv_atomic, write_h5ad_atomic
 from transpert._versions import versions
 from transpert.data.controls import target_controls
@@ -31,7 +33,7 @@ from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdow
 from transpert.methods import METHODS, fit_predict
 from transpert.predict import write_prediction
 from transpert.summarize import read_input
-from transpert.summarize._contract import fitting_view
+from transpert.summarize._contract import FIT_LAYERS
 
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
             "target_controls", "counts", "genes", "real", "methods", "params", "max_cells", "cells", "move",
@@ -149,14 +151,17 @@ def run_config(config_path, *, echo=print, show_progress: bool | None = None,
     if scheduler is not None:
         cfg["scheduler"] = scheduler
     final = check_output_dir(cfg["output"], overwrite=overwrite, option=f"{config_path}: output")
-    with output_dir(final, overwrite=overwrite, option=f"{config_path}: output") as stage:
-        result = _run_in(cfg, config_path, stage, final, echo=echo, show_progress=show_progress)
+    with output_dir(final, overwrite=overwrite, option=f"{config_path}: output") as stage, \
+            contextlib.ExitStack() as files:  # the reference summaries, read from disk by the fits
+        result = _run_in(cfg, config_path, stage, final, files, echo=echo, show_progress=show_progress)
     result["out_dir"] = final
     return result
 
 
-def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progress) -> dict:
-    """The body of :func:`run_config`, writing into ``out`` (the staging folder of ``final``)."""
+def _run_in(cfg: dict, config_path, out: Path, final: Path, files: contextlib.ExitStack, *, echo,
+            show_progress) -> dict:
+    """The body of :func:`run_config`, writing into ``out`` (the staging folder of ``final``);
+    the reference summaries' files stay open in ``files`` until the run ends."""
 
     t0 = time.perf_counter()
     (out / "summaries").mkdir(parents=True, exist_ok=True)
@@ -168,11 +173,11 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
     timings = {}
 
     if _is_zero_shot(cfg, kw):
-        return _run_zero_shot(cfg, out, final, kw, seed, t0, echo=echo, show_progress=show_progress)
+        return _run_zero_shot(cfg, out, final, files, kw, seed, t0, echo=echo, show_progress=show_progress)
     echo(f"[1/4] summaries: {len(cfg['references'])} reference lines and the target's training data ...")
     t = time.perf_counter()
     with _cluster(cfg.get("scheduler"), kw["threads"]) as client:
-        refs = _summarise_references(cfg, out, kw, client, timings, echo, show_progress)
+        refs = _summarise_references(cfg, out, files, kw, client, timings, echo, show_progress)
         t_one = time.perf_counter()
         target, target_cells = read_input(cfg["target_train"], what=f"target_train ({cfg['target_train']})",
                                           show_progress=show_progress, scheduler=client, **kw)
@@ -201,6 +206,7 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, *, echo, show_progre
         write_h5ad_atomic(pred, out / "predictions" / f"{method}.pseudobulk.h5ad")
         if method == "transpert":
             model.save(out / "model")
+        del model  # a fitted model holds its aligned reference lines: not needed to write cells
         _stage(timings, f"fit and predict {method}", t_one, echo)
         t_one = time.perf_counter()
         path = out / "predictions" / f"{method}.h5ad"
@@ -277,24 +283,32 @@ def _zero_shot_methods(cfg: dict) -> list[str]:
     return list(dict.fromkeys(zero_shot_method(m) for m in cfg["methods"]))
 
 
-def _summarise_references(cfg: dict, out: Path, kw: dict, client, timings: dict, echo,
-                          show_progress) -> dict:
+def _summarise_references(cfg: dict, out: Path, files: contextlib.ExitStack, kw: dict, client,
+                          timings: dict, echo, show_progress) -> dict:
     """{name: summary} of the config's reference lines (log1p pseudo-bulk + Wilcoxon DE), each
-    written to ``summaries/<name>.h5ad`` whole and kept in memory as its fitting view; on the
-    Dask ``client`` when one is given; one timing stage per line."""
+    written to ``summaries/<name>.h5ad`` whole; on the Dask ``client`` when one is given; one
+    timing stage per line.
+
+    Memory keeps none of them: each is reopened from its file with the layers methods fit on
+    (:data:`~transpert.summarize._contract.FIT_LAYERS`) left on disk
+    (:func:`transpert._h5files.layers_on_disk`, open until ``files`` closes), and a method reads
+    them when it fits (TransPert one line and a block of perturbations at a time). Four
+    real-size references held whole took about 1 GB each."""
     refs = {}
     for name, src in cfg["references"].items():
         t_one = time.perf_counter()
-        refs[name], _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
-                                   scheduler=client, **kw)
-        write_h5ad_atomic(refs[name], out / "summaries" / f"{name}.h5ad")
-        refs[name] = fitting_view(refs[name])  # the file has it all; memory keeps what fits use
+        path = out / "summaries" / f"{name}.h5ad"
+        summary, _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
+                                scheduler=client, **kw)
+        write_h5ad_atomic(summary, path)
+        del summary
+        refs[name] = files.enter_context(layers_on_disk(path, FIT_LAYERS))
         _stage(timings, f"summary {name}", t_one, echo)
     return refs
 
 
-def _run_zero_shot(cfg: dict, out: Path, final: Path, kw: dict, seed: int, t0: float, *, echo,
-                   show_progress) -> dict:
+def _run_zero_shot(cfg: dict, out: Path, final: Path, files: contextlib.ExitStack, kw: dict, seed: int,
+                   t0: float, *, echo, show_progress) -> dict:
     """The run of a zero-shot config: the target's control cells only (``target_controls`` or
     ``target_train``), every method zero-shot."""
 
@@ -308,7 +322,7 @@ def _run_zero_shot(cfg: dict, out: Path, final: Path, kw: dict, seed: int, t0: f
     echo(f"[1/4] summaries: {len(cfg['references'])} reference lines ...")
     t = time.perf_counter()
     with _cluster(cfg.get("scheduler"), kw["threads"]) as client:
-        refs = _summarise_references(cfg, out, kw, client, timings, echo, show_progress)
+        refs = _summarise_references(cfg, out, files, kw, client, timings, echo, show_progress)
     timings["summaries_s"] = time.perf_counter() - t
     counts = read_counts(cfg["counts"], pert_col=kw["pert_col"])
     perts = [p for p in counts[kw["pert_col"]] if p != kw["control"]]
@@ -320,6 +334,7 @@ def _run_zero_shot(cfg: dict, out: Path, final: Path, kw: dict, seed: int, t0: f
         model, pred = fit_predict(method, refs, controls, perts, params)
         if method == "transpert-zero-shot":  # reusable with `transpert predict --model`
             model.save(out / "model")
+        del model  # its aligned reference lines are not needed to write cells
         write_h5ad_atomic(pred, path.with_suffix(".pseudobulk.h5ad"))
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
                          max_cells=_max_cells(cfg), cells=cfg.get("cells"),
@@ -359,8 +374,6 @@ def _run_zero_shot(cfg: dict, out: Path, final: Path, kw: dict, seed: int, t0: f
 
 def _cluster(scheduler, threads):
     """One ``dask.distributed`` client for the run's summaries (None: no cluster)."""
-    import contextlib
-
     if not scheduler:
         return contextlib.nullcontext(None)
     from transpert.summarize import connect_scheduler

@@ -102,9 +102,9 @@ class _ControlSampler:
             raise TranspertInputError(f"cells must be 'quantile' or 'resample', got {mode!r}")
         self.controls, self.mode, self.rng = controls, mode, rng
         if mode == "quantile":
-            csc = controls.tocsc()
+            csc = controls.tocsc()  # a copy of its own: sorted in place
             csc.sort_indices()
-            data = csc.data.copy()
+            data = csc.data
             for j in range(csc.shape[1]):  # each column's non-zero values ascending
                 a, b = csc.indptr[j], csc.indptr[j + 1]
                 data[a:b].sort()

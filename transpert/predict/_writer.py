@@ -43,7 +43,7 @@ def _control_matrix(target_controls, genes: list[str], pert_col: str, control: s
     if not isinstance(target_controls, ad.AnnData):
         raise TranspertInputError(f"target_controls must be an AnnData of control cells, got {type(target_controls).__name__}")
     adata = target_controls
-    from transpert.data import detect_scale, normalize_log1p
+    from transpert.data import detect_scale
 
     if target_sum is None and pert_col in adata.obs.columns and \
             (adata.obs[pert_col].astype(str) != control).any() and detect_scale(adata.X) == "counts":
@@ -69,12 +69,31 @@ def _control_matrix(target_controls, genes: list[str], pert_col: str, control: s
     if detect_scale(x) == "counts":
         logger.info("target controls are raw counts: normalising to %s and log1p",
                     "the controls' median library size" if target_sum is None else f"{target_sum:g} per cell")
-        x = sp.csr_matrix(normalize_log1p(x, target_sum=target_sum), dtype=np.float64)
+        _normalise_in_place(x, target_sum)
     # genes chosen after normalising: library sizes are over every gene of the file
-    x = sp.csr_matrix(x[:, adata.var_names.get_indexer(genes)])
+    columns = adata.var_names.get_indexer(genes)
+    if not np.array_equal(columns, np.arange(x.shape[1])):  # the file's genes in its order: no copy
+        x = sp.csr_matrix(x[:, columns])
     x.sort_indices()
     x.eliminate_zeros()
     return x
+
+
+def _normalise_in_place(x: sp.csr_matrix, target_sum: float | None, block: int = 4096) -> None:
+    """Raw counts (float64 CSR, a private copy) to log1p of counts normalised to ``target_sum``
+    (None: the median library size), in place, ``block`` cells at a time: the same values as
+    ``normalize_log1p(x, target_sum=target_sum)`` (float32, made float64 again), without its
+    whole-matrix copies."""
+    from transpert.data.normalize import (default_include_zero_cells, library_sizes_of,
+                                          median_library_size, normalize_log1p)
+
+    sizes = library_sizes_of(x)
+    if target_sum is None:
+        target_sum = median_library_size(sizes, default_include_zero_cells(x))
+    for a in range(0, x.shape[0], block):
+        b = min(a + block, x.shape[0])
+        rows = normalize_log1p(x[a:b], library_sizes=sizes[a:b], target_sum=target_sum, check=False)
+        x.data[x.indptr[a]:x.indptr[b]] = rows.data
 
 
 def _cap(n_cells: np.ndarray, n_controls: int, max_cells: int | None) -> tuple[np.ndarray, int, float]:
@@ -241,15 +260,10 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
     if cells not in CELLS:
         raise TranspertInputError(f"cells must be one of {CELLS}, got {cells!r}")
     rng = np.random.default_rng(seed)
-    if n_ctrl < controls.shape[0]:
-        controls_out = controls[np.sort(rng.choice(controls.shape[0], n_ctrl, replace=False))]
-    else:
-        controls_out = controls
+    # the control cells written last (all, or a sample under the cap), made when they are written
+    kept = np.sort(rng.choice(controls.shape[0], n_ctrl, replace=False)) if n_ctrl < controls.shape[0] else None
     scaled = table.assign(**{counts_col: n_cells})
-    controls_out = sp.csr_matrix(controls_out, dtype=np.float32)
-    controls_out.sort_indices()
-    controls_out.eliminate_zeros()
-    n_total = int(n_cells.sum()) + controls_out.shape[0]
+    n_total = int(n_cells.sum()) + (controls.shape[0] if kept is None else kept.size)
     labels, report = [], []
     if format == "counts":
         from transpert.predict._counts import iter_count_cells
@@ -271,6 +285,9 @@ def write_prediction(pseudobulk_prediction, target_controls, counts, genes, out_
             for block in blocks:
                 X.append(block)
                 progress.update(block.shape[0])
+            controls_out = sp.csr_matrix(controls if kept is None else controls[kept], dtype=np.float32)
+            controls_out.sort_indices()
+            controls_out.eliminate_zeros()
             X.append(controls_out)
             labels.extend([control] * controls_out.shape[0])
             progress.update(controls_out.shape[0])
