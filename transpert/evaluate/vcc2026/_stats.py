@@ -191,12 +191,19 @@ def group_de(X, lib, control: Control, gp: GroupPass | None = None) -> GroupDE:
 
 def de_from_sorted(col_ptr, values, n1: int, mean_cpm: np.ndarray, control: Control) -> GroupDE:
     """:func:`group_de` from a group's sorted log1p(CPM) values per gene and its mean CPM."""
-    m = control.m
     G = col_ptr.size - 1
     ranksum = np.empty(G)
     tc = np.empty(G)
-    ranksum_vs_control(col_ptr, values, n1, control.col_ptr, control.values, m, control.ties,
-                       ranksum, tc)
+    ranksum_vs_control(col_ptr, values, n1, control.col_ptr, control.values, control.m,
+                       control.ties, ranksum, tc)
+    return de_from_ranksums(ranksum, tc, n1, mean_cpm, control)
+
+
+def de_from_ranksums(ranksum: np.ndarray, tc: np.ndarray, n1: int, mean_cpm: np.ndarray,
+                     control: Control) -> GroupDE:
+    """:func:`group_de` from a group's rank sums in group ∪ control and the pooled tie
+    corrections per gene (all genes), its cell count and its mean CPM."""
+    m = control.m
     kept = control.kept
     std_dev = np.sqrt(tc[kept] * n1 * m * (n1 + m + 1) / 12.0)
     with np.errstate(divide="ignore", invalid="ignore"):
