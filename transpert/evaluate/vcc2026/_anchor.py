@@ -9,8 +9,9 @@ split's value per metric is the mean over perturbations (NaN dropped; the capped
 sums), except ``de_wilcoxon_lfc_nmae``: mean over perturbations of mean|lfc_A - lfc_B| / mean
 |lfc_full| over the FULL real data's significant gate (>= 10 genes). The anchor is the mean of
 the splits. The halves are scored while the real file is summarised (:class:`AnchorSplits`, the hooks of
-that pass): each group's cells are read once for the run and the five splits, and a half's
-log1p(CPM) values are taken from the full group's sorted values; the halves are never written.
+that pass): each group's cells are read once for the run and the five splits, and every split's
+rank sums come from one pass over the full group's sorted log1p(CPM) values against the full
+control's (:mod:`transpert.kernels._vcc2026_halves`); the halves are never written.
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ def _nmae_one(full, a, b, genes: np.ndarray, label: str):
 class AnchorSplits:
     """The replicate anchor's half splits, built while the real cells pass (the hooks of
     :func:`~transpert.evaluate.vcc2026._stats.summarize_groups`): each perturbation's halves
-    are scored while its cells are in memory, their log1p(CPM) values taken from the full
-    group's sorted values (no re-sorting), each half against its own half of the control."""
+    are scored while its cells are in memory, each half against its own half of the control:
+    the control halves' sorted values are taken from the full control's (no re-sorting) and
+    the groups' rank sums from the full group's and control's sorted values
+    (:func:`~transpert.kernels._vcc2026_halves.ranksum_halves`)."""
 
     def __init__(self, groups: np.ndarray, codes: np.ndarray, name: str, order: list,
                  genes: np.ndarray, base_seed: int, n_splits: int):
@@ -164,7 +167,7 @@ class AnchorSplits:
         tc = np.empty((S, 2, G))
         ctrl = self.full_control
         ranksum_halves(gp.col_ptr, gp.values, gp.rows, self._membership(code, gp.n), n_half,
-                       ctrl.col_ptr, ctrl.values, self.masks, self.counts, self.c_m,
+                           ctrl.col_ptr, ctrl.values, self.masks, self.counts, self.c_m,
                        self.c_ties, ranksum, tc)
         for s in range(S):
             tables = [de_from_ranksums(ranksum[s, h], tc[s, h], parts[s][h].n,
