@@ -169,7 +169,7 @@ def test_half_ranksums_equal_the_halves_own_tests(seed):
     halves as rank tables) equals ranksum_vs_control on each half's own sorted values against
     its control half, bit for bit; ties across and within the sides (equal depths), odd sizes
     (a cell in neither half), a gene empty in a half, and more than 64 control values per
-    gene (several mask blocks)."""
+    gene (several mask blocks); and the full group's own test."""
     from transpert.kernels._vcc2026_halves import half_masks, ranksum_halves
 
     rng = np.random.default_rng(seed)
@@ -207,6 +207,12 @@ def test_half_ranksums_equal_the_halves_own_tests(seed):
     counts = np.empty((blocks, S, 2), dtype=np.int64)
     half_masks(cr, hc, masks, counts)
     rs, tc = np.empty((2, S, 2, G))
-    ranksum_halves(gp, gv, gr, hg, n_half, cp, cv, masks, counts, c_m, c_ties, rs, tc)
+    full_ties, want_f, want_ftc, full_rs, full_tc = np.empty((5, G))
+    control_tie_terms(cp, cv, m, full_ties)
+    ranksum_vs_control(gp, gv, n1, cp, cv, m, full_ties, want_f, want_ftc)
+    ranksum_halves(gp, gv, gr, hg, n_half, cp, cv, masks, counts, c_m, c_ties, rs, tc, m,
+                   full_ties, full_rs, full_tc)
     assert np.array_equal(rs, want_rs)
     assert np.array_equal(tc, want_tc)
+    assert np.array_equal(full_rs, want_f)  # the full group's test from the same search
+    assert np.array_equal(full_tc, want_ftc)

@@ -72,7 +72,7 @@ def half_masks(rows, half, masks, counts):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, counts, c_m,
-                   c_ties, ranksum, tiecorr):  # pragma: no cover - compiled
+                   c_ties, ranksum, tiecorr, m_full, full_ties, full_rs, full_tc):  # pragma: no cover
     """Per split s, half h and gene: the rank sum of half h of the group in (half h of the
     group) ∪ (half h of the control), and the pooled tie correction, as
     :func:`~transpert.kernels._vcc2026.ranksum_vs_control` gives them on the halves' sorted
@@ -85,6 +85,8 @@ def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, co
         halves (:func:`half_masks`); ``c_m[s, h]`` the control halves' cells and
         ``c_ties[s, h, g]`` their tie terms (``control_tie_terms`` of each half).
     ranksum, tiecorr : float64 (S, 2, n_genes) outputs.
+    m_full, full_ties, full_rs, full_tc : the full control's cells and tie terms; outputs: the full group's rank
+        sum and tie correction against the full control (the same search serves both).
     """
     S = half.shape[0]
     G = g_ptr.size - 1
@@ -94,6 +96,8 @@ def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, co
     cz = np.zeros((S, 2), dtype=np.int64)
     r_lo = np.zeros((S, 2), dtype=np.int64)
     bcnt = np.zeros(2, dtype=np.int64)
+    n1 = half.shape[1]
+    Nf = n1 + m_full
     for g in range(G):
         glo = g_ptr[g]
         ghi = g_ptr[g + 1]
@@ -107,6 +111,12 @@ def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, co
                 u2[s, h] = 0
                 ties[s, h] = 0.0
                 gnz[s, h] = 0
+        gzf = n1 - (ghi - glo)
+        czf = m_full - (chi - clo)
+        u2f = gzf * czf
+        tf = full_ties[g]
+        if gzf > 0:
+            tf += _cube_minus(gzf + czf) - _cube_minus(czf)
         k = glo
         start = clo
         while k < ghi:
@@ -117,6 +127,23 @@ def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, co
             a0 = _gallop_lower(c_vals, start, chi, x)
             a1 = _upper(c_vals, a0, chi, x) if a0 < chi and c_vals[a0] == x else a0
             start = a0
+            eqf = a1 - a0
+            u2f += (j - k) * (2 * (czf + (a0 - clo)) + eqf)
+            tf += _cube_minus(j - k + eqf) - _cube_minus(eqf)
+            if j == k + 1:  # one value (the usual case): only its own half moves, no branch
+                row = g_rows[k]
+                tied = a1 > a0
+                for s in range(S):
+                    h = half[s, row]
+                    if h < 0:
+                        continue
+                    ra0 = _rank(masks, counts, s, h, a0)
+                    eq = _rank(masks, counts, s, h, a1) - ra0 if tied else 0
+                    u2[s, h] += 2 * (cz[s, h] + (ra0 - r_lo[s, h])) + eq
+                    ties[s, h] += _cube_minus(1 + eq) - _cube_minus(eq)
+                    gnz[s, h] += 1
+                k = j
+                continue
             for s in range(S):
                 bcnt[0] = 0
                 bcnt[1] = 0
@@ -135,14 +162,16 @@ def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, co
                     u2[s, h] += b * (2 * below + eq)
                     ties[s, h] += _cube_minus(b + eq) - _cube_minus(eq)
             k = j
+        full_rs[g] = u2f / 2.0 + n1 * (n1 + 1) / 2.0
+        full_tc[g] = 1.0 - tf / _cube_minus(Nf) if Nf >= 2 else 1.0
         for s in range(S):
             for h in range(2):
-                n1 = n_half[s, h]
-                N = n1 + c_m[s, h]
-                gz = n1 - gnz[s, h]
+                nh = n_half[s, h]
+                N = nh + c_m[s, h]
+                gz = nh - gnz[s, h]
                 t = c_ties[s, h, g]
                 if gz > 0:
                     t += _cube_minus(gz + cz[s, h]) - _cube_minus(cz[s, h])
                 t += ties[s, h]
-                ranksum[s, h, g] = (u2[s, h] + gz * cz[s, h]) / 2.0 + n1 * (n1 + 1) / 2.0
+                ranksum[s, h, g] = (u2[s, h] + gz * cz[s, h]) / 2.0 + nh * (nh + 1) / 2.0
                 tiecorr[s, h, g] = 1.0 - t / _cube_minus(N) if N >= 2 else 1.0

@@ -26,6 +26,7 @@ from transpert.evaluate.vcc2026._metrics import de_metrics, expr_metrics, full_t
 from transpert.evaluate.vcc2026._run import RealSummary, agg_table, results_table
 from transpert.evaluate.vcc2026._stats import (
     Control,
+    GroupDE,
     GroupPass,
     Side,
     Workers,
@@ -157,7 +158,11 @@ class AnchorSplits:
         self.c_m = np.array([[c.m for c in pair] for pair in self.controls], dtype=np.int64)
         self.c_ties = np.stack([np.stack([c.ties for c in pair]) for pair in self.controls])
 
-    def on_group(self, code: int, X, lib, gp: GroupPass, full_de) -> None:
+    def on_group(self, code: int, X, lib, gp: GroupPass, full_de: GroupDE | None = None
+                 ) -> GroupDE:
+        """Score every split's halves of one group (raw counts ``X``, totals ``lib``, ``gp``
+        its full pass); returns its DE table against the full control (``full_de`` when
+        given, else tested here in the same search of the control as the halves)."""
         label = str(self.groups[code])
         S = len(self.seeds)
         parts = [self._passes(s, code, X, lib) for s in range(S)]
@@ -165,10 +170,14 @@ class AnchorSplits:
         G = gp.col_ptr.size - 1
         ranksum = np.empty((S, 2, G))
         tc = np.empty((S, 2, G))
+        full_rs = np.empty(G)
+        full_tc = np.empty(G)
         ctrl = self.full_control
         ranksum_halves(gp.col_ptr, gp.values, gp.rows, self._membership(code, gp.n), n_half,
-                           ctrl.col_ptr, ctrl.values, self.masks, self.counts, self.c_m,
-                       self.c_ties, ranksum, tc)
+                       ctrl.col_ptr, ctrl.values, self.masks, self.counts, self.c_m,
+                       self.c_ties, ranksum, tc, ctrl.m, ctrl.ties, full_rs, full_tc)
+        if full_de is None:
+            full_de = de_from_ranksums(full_rs, full_tc, gp.n, gp.mean_cpm, ctrl)
         for s in range(S):
             tables = [de_from_ranksums(ranksum[s, h], tc[s, h], parts[s][h].n,
                                        parts[s][h].mean_cpm, self.controls[s][h])
@@ -180,6 +189,7 @@ class AnchorSplits:
             ref = _nmae_one(full_de, tables[0], tables[1], self.genes, label)
             if ref is not None:
                 self.nmae[s][label] = ref
+        return full_de
 
     def finish(self, real: RealSummary, with_values: bool = False) -> tuple:
         """(splits, anchor): per split and metric its value; per metric the mean over splits.

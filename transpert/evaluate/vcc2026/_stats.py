@@ -288,7 +288,8 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
     the group labelled ``control_label`` is the control (DE of earlier groups waits for it).
     ``hooks`` (the replicate anchor's collector, or None) is told of the control once it is
     known (``on_control(control, code)``) and of every perturbation while its cells are in
-    memory (``on_group(code, X, lib, group_pass, de)``), so other work reuses this pass."""
+    memory (``on_group(code, X, lib, group_pass)``, which returns the group's DE table against
+    the control, :func:`group_de`'s), so other work reuses this pass."""
     ci = int(np.flatnonzero(groups == control_label)[0])
     jk = np.zeros(groups.size)
     de: dict = {}
@@ -297,9 +298,10 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
     def scored(code, X, lib):
         gp = group_pass(X, lib, sums[code])
         jk[code] = gp.jk
-        de[str(groups[code])] = table = group_de(X, lib, control, gp)
-        if hooks is not None:
-            hooks.on_group(code, X, lib, gp, table)
+        if hooks is None:
+            de[str(groups[code])] = group_de(X, lib, control, gp)
+        else:  # the hooks test the group against the control with their own halves
+            de[str(groups[code])] = hooks.on_group(code, X, lib, gp)
 
     with Workers() as pool:
         if hooks is not None and control is not None:
