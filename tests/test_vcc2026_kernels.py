@@ -161,3 +161,58 @@ def test_pass_split_by_gene_ranges_is_bit_identical(monkeypatch):
     assert split.jk == one.jk
     for name in ("mean_cpm", "col_ptr", "values", "rows"):
         assert np.array_equal(getattr(split, name), getattr(one, name))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_half_ranksums_equal_the_halves_own_tests(seed):
+    """ranksum_halves (every split's halves in one pass over the full group, the control's
+    halves as rank tables) equals ranksum_vs_control on each half's own sorted values against
+    its control half, bit for bit; ties across and within the sides (equal depths), odd sizes
+    (a cell in neither half), a gene empty in a half, and more than 64 control values per
+    gene (several mask blocks); and the full group's own test."""
+    from transpert.kernels._vcc2026_halves import half_masks, ranksum_halves
+
+    rng = np.random.default_rng(seed)
+    G, n1, m, S = 30, 41, 157, 3
+    dg = rng.poisson(1.2, size=(n1, G)).astype(np.float32)
+    dg[:, 3] = 0
+    Xg = sp.csr_matrix(dg)
+    Xc = sp.csr_matrix(rng.poisson(1.5, size=(m, G)).astype(np.float32))
+    lg = np.r_[np.full(20, 1000.0), rng.uniform(800, 1500, n1 - 20)]
+    lc = np.r_[np.full(60, 1000.0), rng.uniform(800, 1500, m - 60)]
+    gp, gv, gr = one_pass(Xg, lg)[:3]
+    cp, cv, cr = one_pass(Xc, lc)[:3]
+
+    def halves(n):
+        half = np.full((S, n), -1, dtype=np.int8)
+        for s in range(S):
+            perm = rng.permutation(n)
+            h = n // 2
+            half[s, perm[:h]], half[s, perm[h:2 * h]] = 0, 1
+        return half
+
+    hg, hc = halves(n1), halves(m)
+    n_half = np.array([[np.sum(hg[s] == h) for h in (0, 1)] for s in range(S)], dtype=np.int64)
+    c_m = np.array([[np.sum(hc[s] == h) for h in (0, 1)] for s in range(S)], dtype=np.int64)
+    want_rs, want_tc, c_ties = np.empty((3, S, 2, G))
+    for s in range(S):
+        for h in (0, 1):
+            pg, vg = one_pass(Xg[np.flatnonzero(hg[s] == h)], lg[hg[s] == h])[:2]
+            pc, vc = one_pass(Xc[np.flatnonzero(hc[s] == h)], lc[hc[s] == h])[:2]
+            control_tie_terms(pc, vc, c_m[s, h], c_ties[s, h])
+            ranksum_vs_control(pg, vg, n_half[s, h], pc, vc, c_m[s, h], c_ties[s, h],
+                               want_rs[s, h], want_tc[s, h])
+    blocks = cv.size // 64 + 1
+    masks = np.empty((blocks, S, 2), dtype=np.uint64)
+    counts = np.empty((blocks, S, 2), dtype=np.int64)
+    half_masks(cr, hc, masks, counts)
+    rs, tc = np.empty((2, S, 2, G))
+    full_ties, want_f, want_ftc, full_rs, full_tc = np.empty((5, G))
+    control_tie_terms(cp, cv, m, full_ties)
+    ranksum_vs_control(gp, gv, n1, cp, cv, m, full_ties, want_f, want_ftc)
+    ranksum_halves(gp, gv, gr, hg, n_half, cp, cv, masks, counts, c_m, c_ties, rs, tc, m,
+                   full_ties, full_rs, full_tc)
+    assert np.array_equal(rs, want_rs)
+    assert np.array_equal(tc, want_tc)
+    assert np.array_equal(full_rs, want_f)  # the full group's test from the same search
+    assert np.array_equal(full_tc, want_ftc)

@@ -9,8 +9,9 @@ split's value per metric is the mean over perturbations (NaN dropped; the capped
 sums), except ``de_wilcoxon_lfc_nmae``: mean over perturbations of mean|lfc_A - lfc_B| / mean
 |lfc_full| over the FULL real data's significant gate (>= 10 genes). The anchor is the mean of
 the splits. The halves are scored while the real file is summarised (:class:`AnchorSplits`, the hooks of
-that pass): each group's cells are read once for the run and the five splits, and a half's
-log1p(CPM) values are taken from the full group's sorted values; the halves are never written.
+that pass): each group's cells are read once for the run and the five splits, and every split's
+rank sums come from one pass over the full group's sorted log1p(CPM) values against the full
+control's (:mod:`transpert.kernels._vcc2026_halves`); the halves are never written.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from transpert.evaluate.vcc2026._metrics import de_metrics, expr_metrics, full_t
 from transpert.evaluate.vcc2026._run import RealSummary, agg_table, results_table
 from transpert.evaluate.vcc2026._stats import (
     Control,
+    GroupDE,
     GroupPass,
     Side,
     Workers,
     bulk_means,
-    de_from_sorted,
+    de_from_ranksums,
     group_pass,
     split_values,
 )
+from transpert.kernels._vcc2026_halves import half_masks, ranksum_halves
 
 
 def split_seeds(base_seed: int, n_splits: int) -> list[int]:
@@ -96,8 +99,10 @@ def _nmae_one(full, a, b, genes: np.ndarray, label: str):
 class AnchorSplits:
     """The replicate anchor's half splits, built while the real cells pass (the hooks of
     :func:`~transpert.evaluate.vcc2026._stats.summarize_groups`): each perturbation's halves
-    are scored while its cells are in memory, their log1p(CPM) values taken from the full
-    group's sorted values (no re-sorting), each half against its own half of the control."""
+    are scored while its cells are in memory, each half against its own half of the control:
+    the control halves' sorted values are taken from the full control's (no re-sorting) and
+    the groups' rank sums from the full group's and control's sorted values
+    (:func:`~transpert.kernels._vcc2026_halves.ranksum_halves`)."""
 
     def __init__(self, groups: np.ndarray, codes: np.ndarray, name: str, order: list,
                  genes: np.ndarray, base_seed: int, n_splits: int):
@@ -112,34 +117,71 @@ class AnchorSplits:
         self.controls = None
         self.pos = {g: i for i, g in enumerate(genes)}
 
-    def _split(self, s: int, code: int, X, lib, full: GroupPass):
-        """Both halves of split ``s`` of one group: their passes (sums, jackknife, mean CPM;
-        rows in the permutation's order) and sorted values (from the full group's)."""
+    def _passes(self, s: int, code: int, X, lib):
+        """Both halves' passes of split ``s`` of one group (sums, jackknife, mean CPM; rows in
+        the permutation's order), their sums and jackknife kept for the profiles."""
         rows = self.halves[s][code]
         parts = [group_pass(X, lib, values=False, order=rows[h]) for h in (0, 1)]
         for h in (0, 1):
             self.sums[s, h, code] = parts[h].P
             self.jk[s, h, code] = parts[h].jk
-        return parts, split_values(full, rows, *parts)
+        return parts
+
+    def _membership(self, code: int, n: int) -> np.ndarray:
+        """half[s, row] of a group's rows: 0 or 1 for its half in split s, -1 for neither."""
+        half = np.full((len(self.seeds), n), -1, dtype=np.int8)
+        for s in range(len(self.seeds)):
+            rows = self.halves[s][code]
+            half[s, rows[0]] = 0
+            half[s, rows[1]] = 1
+        return half
 
     def on_control(self, control: Control, code: int) -> None:
         full = GroupPass(control.m, 0.0, control.mean_cpm, control.col_ptr, control.values,
                          control.rows)
 
         def halves(s):
-            parts, vals = self._split(s, code, control.X, control.lib, full)
+            parts = self._passes(s, code, control.X, control.lib)
+            vals = split_values(full, self.halves[s][code], *parts)
             return [Control.from_sorted(parts[h].col_ptr, vals[h], None, parts[h].mean_cpm,
                                         parts[h].n) for h in (0, 1)]
 
         with Workers() as pool:
             self.controls = pool.map(halves, range(len(self.seeds)))
+        # which half of each split every sorted control value belongs to, as rank tables
+        n_blocks = control.values.size // 64 + 1
+        S = len(self.seeds)
+        self.masks = np.empty((n_blocks, S, 2), dtype=np.uint64)
+        self.counts = np.empty((n_blocks, S, 2), dtype=np.int64)
+        half_masks(control.rows, self._membership(code, control.m), self.masks, self.counts)
+        self.full_control = control
+        self.c_m = np.array([[c.m for c in pair] for pair in self.controls], dtype=np.int64)
+        self.c_ties = np.stack([np.stack([c.ties for c in pair]) for pair in self.controls])
 
-    def on_group(self, code: int, X, lib, gp: GroupPass, full_de) -> None:
+    def on_group(self, code: int, X, lib, gp: GroupPass, full_de: GroupDE | None = None
+                 ) -> GroupDE:
+        """Score every split's halves of one group (raw counts ``X``, totals ``lib``, ``gp``
+        its full pass); returns its DE table against the full control (``full_de`` when
+        given, else tested here in the same search of the control as the halves)."""
         label = str(self.groups[code])
-        for s in range(len(self.seeds)):
-            parts, vals = self._split(s, code, X, lib, gp)
-            tables = [de_from_sorted(parts[h].col_ptr, vals[h], parts[h].n, parts[h].mean_cpm,
-                                     self.controls[s][h]) for h in (0, 1)]
+        S = len(self.seeds)
+        parts = [self._passes(s, code, X, lib) for s in range(S)]
+        n_half = np.array([[p.n for p in pair] for pair in parts], dtype=np.int64)
+        G = gp.col_ptr.size - 1
+        ranksum = np.empty((S, 2, G))
+        tc = np.empty((S, 2, G))
+        full_rs = np.empty(G)
+        full_tc = np.empty(G)
+        ctrl = self.full_control
+        ranksum_halves(gp.col_ptr, gp.values, gp.rows, self._membership(code, gp.n), n_half,
+                       ctrl.col_ptr, ctrl.values, self.masks, self.counts, self.c_m,
+                       self.c_ties, ranksum, tc, ctrl.m, ctrl.ties, full_rs, full_tc)
+        if full_de is None:
+            full_de = de_from_ranksums(full_rs, full_tc, gp.n, gp.mean_cpm, ctrl)
+        for s in range(S):
+            tables = [de_from_ranksums(ranksum[s, h], tc[s, h], parts[s][h].n,
+                                       parts[s][h].mean_cpm, self.controls[s][h])
+                      for h in (0, 1)]
             one = de_metrics(_Tables({label: tables[0]}), _Tables({label: tables[1]}),
                              self.genes, [label], self.pos)
             for metric, by_label in one.items():
@@ -147,6 +189,7 @@ class AnchorSplits:
             ref = _nmae_one(full_de, tables[0], tables[1], self.genes, label)
             if ref is not None:
                 self.nmae[s][label] = ref
+        return full_de
 
     def finish(self, real: RealSummary, with_values: bool = False) -> tuple:
         """(splits, anchor): per split and metric its value; per metric the mean over splits.

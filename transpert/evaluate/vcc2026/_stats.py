@@ -191,12 +191,19 @@ def group_de(X, lib, control: Control, gp: GroupPass | None = None) -> GroupDE:
 
 def de_from_sorted(col_ptr, values, n1: int, mean_cpm: np.ndarray, control: Control) -> GroupDE:
     """:func:`group_de` from a group's sorted log1p(CPM) values per gene and its mean CPM."""
-    m = control.m
     G = col_ptr.size - 1
     ranksum = np.empty(G)
     tc = np.empty(G)
-    ranksum_vs_control(col_ptr, values, n1, control.col_ptr, control.values, m, control.ties,
-                       ranksum, tc)
+    ranksum_vs_control(col_ptr, values, n1, control.col_ptr, control.values, control.m,
+                       control.ties, ranksum, tc)
+    return de_from_ranksums(ranksum, tc, n1, mean_cpm, control)
+
+
+def de_from_ranksums(ranksum: np.ndarray, tc: np.ndarray, n1: int, mean_cpm: np.ndarray,
+                     control: Control) -> GroupDE:
+    """:func:`group_de` from a group's rank sums in group ∪ control and the pooled tie
+    corrections per gene (all genes), its cell count and its mean CPM."""
+    m = control.m
     kept = control.kept
     std_dev = np.sqrt(tc[kept] * n1 * m * (n1 + m + 1) / 12.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -281,7 +288,8 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
     the group labelled ``control_label`` is the control (DE of earlier groups waits for it).
     ``hooks`` (the replicate anchor's collector, or None) is told of the control once it is
     known (``on_control(control, code)``) and of every perturbation while its cells are in
-    memory (``on_group(code, X, lib, group_pass, de)``), so other work reuses this pass."""
+    memory (``on_group(code, X, lib, group_pass)``, which returns the group's DE table against
+    the control, :func:`group_de`'s), so other work reuses this pass."""
     ci = int(np.flatnonzero(groups == control_label)[0])
     jk = np.zeros(groups.size)
     de: dict = {}
@@ -290,9 +298,10 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
     def scored(code, X, lib):
         gp = group_pass(X, lib, sums[code])
         jk[code] = gp.jk
-        de[str(groups[code])] = table = group_de(X, lib, control, gp)
-        if hooks is not None:
-            hooks.on_group(code, X, lib, gp, table)
+        if hooks is None:
+            de[str(groups[code])] = group_de(X, lib, control, gp)
+        else:  # the hooks test the group against the control with their own halves
+            de[str(groups[code])] = hooks.on_group(code, X, lib, gp)
 
     with Workers() as pool:
         if hooks is not None and control is not None:
