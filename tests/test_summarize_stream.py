@@ -93,3 +93,30 @@ def test_table_fdr_from_row_blocks_equals_the_whole_table(monkeypatch, step):
     ok = ~np.isnan(p)
     np.testing.assert_allclose(got[ok], false_discovery_control(p[ok]), rtol=1e-14, atol=0)
     assert np.isnan(got[~ok]).all()
+
+
+def test_read_input_writes_the_summary_to_out(tmp_path):
+    """A method's input written to a summary file: cells (a file or in memory) summarised into it
+    block by block, a summary file copied as it is, a summary in memory written."""
+    import filecmp
+
+    from transpert.summarize import read_input
+
+    cells = tmp_path / "cells.h5ad"
+    adata = awkward_cells("counts", seed=2)
+    adata.write_h5ad(cells)
+    expected = _reference_file(str(cells), tmp_path / "whole.h5ad")
+    path, source = read_input(str(cells), what="cells", out=tmp_path / "from_file.h5ad")
+    assert path == tmp_path / "from_file.h5ad" and source == str(cells)
+    assert_same_h5(expected, path)
+    path, source = read_input(adata, what="cells", out=tmp_path / "from_memory.h5ad")
+    assert source is adata  # the record of an in-memory source has no file: its own reference
+    assert_same_h5(_reference_file(adata, tmp_path / "memory_whole.h5ad"), path)
+    path, source = read_input(str(expected), what="summary", out=tmp_path / "copied.h5ad")
+    assert source is None and filecmp.cmp(expected, path, shallow=False)
+    summary = read_summary(expected)
+    path, source = read_input(summary, what="summary", out=tmp_path / "written.h5ad")
+    again = read_summary(path)
+    assert source is None and list(again.obs_names) == list(summary.obs_names)
+    for name in summary.layers:
+        np.testing.assert_array_equal(again.layers[name], summary.layers[name])

@@ -44,6 +44,15 @@ def write_h5ad_atomic(adata, target: str | os.PathLike, compression: str | None 
     return Path(target)
 
 
+def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy the file ``source`` to ``target`` atomically; returns the target path."""
+    import shutil
+
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(target)
+
+
 def write_csv_atomic(frame, target: str | os.PathLike, **kwargs) -> Path:
     """Write a pandas DataFrame as CSV to ``target`` atomically; returns the target path."""
     with atomic_path(target) as tmp:

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 from transpert._errors import TranspertInputError
-from transpert._h5files import layers_on_disk
 from transpert._io import write_csv_atomic, write_h5ad_atomic
 from transpert._versions import versions
 from transpert.data.controls import target_controls
@@ -32,7 +31,7 @@ from transpert.evaluate._html import write_html_report
 from transpert.evaluate.leaderboard import evaluate_methods, leaderboard_markdown
 from transpert.methods import METHODS, fit_predict
 from transpert.predict import write_prediction
-from transpert.summarize import read_input
+from transpert.summarize import read_input, summary_on_disk
 from transpert.summarize._contract import FIT_LAYERS
 
 RUN_KEYS = {"output", "seed", "pert_col", "control", "threads", "references", "target_train",
@@ -286,23 +285,23 @@ def _zero_shot_methods(cfg: dict) -> list[str]:
 def _summarise_references(cfg: dict, out: Path, files: contextlib.ExitStack, kw: dict, client,
                           timings: dict, echo, show_progress) -> dict:
     """{name: summary} of the config's reference lines (log1p pseudo-bulk + Wilcoxon DE), each
-    written to ``summaries/<name>.h5ad`` whole; on the Dask ``client`` when one is given; one
-    timing stage per line.
+    written to ``summaries/<name>.h5ad`` block of perturbation rows by block (cells are never
+    summarised whole in memory; a summary given as a file is copied); on the Dask ``client`` when
+    one is given; one timing stage per line.
 
     Memory keeps none of them: each is reopened from its file with the layers methods fit on
     (:data:`~transpert.summarize._contract.FIT_LAYERS`) left on disk
-    (:func:`transpert._h5files.layers_on_disk`, open until ``files`` closes), and a method reads
+    (:func:`transpert.summarize.summary_on_disk`, open until ``files`` closes), and a method reads
     them when it fits (TransPert one line and a block of perturbations at a time). Four
     real-size references held whole took about 1 GB each."""
     refs = {}
     for name, src in cfg["references"].items():
         t_one = time.perf_counter()
         path = out / "summaries" / f"{name}.h5ad"
-        summary, _ = read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
-                                scheduler=client, **kw)
-        write_h5ad_atomic(summary, path)
-        del summary
-        refs[name] = files.enter_context(layers_on_disk(path, FIT_LAYERS))
+        # written to its file block of perturbation rows by block: never whole in memory
+        read_input(src, what=f"reference {name!r} ({src})", show_progress=show_progress,
+                   scheduler=client, out=path, **kw)
+        refs[name] = files.enter_context(summary_on_disk(path, FIT_LAYERS))
         _stage(timings, f"summary {name}", t_one, echo)
     return refs
 

@@ -11,6 +11,7 @@ uns ``transpert``: source, checksum, normalisation, labels, version and paramete
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -137,6 +138,21 @@ def read_summary(path):
         summary.uns["transpert"] = json.loads(meta)
     validate_summary(summary, where=str(path))
     return summary
+
+
+@contextlib.contextmanager
+def summary_on_disk(path, layers=None):
+    """A summary file opened with its dense layers left on disk (h5py datasets, read by rows
+    while the block is open; :func:`transpert._h5files.layers_on_disk`) and ``uns["transpert"]``
+    back as a dict, as :func:`read_summary` gives it. Layers keep the file's scales (log1p
+    ``mean``/``delta``, log2FC, p-values)."""
+    from transpert._h5files import layers_on_disk
+
+    with layers_on_disk(path, layers) as summary:
+        meta = summary.uns.get("transpert")
+        if isinstance(meta, str):
+            summary.uns["transpert"] = json.loads(meta)
+        yield summary
 
 
 def read_summary_obs(path):
