@@ -12,6 +12,7 @@ from transpert.data.manifest import is_manifest_name
 from transpert.data.schema import CONTROL_LABEL, PERT_COL
 from transpert.summarize._api import summarize
 from transpert.summarize._contract import is_summary
+from transpert.summarize._profile import with_decoded_record
 
 logger = logging.getLogger("transpert.summarize")
 
@@ -53,7 +54,7 @@ def read_input(source, *, what: str, pert_col: str = PERT_COL, control: str = CO
             if out is not None:
                 copy_atomic(path, out)
                 return out, None
-            return read_h5ad(path), None
+            return with_decoded_record(read_h5ad(path)), None
         adata.file.close()
         logger.info("%s: %s holds cells; summarising", what, path)
         return summarize(str(path), scheduler=scheduler, **kw), str(path)

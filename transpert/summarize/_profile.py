@@ -132,11 +132,17 @@ def read_summary(path):
         raise TranspertInputError(f"{path}: no such file")
     from transpert._h5files import read_h5ad
 
-    summary = read_h5ad(path)
+    summary = with_decoded_record(read_h5ad(path))
+    validate_summary(summary, where=str(path))
+    return summary
+
+
+def with_decoded_record(summary):
+    """``summary`` with ``uns["transpert"]`` (the summary's record, stored as JSON text by
+    :func:`write_summary`) back as a dict, in place; returned for chaining."""
     meta = summary.uns.get("transpert")
     if isinstance(meta, str):
         summary.uns["transpert"] = json.loads(meta)
-    validate_summary(summary, where=str(path))
     return summary
 
 
@@ -149,10 +155,7 @@ def summary_on_disk(path, layers=None):
     from transpert._h5files import layers_on_disk
 
     with layers_on_disk(path, layers) as summary:
-        meta = summary.uns.get("transpert")
-        if isinstance(meta, str):
-            summary.uns["transpert"] = json.loads(meta)
-        yield summary
+        yield with_decoded_record(summary)
 
 
 def read_summary_obs(path):
