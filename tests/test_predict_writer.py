@@ -429,3 +429,33 @@ def test_concentrate_kernel_equals_the_numpy_formulation():
     np.testing.assert_array_equal(got, want)
     ok = (target >= 0) & (target < LOG1P_MAX * 0.9)
     np.testing.assert_allclose(got.mean(axis=0)[ok], target[ok], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("target_sum", [None, 1234.5])
+def test_control_matrix_normalised_by_row_blocks_equals_the_whole_matrix(target_sum):
+    """The writer normalises raw control counts in place, a block of cells at a time: the same
+    float64 CSR as ``normalize_log1p`` on the whole matrix (float32 values made float64), with
+    explicit zeros, an all-zero cell and genes given out of the file's order."""
+    from transpert.data import normalize_log1p
+    from transpert.predict._writer import _control_matrix, _normalise_in_place
+
+    rng = np.random.default_rng(3)
+    counts = sp.random(23, 30, density=0.3, random_state=4, format="csr",
+                       data_rvs=lambda n: rng.integers(0, 9, n).astype(np.float32))
+    counts[5] = 0
+    counts = sp.csr_matrix(counts)
+    counts.data[:4] = 0.0  # explicit zeros
+    want = sp.csr_matrix(normalize_log1p(counts.astype(np.float64), target_sum=target_sum), dtype=np.float64)
+    got = counts.astype(np.float64)
+    _normalise_in_place(got, target_sum, block=4)
+    np.testing.assert_array_equal(got.toarray(), want.toarray())
+    np.testing.assert_array_equal(got.data, want.data)
+    genes = [f"g{i}" for i in range(30)]
+    cells = ad.AnnData(counts, var=pd.DataFrame(index=genes))
+    for order in (genes, genes[::-1]):
+        x = _control_matrix(cells, order, "target_gene", "non-targeting", target_sum)
+        ref = sp.csr_matrix(want[:, [genes.index(g) for g in order]])
+        ref.sort_indices()
+        ref.eliminate_zeros()
+        for k in ("data", "indices", "indptr"):
+            np.testing.assert_array_equal(getattr(x, k), getattr(ref, k), err_msg=k)

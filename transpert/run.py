@@ -190,14 +190,10 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, files: contextlib.Ex
     controls_src = cfg.get("target_controls") or target_cells
     if controls_src is None:
         raise TranspertInputError(f"{config_path}: target_train is a summary profile: give target_controls (cells)")
-    t_one = time.perf_counter()
-    controls, target_sum = target_controls(controls_src, whole_file_median=controls_src is target_cells,
-                                           pert_col=kw["pert_col"], control=kw["control"])
-    _stage(timings, "target controls", t_one, echo)
 
     echo(f"[2/4] fit and predict {len(perts)} perturbations with {', '.join(cfg['methods'])} ...")
     t = time.perf_counter()
-    predictions = {}
+    predictions, controls = {}, None
     params = cfg.get("params") or {}
     for method in cfg["methods"]:
         t_one = time.perf_counter()
@@ -207,6 +203,11 @@ def _run_in(cfg: dict, config_path, out: Path, final: Path, files: contextlib.Ex
             model.save(out / "model")
         del model  # a fitted model holds its aligned reference lines: not needed to write cells
         _stage(timings, f"fit and predict {method}", t_one, echo)
+        if controls is None:  # read once, after the first fit (which does not hold them too)
+            t_one = time.perf_counter()
+            controls, target_sum = target_controls(controls_src, whole_file_median=controls_src is target_cells,
+                                                   pert_col=kw["pert_col"], control=kw["control"])
+            _stage(timings, "target controls", t_one, echo)
         t_one = time.perf_counter()
         path = out / "predictions" / f"{method}.h5ad"
         write_prediction(pred, controls, counts, genes, path, pert_col=kw["pert_col"], control=kw["control"],
