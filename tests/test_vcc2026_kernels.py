@@ -13,7 +13,12 @@ import pytest
 import scipy.sparse as sp
 from scipy.stats import rankdata, tiecorrect
 
-from transpert.kernels._vcc2026 import control_tie_terms, ranksum_vs_control
+from transpert.kernels._vcc2026 import (
+    control_index,
+    control_tie_terms,
+    ranksum_vs_control,
+    ranksum_vs_indexed,
+)
 from transpert.kernels._vcc2026_group import (
     csc_scatter,
     group_gene_pass,
@@ -163,6 +168,47 @@ def test_pass_split_by_gene_ranges_is_bit_identical(monkeypatch):
         assert np.array_equal(getattr(split, name), getattr(one, name))
 
 
+def index_of(cp, cv, per_bucket=2):
+    G = cp.size - 1
+    idx_ptr, scale = np.empty(G + 1, dtype=np.int64), np.empty(G)
+    idx = np.empty(int((np.diff(cp) // per_bucket + 2).sum()), dtype=np.int32)
+    control_index(cp, cv, per_bucket, idx_ptr, idx, scale)
+    return idx_ptr, idx, scale
+
+
+@pytest.mark.parametrize("per_bucket", [1, 2, 7])
+@pytest.mark.parametrize("kind", ["tied", "continuous", "constant"])
+def test_indexed_ranksum_equals_the_merge(kind, per_bucket):
+    """The rank sum through the control's bucket index equals the merge's, bit for bit, and
+    brute force: ties within and across the sides, values below the control's smallest and
+    above its largest, a gene empty on one side, a gene whose control values are all equal."""
+    rng = np.random.default_rng(5)
+    G, n1, m = 50, 33, 140
+    dg = rng.poisson(rng.gamma(0.5, 3.0, size=G), size=(n1, G)).astype(np.float32)
+    dc = rng.poisson(rng.gamma(0.5, 3.0, size=G), size=(m, G)).astype(np.float32)
+    dg[:, 2] = 0
+    dc[:, 3] = 0
+    dc[:, 4] = np.where(dc[:, 4] > 0, 2.0, 0.0)
+    lg = np.full(n1, 1000.0) if kind != "continuous" else rng.uniform(500, 3000, n1)
+    lc = np.full(m, 1000.0) if kind == "tied" else rng.uniform(500, 3000, m)
+    if kind == "constant":
+        lc[:] = 1000.0
+        dc[:] = np.where(dc > 0, 1.0, 0.0)
+    gp, gv = one_pass(sp.csr_matrix(dg), lg)[:2]
+    cp, cv = one_pass(sp.csr_matrix(dc), lc)[:2]
+    ties = np.zeros(G)
+    control_tie_terms(cp, cv, m, ties)
+    want, want_tc, rs, tc = np.empty((4, G))
+    ranksum_vs_control(gp, gv, n1, cp, cv, m, ties, want, want_tc)
+    ranksum_vs_indexed(gp, gv, n1, cp, cv, m, ties, *index_of(cp, cv, per_bucket), rs, tc)
+    assert np.array_equal(rs, want)
+    assert np.array_equal(tc, want_tc)
+    vg = np.log1p(dg / (lg[:, None] / 1e6))
+    vc = np.log1p(dc / (lc[:, None] / 1e6))
+    for g in range(G):
+        assert rs[g] == rankdata(np.r_[vg[:, g], vc[:, g]])[:n1].sum()
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_half_ranksums_equal_the_halves_own_tests(seed):
     """ranksum_halves (every split's halves in one pass over the full group, the control's
@@ -210,8 +256,8 @@ def test_half_ranksums_equal_the_halves_own_tests(seed):
     full_ties, want_f, want_ftc, full_rs, full_tc = np.empty((5, G))
     control_tie_terms(cp, cv, m, full_ties)
     ranksum_vs_control(gp, gv, n1, cp, cv, m, full_ties, want_f, want_ftc)
-    ranksum_halves(gp, gv, gr, hg, n_half, cp, cv, masks, counts, c_m, c_ties, rs, tc, m,
-                   full_ties, full_rs, full_tc)
+    ranksum_halves(gp, gv, gr, hg, n_half, cp, cv, index_of(cp, cv), masks, counts, c_m, c_ties,
+                   rs, tc, m, full_ties, full_rs, full_tc)
     assert np.array_equal(rs, want_rs)
     assert np.array_equal(tc, want_tc)
     assert np.array_equal(full_rs, want_f)  # the full group's test from the same search

@@ -7,7 +7,8 @@ value x of the full group, only
 
 - how many of the x's of the group fall in each half (from each value's row), and
 - how many control values of half h lie below x and equal x: the full control's positions of
-  x (one search, shared by every split) turned into counts of one half by a rank query on the
+  x (one search in its bucket index, shared by every split and by the full group's own test)
+  turned into counts of one half by a rank query on the
   half's membership bits (:func:`half_masks`: per block of 64 sorted control values a bit
   mask and the count before the block, so a count is a table read plus a popcount).
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from transpert.kernels._vcc2026 import _cube_minus, _gallop_lower, _upper
+from transpert.kernels._vcc2026 import _cube_minus, indexed_place
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
@@ -71,8 +72,9 @@ def half_masks(rows, half, masks, counts):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, counts, c_m,
-                   c_ties, ranksum, tiecorr, m_full, full_ties, full_rs, full_tc):  # pragma: no cover
+def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, c_index, masks, counts,
+                   c_m, c_ties, ranksum, tiecorr, m_full, full_ties, full_rs,
+                   full_tc):  # pragma: no cover - compiled
     """Per split s, half h and gene: the rank sum of half h of the group in (half h of the
     group) ∪ (half h of the control), and the pooled tie correction, as
     :func:`~transpert.kernels._vcc2026.ranksum_vs_control` gives them on the halves' sorted
@@ -81,15 +83,18 @@ def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, co
     g_ptr, g_vals, g_rows : the full group's sorted log1p(CPM) values per gene and the group
         row of each; ``half[s, row]`` (int8: 0, 1, -1) the group's halves, ``n_half[s, h]``
         their cells.
-    c_ptr, c_vals : the full control's sorted values per gene; ``masks``, ``counts`` its
-        halves (:func:`half_masks`); ``c_m[s, h]`` the control halves' cells and
+    c_ptr, c_vals : the full control's sorted values per gene, ``c_index`` their bucket index
+        ``(idx_ptr, idx, scale)`` (:func:`~transpert.kernels._vcc2026.control_index`);
+        ``masks``, ``counts`` its halves (:func:`half_masks`); ``c_m[s, h]`` the control halves' cells and
         ``c_ties[s, h, g]`` their tie terms (``control_tie_terms`` of each half).
     ranksum, tiecorr : float64 (S, 2, n_genes) outputs.
-    m_full, full_ties, full_rs, full_tc : the full control's cells and tie terms; outputs: the full group's rank
-        sum and tie correction against the full control (the same search serves both).
+    m_full, full_ties : the full control's cells and tie terms; full_rs, full_tc : outputs,
+        the full group's rank sum and tie correction against the full control (the same
+        search serves both).
     """
     S = half.shape[0]
     G = g_ptr.size - 1
+    idx_ptr, idx, scale = c_index
     u2 = np.zeros((S, 2), dtype=np.int64)
     ties = np.zeros((S, 2))
     gnz = np.zeros((S, 2), dtype=np.int64)
@@ -117,16 +122,16 @@ def ranksum_halves(g_ptr, g_vals, g_rows, half, n_half, c_ptr, c_vals, masks, co
         tf = full_ties[g]
         if gzf > 0:
             tf += _cube_minus(gzf + czf) - _cube_minus(czf)
+        i0 = idx_ptr[g]
+        i1 = idx_ptr[g + 1]
+        sc = scale[g]
         k = glo
-        start = clo
         while k < ghi:
             x = g_vals[k]
             j = k + 1
             while j < ghi and g_vals[j] == x:
                 j += 1
-            a0 = _gallop_lower(c_vals, start, chi, x)
-            a1 = _upper(c_vals, a0, chi, x) if a0 < chi and c_vals[a0] == x else a0
-            start = a0
+            a0, a1 = indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc)
             eqf = a1 - a0
             u2f += (j - k) * (2 * (czf + (a0 - clo)) + eqf)
             tf += _cube_minus(j - k + eqf) - _cube_minus(eqf)

@@ -174,7 +174,7 @@ class AnchorSplits:
         full_tc = np.empty(G)
         ctrl = self.full_control
         ranksum_halves(gp.col_ptr, gp.values, gp.rows, self._membership(code, gp.n), n_half,
-                       ctrl.col_ptr, ctrl.values, self.masks, self.counts, self.c_m,
+                       ctrl.col_ptr, ctrl.values, ctrl.index, self.masks, self.counts, self.c_m,
                        self.c_ties, ranksum, tc, ctrl.m, ctrl.ties, full_rs, full_tc)
         if full_de is None:
             full_de = de_from_ranksums(full_rs, full_tc, gp.n, gp.mean_cpm, ctrl)

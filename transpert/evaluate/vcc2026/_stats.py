@@ -26,7 +26,12 @@ from scipy.stats import false_discovery_control, norm
 from transpert._parallel import kernel_threads
 from transpert.evaluate.vcc2026._config import BULK_TARGET_SUM, EPSILON, MIN_CPM
 from transpert.evaluate.vcc2026._inputs import Scanned, iter_groups
-from transpert.kernels._vcc2026 import control_tie_terms, ranksum_vs_control
+from transpert.kernels._vcc2026 import (
+    control_index,
+    control_tie_terms,
+    ranksum_vs_control,
+    ranksum_vs_indexed,
+)
 from transpert.kernels._vcc2026_group import (
     csc_scatter,
     csc_sums,
@@ -37,6 +42,7 @@ from transpert.kernels._vcc2026_group import (
 
 
 SPLIT_GENES_ABOVE = 10_000_000  # stored values above which one group's pass is split by genes
+PER_BUCKET = 2  # control values per bucket of the control's index (int32: 2 bytes per value)
 
 
 def bulk_means(sums: np.ndarray) -> np.ndarray:
@@ -138,8 +144,9 @@ def split_values(gp: GroupPass, halves: tuple, a: GroupPass, b: GroupPass):
 @dataclass
 class Control:
     """The real control's sorted log1p-CPM values per gene (and the row each came from), their
-    tie terms, its mean CPM, the genes kept by the CPM filter, and its raw counts and cell
-    totals (the baseline's pool)."""
+    tie terms, its mean CPM, the genes kept by the CPM filter, its raw counts and cell
+    totals (the baseline's pool) and, for the control groups are tested against, the bucket
+    index of its values (``index``: ``(idx_ptr, idx, scale)``, :func:`control_index`)."""
 
     col_ptr: np.ndarray
     values: np.ndarray
@@ -150,10 +157,19 @@ class Control:
     X: object
     lib: np.ndarray
     rows: np.ndarray | None = None
+    index: tuple | None = None
 
     @classmethod
     def from_pass(cls, gp: GroupPass, X, lib) -> "Control":
-        return cls.from_sorted(gp.col_ptr, gp.values, gp.rows, gp.mean_cpm, X.shape[0], X, lib)
+        """The real control from its pass, with the bucket index of its values."""
+        out = cls.from_sorted(gp.col_ptr, gp.values, gp.rows, gp.mean_cpm, X.shape[0], X, lib)
+        G = gp.col_ptr.size - 1
+        idx_ptr = np.empty(G + 1, dtype=np.int64)
+        idx = np.empty(int((np.diff(gp.col_ptr) // PER_BUCKET + 2).sum()), dtype=np.int32)
+        scale = np.empty(G)
+        control_index(gp.col_ptr, gp.values, PER_BUCKET, idx_ptr, idx, scale)
+        out.index = (idx_ptr, idx, scale)
+        return out
 
     @classmethod
     def from_sorted(cls, col_ptr, values, rows, mean_cpm, m: int, X=None, lib=None
@@ -194,8 +210,12 @@ def de_from_sorted(col_ptr, values, n1: int, mean_cpm: np.ndarray, control: Cont
     G = col_ptr.size - 1
     ranksum = np.empty(G)
     tc = np.empty(G)
-    ranksum_vs_control(col_ptr, values, n1, control.col_ptr, control.values, control.m,
-                       control.ties, ranksum, tc)
+    if control.index is not None:
+        ranksum_vs_indexed(col_ptr, values, n1, control.col_ptr, control.values, control.m,
+                           control.ties, *control.index, ranksum, tc)
+    else:
+        ranksum_vs_control(col_ptr, values, n1, control.col_ptr, control.values, control.m,
+                           control.ties, ranksum, tc)
     return de_from_ranksums(ranksum, tc, n1, mean_cpm, control)
 
 
