@@ -433,11 +433,12 @@ def test_concentrate_kernel_equals_the_numpy_formulation():
 
 @pytest.mark.parametrize("target_sum", [None, 1234.5])
 def test_control_matrix_normalised_by_row_blocks_equals_the_whole_matrix(target_sum):
-    """The writer normalises raw control counts in place, a block of cells at a time: the same
-    float64 CSR as ``normalize_log1p`` on the whole matrix (float32 values made float64), with
-    explicit zeros, an all-zero cell and genes given out of the file's order."""
+    """The writer normalises raw control counts a block of cells at a time into a float32 copy:
+    the same values as ``normalize_log1p`` on the whole matrix made float64 (float64 arithmetic,
+    float32 values), the counts left as they were, with explicit zeros, an all-zero cell and
+    genes given out of the file's order; counts stored as integers or float64 give the same."""
     from transpert.data import normalize_log1p
-    from transpert.predict._writer import _control_matrix, _normalise_in_place
+    from transpert.predict._writer import _control_matrix, _normalised
 
     rng = np.random.default_rng(3)
     counts = sp.random(23, 30, density=0.3, random_state=4, format="csr",
@@ -446,14 +447,20 @@ def test_control_matrix_normalised_by_row_blocks_equals_the_whole_matrix(target_
     counts = sp.csr_matrix(counts)
     counts.data[:4] = 0.0  # explicit zeros
     want = sp.csr_matrix(normalize_log1p(counts.astype(np.float64), target_sum=target_sum), dtype=np.float64)
-    got = counts.astype(np.float64)
-    _normalise_in_place(got, target_sum, block=4)
-    np.testing.assert_array_equal(got.toarray(), want.toarray())
-    np.testing.assert_array_equal(got.data, want.data)
+    before = counts.copy()
+    for source in (counts, counts.astype(np.int64), counts.astype(np.float64)):
+        got = _normalised(source, target_sum, block=4)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.toarray(), want.toarray())
+        np.testing.assert_array_equal(got.data, want.data)
+        np.testing.assert_array_equal(got.indices, want.indices)
+    for k in ("data", "indices", "indptr"):  # the counts are not touched
+        np.testing.assert_array_equal(getattr(counts, k), getattr(before, k), err_msg=k)
     genes = [f"g{i}" for i in range(30)]
     cells = ad.AnnData(counts, var=pd.DataFrame(index=genes))
     for order in (genes, genes[::-1]):
         x = _control_matrix(cells, order, "target_gene", "non-targeting", target_sum)
+        assert x.dtype == np.float32
         ref = sp.csr_matrix(want[:, [genes.index(g) for g in order]])
         ref.sort_indices()
         ref.eliminate_zeros()
