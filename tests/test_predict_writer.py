@@ -466,3 +466,70 @@ def test_control_matrix_normalised_by_row_blocks_equals_the_whole_matrix(target_
         ref.eliminate_zeros()
         for k in ("data", "indices", "indptr"):
             np.testing.assert_array_equal(getattr(x, k), getattr(ref, k), err_msg=k)
+
+
+def _awkward_csr(rng, dtype):
+    """Random CSR with explicit zeros, an empty row and unsorted indices within rows."""
+    x = sp.random(17, 12, density=0.4, random_state=int(rng.integers(1 << 30)), format="csr",
+                  data_rvs=lambda n: rng.uniform(0, 5, n)).astype(dtype)
+    x = sp.csr_matrix(x)
+    x[3] = 0
+    x = sp.csr_matrix(x)
+    x.data[::7] = 0.0  # explicit zeros
+    for r in range(x.shape[0]):  # unsorted column indices within each row
+        a, b = x.indptr[r], x.indptr[r + 1]
+        x.indices[a:b] = x.indices[a:b][::-1].copy()
+        x.data[a:b] = x.data[a:b][::-1].copy()
+    x.has_sorted_indices = False
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_control_column_means_equal_scipy_on_float64_bit_for_bit(dtype):
+    """The writer's control mean (a kernel over the stored values) is scipy's ``mean(axis=0)`` of
+    the matrix made float64, bit for bit, for float32 and float64 controls."""
+    from transpert.predict._cells import _column_means
+
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        x = _awkward_csr(rng, dtype)
+        want = np.asarray(x.astype(np.float64).mean(axis=0)).ravel()
+        np.testing.assert_array_equal(_column_means(x), want)
+
+
+def test_sampler_sorted_values_equal_the_sorted_csc():
+    """The quantile sampler's per-gene sorted values (no CSC copy of the controls) are the CSC
+    matrix's ``indptr`` and its data sorted within each column."""
+    from transpert.kernels._quantile_cells import column_sorted_values
+
+    rng = np.random.default_rng(12)
+    for dtype in (np.float32, np.float64):
+        x = _awkward_csr(rng, dtype)
+        csc = x.tocsc()
+        csc.sort_indices()
+        want = csc.data.copy()
+        for j in range(csc.shape[1]):
+            want[csc.indptr[j]:csc.indptr[j + 1]].sort()
+        indptr, values = column_sorted_values(x.indices, x.data, x.shape[1])
+        np.testing.assert_array_equal(indptr, csc.indptr)
+        assert values.dtype == x.dtype
+        np.testing.assert_array_equal(values, want)
+
+
+@pytest.mark.parametrize("cells", ["quantile", "resample"])
+def test_float32_controls_build_the_same_cells_as_float64(setting, cells):
+    """Control cells held float32 (the writer's copy when their values are float32 ones) give the
+    same cells, bit for bit, as the same values held float64."""
+    from transpert.predict import build_prediction_cells
+    from transpert.predict._writer import _control_matrix
+
+    pred, controls, counts, _ = setting
+    ctrl32 = _control_matrix(controls, GENES, "target_gene", "non-targeting", None)
+    assert ctrl32.dtype == np.float32
+    ctrl64 = sp.csr_matrix(ctrl32, dtype=np.float64)
+    got = build_prediction_cells(pred, ctrl32, GENES, counts, cells=cells, rng=np.random.default_rng(5))
+    want = build_prediction_cells(pred, ctrl64, GENES, counts, cells=cells, rng=np.random.default_rng(5))
+    assert got[1] == want[1]
+    for a, b in zip(got[0], want[0]):
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
