@@ -433,11 +433,12 @@ def test_concentrate_kernel_equals_the_numpy_formulation():
 
 @pytest.mark.parametrize("target_sum", [None, 1234.5])
 def test_control_matrix_normalised_by_row_blocks_equals_the_whole_matrix(target_sum):
-    """The writer normalises raw control counts in place, a block of cells at a time: the same
-    float64 CSR as ``normalize_log1p`` on the whole matrix (float32 values made float64), with
-    explicit zeros, an all-zero cell and genes given out of the file's order."""
+    """The writer normalises raw control counts a block of cells at a time into a float32 copy:
+    the same values as ``normalize_log1p`` on the whole matrix made float64 (float64 arithmetic,
+    float32 values), the counts left as they were, with explicit zeros, an all-zero cell and
+    genes given out of the file's order; counts stored as integers or float64 give the same."""
     from transpert.data import normalize_log1p
-    from transpert.predict._writer import _control_matrix, _normalise_in_place
+    from transpert.predict._writer import _control_matrix, _normalised
 
     rng = np.random.default_rng(3)
     counts = sp.random(23, 30, density=0.3, random_state=4, format="csr",
@@ -446,16 +447,89 @@ def test_control_matrix_normalised_by_row_blocks_equals_the_whole_matrix(target_
     counts = sp.csr_matrix(counts)
     counts.data[:4] = 0.0  # explicit zeros
     want = sp.csr_matrix(normalize_log1p(counts.astype(np.float64), target_sum=target_sum), dtype=np.float64)
-    got = counts.astype(np.float64)
-    _normalise_in_place(got, target_sum, block=4)
-    np.testing.assert_array_equal(got.toarray(), want.toarray())
-    np.testing.assert_array_equal(got.data, want.data)
+    before = counts.copy()
+    for source in (counts, counts.astype(np.int64), counts.astype(np.float64)):
+        got = _normalised(source, target_sum, block=4)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.toarray(), want.toarray())
+        np.testing.assert_array_equal(got.data, want.data)
+        np.testing.assert_array_equal(got.indices, want.indices)
+    for k in ("data", "indices", "indptr"):  # the counts are not touched
+        np.testing.assert_array_equal(getattr(counts, k), getattr(before, k), err_msg=k)
     genes = [f"g{i}" for i in range(30)]
     cells = ad.AnnData(counts, var=pd.DataFrame(index=genes))
     for order in (genes, genes[::-1]):
         x = _control_matrix(cells, order, "target_gene", "non-targeting", target_sum)
+        assert x.dtype == np.float32
         ref = sp.csr_matrix(want[:, [genes.index(g) for g in order]])
         ref.sort_indices()
         ref.eliminate_zeros()
         for k in ("data", "indices", "indptr"):
             np.testing.assert_array_equal(getattr(x, k), getattr(ref, k), err_msg=k)
+
+
+def _awkward_csr(rng, dtype):
+    """Random CSR with explicit zeros, an empty row and unsorted indices within rows."""
+    x = sp.random(17, 12, density=0.4, random_state=int(rng.integers(1 << 30)), format="csr",
+                  data_rvs=lambda n: rng.uniform(0, 5, n)).astype(dtype)
+    x = sp.csr_matrix(x)
+    x[3] = 0
+    x = sp.csr_matrix(x)
+    x.data[::7] = 0.0  # explicit zeros
+    for r in range(x.shape[0]):  # unsorted column indices within each row
+        a, b = x.indptr[r], x.indptr[r + 1]
+        x.indices[a:b] = x.indices[a:b][::-1].copy()
+        x.data[a:b] = x.data[a:b][::-1].copy()
+    x.has_sorted_indices = False
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_control_column_means_equal_scipy_on_float64_bit_for_bit(dtype):
+    """The writer's control mean (a kernel over the stored values) is scipy's ``mean(axis=0)`` of
+    the matrix made float64, bit for bit, for float32 and float64 controls."""
+    from transpert.predict._cells import _column_means
+
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        x = _awkward_csr(rng, dtype)
+        want = np.asarray(x.astype(np.float64).mean(axis=0)).ravel()
+        np.testing.assert_array_equal(_column_means(x), want)
+
+
+def test_sampler_sorted_values_equal_the_sorted_csc():
+    """The quantile sampler's per-gene sorted values (no CSC copy of the controls) are the CSC
+    matrix's ``indptr`` and its data sorted within each column."""
+    from transpert.kernels._quantile_cells import column_sorted_values
+
+    rng = np.random.default_rng(12)
+    for dtype in (np.float32, np.float64):
+        x = _awkward_csr(rng, dtype)
+        csc = x.tocsc()
+        csc.sort_indices()
+        want = csc.data.copy()
+        for j in range(csc.shape[1]):
+            want[csc.indptr[j]:csc.indptr[j + 1]].sort()
+        indptr, values = column_sorted_values(x.indices, x.data, x.shape[1])
+        np.testing.assert_array_equal(indptr, csc.indptr)
+        assert values.dtype == x.dtype
+        np.testing.assert_array_equal(values, want)
+
+
+@pytest.mark.parametrize("cells", ["quantile", "resample"])
+def test_float32_controls_build_the_same_cells_as_float64(setting, cells):
+    """Control cells held float32 (the writer's copy when their values are float32 ones) give the
+    same cells, bit for bit, as the same values held float64."""
+    from transpert.predict import build_prediction_cells
+    from transpert.predict._writer import _control_matrix
+
+    pred, controls, counts, _ = setting
+    ctrl32 = _control_matrix(controls, GENES, "target_gene", "non-targeting", None)
+    assert ctrl32.dtype == np.float32
+    ctrl64 = sp.csr_matrix(ctrl32, dtype=np.float64)
+    got = build_prediction_cells(pred, ctrl32, GENES, counts, cells=cells, rng=np.random.default_rng(5))
+    want = build_prediction_cells(pred, ctrl64, GENES, counts, cells=cells, rng=np.random.default_rng(5))
+    assert got[1] == want[1]
+    for a, b in zip(got[0], want[0]):
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(a, part), getattr(b, part))

@@ -60,3 +60,37 @@ def quantile_sample_csc(indptr, sorted_data, n_total, n_out, seed):
             pos += 1
             t += 1
     return rows, cols, vals
+
+
+@njit(cache=True)
+def csr_column_means(indices, data, n_rows, n_cols):
+    """Column means of a CSR matrix in float64, the stored values taken in storage order:
+    ``scipy``'s ``mean(axis=0)`` of the matrix made float64 (each value times ``1 / n_rows``,
+    summed row after row), bit for bit, without its whole-matrix float64 copy (the writer keeps
+    the control cells float32)."""
+    out = np.zeros(n_cols)
+    scale = 1.0 / n_rows
+    for k in range(data.shape[0]):
+        out[indices[k]] += np.float64(data[k]) * scale
+    return out
+
+
+@njit(cache=True)
+def column_sorted_values(indices, data, n_cols):
+    """Each column's stored values of a CSR matrix, sorted ascending, columns one after the other:
+    ``(indptr, values)`` as the CSC matrix's ``indptr`` and its ``data`` sorted within each column
+    (what :func:`quantile_sample_csc` reads), without the CSC's row indices."""
+    indptr = np.zeros(n_cols + 1, dtype=np.int64)
+    for k in range(indices.shape[0]):
+        indptr[indices[k] + 1] += 1
+    for j in range(n_cols):
+        indptr[j + 1] += indptr[j]
+    fill = indptr[:-1].copy()
+    values = np.empty(indices.shape[0], dtype=data.dtype)
+    for k in range(indices.shape[0]):
+        j = indices[k]
+        values[fill[j]] = data[k]
+        fill[j] += 1
+    for j in range(n_cols):
+        values[indptr[j]:indptr[j + 1]].sort()
+    return indptr, values

@@ -94,31 +94,43 @@ def _concentrate_block(block: np.ndarray, target: np.ndarray) -> np.ndarray:
                                np.ascontiguousarray(target, dtype=np.float64), LOG1P_CLIP)
 
 
+def _column_means(controls: sp.csr_matrix) -> np.ndarray:
+    """The controls' mean per gene, float64: ``controls.astype(float64).mean(axis=0)`` bit for
+    bit, whatever their dtype, without a float64 copy of the matrix (scipy's ``mean`` of a float32
+    matrix would sum in float32; of a float64 one it makes a scaled copy)."""
+    from transpert.kernels._quantile_cells import csr_column_means
+
+    x = sp.csr_matrix(controls)
+    return csr_column_means(x.indices, x.data, x.shape[0], x.shape[1])
+
+
 class _ControlSampler:
-    """Draws ``n`` cells from the control cells (log1p CSR), ``"quantile"`` or ``"resample"``."""
+    """Draws ``n`` cells from the control cells (log1p CSR), ``"quantile"`` or ``"resample"``.
+
+    The cells drawn are float64 whatever the controls' dtype (the writer keeps them float32 when
+    their values are float32 ones): the same values and the same arithmetic on them downstream."""
 
     def __init__(self, controls: sp.csr_matrix, mode: str, rng: np.random.Generator):
         if mode not in ("quantile", "resample"):
             raise TranspertInputError(f"cells must be 'quantile' or 'resample', got {mode!r}")
         self.controls, self.mode, self.rng = controls, mode, rng
-        if mode == "quantile":
-            csc = controls.tocsc()  # a copy of its own: sorted in place
-            csc.sort_indices()
-            data = csc.data
-            for j in range(csc.shape[1]):  # each column's non-zero values ascending
-                a, b = csc.indptr[j], csc.indptr[j + 1]
-                data[a:b].sort()
-            self.indptr, self.sorted_data = csc.indptr.astype(np.int64), data
+        if mode == "quantile":  # each gene's non-zero values ascending (no row indices kept)
+            from transpert.kernels._quantile_cells import column_sorted_values
+
+            x = sp.csr_matrix(controls)
+            nnz = int(x.indptr[-1]) if x.shape[0] else 0
+            self.indptr, self.sorted_data = column_sorted_values(
+                x.indices[x.indptr[0]:nnz], x.data[x.indptr[0]:nnz], x.shape[1])
 
     def draw(self, n: int) -> sp.csr_matrix:
         n_ctrl, n_genes = self.controls.shape
         if self.mode == "resample":
-            return self.controls[self.rng.integers(0, n_ctrl, size=n)]
+            return sp.csr_matrix(self.controls[self.rng.integers(0, n_ctrl, size=n)], dtype=np.float64)
         from transpert.kernels._quantile_cells import quantile_sample_csc
 
         rows, cols, vals = quantile_sample_csc(self.indptr, self.sorted_data, n_ctrl, n,
                                                int(self.rng.integers(0, 2**31 - 1)))
-        return sp.csr_matrix((vals, (rows, cols)), shape=(n, n_genes))
+        return sp.csr_matrix((vals.astype(np.float64, copy=False), (rows, cols)), shape=(n, n_genes))
 
 
 def build_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str], counts: pd.DataFrame, *,
@@ -156,7 +168,7 @@ def iter_prediction_cells(prediction, controls: sp.csr_matrix, genes: list[str],
     """Yield ``(perturbation, cells, n_de_genes_shifted)`` for every row of ``counts``, in order:
     the perturbation's cells as log1p float32 CSR (indices sorted, no stored zeros). One
     perturbation's cells are built at a time."""
-    control_mean = np.asarray(controls.mean(axis=0)).ravel()
+    control_mean = _column_means(controls)
     cols, mean, delta, prob, n_de = prediction_layers(prediction, genes)
     # genes of the list the prediction lacks: predicted as no change (the control mean)
     pred_mean = np.where(cols[None, :] >= 0, mean, control_mean[None, :])
