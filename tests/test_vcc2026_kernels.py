@@ -16,6 +16,7 @@ from scipy.stats import rankdata, tiecorrect
 from transpert.kernels._vcc2026 import (
     control_index,
     control_tie_terms,
+    indexed_place,
     ranksum_vs_control,
     ranksum_vs_indexed,
 )
@@ -174,6 +175,27 @@ def index_of(cp, cv, per_bucket=2):
     idx = np.empty(int((np.diff(cp) // per_bucket + 2).sum()), dtype=np.int32)
     control_index(cp, cv, per_bucket, idx_ptr, idx, scale)
     return idx_ptr, idx, scale
+
+
+@pytest.mark.parametrize("per_bucket", [1, 2, 4])
+def test_indexed_place_equals_searchsorted(per_bucket):
+    """Both places of a value in a gene's sorted control values, through the bucket index
+    (the branch-free window and the crowded-bucket search), equal numpy's searchsorted: values
+    inside, on and outside the range, ties, crowded buckets, a single value, an empty gene."""
+    rng = np.random.default_rng(11)
+    genes = [np.sort(rng.uniform(0, 5, 300)), np.sort(np.r_[rng.uniform(0, 5, 50), [2.5] * 40]),
+             np.sort(np.round(rng.uniform(0, 3, 200), 1)), np.array([1.0]), np.zeros(0),
+             np.full(20, 3.0), np.sort(np.r_[np.full(30, 1.0), rng.uniform(1, 9, 30)])]
+    cp = np.r_[0, np.cumsum([v.size for v in genes])].astype(np.int64)
+    cv = np.concatenate(genes)
+    idx_ptr, idx, scale = index_of(cp, cv, per_bucket)
+    for g, v in enumerate(genes):
+        xs = np.r_[v, rng.uniform(-1, 10, 200), [-1.0, 0.0, 5.0, 9.0, 100.0]]
+        for x in xs:
+            a0, a1 = indexed_place(cv, cp[g], cp[g + 1], x, idx, idx_ptr[g], idx_ptr[g + 1],
+                                   scale[g])
+            assert a0 - cp[g] == np.searchsorted(v, x, "left")
+            assert a1 - cp[g] == np.searchsorted(v, x, "right")
 
 
 @pytest.mark.parametrize("per_bucket", [1, 2, 7])

@@ -19,6 +19,8 @@ import math
 
 from numba import njit
 
+PLACE_WINDOW = 8  # a bucket of up to this many control values is compared without a branch
+
 
 @njit(cache=True, nogil=True)
 def count_row_checks(indptr, data, totals, bad):  # pragma: no cover - compiled
@@ -211,21 +213,32 @@ def control_index(col_ptr, values, per_bucket, idx_ptr, idx, scale):  # pragma: 
 def indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc):  # pragma: no cover - compiled
     """(first position with value >= x, first with value > x) in the sorted
     ``c_vals[clo:chi]``, from its bucket index ``idx[i0:i1]`` and scale ``sc``
-    (:func:`control_index`): values of lower buckets are < x and of higher buckets > x, so
-    the place is found from the first value of x's bucket."""
-    if chi == clo or x <= c_vals[clo]:
-        a0 = clo
-    elif x > c_vals[chi - 1]:
-        a0 = chi
-    else:
-        a0 = clo + idx[i0 + _bucket(x, c_vals[clo], sc, i1 - i0 - 1)]
-        while c_vals[a0] < x:
-            a0 += 1
-    if a0 < chi and c_vals[a0] == x:
-        if a0 + 1 < chi and c_vals[a0 + 1] == x:
-            return a0, _upper(c_vals, a0 + 1, chi, x)
-        return a0, a0 + 1
-    return a0, a0
+    (:func:`control_index`). Values of lower buckets than x's are < x and of higher buckets
+    > x, so only x's bucket is compared: when it holds at most ``PLACE_WINDOW`` values, the
+    window of that many values from its start is compared without a branch (values past the
+    bucket are > x and count for nothing; x outside [min, max] takes the first or last
+    bucket), else the bucket is searched."""
+    if chi == clo:
+        return clo, clo
+    k = i1 - i0 - 1
+    t = (x - c_vals[clo]) * sc
+    b = int(min(max(t, 0.0), k - 1.0))
+    s = idx[i0 + b]
+    base = clo + s
+    cnt = idx[i0 + b + 1] - s
+    if cnt <= PLACE_WINDOW:
+        lt = 0
+        le = 0
+        last = chi - 1
+        for w in range(PLACE_WINDOW):
+            p = base + w
+            v = c_vals[min(p, last)]
+            inside = p <= last
+            lt += (v < x) & inside
+            le += (v <= x) & inside
+        return base + lt, base + le
+    a0 = _lower(c_vals, base, base + cnt, x)
+    return a0, _upper(c_vals, a0, base + cnt, x)
 
 
 @njit(cache=True, nogil=True)
