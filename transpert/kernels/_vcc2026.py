@@ -5,6 +5,7 @@ All inputs are raw counts (CSR parts of a row block, float values) unless said o
 - :func:`count_row_checks`: per row, the total and whether any value is negative, non-finite or
   non-integral (the preset's input validation).
 - :func:`group_sums_csr`: per (group, gene) sums of counts, float64.
+- :func:`scan_rows`: both, and the per-group means, in one read of a row block.
 - The jackknife sums, mean CPM and sorted log1p(CPM) values of one group:
   :mod:`transpert.kernels._vcc2026_group`.
 - :func:`ranksum_vs_control`: per gene, the rank sum of a group in the pooled sample
@@ -51,6 +52,34 @@ def group_sums_csr(indptr, indices, data, codes, out):  # pragma: no cover - com
             continue
         for k in range(indptr[i], indptr[i + 1]):
             out[c, indices[k]] += float(data[k])
+
+
+@njit(cache=True, nogil=True)
+def scan_rows(indptr, indices, data, codes, inv_n, totals, bad, sums, means):  # pragma: no cover
+    """One read of a row block for :func:`count_row_checks`, :func:`group_sums_csr` and
+    :func:`group_scaled_sums` at once (the same additions in the same order): ``totals``,
+    ``bad`` per row; ``sums[c, j]`` += value and ``means[c, j]`` += value * ``inv_n[c]`` for
+    the row's group c (every row has a group)."""
+    for i in range(indptr.size - 1):
+        c = codes[i]
+        sc = inv_n[c]
+        s = 0.0
+        flag = 0
+        for k in range(indptr[i], indptr[i + 1]):
+            v = float(data[k])
+            j = indices[k]
+            sums[c, j] += v
+            means[c, j] += v * sc
+            if not math.isfinite(v):
+                flag |= 2
+                continue
+            if v < 0.0:
+                flag |= 1
+            if v != math.floor(v):
+                flag |= 4
+            s += v
+        totals[i] = s
+        bad[i] = flag
 
 
 @njit(cache=True)
