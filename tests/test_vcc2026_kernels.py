@@ -169,6 +169,30 @@ def test_pass_split_by_gene_ranges_is_bit_identical(monkeypatch):
         assert np.array_equal(getattr(split, name), getattr(one, name))
 
 
+def test_pass_without_rows_gives_the_same_values(monkeypatch):
+    """A pass that keeps no row per value (the run's groups and control) gives the same
+    sorted values, mean CPM and jackknife as the full pass, on one thread and by gene ranges."""
+    from transpert.evaluate.vcc2026 import _stats
+
+    rng = np.random.default_rng(8)
+    # counts up to 90 (both sides of the log1p table), some large
+    D = np.ceil(rng.random((300, 40)) * 90.0) * (rng.random((300, 40)) < 0.3)
+    D[:, 5] = 3.0  # a crowded gene of equal values
+    D[(rng.random(D.shape) < 0.03) & (D > 0)] = 2.5e3
+    X = sp.csr_matrix(D)
+    lib = np.asarray(X.sum(1), dtype=float).ravel()
+    P = np.asarray(X.sum(0), dtype=float).ravel()
+    full = _stats.group_pass(X, lib, P)
+    for split in (False, True):
+        if split:
+            monkeypatch.setattr(_stats, "SPLIT_GENES_ABOVE", 0)
+            monkeypatch.setattr(_stats, "kernel_threads", lambda: 3)
+        bare = _stats.group_pass(X, lib, P, with_rows=False)
+        assert bare.rows.size == 0 and bare.jk == full.jk
+        for name in ("mean_cpm", "col_ptr", "values"):
+            assert np.array_equal(getattr(bare, name), getattr(full, name))
+
+
 def index_of(cp, cv, per_bucket=2):
     G = cp.size - 1
     idx_ptr, scale = np.empty(G + 1, dtype=np.int64), np.empty(G)

@@ -71,14 +71,16 @@ class GroupPass:
 
 
 def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = True,
-               order: np.ndarray | None = None) -> GroupPass:
+               order: np.ndarray | None = None, with_rows: bool = True) -> GroupPass:
     """Scatter one group's raw counts ``X`` (CSR, cell totals ``lib``) gene-major and summarise
     every gene once (:func:`transpert.kernels._vcc2026_group.group_gene_pass`): the delete-one
     jackknife correction of the profile log1p(TS * P / S) when the group sums ``P`` are given
     (``((n-1)/n) * sum_g sum_i (v_ig - mean_i v_ig)^2``, 0 below 2 cells or without counts),
     the mean CPM and, with ``values``, the sorted log1p(CPM) values. ``order``: summarise the
     rows ``X[order]``, in that order (a half split), without copying them; their count sums are
-    then made here (``GroupPass.P``) and ``P`` is ignored."""
+    then made here (``GroupPass.P``) and ``P`` is ignored. ``with_rows`` False: the sorted values
+    without the row each came from (``GroupPass.rows`` empty; 4 bytes per stored value less:
+    only the replicate anchor's halves need them)."""
     G = X.shape[1]
     half = order is not None
     if not half:
@@ -106,7 +108,7 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     s2 = np.zeros(G)
     mean = np.zeros(G)
     vals = np.empty(nnz if values else 0)
-    ids = np.empty(nnz if values else 0, dtype=np.int32)
+    ids = np.empty(nnz if values and with_rows else 0, dtype=np.int32)
     args = (col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM, do_jk, ok,
             pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
     # only from the caller's thread: inside a worker the other threads are busy already
@@ -290,33 +292,38 @@ class Side:
 
 
 def summarize_side(scanned: Scanned, control_label: str, control: Control | None,
-                   chunk_rows: int | None = None, hooks=None) -> tuple[Side, Control]:
+                   chunk_rows: int | None = None, hooks=None, keep_counts: bool = True
+                   ) -> tuple[Side, Control]:
     """Stream a scanned file once more: jackknife of every group, DE of every perturbation
     against ``control`` (built from this file's control cells when None: the real side).
-    ``hooks``: see :func:`summarize_groups`."""
+    ``hooks``, ``keep_counts``: see :func:`summarize_groups`."""
     wanted = np.ones(scanned.groups.size, dtype=bool)
     if control is not None:
         wanted[np.flatnonzero(scanned.groups == control_label)[0]] = False  # not scored
     groups = iter_groups(scanned, wanted, chunk_rows)
-    return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control, hooks)
+    return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control, hooks,
+                            keep_counts)
 
 
 def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label: str,
-                     control: Control | None, hooks=None) -> tuple[Side, Control]:
+                     control: Control | None, hooks=None, keep_counts: bool = True
+                     ) -> tuple[Side, Control]:
     """Jackknife and DE of the groups ``cells`` yields as ``(code, raw counts, cell totals)``;
     ``sums[code]`` must hold the group's count sums when it is yielded. With ``control`` None,
     the group labelled ``control_label`` is the control (DE of earlier groups waits for it).
     ``hooks`` (the replicate anchor's collector, or None) is told of the control once it is
     known (``on_control(control, code)``) and of every perturbation while its cells are in
     memory (``on_group(code, X, lib, group_pass)``, which returns the group's DE table against
-    the control, :func:`group_de`'s), so other work reuses this pass."""
+    the control, :func:`group_de`'s), so other work reuses this pass. ``keep_counts`` False:
+    the control built here does not keep its raw counts (``Control.X``: only the baseline
+    draws from them)."""
     ci = int(np.flatnonzero(groups == control_label)[0])
     jk = np.zeros(groups.size)
     de: dict = {}
     pending: dict = {}
 
     def scored(code, X, lib):
-        gp = group_pass(X, lib, sums[code])
+        gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
         jk[code] = gp.jk
         if hooks is None:
             de[str(groups[code])] = group_de(X, lib, control, gp)
@@ -328,12 +335,14 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
             hooks.on_control(control, ci)
         for code, X, lib in cells:
             if code == ci and control is None:
-                gp = group_pass(X, lib, sums[code])
+                gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
                 jk[code] = gp.jk
                 control = Control.from_pass(gp, X, lib)
                 if hooks is not None:
                     hooks.on_control(control, ci)
                 control.rows = None  # only the anchor's halves need each value's row
+                if not keep_counts:
+                    control.X = None
                 for c2, (X2, lib2) in pending.items():
                     pool.submit(scored, c2, X2, lib2)
                 pending.clear()
