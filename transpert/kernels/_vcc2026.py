@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 PLACE_WINDOW = 8  # a bucket of up to this many control values is compared without a branch
@@ -276,36 +277,53 @@ def ranksum_vs_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, idx
     """:func:`ranksum_vs_control` with the control's bucket index (:func:`control_index`):
     each distinct group value x finds the control's first value >= x from the first value of
     its bucket (values of lower buckets are < x, of higher buckets > x), so the work per value
-    does not grow with the control's size. The same integers, hence bit-identical results."""
+    does not grow with the control's size. The same integers, hence bit-identical results.
+    (:func:`ranksum_batch_indexed` of one group.)"""
     G = g_ptr.size - 1
-    N = n1 + m
-    NN = _cube_minus(N)
+    n = np.empty(1, dtype=np.int64)
+    n[0] = n1
+    ranksum_batch_indexed(g_ptr.reshape((1, G + 1)), g_vals, n, c_ptr, c_vals, m, c_ties,
+                          idx_ptr, idx, scale, ranksum.reshape((1, G)), tiecorr.reshape((1, G)))
+
+
+@njit(cache=True, nogil=True)
+def ranksum_batch_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, idx, scale,
+                          ranksum, tiecorr):  # pragma: no cover - compiled
+    """:func:`ranksum_vs_indexed` of several groups at once, gene by gene: each gene's control
+    values and index are read from memory once for all the groups (they stay in cache), instead
+    of once per group. Group q's sorted values of gene g are ``g_vals[g_ptr[q, g]:g_ptr[q, g +
+    1]]`` (pointers into one array holding every group's values), its cells ``n1[q]``; outputs
+    ``ranksum[q, g]``, ``tiecorr[q, g]``, the same numbers as one group at a time."""
+    K = g_ptr.shape[0]
+    G = c_ptr.size - 1
     for g in range(G):
-        glo = g_ptr[g]
-        ghi = g_ptr[g + 1]
         clo = c_ptr[g]
         chi = c_ptr[g + 1]
-        gz = n1 - (ghi - glo)
         cz = m - (chi - clo)
-        u2 = gz * cz
-        ties = c_ties[g]
-        if gz > 0:
-            ties += _cube_minus(gz + cz) - _cube_minus(cz)
         i0 = idx_ptr[g]
         i1 = idx_ptr[g + 1]
         sc = scale[g]
-        k = glo
-        while k < ghi:
-            x = g_vals[k]
-            j = k + 1
-            while j < ghi and g_vals[j] == x:
-                j += 1
-            b = j - k
-            a0, a1 = indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc)
-            below = cz + (a0 - clo)
-            eq = a1 - a0
-            u2 += b * (2 * below + eq)
-            ties += _cube_minus(b + eq) - _cube_minus(eq)
-            k = j
-        ranksum[g] = u2 / 2.0 + n1 * (n1 + 1) / 2.0
-        tiecorr[g] = 1.0 - ties / NN if N >= 2 else 1.0
+        for q in range(K):
+            n = n1[q]
+            N = n + m
+            glo = g_ptr[q, g]
+            ghi = g_ptr[q, g + 1]
+            gz = n - (ghi - glo)
+            u2 = gz * cz
+            ties = c_ties[g]
+            if gz > 0:
+                ties += _cube_minus(gz + cz) - _cube_minus(cz)
+            k = glo
+            while k < ghi:
+                x = g_vals[k]
+                j = k + 1
+                while j < ghi and g_vals[j] == x:
+                    j += 1
+                b = j - k
+                a0, a1 = indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc)
+                eq = a1 - a0
+                u2 += b * (2 * (cz + (a0 - clo)) + eq)
+                ties += _cube_minus(b + eq) - _cube_minus(eq)
+                k = j
+            ranksum[q, g] = u2 / 2.0 + n * (n + 1) / 2.0
+            tiecorr[q, g] = 1.0 - ties / _cube_minus(N) if N >= 2 else 1.0
