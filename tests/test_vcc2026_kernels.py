@@ -16,6 +16,7 @@ from scipy.stats import rankdata, tiecorrect
 from transpert.kernels._vcc2026 import (
     control_index,
     control_tie_terms,
+    indexed_place,
     ranksum_vs_control,
     ranksum_vs_indexed,
 )
@@ -168,12 +169,57 @@ def test_pass_split_by_gene_ranges_is_bit_identical(monkeypatch):
         assert np.array_equal(getattr(split, name), getattr(one, name))
 
 
+def test_pass_without_rows_gives_the_same_values(monkeypatch):
+    """A pass that keeps no row per value (the run's groups and control) gives the same
+    sorted values, mean CPM and jackknife as the full pass, on one thread and by gene ranges."""
+    from transpert.evaluate.vcc2026 import _stats
+
+    rng = np.random.default_rng(8)
+    # counts up to 90 (both sides of the log1p table), some large
+    D = np.ceil(rng.random((300, 40)) * 90.0) * (rng.random((300, 40)) < 0.3)
+    D[:, 5] = 3.0  # a crowded gene of equal values
+    D[(rng.random(D.shape) < 0.03) & (D > 0)] = 2.5e3
+    X = sp.csr_matrix(D)
+    lib = np.asarray(X.sum(1), dtype=float).ravel()
+    P = np.asarray(X.sum(0), dtype=float).ravel()
+    full = _stats.group_pass(X, lib, P)
+    for split in (False, True):
+        if split:
+            monkeypatch.setattr(_stats, "SPLIT_GENES_ABOVE", 0)
+            monkeypatch.setattr(_stats, "kernel_threads", lambda: 3)
+        bare = _stats.group_pass(X, lib, P, with_rows=False)
+        assert bare.rows.size == 0 and bare.jk == full.jk
+        for name in ("mean_cpm", "col_ptr", "values"):
+            assert np.array_equal(getattr(bare, name), getattr(full, name))
+
+
 def index_of(cp, cv, per_bucket=2):
     G = cp.size - 1
     idx_ptr, scale = np.empty(G + 1, dtype=np.int64), np.empty(G)
     idx = np.empty(int((np.diff(cp) // per_bucket + 2).sum()), dtype=np.int32)
     control_index(cp, cv, per_bucket, idx_ptr, idx, scale)
     return idx_ptr, idx, scale
+
+
+@pytest.mark.parametrize("per_bucket", [1, 2, 4])
+def test_indexed_place_equals_searchsorted(per_bucket):
+    """Both places of a value in a gene's sorted control values, through the bucket index
+    (the branch-free window and the crowded-bucket search), equal numpy's searchsorted: values
+    inside, on and outside the range, ties, crowded buckets, a single value, an empty gene."""
+    rng = np.random.default_rng(11)
+    genes = [np.sort(rng.uniform(0, 5, 300)), np.sort(np.r_[rng.uniform(0, 5, 50), [2.5] * 40]),
+             np.sort(np.round(rng.uniform(0, 3, 200), 1)), np.array([1.0]), np.zeros(0),
+             np.full(20, 3.0), np.sort(np.r_[np.full(30, 1.0), rng.uniform(1, 9, 30)])]
+    cp = np.r_[0, np.cumsum([v.size for v in genes])].astype(np.int64)
+    cv = np.concatenate(genes)
+    idx_ptr, idx, scale = index_of(cp, cv, per_bucket)
+    for g, v in enumerate(genes):
+        xs = np.r_[v, rng.uniform(-1, 10, 200), [-1.0, 0.0, 5.0, 9.0, 100.0]]
+        for x in xs:
+            a0, a1 = indexed_place(cv, cp[g], cp[g + 1], x, idx, idx_ptr[g], idx_ptr[g + 1],
+                                   scale[g])
+            assert a0 - cp[g] == np.searchsorted(v, x, "left")
+            assert a1 - cp[g] == np.searchsorted(v, x, "right")
 
 
 @pytest.mark.parametrize("per_bucket", [1, 2, 7])
@@ -262,3 +308,29 @@ def test_half_ranksums_equal_the_halves_own_tests(seed):
     assert np.array_equal(tc, want_tc)
     assert np.array_equal(full_rs, want_f)  # the full group's test from the same search
     assert np.array_equal(full_tc, want_ftc)
+
+
+def test_batched_de_equals_one_group_at_a_time():
+    """Groups tested against the control together (de_batch: gene by gene over the batch)
+    give each group's DE table of group_de, bit for bit: groups of different sizes, a gene
+    with no value in one group, ties with the control."""
+    from transpert.evaluate.vcc2026 import _stats
+
+    rng = np.random.default_rng(4)
+    G = 60
+    mu = rng.gamma(0.5, 3.0, size=G)
+
+    def cells(n):
+        X = rng.poisson(mu, size=(n, G)).astype(np.float32)
+        return sp.csr_matrix(X), np.asarray(X.sum(1), dtype=float).ravel()
+
+    control = _stats.Control.from_cells(*cells(150))
+    groups = [cells(n) for n in (40, 7, 33, 2)]
+    groups[1][0][:, 3] = 0
+    groups[1][0].eliminate_zeros()
+    passes = [_stats.group_pass(X, lib) for X, lib in groups]
+    batched = _stats.de_batch(passes, control)
+    for (X, lib), gp, got in zip(groups, passes, batched):
+        want = _stats.group_de(X, lib, control, gp)
+        for name in ("kept", "lfc", "p", "p_adj"):
+            assert np.array_equal(getattr(got, name), getattr(want, name), equal_nan=True)

@@ -5,6 +5,7 @@ All inputs are raw counts (CSR parts of a row block, float values) unless said o
 - :func:`count_row_checks`: per row, the total and whether any value is negative, non-finite or
   non-integral (the preset's input validation).
 - :func:`group_sums_csr`: per (group, gene) sums of counts, float64.
+- :func:`scan_rows`: both, and the per-group means, in one read of a row block.
 - The jackknife sums, mean CPM and sorted log1p(CPM) values of one group:
   :mod:`transpert.kernels._vcc2026_group`.
 - :func:`ranksum_vs_control`: per gene, the rank sum of a group in the pooled sample
@@ -17,7 +18,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
+
+PLACE_WINDOW = 8  # a bucket of up to this many control values is compared without a branch
 
 
 @njit(cache=True, nogil=True)
@@ -49,6 +53,34 @@ def group_sums_csr(indptr, indices, data, codes, out):  # pragma: no cover - com
             continue
         for k in range(indptr[i], indptr[i + 1]):
             out[c, indices[k]] += float(data[k])
+
+
+@njit(cache=True, nogil=True)
+def scan_rows(indptr, indices, data, codes, inv_n, totals, bad, sums, means):  # pragma: no cover
+    """One read of a row block for :func:`count_row_checks`, :func:`group_sums_csr` and
+    :func:`group_scaled_sums` at once (the same additions in the same order): ``totals``,
+    ``bad`` per row; ``sums[c, j]`` += value and ``means[c, j]`` += value * ``inv_n[c]`` for
+    the row's group c (every row has a group)."""
+    for i in range(indptr.size - 1):
+        c = codes[i]
+        sc = inv_n[c]
+        s = 0.0
+        flag = 0
+        for k in range(indptr[i], indptr[i + 1]):
+            v = float(data[k])
+            j = indices[k]
+            sums[c, j] += v
+            means[c, j] += v * sc
+            if not math.isfinite(v):
+                flag |= 2
+                continue
+            if v < 0.0:
+                flag |= 1
+            if v != math.floor(v):
+                flag |= 4
+            s += v
+        totals[i] = s
+        bad[i] = flag
 
 
 @njit(cache=True)
@@ -211,21 +243,32 @@ def control_index(col_ptr, values, per_bucket, idx_ptr, idx, scale):  # pragma: 
 def indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc):  # pragma: no cover - compiled
     """(first position with value >= x, first with value > x) in the sorted
     ``c_vals[clo:chi]``, from its bucket index ``idx[i0:i1]`` and scale ``sc``
-    (:func:`control_index`): values of lower buckets are < x and of higher buckets > x, so
-    the place is found from the first value of x's bucket."""
-    if chi == clo or x <= c_vals[clo]:
-        a0 = clo
-    elif x > c_vals[chi - 1]:
-        a0 = chi
-    else:
-        a0 = clo + idx[i0 + _bucket(x, c_vals[clo], sc, i1 - i0 - 1)]
-        while c_vals[a0] < x:
-            a0 += 1
-    if a0 < chi and c_vals[a0] == x:
-        if a0 + 1 < chi and c_vals[a0 + 1] == x:
-            return a0, _upper(c_vals, a0 + 1, chi, x)
-        return a0, a0 + 1
-    return a0, a0
+    (:func:`control_index`). Values of lower buckets than x's are < x and of higher buckets
+    > x, so only x's bucket is compared: when it holds at most ``PLACE_WINDOW`` values, the
+    window of that many values from its start is compared without a branch (values past the
+    bucket are > x and count for nothing; x outside [min, max] takes the first or last
+    bucket), else the bucket is searched."""
+    if chi == clo:
+        return clo, clo
+    k = i1 - i0 - 1
+    t = (x - c_vals[clo]) * sc
+    b = int(min(max(t, 0.0), k - 1.0))
+    s = idx[i0 + b]
+    base = clo + s
+    cnt = idx[i0 + b + 1] - s
+    if cnt <= PLACE_WINDOW:
+        lt = 0
+        le = 0
+        last = chi - 1
+        for w in range(PLACE_WINDOW):
+            p = base + w
+            v = c_vals[min(p, last)]
+            inside = p <= last
+            lt += (v < x) & inside
+            le += (v <= x) & inside
+        return base + lt, base + le
+    a0 = _lower(c_vals, base, base + cnt, x)
+    return a0, _upper(c_vals, a0, base + cnt, x)
 
 
 @njit(cache=True, nogil=True)
@@ -234,36 +277,53 @@ def ranksum_vs_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, idx
     """:func:`ranksum_vs_control` with the control's bucket index (:func:`control_index`):
     each distinct group value x finds the control's first value >= x from the first value of
     its bucket (values of lower buckets are < x, of higher buckets > x), so the work per value
-    does not grow with the control's size. The same integers, hence bit-identical results."""
+    does not grow with the control's size. The same integers, hence bit-identical results.
+    (:func:`ranksum_batch_indexed` of one group.)"""
     G = g_ptr.size - 1
-    N = n1 + m
-    NN = _cube_minus(N)
+    n = np.empty(1, dtype=np.int64)
+    n[0] = n1
+    ranksum_batch_indexed(g_ptr.reshape((1, G + 1)), g_vals, n, c_ptr, c_vals, m, c_ties,
+                          idx_ptr, idx, scale, ranksum.reshape((1, G)), tiecorr.reshape((1, G)))
+
+
+@njit(cache=True, nogil=True)
+def ranksum_batch_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, idx, scale,
+                          ranksum, tiecorr):  # pragma: no cover - compiled
+    """:func:`ranksum_vs_indexed` of several groups at once, gene by gene: each gene's control
+    values and index are read from memory once for all the groups (they stay in cache), instead
+    of once per group. Group q's sorted values of gene g are ``g_vals[g_ptr[q, g]:g_ptr[q, g +
+    1]]`` (pointers into one array holding every group's values), its cells ``n1[q]``; outputs
+    ``ranksum[q, g]``, ``tiecorr[q, g]``, the same numbers as one group at a time."""
+    K = g_ptr.shape[0]
+    G = c_ptr.size - 1
     for g in range(G):
-        glo = g_ptr[g]
-        ghi = g_ptr[g + 1]
         clo = c_ptr[g]
         chi = c_ptr[g + 1]
-        gz = n1 - (ghi - glo)
         cz = m - (chi - clo)
-        u2 = gz * cz
-        ties = c_ties[g]
-        if gz > 0:
-            ties += _cube_minus(gz + cz) - _cube_minus(cz)
         i0 = idx_ptr[g]
         i1 = idx_ptr[g + 1]
         sc = scale[g]
-        k = glo
-        while k < ghi:
-            x = g_vals[k]
-            j = k + 1
-            while j < ghi and g_vals[j] == x:
-                j += 1
-            b = j - k
-            a0, a1 = indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc)
-            below = cz + (a0 - clo)
-            eq = a1 - a0
-            u2 += b * (2 * below + eq)
-            ties += _cube_minus(b + eq) - _cube_minus(eq)
-            k = j
-        ranksum[g] = u2 / 2.0 + n1 * (n1 + 1) / 2.0
-        tiecorr[g] = 1.0 - ties / NN if N >= 2 else 1.0
+        for q in range(K):
+            n = n1[q]
+            N = n + m
+            glo = g_ptr[q, g]
+            ghi = g_ptr[q, g + 1]
+            gz = n - (ghi - glo)
+            u2 = gz * cz
+            ties = c_ties[g]
+            if gz > 0:
+                ties += _cube_minus(gz + cz) - _cube_minus(cz)
+            k = glo
+            while k < ghi:
+                x = g_vals[k]
+                j = k + 1
+                while j < ghi and g_vals[j] == x:
+                    j += 1
+                b = j - k
+                a0, a1 = indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc)
+                eq = a1 - a0
+                u2 += b * (2 * (cz + (a0 - clo)) + eq)
+                ties += _cube_minus(b + eq) - _cube_minus(eq)
+                k = j
+            ranksum[q, g] = u2 / 2.0 + n * (n + 1) / 2.0
+            tiecorr[q, g] = 1.0 - ties / _cube_minus(N) if N >= 2 else 1.0

@@ -192,7 +192,8 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
     ``s1``, ``s2`` (outputs, zero on entry; ``ok``, ``pw``, ``D`` from :func:`jackknife_setup`,
     ``P`` the group's count sums, ``S`` their total, ``ts`` the bulk target sum); the mean CPM
     (``mean_cpm``, zero on entry); with ``want_values`` the sorted log1p(CPM) values ``vals``
-    and their rows ``ids`` (aligned with ``rows``)."""
+    and their rows ``ids`` (aligned with ``rows``; an empty ``ids``: the values alone, sorted
+    in a scratch of the longest gene)."""
     n = lib.size
     M = SERIES_TERMS
     a, c = _series_coefficients()
@@ -212,6 +213,9 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
         longest = max(longest, col_ptr[g + 1] - col_ptr[g])
     tv = np.empty(longest)
     ti = np.empty(longest, dtype=ids.dtype)
+    keep_ids = ids.size > 0 or vals.size == 0
+    sv = np.empty(0 if keep_ids else longest)
+    si = np.empty(0 if keep_ids else longest, dtype=ids.dtype)
     cnt = np.empty(longest + 1, dtype=np.int64)
     Z = np.empty(M + 1)
     for g in range(g0, g1):
@@ -264,7 +268,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 acc_2 += v * v
             s1[g] = acc_1
             s2[g] = acc_2
-        if want_values:
+        if want_values and keep_ids:
             for p in range(lo, hi):
                 i = rows[p]
                 y = float(counts[p])
@@ -275,6 +279,19 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                     vals[p] = math.log1p(y / f[i])
                 ids[p] = i
             sort_pairs(vals, ids, lo, hi, tv, ti, cnt)
+        elif want_values:  # sorted in the gene's scratch (the order among ties is moot)
+            for p in range(lo, hi):
+                i = rows[p]
+                y = float(counts[p])
+                xi = int(y)
+                if xi <= TABLE_MAX and float(xi) == y:
+                    sv[p - lo] = tab[i, xi]
+                else:
+                    sv[p - lo] = math.log1p(y / f[i])
+                si[p - lo] = i
+            sort_pairs(sv, si, 0, hi - lo, tv, ti, cnt)
+            for p in range(lo, hi):
+                vals[p] = sv[p - lo]
 
 
 @njit(cache=True, nogil=True)

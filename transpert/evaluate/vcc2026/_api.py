@@ -124,7 +124,9 @@ def open_real(real, pert_col: str, control: str, *, real_bundle=None, anchor: bo
     def anchor_hooks(opened, scanned):  # the anchor's half splits, scored in the one pass
         return anchor_collector(opened, scanned, pert_col, anchor_base_seed, anchor_splits)
 
-    return summarize_real(real, pert_col, control, chunk_rows, anchor_hooks if anchor else None)
+    # only the baseline draws from the control's raw counts (300 MB at 6,000 cells): kept for it
+    return summarize_real(real, pert_col, control, chunk_rows, anchor_hooks if anchor else None,
+                          keep_counts=anchor)
 
 
 def add_reference_points(out: Vcc2026Result, real_summary, *, anchor: bool, real_bundle,

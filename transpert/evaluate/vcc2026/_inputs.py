@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from transpert._errors import TranspertInputError
 from transpert.evaluate._inputs import Opened, open_input
 from transpert.evaluate.vcc2026._config import MAX_COUNTS_PER_CELL
-from transpert.kernels._vcc2026 import count_row_checks, group_scaled_sums, group_sums_csr
+from transpert.kernels._vcc2026 import scan_rows
 
 
 @dataclass
@@ -84,7 +84,10 @@ def _scan_block(scanned: Scanned, start: int, stop: int, block: sp.csr_matrix) -
     lib = scanned.lib
     name = scanned.name
     bad = np.zeros(stop - start, dtype=np.int64)
-    count_row_checks(block.indptr, block.data, lib[start:stop], bad)
+    codes = scanned.codes[start:stop]
+    # checks, totals and group sums in one read (a bad block raises below; its sums are moot)
+    scan_rows(block.indptr, block.indices, block.data, codes, 1.0 / scanned.n_cells,
+              lib[start:stop], bad, scanned.sums, scanned.means)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = ("a negative value" if bad[i] & 1 else "a NaN or infinite value" if bad[i] & 2
@@ -98,10 +101,6 @@ def _scan_block(scanned: Scanned, start: int, stop: int, block: sp.csr_matrix) -
         raise TranspertInputError(
             f"{name}: cell {start + i} has {lib[start + i]:.0f} counts, above the vcc2026 "
             f"limit of {MAX_COUNTS_PER_CELL:.0f} per cell")
-    codes = scanned.codes[start:stop]
-    group_sums_csr(block.indptr, block.indices, block.data, codes, scanned.sums)
-    group_scaled_sums(block.indptr, block.indices, block.data, codes, 1.0 / scanned.n_cells,
-                      scanned.means)
 
 
 def check_pair(real: Scanned, pred: Scanned) -> None:

@@ -48,7 +48,8 @@ class RealSummary:
 
 
 def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
-                   chunk_rows: int | None = None, hooks=None) -> RealSummary:
+                   chunk_rows: int | None = None, hooks=None, keep_counts: bool = True
+                   ) -> RealSummary:
     """Scan and summarise the real cells once, for :func:`run_metrics`.
 
     Parameters
@@ -60,6 +61,9 @@ def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     hooks : None, or ``hooks(opened, scanned)`` returning the replicate anchor's collector
         (:func:`~transpert.evaluate.vcc2026._anchor.anchor_collector`): the anchor's splits
         are then scored in the same pass and kept as ``RealSummary.anchor``.
+    keep_counts : keep the control's raw counts (``RealSummary.control.X``, 8 bytes per stored
+        value), which the mean-response baseline draws from; False drops them once the control
+        is summarised.
 
     Returns
     -------
@@ -77,7 +81,7 @@ def summarize_real(real, pert_col: str = PERT_COL, control: str = CONTROL_LABEL,
     try:
         scanned = scan_counts(opened)
         collector = None if hooks is None else hooks(opened, scanned)
-        side, ctrl = summarize_side(scanned, control, None, chunk_rows, collector)
+        side, ctrl = summarize_side(scanned, control, None, chunk_rows, collector, keep_counts)
     finally:
         opened.close()
     return RealSummary(scanned, side, ctrl, control, real, pert_col, collector)

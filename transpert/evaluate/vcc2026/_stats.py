@@ -29,6 +29,7 @@ from transpert.evaluate.vcc2026._inputs import Scanned, iter_groups
 from transpert.kernels._vcc2026 import (
     control_index,
     control_tie_terms,
+    ranksum_batch_indexed,
     ranksum_vs_control,
     ranksum_vs_indexed,
 )
@@ -43,6 +44,7 @@ from transpert.kernels._vcc2026_group import (
 
 SPLIT_GENES_ABOVE = 10_000_000  # stored values above which one group's pass is split by genes
 PER_BUCKET = 2  # control values per bucket of the control's index (int32: 2 bytes per value)
+DE_BATCH = 4  # groups tested against the control together (its values read once per gene)
 
 
 def bulk_means(sums: np.ndarray) -> np.ndarray:
@@ -71,14 +73,16 @@ class GroupPass:
 
 
 def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = True,
-               order: np.ndarray | None = None) -> GroupPass:
+               order: np.ndarray | None = None, with_rows: bool = True) -> GroupPass:
     """Scatter one group's raw counts ``X`` (CSR, cell totals ``lib``) gene-major and summarise
     every gene once (:func:`transpert.kernels._vcc2026_group.group_gene_pass`): the delete-one
     jackknife correction of the profile log1p(TS * P / S) when the group sums ``P`` are given
     (``((n-1)/n) * sum_g sum_i (v_ig - mean_i v_ig)^2``, 0 below 2 cells or without counts),
     the mean CPM and, with ``values``, the sorted log1p(CPM) values. ``order``: summarise the
     rows ``X[order]``, in that order (a half split), without copying them; their count sums are
-    then made here (``GroupPass.P``) and ``P`` is ignored."""
+    then made here (``GroupPass.P``) and ``P`` is ignored. ``with_rows`` False: the sorted values
+    without the row each came from (``GroupPass.rows`` empty; 4 bytes per stored value less:
+    only the replicate anchor's halves need them)."""
     G = X.shape[1]
     half = order is not None
     if not half:
@@ -106,7 +110,7 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     s2 = np.zeros(G)
     mean = np.zeros(G)
     vals = np.empty(nnz if values else 0)
-    ids = np.empty(nnz if values else 0, dtype=np.int32)
+    ids = np.empty(nnz if values and with_rows else 0, dtype=np.int32)
     args = (col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM, do_jk, ok,
             pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
     # only from the caller's thread: inside a worker the other threads are busy already
@@ -219,6 +223,58 @@ def de_from_sorted(col_ptr, values, n1: int, mean_cpm: np.ndarray, control: Cont
     return de_from_ranksums(ranksum, tc, n1, mean_cpm, control)
 
 
+def de_batch(passes: list, control: Control) -> list:
+    """:func:`group_de` of several groups' passes at once (the control must carry its bucket
+    index): their rank sums gene by gene (:func:`ranksum_batch_indexed`), so each gene's
+    control values are read from memory once for the batch. The values are copied into one
+    array for the kernel (8 bytes per stored value of the batch, ~20 MB per group of 400
+    cells x 18,533 genes). Returns the :class:`GroupDE` of each pass, in order."""
+    sizes = [int(gp.col_ptr[-1]) for gp in passes]
+    offsets = np.cumsum([0] + sizes[:-1])
+    g_ptr = np.stack([gp.col_ptr + off for gp, off in zip(passes, offsets)])
+    values = np.concatenate([gp.values for gp in passes])
+    n1 = np.array([gp.n for gp in passes], dtype=np.int64)
+    G = g_ptr.shape[1] - 1
+    ranksum = np.empty((len(passes), G))
+    tc = np.empty((len(passes), G))
+    ranksum_batch_indexed(g_ptr, values, n1, control.col_ptr, control.values, control.m,
+                          control.ties, *control.index, ranksum, tc)
+    return [de_from_ranksums(ranksum[q], tc[q], gp.n, gp.mean_cpm, control)
+            for q, gp in enumerate(passes)]
+
+
+class DEBatches:
+    """Groups' passes held until ``size`` of them are ready, then tested against the control
+    together (:func:`de_batch`) by the thread that completed the batch; ``flush`` tests the
+    rest. Each table goes to ``out[label]``; a group's values are dropped once tested."""
+
+    def __init__(self, control: Control, out: dict, size: int = DE_BATCH):
+        self.control = control
+        self.out = out
+        self.size = size
+        self.items: list = []
+        self.lock = threading.Lock()
+
+    def add(self, label: str, gp: GroupPass) -> None:
+        with self.lock:
+            self.items.append((label, gp))
+            if len(self.items) < self.size:
+                return
+            items, self.items = self.items, []
+        self._test(items)
+
+    def flush(self) -> None:
+        with self.lock:
+            items, self.items = self.items, []
+        if items:
+            self._test(items)
+
+    def _test(self, items: list) -> None:
+        tables = de_batch([gp for _, gp in items], self.control)
+        for (label, _), table in zip(items, tables):
+            self.out[label] = table
+
+
 def de_from_ranksums(ranksum: np.ndarray, tc: np.ndarray, n1: int, mean_cpm: np.ndarray,
                      control: Control) -> GroupDE:
     """:func:`group_de` from a group's rank sums in group ∪ control and the pooled tie
@@ -290,35 +346,45 @@ class Side:
 
 
 def summarize_side(scanned: Scanned, control_label: str, control: Control | None,
-                   chunk_rows: int | None = None, hooks=None) -> tuple[Side, Control]:
+                   chunk_rows: int | None = None, hooks=None, keep_counts: bool = True
+                   ) -> tuple[Side, Control]:
     """Stream a scanned file once more: jackknife of every group, DE of every perturbation
     against ``control`` (built from this file's control cells when None: the real side).
-    ``hooks``: see :func:`summarize_groups`."""
+    ``hooks``, ``keep_counts``: see :func:`summarize_groups`."""
     wanted = np.ones(scanned.groups.size, dtype=bool)
     if control is not None:
         wanted[np.flatnonzero(scanned.groups == control_label)[0]] = False  # not scored
     groups = iter_groups(scanned, wanted, chunk_rows)
-    return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control, hooks)
+    return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control, hooks,
+                            keep_counts)
 
 
 def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label: str,
-                     control: Control | None, hooks=None) -> tuple[Side, Control]:
+                     control: Control | None, hooks=None, keep_counts: bool = True
+                     ) -> tuple[Side, Control]:
     """Jackknife and DE of the groups ``cells`` yields as ``(code, raw counts, cell totals)``;
     ``sums[code]`` must hold the group's count sums when it is yielded. With ``control`` None,
     the group labelled ``control_label`` is the control (DE of earlier groups waits for it).
     ``hooks`` (the replicate anchor's collector, or None) is told of the control once it is
     known (``on_control(control, code)``) and of every perturbation while its cells are in
     memory (``on_group(code, X, lib, group_pass)``, which returns the group's DE table against
-    the control, :func:`group_de`'s), so other work reuses this pass."""
+    the control, :func:`group_de`'s), so other work reuses this pass. ``keep_counts`` False:
+    the control built here does not keep its raw counts (``Control.X``: only the baseline
+    draws from them). Without hooks the groups are tested against the control
+    ``DE_BATCH`` at a time (:class:`DEBatches`)."""
     ci = int(np.flatnonzero(groups == control_label)[0])
     jk = np.zeros(groups.size)
     de: dict = {}
     pending: dict = {}
 
+    batches = None
+
     def scored(code, X, lib):
-        gp = group_pass(X, lib, sums[code])
+        gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
         jk[code] = gp.jk
-        if hooks is None:
+        if hooks is None and batches is not None:
+            batches.add(str(groups[code]), gp)
+        elif hooks is None:
             de[str(groups[code])] = group_de(X, lib, control, gp)
         else:  # the hooks test the group against the control with their own halves
             de[str(groups[code])] = hooks.on_group(code, X, lib, gp)
@@ -326,14 +392,19 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
     with Workers() as pool:
         if hooks is not None and control is not None:
             hooks.on_control(control, ci)
+        if control is not None and control.index is not None:
+            batches = DEBatches(control, de)
         for code, X, lib in cells:
             if code == ci and control is None:
-                gp = group_pass(X, lib, sums[code])
+                gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
                 jk[code] = gp.jk
                 control = Control.from_pass(gp, X, lib)
                 if hooks is not None:
                     hooks.on_control(control, ci)
                 control.rows = None  # only the anchor's halves need each value's row
+                if not keep_counts:
+                    control.X = None
+                batches = DEBatches(control, de)
                 for c2, (X2, lib2) in pending.items():
                     pool.submit(scored, c2, X2, lib2)
                 pending.clear()
@@ -343,4 +414,6 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
                 pending[code] = (X, lib)  # the control comes later in this file
             else:
                 pool.submit(scored, code, X, lib)
+    if batches is not None:
+        batches.flush()  # every group's pass is done: test the last, incomplete batch
     return Side(groups, bulk_means(sums), jk, de), control
