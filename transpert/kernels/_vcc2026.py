@@ -24,6 +24,17 @@ from numba import njit
 PLACE_WINDOW = 8  # a bucket of up to this many control values is compared without a branch
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _count_flag(v):  # pragma: no cover - compiled
+    """A finite value's flag bits as counts: 1 negative, 4 non-integral (0 when a count)."""
+    flag = 0
+    if v < 0.0:
+        flag |= 1
+    if v != math.floor(v):
+        flag |= 4
+    return flag
+
+
 @njit(cache=True, nogil=True)
 def count_row_checks(indptr, data, totals, bad):  # pragma: no cover - compiled
     """totals[i] = sum of row i; bad[i] bit 1: negative, 2: non-finite, 4: non-integral."""
@@ -35,10 +46,7 @@ def count_row_checks(indptr, data, totals, bad):  # pragma: no cover - compiled
             if not math.isfinite(v):
                 flag |= 2
                 continue
-            if v < 0.0:
-                flag |= 1
-            if v != math.floor(v):
-                flag |= 4
+            flag |= _count_flag(v)
             s += v
         totals[i] = s
         bad[i] = flag
@@ -74,10 +82,7 @@ def scan_rows(indptr, indices, data, codes, inv_n, totals, bad, sums, means):  #
             if not math.isfinite(v):
                 flag |= 2
                 continue
-            if v < 0.0:
-                flag |= 1
-            if v != math.floor(v):
-                flag |= 4
+            flag |= _count_flag(v)
             s += v
         totals[i] = s
         bad[i] = flag
