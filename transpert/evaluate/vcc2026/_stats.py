@@ -16,8 +16,7 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -303,15 +302,20 @@ class Workers:
     def __init__(self):
         self.n = kernel_threads()
         self.pool = ThreadPoolExecutor(self.n) if self.n > 1 else None
-        self.inflight: deque = deque()
+        self.inflight: set = set()
 
     def submit(self, fn, *args) -> None:
         if self.pool is None:
             fn(*args)
             return
-        self.inflight.append(self.pool.submit(fn, *args))
-        while len(self.inflight) > self.n:
-            self.inflight.popleft().result()
+        self.inflight.add(self.pool.submit(fn, *args))
+        if len(self.inflight) > 2 * self.n:
+            # wait for whichever job ends first, not the oldest: jobs differ in length (a
+            # batch of DE tests takes several groups' time), and waiting on the oldest left
+            # the other threads without work behind it
+            done, self.inflight = wait(self.inflight, return_when=FIRST_COMPLETED)
+            for job in done:
+                job.result()
 
     def map(self, fn, items) -> list:
         """``[fn(x) for x in items]``, side by side."""
@@ -324,8 +328,7 @@ class Workers:
 
     def __exit__(self, exc_type, *exc) -> None:
         try:
-            while self.inflight:
-                job = self.inflight.popleft()
+            for job in self.inflight:
                 if exc_type is None:
                     job.result()
                 else:  # the caller's error wins (a bad input block): let the jobs end quietly
@@ -389,6 +392,9 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
         else:  # the hooks test the group against the control with their own halves
             de[str(groups[code])] = hooks.on_group(code, X, lib, gp)
 
+    def control_jackknife(code, X, lib):
+        jk[code] = group_pass(X, lib, sums[code], values=False).jk
+
     with Workers() as pool:
         if hooks is not None and control is not None:
             hooks.on_control(control, ci)
@@ -408,8 +414,8 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
                 for c2, (X2, lib2) in pending.items():
                     pool.submit(scored, c2, X2, lib2)
                 pending.clear()
-            elif code == ci:
-                jk[code] = group_pass(X, lib, sums[code], values=False).jk
+            elif code == ci:  # a prediction's control: its jackknife only, on a worker
+                pool.submit(control_jackknife, code, X, lib)
             elif control is None:
                 pending[code] = (X, lib)  # the control comes later in this file
             else:
