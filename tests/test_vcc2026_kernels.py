@@ -329,8 +329,12 @@ def test_batched_de_equals_one_group_at_a_time():
     groups[1][0][:, 3] = 0
     groups[1][0].eliminate_zeros()
     passes = [_stats.group_pass(X, lib) for X, lib in groups]
-    batched = _stats.de_batch(passes, control)
-    for (X, lib), gp, got in zip(groups, passes, batched):
-        want = _stats.group_de(X, lib, control, gp)
-        for name in ("kept", "lfc", "p", "p_adj"):
-            assert np.array_equal(getattr(got, name), getattr(want, name), equal_nan=True)
+    for first in (0, 1):  # a full batch, and one of fewer groups (the kernel's tuples filled)
+        batched = _stats.de_batch(passes[first:], control)
+        assert len(batched) == len(groups) - first
+        for (X, lib), gp, got in zip(groups[first:], passes[first:], batched):
+            want = _stats.group_de(X, lib, control, gp)
+            for name in ("kept", "lfc", "p", "p_adj"):
+                assert np.array_equal(getattr(got, name), getattr(want, name), equal_nan=True)
+    with pytest.raises(ValueError, match="1 to"):
+        _stats.de_batch(passes + passes[:1], control)

@@ -22,6 +22,7 @@ from scipy.stats import rankdata
 from transpert._errors import TranspertInputError
 from transpert.evaluate._metrics import GENERALIST, spearman
 from transpert.evaluate._registry import best_value
+from transpert.evaluate._resample import resample_indices
 from transpert.evaluate._score import score
 
 
@@ -54,12 +55,6 @@ def _de_spearman_sig_boot(result, idx: np.ndarray) -> np.ndarray | None:
         keep = real_n[i] > 0
         out[b] = 1.0 if not keep.any() else spearman(real_n[i][keep], pred_n[i][keep])
     return out
-
-
-def _indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    if n_boot < 1:
-        raise TranspertInputError(f"n_boot must be >= 1, got {n_boot}")
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
 def _metric_columns(result):
@@ -110,7 +105,7 @@ def bootstrap_ci(result, *, n_boot: int = 1000, seed: int = 0, level: float = 0.
     cols = _metric_columns(result)
     values = _matrix(result, cols)
     n = values.shape[0]
-    idx = _indices(n, n_boot, seed)
+    idx = resample_indices(n, n_boot, seed)
     boot = _resampled_means(values, idx)
     point = _point_means(values)
     if "de_spearman_sig" in cols:
@@ -187,7 +182,7 @@ def paired_comparison(a, b, *, n_boot: int = 1000, seed: int = 0, level: float =
     va, vb = _matrix(a, cols), _matrix(b, cols)
     both = ~np.isnan(va) & ~np.isnan(vb)
     va, vb = np.where(both, va, np.nan), np.where(both, vb, np.nan)
-    idx = _indices(va.shape[0], n_boot, seed)
+    idx = resample_indices(va.shape[0], n_boot, seed)
     diff = _resampled_means(va, idx) - _resampled_means(vb, idx)
     point = _point_means(va) - _point_means(vb)
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2

@@ -287,19 +287,19 @@ def ranksum_vs_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, idx
     G = g_ptr.size - 1
     n = np.empty(1, dtype=np.int64)
     n[0] = n1
-    ranksum_batch_indexed(g_ptr.reshape((1, G + 1)), g_vals, n, c_ptr, c_vals, m, c_ties,
-                          idx_ptr, idx, scale, ranksum.reshape((1, G)), tiecorr.reshape((1, G)))
+    ranksum_batch_indexed((g_ptr,), (g_vals,), n, 1, c_ptr, c_vals, m, c_ties, idx_ptr, idx,
+                          scale, ranksum.reshape((1, G)), tiecorr.reshape((1, G)))
 
 
 @njit(cache=True, nogil=True)
-def ranksum_batch_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, idx, scale,
+def ranksum_batch_indexed(g_ptrs, g_vals, n1, K, c_ptr, c_vals, m, c_ties, idx_ptr, idx, scale,
                           ranksum, tiecorr):  # pragma: no cover - compiled
-    """:func:`ranksum_vs_indexed` of several groups at once, gene by gene: each gene's control
-    values and index are read from memory once for all the groups (they stay in cache), instead
-    of once per group. Group q's sorted values of gene g are ``g_vals[g_ptr[q, g]:g_ptr[q, g +
-    1]]`` (pointers into one array holding every group's values), its cells ``n1[q]``; outputs
-    ``ranksum[q, g]``, ``tiecorr[q, g]``, the same numbers as one group at a time."""
-    K = g_ptr.shape[0]
+    """:func:`ranksum_vs_indexed` of the first ``K`` groups of a batch at once, gene by gene:
+    each gene's control values and index are read from memory once for all the groups (they
+    stay in cache), instead of once per group. Group q's sorted values of gene g are
+    ``g_vals[q][g_ptrs[q][g]:g_ptrs[q][g + 1]]`` (tuples of each group's own arrays: nothing
+    is copied; a batch of fewer groups repeats one to fill the tuple), its cells ``n1[q]``;
+    outputs ``ranksum[q, g]``, ``tiecorr[q, g]``, the same numbers as one group at a time."""
     G = c_ptr.size - 1
     for g in range(G):
         clo = c_ptr[g]
@@ -311,8 +311,10 @@ def ranksum_batch_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, 
         for q in range(K):
             n = n1[q]
             N = n + m
-            glo = g_ptr[q, g]
-            ghi = g_ptr[q, g + 1]
+            vals = g_vals[q]
+            ptr = g_ptrs[q]
+            glo = ptr[g]
+            ghi = ptr[g + 1]
             gz = n - (ghi - glo)
             u2 = gz * cz
             ties = c_ties[g]
@@ -320,9 +322,9 @@ def ranksum_batch_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, 
                 ties += _cube_minus(gz + cz) - _cube_minus(cz)
             k = glo
             while k < ghi:
-                x = g_vals[k]
+                x = vals[k]
                 j = k + 1
-                while j < ghi and g_vals[j] == x:
+                while j < ghi and vals[j] == x:
                     j += 1
                 b = j - k
                 a0, a1 = indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc)

@@ -114,23 +114,29 @@ def _series_coefficients():  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _insertion(vals, ids, lo, hi):  # pragma: no cover - compiled
+    """Insertion sort of ``vals[lo:hi]`` carrying ``ids`` (None: the values alone; the
+    branches on it are pruned at compile time)."""
     for i in range(lo + 1, hi):
         v = vals[i]
-        r = ids[i]
+        if ids is not None:
+            r = ids[i]
         j = i - 1
         while j >= lo and vals[j] > v:
             vals[j + 1] = vals[j]
-            ids[j + 1] = ids[j]
+            if ids is not None:
+                ids[j + 1] = ids[j]
             j -= 1
         vals[j + 1] = v
-        ids[j + 1] = r
+        if ids is not None:
+            ids[j + 1] = r
 
 
 @njit(cache=True)
 def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
     """Sort ``vals[lo:hi]`` ascending carrying ``ids``; scratch ``tv``, ``ti`` (>= hi - lo) and
     ``cnt`` (>= hi - lo + 1). The bucket of a value is monotone in it, so after the bucket pass
-    every inversion lies inside one bucket and one insertion sort finishes the job."""
+    every inversion lies inside one bucket and one insertion sort finishes the job. ``ids``
+    and ``ti`` None: the values alone (nothing carried)."""
     n = hi - lo
     if n <= _SMALL:
         _insertion(vals, ids, lo, hi)
@@ -162,10 +168,12 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
         order = np.argsort(vals[lo:hi])
         for j in range(n):
             tv[j] = vals[lo + order[j]]
-            ti[j] = ids[lo + order[j]]
+            if ids is not None:
+                ti[j] = ids[lo + order[j]]
         for j in range(n):
             vals[lo + j] = tv[j]
-            ids[lo + j] = ti[j]
+            if ids is not None:
+                ids[lo + j] = ti[j]
         return
     for b in range(nb):
         cnt[b + 1] += cnt[b]
@@ -175,12 +183,14 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
             b = nb - 1
         q = cnt[b]
         tv[q] = vals[p]
-        ti[q] = ids[p]
+        if ids is not None:
+            ti[q] = ids[p]
         cnt[b] = q + 1
     # back in bucket order, then one insertion sort: every inversion left is inside a bucket
     for j in range(n):
         vals[lo + j] = tv[j]
-        ids[lo + j] = ti[j]
+        if ids is not None:
+            ids[lo + j] = ti[j]
     _insertion(vals, ids, lo, hi)
 
 
@@ -192,8 +202,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
     ``s1``, ``s2`` (outputs, zero on entry; ``ok``, ``pw``, ``D`` from :func:`jackknife_setup`,
     ``P`` the group's count sums, ``S`` their total, ``ts`` the bulk target sum); the mean CPM
     (``mean_cpm``, zero on entry); with ``want_values`` the sorted log1p(CPM) values ``vals``
-    and their rows ``ids`` (aligned with ``rows``; an empty ``ids``: the values alone, sorted
-    in a scratch of the longest gene)."""
+    and their rows ``ids`` (aligned with ``rows``; an empty ``ids``: the values alone)."""
     n = lib.size
     M = SERIES_TERMS
     a, c = _series_coefficients()
@@ -214,8 +223,6 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
     tv = np.empty(longest)
     ti = np.empty(longest, dtype=ids.dtype)
     keep_ids = ids.size > 0 or vals.size == 0
-    sv = np.empty(0 if keep_ids else longest)
-    si = np.empty(0 if keep_ids else longest, dtype=ids.dtype)
     cnt = np.empty(longest + 1, dtype=np.int64)
     Z = np.empty(M + 1)
     for g in range(g0, g1):
@@ -279,19 +286,16 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                     vals[p] = math.log1p(y / f[i])
                 ids[p] = i
             sort_pairs(vals, ids, lo, hi, tv, ti, cnt)
-        elif want_values:  # sorted in the gene's scratch (the order among ties is moot)
+        elif want_values:  # the values alone, sorted in place (the order among ties is moot)
             for p in range(lo, hi):
                 i = rows[p]
                 y = float(counts[p])
                 xi = int(y)
                 if xi <= TABLE_MAX and float(xi) == y:
-                    sv[p - lo] = tab[i, xi]
+                    vals[p] = tab[i, xi]
                 else:
-                    sv[p - lo] = math.log1p(y / f[i])
-                si[p - lo] = i
-            sort_pairs(sv, si, 0, hi - lo, tv, ti, cnt)
-            for p in range(lo, hi):
-                vals[p] = sv[p - lo]
+                    vals[p] = math.log1p(y / f[i])
+            sort_pairs(vals, None, lo, hi, tv, None, cnt)
 
 
 @njit(cache=True, nogil=True)

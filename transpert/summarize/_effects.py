@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from transpert._errors import TranspertInputError
+from transpert._fdr import bh_qvalues
 
 LOG2FC_METHODS = ("exact", "clipped")
 FDR_METHODS = ("per_perturbation", "table")
@@ -50,27 +51,7 @@ def bh_fdr(pvalues, method: str = "per_perturbation") -> np.ndarray:
         raise TranspertInputError(f"fdr method must be one of {FDR_METHODS}, got {method!r}")
     p = np.asarray(pvalues, dtype=np.float64)
     if method == "table":
-        return _bh_1d(p.ravel()).reshape(p.shape)
+        return bh_qvalues(p.ravel()).reshape(p.shape)
     p2 = np.atleast_2d(p)
-    out = np.vstack([_bh_1d(row) for row in p2]) if p2.shape[0] else np.empty_like(p2)
+    out = np.vstack([bh_qvalues(row) for row in p2]) if p2.shape[0] else np.empty_like(p2)
     return out.reshape(p.shape)
-
-
-def _bh_1d(p: np.ndarray) -> np.ndarray:
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    ps = p[ok]
-    m = ps.size
-    if m == 0:
-        return out
-    # any order among equal p-values gives the same q-values (the running minimum from the
-    # top reaches every tied entry), so the faster unstable sort is enough
-    order = np.argsort(ps)
-    sorted_p = ps[order]
-    sorted_p = sorted_p * (m / np.arange(1, m + 1))
-    q = np.minimum.accumulate(sorted_p[::-1])[::-1]
-    q = np.clip(q, 0.0, 1.0)
-    res = np.empty(m)
-    res[order] = q
-    out[ok] = res
-    return out

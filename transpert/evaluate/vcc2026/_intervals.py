@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from transpert._errors import TranspertInputError
-from transpert.evaluate._bootstrap import _indices
+from transpert.evaluate._resample import resample_indices
 from transpert.evaluate.vcc2026._config import DERIVED, LOWER_IS_BETTER, SCORED, SUITE
 from transpert.evaluate.vcc2026._score import ORDER, score_member
 
@@ -158,7 +158,7 @@ def bootstrap_vcc2026(results: pd.DataFrame, *, baseline_results: pd.DataFrame |
     sides = _Sides(baseline_results, anchor_values, fixed, labels)
     values = _pivot(results, labels, _NEEDED)
     n = len(labels)
-    idx = _indices(n, n_boot, seed)
+    idx = resample_indices(n, n_boot, seed)
     full = np.arange(n)[None, :]
     u_boot, u_point = _aggregates(values, idx), _aggregates(values, full)[0]
     kind = "resampled" if sides.resampled else ("fixed" if sides.fixed is not None else "")
@@ -196,7 +196,7 @@ def paired_vcc2026(a: pd.DataFrame, b: pd.DataFrame, *, baseline_results=None,
                                   "perturbations")
     sides = _Sides(baseline_results, anchor_values, fixed, labels)
     va, vb = _pivot(a, labels, _NEEDED), _pivot(b, labels, _NEEDED)
-    idx = _indices(len(labels), n_boot, seed)
+    idx = resample_indices(len(labels), n_boot, seed)
     full = np.arange(len(labels))[None, :]
     ua, ub = _aggregates(va, idx), _aggregates(vb, idx)
     pa, pb = _aggregates(va, full)[0], _aggregates(vb, full)[0]

@@ -20,8 +20,9 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import false_discovery_control, norm
+from scipy.special import ndtr
 
+from transpert._fdr import bh_qvalues
 from transpert._parallel import kernel_threads
 from transpert.evaluate.vcc2026._config import BULK_TARGET_SUM, EPSILON, MIN_CPM
 from transpert.evaluate.vcc2026._inputs import Scanned, iter_groups
@@ -223,21 +224,23 @@ def de_from_sorted(col_ptr, values, n1: int, mean_cpm: np.ndarray, control: Cont
 
 
 def de_batch(passes: list, control: Control) -> list:
-    """:func:`group_de` of several groups' passes at once (the control must carry its bucket
-    index): their rank sums gene by gene (:func:`ranksum_batch_indexed`), so each gene's
-    control values are read from memory once for the batch. The values are copied into one
-    array for the kernel (8 bytes per stored value of the batch, ~20 MB per group of 400
-    cells x 18,533 genes). Returns the :class:`GroupDE` of each pass, in order."""
-    sizes = [int(gp.col_ptr[-1]) for gp in passes]
-    offsets = np.cumsum([0] + sizes[:-1])
-    g_ptr = np.stack([gp.col_ptr + off for gp, off in zip(passes, offsets)])
-    values = np.concatenate([gp.values for gp in passes])
-    n1 = np.array([gp.n for gp in passes], dtype=np.int64)
-    G = g_ptr.shape[1] - 1
-    ranksum = np.empty((len(passes), G))
-    tc = np.empty((len(passes), G))
-    ranksum_batch_indexed(g_ptr, values, n1, control.col_ptr, control.values, control.m,
-                          control.ties, *control.index, ranksum, tc)
+    """:func:`group_de` of several groups' passes at once (at most ``DE_BATCH``; the control
+    must carry its bucket index): their rank sums gene by gene (:func:`ranksum_batch_indexed`),
+    so each gene's control values are read from memory once for the batch. Each pass's arrays
+    go to the kernel as they are (a batch of fewer groups repeats the first to fill the
+    kernel's tuples: one compiled signature). Returns the :class:`GroupDE` of each pass, in
+    order."""
+    K = len(passes)
+    if not 1 <= K <= DE_BATCH:
+        raise ValueError(f"a DE batch holds 1 to {DE_BATCH} groups, got {K}")
+    filled = passes + [passes[0]] * (DE_BATCH - K)
+    n1 = np.array([gp.n for gp in filled], dtype=np.int64)
+    G = control.col_ptr.size - 1
+    ranksum = np.empty((K, G))
+    tc = np.empty((K, G))
+    ranksum_batch_indexed(tuple(gp.col_ptr for gp in filled), tuple(gp.values for gp in filled),
+                          n1, K, control.col_ptr, control.values, control.m, control.ties,
+                          *control.index, ranksum, tc)
     return [de_from_ranksums(ranksum[q], tc[q], gp.n, gp.mean_cpm, control)
             for q, gp in enumerate(passes)]
 
@@ -284,8 +287,8 @@ def de_from_ranksums(ranksum: np.ndarray, tc: np.ndarray, n1: int, mean_cpm: np.
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (ranksum[kept] - (n1 * ((n1 + m + 1) / 2.0))) / std_dev
     z[np.isnan(z)] = 0
-    p = 2 * norm.sf(np.abs(z))
-    p_adj = false_discovery_control(p, method="bh") if p.size else p
+    p = 2 * ndtr(-np.abs(z))  # scipy.stats.norm.sf(|z|), as scanpy computes it
+    p_adj = bh_qvalues(p)  # scipy.stats.false_discovery_control(p, method="bh")
     mt = mean_cpm[kept]
     mr = control.mean_cpm[kept]
     with np.errstate(divide="ignore", invalid="ignore"):
