@@ -126,6 +126,21 @@ class CellSource:
                 yield start, stop, block
                 progress.update(stop - start)
 
+    def read_cells(self, start: int, stop: int) -> sp.csr_matrix:
+        """Raw stored values of cells ``[start, stop)`` of ``obs`` (after the cell filter) as
+        CSR, read in one piece: for a caller that knows which rows belong together (one
+        perturbation's cells) and wants exactly them."""
+        if not 0 <= start <= stop <= self.n_obs:
+            raise TranspertInputError(f"{self._label}: rows [{start}, {stop}) are outside "
+                                      f"the {self.n_obs} cells")
+        if self._rows is None:
+            return self._matrix.read_rows(start, stop)
+        rows = self._rows[start:stop]
+        if rows.size == 0:
+            return sp.csr_matrix((0, self.n_vars), dtype=self.dtype)
+        first = int(rows[0])
+        return self._matrix.read_rows(first, int(rows[-1]) + 1)[rows - first]
+
     def _iter_blocks(self, chunk_rows: int) -> Iterator[tuple[int, int, sp.csr_matrix]]:
         m = self._matrix
         if self._rows is None:

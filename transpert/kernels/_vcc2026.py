@@ -287,21 +287,21 @@ def ranksum_vs_indexed(g_ptr, g_vals, n1, c_ptr, c_vals, m, c_ties, idx_ptr, idx
     G = g_ptr.size - 1
     n = np.empty(1, dtype=np.int64)
     n[0] = n1
-    ranksum_batch_indexed((g_ptr,), (g_vals,), n, 1, c_ptr, c_vals, m, c_ties, idx_ptr, idx,
-                          scale, ranksum.reshape((1, G)), tiecorr.reshape((1, G)))
+    ranksum_batch_indexed((g_ptr,), (g_vals,), n, 1, np.arange(G), c_ptr, c_vals, m, c_ties,
+                          idx_ptr, idx, scale, ranksum.reshape((1, G)), tiecorr.reshape((1, G)))
 
 
 @njit(cache=True, nogil=True)
-def ranksum_batch_indexed(g_ptrs, g_vals, n1, K, c_ptr, c_vals, m, c_ties, idx_ptr, idx, scale,
-                          ranksum, tiecorr):  # pragma: no cover - compiled
-    """:func:`ranksum_vs_indexed` of the first ``K`` groups of a batch at once, gene by gene:
+def ranksum_batch_indexed(g_ptrs, g_vals, n1, K, genes, c_ptr, c_vals, m, c_ties, idx_ptr, idx,
+                          scale, ranksum, tiecorr):  # pragma: no cover - compiled
+    """:func:`ranksum_vs_indexed` of the first ``K`` groups of a batch at once over the genes
+    ``genes`` (the others' outputs are left as they are), gene by gene:
     each gene's control values and index are read from memory once for all the groups (they
     stay in cache), instead of once per group. Group q's sorted values of gene g are
     ``g_vals[q][g_ptrs[q][g]:g_ptrs[q][g + 1]]`` (tuples of each group's own arrays: nothing
     is copied; a batch of fewer groups repeats one to fill the tuple), its cells ``n1[q]``;
     outputs ``ranksum[q, g]``, ``tiecorr[q, g]``, the same numbers as one group at a time."""
-    G = c_ptr.size - 1
-    for g in range(G):
+    for g in genes:
         clo = c_ptr[g]
         chi = c_ptr[g + 1]
         cz = m - (chi - clo)

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from transpert._errors import TranspertInputError
+from transpert._progress import Progress
 from transpert.evaluate._inputs import Opened, open_input
 from transpert.evaluate.vcc2026._config import MAX_COUNTS_PER_CELL
 from transpert.kernels._vcc2026 import scan_rows
@@ -125,7 +126,13 @@ def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = N
     with ``wanted[code]``, each once complete, rows in file order. The first pass over a file
     also checks its values and fills the cell totals and group sums (of every group), each
     block before any group it completes is handed over (a group's sums are whole when it is
-    yielded)."""
+    yielded). A file whose groups each lie in one run of rows (the usual layout) is read group
+    by group, each in one piece (no row-chunk copies to cut and join); ``chunk_rows`` given,
+    or groups split over several runs: in row chunks."""
+    runs = group_runs(scanned.codes)
+    if chunk_rows is None and np.unique(runs[:, 0]).size == runs.shape[0]:
+        yield from _iter_runs(scanned, wanted, runs)
+        return
     need = np.where(wanted, scanned.n_cells, 0)
     pending: dict[int, list] = {}
     codes = scanned.codes
@@ -147,4 +154,32 @@ def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = N
                 lib = np.concatenate([p[1] for p in parts])
                 del parts  # the pieces go before the group is used (the control: 2 copies)
                 yield int(code), X, lib
+    scanned.unscanned = False
+
+
+def group_runs(codes: np.ndarray) -> np.ndarray:
+    """Maximal runs of equal group codes: rows ``(code, start, stop)`` (int64), in row order."""
+    if codes.size == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
+    stops = np.r_[starts[1:], codes.size]
+    return np.stack([codes[starts], starts, stops], axis=1).astype(np.int64)
+
+
+def _iter_runs(scanned: Scanned, wanted: np.ndarray, runs: np.ndarray
+               ) -> Iterator[tuple[int, sp.csr_matrix, np.ndarray]]:
+    """:func:`iter_groups` for a file whose groups each lie in one run of rows: each group read
+    in one piece, checked and summed (the first pass), and handed over when wanted."""
+    scan = scanned.unscanned
+    source = scanned.opened.source
+    with Progress(source.n_obs, f"reading {source.name}", unit="cells",
+                  show=source.show_progress) as progress:
+        for code, start, stop in runs:
+            if scan or wanted[code]:
+                X = sp.csr_matrix(source.read_cells(int(start), int(stop)))
+                if scan:
+                    _scan_block(scanned, int(start), int(stop), X)
+                if wanted[code]:
+                    yield int(code), X, scanned.lib[start:stop].copy()
+            progress.update(int(stop - start))
     scanned.unscanned = False

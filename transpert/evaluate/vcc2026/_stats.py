@@ -236,10 +236,11 @@ def de_batch(passes: list, control: Control) -> list:
     filled = passes + [passes[0]] * (DE_BATCH - K)
     n1 = np.array([gp.n for gp in filled], dtype=np.int64)
     G = control.col_ptr.size - 1
-    ranksum = np.empty((K, G))
-    tc = np.empty((K, G))
+    # only the kept genes are tested (the others' entries stay NaN, never read)
+    ranksum = np.full((K, G), np.nan)
+    tc = np.full((K, G), np.nan)
     ranksum_batch_indexed(tuple(gp.col_ptr for gp in filled), tuple(gp.values for gp in filled),
-                          n1, K, control.col_ptr, control.values, control.m, control.ties,
+                          n1, K, control.kept, control.col_ptr, control.values, control.m, control.ties,
                           *control.index, ranksum, tc)
     return [de_from_ranksums(ranksum[q], tc[q], gp.n, gp.mean_cpm, control)
             for q, gp in enumerate(passes)]
