@@ -83,6 +83,25 @@ def test_group_reads_equal_row_chunks(tmp_path):
     pd.testing.assert_frame_equal(a, c, rtol=1e-12)
 
 
+@pytest.mark.parametrize("where", ["last", "middle"])
+def test_control_anywhere_in_a_grouped_file(tmp_path, where):
+    """The real control is built on a worker while the perturbations are summarised; groups
+    that come before it wait for it to be tested. Results equal those of the file as given."""
+    real_path, pred_path = os.path.join(FIX, "real.h5ad"), os.path.join(FIX, "mixed_pred.h5ad")
+    want = run_metrics(summarize_real(real_path, pert_col=COL), pred_path, pert_col=COL)
+    real = ad.read_h5ad(real_path)
+    labels = real.obs[COL].astype(str).to_numpy()
+    is_control = labels == "non-targeting"
+    assert is_control[0] and is_control.sum() == 120  # the fixture's control comes first
+    others = np.flatnonzero(~is_control)
+    cut = others.size if where == "last" else others.size // 2
+    order = np.r_[others[:cut], np.flatnonzero(is_control), others[cut:]]
+    moved = tmp_path / "real.h5ad"
+    real[order].copy().write_h5ad(moved)
+    got = run_metrics(summarize_real(str(moved), pert_col=COL), pred_path, pert_col=COL)
+    pd.testing.assert_frame_equal(want, got, check_exact=True)
+
+
 def test_read_cells_with_and_without_a_cell_filter(tmp_path):
     """CellSource.read_cells gives the rows [start, stop) of obs, after a cell filter too."""
     from transpert.data import open_cells

@@ -371,7 +371,9 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
                      ) -> tuple[Side, Control]:
     """Jackknife and DE of the groups ``cells`` yields as ``(code, raw counts, cell totals)``;
     ``sums[code]`` must hold the group's count sums when it is yielded. With ``control`` None,
-    the group labelled ``control_label`` is the control (DE of earlier groups waits for it).
+    the group labelled ``control_label`` is the control: built on a worker while the other
+    groups are summarised, their passes waiting for it to be tested (with hooks: built before
+    any group, groups that come earlier in the file held until then).
     ``hooks`` (the replicate anchor's collector, or None) is told of the control once it is
     known (``on_control(control, code)``) and of every perturbation while its cells are in
     memory (``on_group(code, X, lib, group_pass)``, which returns the group's DE table against
@@ -385,42 +387,68 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
     pending: dict = {}
 
     batches = None
+    waiting: list = []  # (label, pass) of groups summarised before the control was ready
+    gate = threading.Lock()
+
+    def tested(label, gp):
+        """Test a group's pass against the control now, or once the control is built."""
+        with gate:
+            if batches is None:
+                waiting.append((label, gp))
+                return
+        batches.add(label, gp)
 
     def scored(code, X, lib):
         gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
         jk[code] = gp.jk
-        if hooks is None and batches is not None:
-            batches.add(str(groups[code]), gp)
-        elif hooks is None:
-            de[str(groups[code])] = group_de(X, lib, control, gp)
-        else:  # the hooks test the group against the control with their own halves
-            de[str(groups[code])] = hooks.on_group(code, X, lib, gp)
+        label = str(groups[code])
+        if hooks is not None:  # the hooks test the group against the control with their halves
+            de[label] = hooks.on_group(code, X, lib, gp)
+        elif control is not None and control.index is None:  # a given control, no index
+            de[label] = group_de(X, lib, control, gp)
+        else:
+            tested(label, gp)
+
+    def build_control(code, X, lib):
+        nonlocal control, batches
+        gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
+        jk[code] = gp.jk
+        built = Control.from_pass(gp, X, lib)
+        if hooks is not None:
+            hooks.on_control(built, ci)
+        built.rows = None  # only the anchor's halves need each value's row
+        if not keep_counts:
+            built.X = None
+        with gate:
+            control = built
+            batches = DEBatches(built, de)
+            ready = waiting[:]
+            waiting.clear()
+        for label, gp_ in ready:
+            batches.add(label, gp_)
 
     def control_jackknife(code, X, lib):
         jk[code] = group_pass(X, lib, sums[code], values=False).jk
 
+    have_control = control is not None
     with Workers() as pool:
         if hooks is not None and control is not None:
             hooks.on_control(control, ci)
         if control is not None and control.index is not None:
             batches = DEBatches(control, de)
         for code, X, lib in cells:
-            if code == ci and control is None:
-                gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
-                jk[code] = gp.jk
-                control = Control.from_pass(gp, X, lib)
-                if hooks is not None:
-                    hooks.on_control(control, ci)
-                control.rows = None  # only the anchor's halves need each value's row
-                if not keep_counts:
-                    control.X = None
-                batches = DEBatches(control, de)
+            if code == ci and not have_control:
+                have_control = True
+                if hooks is None:  # built on a worker while the perturbations go on
+                    pool.submit(build_control, code, X, lib)
+                    continue
+                build_control(code, X, lib)  # the anchor needs it before any group
                 for c2, (X2, lib2) in pending.items():
                     pool.submit(scored, c2, X2, lib2)
                 pending.clear()
             elif code == ci:  # a prediction's control: its jackknife only, on a worker
                 pool.submit(control_jackknife, code, X, lib)
-            elif control is None:
+            elif not have_control and hooks is not None:
                 pending[code] = (X, lib)  # the control comes later in this file
             else:
                 pool.submit(scored, code, X, lib)
