@@ -73,7 +73,8 @@ class GroupPass:
 
 
 def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = True,
-               order: np.ndarray | None = None, with_rows: bool = True) -> GroupPass:
+               order: np.ndarray | None = None, with_rows: bool = True,
+               split: bool | None = None) -> GroupPass:
     """Scatter one group's raw counts ``X`` (CSR, cell totals ``lib``) gene-major and summarise
     every gene once (:func:`transpert.kernels._vcc2026_group.group_gene_pass`): the delete-one
     jackknife correction of the profile log1p(TS * P / S) when the group sums ``P`` are given
@@ -82,7 +83,9 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     rows ``X[order]``, in that order (a half split), without copying them; their count sums are
     then made here (``GroupPass.P``) and ``P`` is ignored. ``with_rows`` False: the sorted values
     without the row each came from (``GroupPass.rows`` empty; 4 bytes per stored value less:
-    only the replicate anchor's halves need them)."""
+    only the replicate anchor's halves need them). ``split``: whether a group above
+    ``SPLIT_GENES_ABOVE`` stored values runs its gene pass on several threads (None: only from
+    the main thread; inside a worker the other threads are usually busy already)."""
     G = X.shape[1]
     half = order is not None
     if not half:
@@ -114,7 +117,9 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     args = (col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM, do_jk, ok,
             pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
     # only from the caller's thread: inside a worker the other threads are busy already
-    big = nnz > SPLIT_GENES_ABOVE and threading.current_thread() is threading.main_thread()
+    if split is None:
+        split = threading.current_thread() is threading.main_thread()
+    big = nnz > SPLIT_GENES_ABOVE and split
     k = kernel_threads() if big else 1
     # a large group (the control) on several threads, by gene ranges of equal stored values
     cuts = np.searchsorted(col_ptr, np.linspace(0, nnz, k + 1)[1:-1])
@@ -308,18 +313,21 @@ class Workers:
         self.pool = ThreadPoolExecutor(self.n) if self.n > 1 else None
         self.inflight: set = set()
 
-    def submit(self, fn, *args) -> None:
+    def submit(self, fn, *args):
+        """Run ``fn(*args)`` on a worker (here, without a pool); its future, or None."""
         if self.pool is None:
             fn(*args)
-            return
-        self.inflight.add(self.pool.submit(fn, *args))
+            return None
+        job = self.pool.submit(fn, *args)
+        self.inflight.add(job)
         if len(self.inflight) > 2 * self.n:
             # wait for whichever job ends first, not the oldest: jobs differ in length (a
             # batch of DE tests takes several groups' time), and waiting on the oldest left
             # the other threads without work behind it
             done, self.inflight = wait(self.inflight, return_when=FIRST_COMPLETED)
-            for job in done:
-                job.result()
+            for done_job in done:
+                done_job.result()
+        return job
 
     def map(self, fn, items) -> list:
         """``[fn(x) for x in items]``, side by side."""
@@ -389,6 +397,7 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
     batches = None
     waiting: list = []  # (label, pass) of groups summarised before the control was ready
     gate = threading.Lock()
+    control_ready = threading.Event()
 
     def tested(label, gp):
         """Test a group's pass against the control now, or once the control is built."""
@@ -411,7 +420,8 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
 
     def build_control(code, X, lib):
         nonlocal control, batches
-        gp = group_pass(X, lib, sums[code], with_rows=hooks is not None)
+        # on all threads even from a worker: the passes waiting for it hold memory
+        gp = group_pass(X, lib, sums[code], with_rows=hooks is not None, split=True)
         jk[code] = gp.jk
         built = Control.from_pass(gp, X, lib)
         if hooks is not None:
@@ -424,6 +434,7 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
             batches = DEBatches(built, de)
             ready = waiting[:]
             waiting.clear()
+        control_ready.set()  # the reading thread may go on while the waiting passes are tested
         for label, gp_ in ready:
             batches.add(label, gp_)
 
@@ -431,6 +442,7 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
         jk[code] = group_pass(X, lib, sums[code], values=False).jk
 
     have_control = control is not None
+    control_job = None
     with Workers() as pool:
         if hooks is not None and control is not None:
             hooks.on_control(control, ci)
@@ -440,7 +452,7 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
             if code == ci and not have_control:
                 have_control = True
                 if hooks is None:  # built on a worker while the perturbations go on
-                    pool.submit(build_control, code, X, lib)
+                    control_job = pool.submit(build_control, code, X, lib)
                     continue
                 build_control(code, X, lib)  # the anchor needs it before any group
                 for c2, (X2, lib2) in pending.items():
@@ -451,6 +463,12 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
             elif not have_control and hooks is not None:
                 pending[code] = (X, lib)  # the control comes later in this file
             else:
+                if control_job is not None and len(waiting) >= 2 * pool.n:
+                    # enough passes wait for the control: memory stays bounded until it is built
+                    while not control_ready.wait(0.05):
+                        if control_job.done():
+                            control_job.result()  # raises what building the control raised
+                    control_job = None
                 pool.submit(scored, code, X, lib)
     if batches is not None:
         batches.flush()  # every group's pass is done: test the last, incomplete batch
