@@ -120,18 +120,24 @@ def check_pair(real: Scanned, pred: Scanned) -> None:
             f"extra {extra[:5]}); the vcc2026 suite scores the same panel on both sides")
 
 
-def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = None
+def iter_groups(scanned: Scanned, wanted: np.ndarray, chunk_rows: int | None = None,
+                first: int | None = None, last: int | None = None
                 ) -> Iterator[tuple[int, sp.csr_matrix, np.ndarray]]:
     """Pass over the file yielding ``(group code, CSR counts, cell totals)`` for every group
     with ``wanted[code]``, each once complete, rows in file order. The first pass over a file
     also checks its values and fills the cell totals and group sums (of every group), each
     block before any group it completes is handed over (a group's sums are whole when it is
     yielded). A file whose groups each lie in one run of rows (the usual layout) is read group
-    by group, each in one piece (no row-chunk copies to cut and join); ``chunk_rows`` given,
-    or groups split over several runs: in row chunks."""
+    by group, each in one piece (no row-chunk copies to cut and join), the group ``first``
+    before the others and ``last`` after them when given (e.g. the real control first, which
+    every test needs; a prediction's control last, whose reading then overlaps the others'
+    work); ``chunk_rows`` given, or groups split over several runs: in row chunks, file order."""
     runs = group_runs(scanned.codes)
     if chunk_rows is None and np.unique(runs[:, 0]).size == runs.shape[0]:
-        yield from _iter_runs(scanned, wanted, runs)
+        rank = np.ones(runs.shape[0], dtype=np.int64)
+        rank[runs[:, 0] == first] = 0
+        rank[runs[:, 0] == last] = 2
+        yield from _iter_runs(scanned, wanted, runs[np.argsort(rank, kind="stable")])
         return
     need = np.where(wanted, scanned.n_cells, 0)
     pending: dict[int, list] = {}
@@ -168,8 +174,9 @@ def group_runs(codes: np.ndarray) -> np.ndarray:
 
 def _iter_runs(scanned: Scanned, wanted: np.ndarray, runs: np.ndarray
                ) -> Iterator[tuple[int, sp.csr_matrix, np.ndarray]]:
-    """:func:`iter_groups` for a file whose groups each lie in one run of rows: each group read
-    in one piece, checked and summed (the first pass), and handed over when wanted."""
+    """:func:`iter_groups` for a file whose groups each lie in one run of rows (``runs``, in
+    the order to read them): each group read in one piece, checked and summed (the first
+    pass), and handed over when wanted."""
     scan = scanned.unscanned
     source = scanned.opened.source
     with Progress(source.n_obs, f"reading {source.name}", unit="cells",

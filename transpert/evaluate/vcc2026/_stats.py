@@ -366,10 +366,14 @@ def summarize_side(scanned: Scanned, control_label: str, control: Control | None
     """Stream a scanned file once more: jackknife of every group, DE of every perturbation
     against ``control`` (built from this file's control cells when None: the real side).
     ``hooks``, ``keep_counts``: see :func:`summarize_groups`."""
+    code = int(np.flatnonzero(scanned.groups == control_label)[0])
     wanted = np.ones(scanned.groups.size, dtype=bool)
     if control is not None:
-        wanted[np.flatnonzero(scanned.groups == control_label)[0]] = False  # not scored
-    groups = iter_groups(scanned, wanted, chunk_rows)
+        wanted[code] = False  # not scored: read only for its checks and sums
+    # the real control first (every test needs it); a prediction's control last (its reading
+    # then overlaps the perturbations' work instead of holding it up)
+    first, last = (code, None) if control is None else (None, code)
+    groups = iter_groups(scanned, wanted, chunk_rows, first=first, last=last)
     return summarize_groups(scanned.groups, scanned.sums, groups, control_label, control, hooks,
                             keep_counts)
 
