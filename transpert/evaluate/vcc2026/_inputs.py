@@ -181,12 +181,16 @@ def _iter_runs(scanned: Scanned, wanted: np.ndarray, runs: np.ndarray
     source = scanned.opened.source
     with Progress(source.n_obs, f"reading {source.name}", unit="cells",
                   show=source.show_progress) as progress:
+        step = source.default_chunk_rows()
         for code, start, stop in runs:
-            if scan or wanted[code]:
+            if wanted[code]:
                 X = sp.csr_matrix(source.read_cells(int(start), int(stop)))
                 if scan:
                     _scan_block(scanned, int(start), int(stop), X)
-                if wanted[code]:
-                    yield int(code), X, scanned.lib[start:stop].copy()
+                yield int(code), X, scanned.lib[start:stop].copy()
+            elif scan:  # read only for its checks and sums: in row chunks, never whole
+                for a in range(int(start), int(stop), step):
+                    b = min(a + step, int(stop))
+                    _scan_block(scanned, a, b, sp.csr_matrix(source.read_cells(a, b)))
             progress.update(int(stop - start))
     scanned.unscanned = False
