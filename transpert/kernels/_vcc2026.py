@@ -324,9 +324,9 @@ def ranksum_batch_indexed(g_ptrs, g_vals, n1, K, genes, c_ptr, c_vals, m, c_ties
                 ties += _cube_minus(gz + cz) - _cube_minus(cz)
             k = glo
             while k < ghi:
-                x = vals[k]
+                x = vals[np.uint64(k)]
                 j = k + 1
-                while j < ghi and vals[j] == x:
+                while j < ghi and vals[np.uint64(j)] == x:
                     j += 1
                 b = j - k
                 a0, a1 = indexed_place(c_vals, clo, chi, x, idx, i0, i1, sc)

@@ -228,9 +228,12 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
     for g in range(g0, g1):
         lo = col_ptr[g]
         hi = col_ptr[g + 1]
+        # unsigned positions: numba adds no negative-index wraparound to each load
+        ulo = np.uint64(lo)
+        uhi = np.uint64(hi)
         m = 0.0
-        for p in range(lo, hi):
-            m += (float(counts[p]) / f[rows[p]]) * inv_n
+        for p in range(ulo, uhi):
+            m += (float(counts[p]) / f[np.uint64(rows[p])]) * inv_n
         mean_cpm[g] = m
         if jk:
             e = ts * P[g] / S
@@ -240,8 +243,8 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 Z[k] = D[k]
             acc_1 = 0.0
             acc_2 = 0.0
-            for p in range(lo, hi):
-                i = rows[p]
+            for p in range(ulo, uhi):
+                i = np.uint64(rows[p])
                 if not ok[i]:
                     continue
                 v = math.log1p(ts * (P[g] - float(counts[p])) / (S - lib[i])) - bg
@@ -287,8 +290,8 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 ids[p] = i
             sort_pairs(vals, ids, lo, hi, tv, ti, cnt)
         elif want_values:  # the values alone, sorted in place (the order among ties is moot)
-            for p in range(lo, hi):
-                i = rows[p]
+            for p in range(ulo, uhi):
+                i = np.uint64(rows[p])
                 y = float(counts[p])
                 xi = int(y)
                 if xi <= TABLE_MAX and float(xi) == y:
