@@ -44,24 +44,25 @@ def csc_scatter(indptr, indices, data, order, n_genes, col_ptr, rows, counts):  
     """Gene-major copy of the non-zero values of the CSR rows ``order`` (in that order: row
     ``order[j]`` becomes row j): ``col_ptr`` (n_genes + 1), ``rows`` and ``counts`` (float32
     for float32 data, else float64) are outputs, each gene's entries in the new row order (the copy of ``X[order]``)."""
+    # unsigned positions: numba adds no negative-index wraparound to each load and store
     col_ptr[:] = 0
     for j in range(order.size):
         i = order[j]
-        for k in range(indptr[i], indptr[i + 1]):
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
             if data[k] != 0:
-                col_ptr[indices[k] + 1] += 1
+                col_ptr[np.uint64(indices[k]) + np.uint64(1)] += 1
     for g in range(n_genes):
         col_ptr[g + 1] += col_ptr[g]
     fill = col_ptr[:-1].copy()
     for j in range(order.size):
         i = order[j]
-        for k in range(indptr[i], indptr[i + 1]):
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
             if data[k] != 0:
-                g = indices[k]
-                p = fill[g]
+                g = np.uint64(indices[k])
+                p = np.uint64(fill[g])
                 rows[p] = j
                 counts[p] = data[k]
-                fill[g] = p + 1
+                fill[g] = p + np.uint64(1)
 
 
 @njit(cache=True, nogil=True)
