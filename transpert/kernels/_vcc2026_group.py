@@ -142,9 +142,12 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
     if n <= _SMALL:
         _insertion(vals, ids, lo, hi)
         return
-    vmin = vals[lo]
-    vmax = vals[lo]
-    for p in range(lo + 1, hi):
+    # unsigned positions: numba adds no negative-index wraparound to each load and store
+    ulo = np.uint64(lo)
+    uhi = np.uint64(hi)
+    vmin = vals[ulo]
+    vmax = vals[ulo]
+    for p in range(ulo + np.uint64(1), uhi):
         v = vals[p]
         if v < vmin:
             vmin = v
@@ -157,12 +160,10 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
     for b in range(nb + 1):
         cnt[b] = 0
     crowded = 0
-    for p in range(lo, hi):
-        b = int((vals[p] - vmin) * scale)
-        if b >= nb:
-            b = nb - 1
-        c = cnt[b + 1] + 1
-        cnt[b + 1] = c
+    for p in range(ulo, uhi):
+        b = np.uint64(min(int((vals[p] - vmin) * scale), nb - 1))
+        c = cnt[b + np.uint64(1)] + 1
+        cnt[b + np.uint64(1)] = c
         if c > crowded:
             crowded = c
     if crowded > _CROWDED:  # a lumpy segment: sort it outright
@@ -178,20 +179,18 @@ def sort_pairs(vals, ids, lo, hi, tv, ti, cnt):  # pragma: no cover - compiled
         return
     for b in range(nb):
         cnt[b + 1] += cnt[b]
-    for p in range(lo, hi):
-        b = int((vals[p] - vmin) * scale)
-        if b >= nb:
-            b = nb - 1
-        q = cnt[b]
+    for p in range(ulo, uhi):
+        b = np.uint64(min(int((vals[p] - vmin) * scale), nb - 1))
+        q = np.uint64(cnt[b])
         tv[q] = vals[p]
         if ids is not None:
             ti[q] = ids[p]
-        cnt[b] = q + 1
+        cnt[b] = q + np.uint64(1)
     # back in bucket order, then one insertion sort: every inversion left is inside a bucket
-    for j in range(n):
-        vals[lo + j] = tv[j]
+    for j in range(np.uint64(n)):
+        vals[ulo + j] = tv[j]
         if ids is not None:
-            ids[lo + j] = ti[j]
+            ids[ulo + j] = ti[j]
     _insertion(vals, ids, lo, hi)
 
 
