@@ -56,6 +56,24 @@ def test_refused_inputs(tmp_path, edit, words):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("bad_index", [-1, 10**6])
+def test_corrupt_column_index_is_refused(tmp_path, bad_index):
+    """A stored column index outside the genes (a corrupt CSR matrix) is refused with its cell
+    before any kernel trusts it."""
+    import shutil
+
+    import h5py
+
+    real = os.path.join(FIX, "real.h5ad")
+    pred = tmp_path / "pred.h5ad"
+    shutil.copy(os.path.join(FIX, "mixed_pred.h5ad"), pred)
+    with h5py.File(pred, "r+") as f:
+        start = int(f["X/indptr"][200])
+        f["X/indices"][start] = bad_index
+    with pytest.raises(TranspertInputError, match="cell 200 has a column index outside"):
+        evaluate_vcc2026(str(pred), real, pert_col=COL)
+
+
 def test_chunk_size_does_not_matter():
     real = summarize_real(os.path.join(FIX, "real.h5ad"), pert_col=COL, chunk_rows=1000)
     a = run_metrics(real, os.path.join(FIX, "mixed_pred.h5ad"), pert_col=COL, chunk_rows=1000)

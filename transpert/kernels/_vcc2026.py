@@ -68,7 +68,9 @@ def scan_rows(indptr, indices, data, codes, inv_n, totals, bad, sums, means):  #
     """One read of a row block for :func:`count_row_checks`, :func:`group_sums_csr` and
     :func:`group_scaled_sums` at once (the same additions in the same order): ``totals``,
     ``bad`` per row; ``sums[c, j]`` += value and ``means[c, j]`` += value * ``inv_n[c]`` for
-    the row's group c (every row has a group)."""
+    the row's group c (every row has a group). ``bad`` bit 8: a column index outside the
+    genes (a corrupt matrix; the value is left out, and later passes may trust the indices)."""
+    G = sums.shape[1]
     for i in range(indptr.size - 1):
         c = codes[i]
         sc = inv_n[c]
@@ -77,8 +79,12 @@ def scan_rows(indptr, indices, data, codes, inv_n, totals, bad, sums, means):  #
         for k in range(indptr[i], indptr[i + 1]):
             v = float(data[k])
             j = indices[k]
-            sums[c, j] += v
-            means[c, j] += v * sc
+            if j < 0 or j >= G:
+                flag |= 8
+                continue
+            uj = np.uint64(j)  # in range: no numba wraparound code for the two stores
+            sums[c, uj] += v
+            means[c, uj] += v * sc
             if not math.isfinite(v):
                 flag |= 2
                 continue

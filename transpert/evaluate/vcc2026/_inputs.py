@@ -91,6 +91,10 @@ def _scan_block(scanned: Scanned, start: int, stop: int, block: sp.csr_matrix) -
               lib[start:stop], bad, scanned.sums, scanned.means)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        if bad[i] & 8:
+            raise TranspertInputError(
+                f"{name}: cell {start + i} has a column index outside the file's "
+                f"{scanned.sums.shape[1]} genes; the matrix is corrupt")
         what = ("a negative value" if bad[i] & 1 else "a NaN or infinite value" if bad[i] & 2
                 else "a non-integral value")
         raise TranspertInputError(
