@@ -17,8 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "transpert"
 
 #: layer of each top-level part of the package (lower imports nothing higher)
 LAYERS = {
-    "_errors": 0, "_io": 0, "_parallel": 0, "_progress": 0, "_versions": 0, "_outputs": 0,
-    "_h5files": 0,
+    "_errors": 0, "_fdr": 0, "_io": 0, "_parallel": 0, "_progress": 0, "_versions": 0,
+    "_outputs": 0, "_h5files": 0,
     "kernels": 1,
     "data": 2,
     "summarize": 3,
