@@ -35,6 +35,15 @@ def _count_flag(v):  # pragma: no cover - compiled
     return flag
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tally(v, flag, s):  # pragma: no cover - compiled
+    """A row's running (flag, total) after value v: a non-finite value sets bit 2 and is not
+    added; a finite one adds its count flags (:func:`_count_flag`) and itself."""
+    if not math.isfinite(v):
+        return flag | 2, s
+    return flag | _count_flag(v), s + v
+
+
 @njit(cache=True, nogil=True)
 def count_row_checks(indptr, data, totals, bad):  # pragma: no cover - compiled
     """totals[i] = sum of row i; bad[i] bit 1: negative, 2: non-finite, 4: non-integral."""
@@ -42,12 +51,7 @@ def count_row_checks(indptr, data, totals, bad):  # pragma: no cover - compiled
         s = 0.0
         flag = 0
         for k in range(indptr[i], indptr[i + 1]):
-            v = float(data[k])
-            if not math.isfinite(v):
-                flag |= 2
-                continue
-            flag |= _count_flag(v)
-            s += v
+            flag, s = _tally(float(data[k]), flag, s)
         totals[i] = s
         bad[i] = flag
 
@@ -85,11 +89,7 @@ def scan_rows(indptr, indices, data, codes, inv_n, totals, bad, sums, means):  #
             uj = np.uint64(j)  # in range: no numba wraparound code for the two stores
             sums[c, uj] += v
             means[c, uj] += v * sc
-            if not math.isfinite(v):
-                flag |= 2
-                continue
-            flag |= _count_flag(v)
-            s += v
+            flag, s = _tally(v, flag, s)
         totals[i] = s
         bad[i] = flag
 

@@ -278,18 +278,7 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                 acc_2 += v * v
             s1[g] = acc_1
             s2[g] = acc_2
-        if want_values and keep_ids:
-            for p in range(lo, hi):
-                i = rows[p]
-                y = float(counts[p])
-                xi = int(y)
-                if xi <= TABLE_MAX and float(xi) == y:
-                    vals[p] = tab[i, xi]
-                else:
-                    vals[p] = math.log1p(y / f[i])
-                ids[p] = i
-            sort_pairs(vals, ids, lo, hi, tv, ti, cnt)
-        elif want_values:  # the values alone, sorted in place (the order among ties is moot)
+        if want_values:
             for p in range(ulo, uhi):
                 i = np.uint64(rows[p])
                 y = float(counts[p])
@@ -298,7 +287,12 @@ def group_gene_pass(col_ptr, rows, counts, lib, P, S, ts, jk, ok, pw, D, s1, s2,
                     vals[p] = tab[i, xi]
                 else:
                     vals[p] = math.log1p(y / f[i])
-            sort_pairs(vals, None, lo, hi, tv, None, cnt)
+                if keep_ids:
+                    ids[p] = rows[p]
+            if keep_ids:
+                sort_pairs(vals, ids, lo, hi, tv, ti, cnt)
+            else:  # the values alone (the order among ties is moot)
+                sort_pairs(vals, None, lo, hi, tv, None, cnt)
 
 
 @njit(cache=True, nogil=True)
