@@ -120,6 +120,23 @@ def test_control_anywhere_in_a_grouped_file(tmp_path, where):
     pd.testing.assert_frame_equal(want, got, check_exact=True)
 
 
+@pytest.mark.timeout(120)
+def test_an_error_building_the_control_reaches_the_caller(monkeypatch):
+    """The real control is built on a worker while the reading thread goes on (and stops once
+    enough passes wait for it): an error there is raised to the caller, with no hang."""
+    import time
+
+    from transpert.evaluate.vcc2026 import _stats
+
+    def failing(*args, **kwargs):
+        time.sleep(0.5)  # the perturbations' passes pile up meanwhile
+        raise RuntimeError("control build failed")
+
+    monkeypatch.setattr(_stats.Control, "from_pass", failing)
+    with pytest.raises(RuntimeError, match="control build failed"):
+        summarize_real(os.path.join(FIX, "real.h5ad"), pert_col=COL)
+
+
 def test_read_cells_with_and_without_a_cell_filter(tmp_path):
     """CellSource.read_cells gives the rows [start, stop) of obs, after a cell filter too."""
     from transpert.data import open_cells

@@ -116,7 +116,6 @@ def group_pass(X, lib: np.ndarray, P: np.ndarray | None = None, values: bool = T
     ids = np.empty(nnz if values and with_rows else 0, dtype=np.int32)
     args = (col_ptr, rows, counts, lib, P if do_jk else mean, tot, BULK_TARGET_SUM, do_jk, ok,
             pw, D, s1, s2, mean, 1.0 / n, values, vals, ids)
-    # only from the caller's thread: inside a worker the other threads are busy already
     if split is None:
         split = threading.current_thread() is threading.main_thread()
     big = nnz > SPLIT_GENES_ABOVE and split
@@ -245,8 +244,8 @@ def de_batch(passes: list, control: Control) -> list:
     ranksum = np.full((K, G), np.nan)
     tc = np.full((K, G), np.nan)
     ranksum_batch_indexed(tuple(gp.col_ptr for gp in filled), tuple(gp.values for gp in filled),
-                          n1, K, control.kept, control.col_ptr, control.values, control.m, control.ties,
-                          *control.index, ranksum, tc)
+                          n1, K, control.kept, control.col_ptr, control.values, control.m,
+                          control.ties, *control.index, ranksum, tc)
     return [de_from_ranksums(ranksum[q], tc[q], gp.n, gp.mean_cpm, control)
             for q, gp in enumerate(passes)]
 
@@ -424,26 +423,25 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
 
     def build_control(code, X, lib):
         nonlocal control, batches
-        # on all threads even from a worker: the passes waiting for it hold memory
-        gp = group_pass(X, lib, sums[code], with_rows=hooks is not None, split=True)
-        jk[code] = gp.jk
-        built = Control.from_pass(gp, X, lib)
-        if hooks is not None:
-            hooks.on_control(built, ci)
-        built.rows = None  # only the anchor's halves need each value's row
-        if not keep_counts:
-            built.X = None
-        with gate:
-            control = built
-            batches = DEBatches(built, de)
-            ready = waiting[:]
-            waiting.clear()
-        control_ready.set()  # the reading thread may go on while the waiting passes are tested
-        for label, gp_ in ready:
+        try:
+            # on all threads even from a worker: the passes waiting for it hold memory
+            gp = group_pass(X, lib, sums[code], with_rows=hooks is not None, split=True)
+            jk[code] = gp.jk
+            built = Control.from_pass(gp, X, lib)
+            if hooks is not None:
+                hooks.on_control(built, ci)
+            built.rows = None  # only the anchor's halves need each value's row
+            if not keep_counts:
+                built.X = None
+            with gate:
+                control = built
+                batches = DEBatches(built, de)
+                ready = waiting[:]
+                waiting.clear()
+        finally:  # set on failure too: a reading thread waiting for it then finds the error
+            control_ready.set()
+        for label, gp_ in ready:  # the reading thread goes on meanwhile
             batches.add(label, gp_)
-
-    def control_jackknife(code, X, lib):
-        jk[code] = group_pass(X, lib, sums[code], values=False).jk
 
     have_control = control is not None
     control_job = None
@@ -462,16 +460,16 @@ def summarize_groups(groups: np.ndarray, sums: np.ndarray, cells, control_label:
                 for c2, (X2, lib2) in pending.items():
                     pool.submit(scored, c2, X2, lib2)
                 pending.clear()
-            elif code == ci:  # a prediction's control: its jackknife only, on a worker
-                pool.submit(control_jackknife, code, X, lib)
+            elif code == ci:
+                continue  # a given control is not summarised again
             elif not have_control and hooks is not None:
                 pending[code] = (X, lib)  # the control comes later in this file
             else:
                 if control_job is not None and len(waiting) >= 2 * pool.n:
                     # enough passes wait for the control: memory stays bounded until it is built
-                    while not control_ready.wait(0.05):
-                        if control_job.done():
-                            control_job.result()  # raises what building the control raised
+                    control_ready.wait()
+                    if control is None:
+                        control_job.result()  # raises what building the control raised
                     control_job = None
                 pool.submit(scored, code, X, lib)
     if batches is not None:
